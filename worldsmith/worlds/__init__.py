@@ -1,0 +1,1 @@
+"""Simulated physical worlds (MuJoCo) that make labelled video with ground truth."""
