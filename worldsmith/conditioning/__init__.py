@@ -1,0 +1,1 @@
+"""Conditioning encoders: text (MiniLM), and later actions, camera poses and views."""
