@@ -49,6 +49,18 @@ def list_presets() -> dict[str, list[str]]:
     return {family: list(names) for family, names in sorted(_PRESETS.items())}
 
 
+# Modules that register presets when imported; listed here (not discovered) so nothing is imported by string magic.
+PRESET_MODULES: tuple[str, ...] = ("worldsmith.baseline",)
+
+
+def load_all_presets() -> None:
+    """Import every module that registers presets, so the CLI and ``info`` see all families."""
+    import importlib
+
+    for name in PRESET_MODULES:
+        importlib.import_module(name)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # dataclass <-> plain dict, with type checking
 # ---------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,126 @@
+"""The ``worldsmith`` command line. Thin: it parses arguments, calls library functions and prints.
+
+Errors a user can cause (a bad file, flag or config value) are ``WorldsmithError``s: they print one sentence and
+exit with status 1. ``worldsmith --debug COMMAND`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from worldsmith.errors import WorldsmithError
+
+app = typer.Typer(
+    name="worldsmith",
+    help="worldsmith: build a digital twin of the world from video. Simulate data, curate it, train video "
+    "tokenizers and world models, generate and evaluate rollouts.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+data_app = typer.Typer(help="Inspect clip shards and manifests.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+_state = {"debug": False}
+
+SetOption = typer.Option(
+    None, "--set", help="Override a config value, e.g. --set train.lr=3e-4 (repeatable; values are type-checked)."
+)
+ConfigOption = typer.Option(None, "--config", help="YAML file with (partial) config sections to apply.")
+DryRunOption = typer.Option(False, "--dry-run", help="Print the resolved config and exit without running.")
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors.")) -> None:
+    _state["debug"] = debug
+
+
+# ---------------------------------------------------------------------------------------------------------------
+@app.command()
+def info() -> None:
+    """Print versions, threads, accelerators, and the worlds, model families and presets that exist."""
+    from worldsmith.info import collect_info, format_info
+
+    typer.echo(format_info(collect_info()))
+
+
+@app.command("config")
+def show_config(
+    family: str = typer.Argument(..., help="Model family, e.g. 'baseline' (see `worldsmith info`)."),
+    preset: str = typer.Option("tiny", "--preset", "-p", help="Named preset of that family."),
+    config: Optional[Path] = ConfigOption,
+    overrides: Optional[list[str]] = SetOption,
+) -> None:
+    """Print the resolved config of a model family: preset <- YAML file <- --set overrides."""
+    from worldsmith import config as C
+
+    C.load_all_presets()
+    cfg = C.resolve(C.preset(family, preset), config, overrides or [])
+    typer.echo(C.dump_yaml(cfg), nl=False)
+
+
+@data_app.command("inspect")
+def data_inspect(
+    path: Path = typer.Argument(..., help="A shard directory, a .tar shard, a glob or a manifest.parquet."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where to write the contact-sheet PNG."),
+    as_json: bool = typer.Option(False, "--json", help="Print the statistics as JSON."),
+) -> None:
+    """Print statistics of a clip dataset and write a contact sheet of a few clips."""
+    from worldsmith.data.inspect import format_stats, inspect
+
+    stats = inspect(str(path), out_png=out)
+    typer.echo(json.dumps(stats, indent=2, default=str) if as_json else format_stats(stats))
+
+
+@app.command()
+def sim(
+    world: str = typer.Argument(..., help="Which world: arm, orbit, drive or bounce."),
+    episodes: int = typer.Option(8, "--episodes", "-n", min=1, help="Number of episodes (one clip each)."),
+    frames: int = typer.Option(32, "--frames", "-t", min=2, help="Frames per episode."),
+    size: int = typer.Option(64, "--size", min=16, help="Frame size in pixels (square)."),
+    fps: float = typer.Option(10.0, "--fps", min=1.0, help="Video frame rate."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output directory for shards and manifest.parquet."),
+    seed: int = typer.Option(0, "--seed", help="Base seed; same seed gives identical frames, actions, captions."),
+    views: Optional[int] = typer.Option(None, "--views", min=1, help="Synchronized cameras (drive: default 3)."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, help="Parallel processes (default: cores)."),
+) -> None:
+    """Simulate a physical world and write clips with actions, poses and ground truth as shards.
+
+    Run the same command again after an interruption to finish the missing episodes.
+    """
+    from worldsmith.worlds.generate import simulate
+
+    summary = simulate(
+        world, episodes=episodes, frames=frames, size=size, fps=fps, out=out, seed=seed, views=views, workers=workers
+    )
+    typer.echo(json.dumps(summary, indent=2, default=str))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app; user errors print one sentence, never a traceback (unless --debug)."""
+    try:
+        app(args=argv, standalone_mode=True)
+    except WorldsmithError as e:
+        if _state["debug"]:
+            raise
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as e:
+        if _state["debug"]:
+            raise
+        typer.echo(f"error: {e.strerror or e}: {e.filename}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        typer.echo("interrupted; run the same command again to resume.", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
