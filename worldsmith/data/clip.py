@@ -85,7 +85,7 @@ class Clip:
         return self.num_frames / self.fps
 
     def is_per_transition(self, name: str) -> bool:
-        return self.arrays[name].shape[0] == self.num_frames - 1 and self.num_frames > 1
+        return self.arrays[name].shape[0] == self.num_frames - 1
 
     def crop(self, start: int, length: int) -> "Clip":
         """Frames ``[start, start + length)`` with every array and view cut to match (see module docstring)."""
