@@ -13,6 +13,17 @@ from pathlib import Path
 from typing import IO, Iterator
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _default_mode(path: str | os.PathLike, directory: bool) -> None:
+    """mkstemp/mkdtemp create 0600/0700 entries; give them the permissions a plain open()/mkdir() would."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
 def _fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -42,6 +53,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
             yield f
             f.flush()
             os.fsync(f.fileno())
+        _default_mode(tmp, directory=False)
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     except BaseException:
@@ -71,6 +83,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        _default_mode(tmp, directory=True)
         old = None
         if path.exists():
             old = path.with_name(f".{path.name}.old")

@@ -19,3 +19,7 @@ class VideoError(WorldsmithError):
 
 class DataError(WorldsmithError):
     """A clip, shard, manifest or dataset is malformed or missing."""
+
+
+class CheckpointError(WorldsmithError):
+    """A checkpoint or run directory is missing, incomplete or does not match the model."""

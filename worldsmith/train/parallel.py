@@ -1,0 +1,202 @@
+"""How a model is wrapped for training: loss-as-forward, activation checkpointing, DDP, FSDP2, full state dicts.
+
+Model hooks (all optional except ``loss``):
+
+* ``loss(batch) -> (loss, logs)``: the training objective (required).
+* ``checkpoint_modules() -> Iterable[nn.Module]``: the blocks to recompute in backward when
+  ``activation_checkpointing`` is on (typically the transformer blocks).
+* ``fsdp_modules() -> Iterable[nn.Module]``: the units FSDP2 shards one by one; defaults to
+  ``checkpoint_modules()``.
+
+DDP synchronises gradients only through ``forward``, so the Trainer never calls ``model.loss`` directly: it calls
+:class:`LossStep`, a parameter-free module whose ``forward`` is ``model.loss``. DDP (and ``torch.compile``) wrap
+that. Under FSDP2 the model itself is the root, and ``loss`` is registered as a forward method so FSDP's
+all-gather hooks run around it.
+"""
+
+from __future__ import annotations
+
+import types
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from worldsmith.errors import ConfigError
+from worldsmith.train.checkpoint import CheckpointError, load_into
+
+
+class LossStep(nn.Module):
+    """``forward(batch) == model.loss(batch)``: gives DDP and ``torch.compile`` a forward to hook into."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: Any) -> tuple[torch.Tensor, dict[str, Any]]:
+        return self.model.loss(batch)
+
+
+def _hook_modules(model: nn.Module, *names: str) -> list[nn.Module] | None:
+    for name in names:
+        fn = getattr(model, name, None)
+        if callable(fn):
+            mods = list(fn())
+            bad = [type(m).__name__ for m in mods if not isinstance(m, nn.Module)]
+            if bad:
+                raise TypeError(f"{type(model).__name__}.{name}() must return nn.Modules, got {bad[:3]}.")
+            return mods
+    return None
+
+
+def _checkpointed_forward(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
+    forward = type(self).forward
+    if not torch.is_grad_enabled():
+        return forward(self, *args, **kwargs)
+    # non-reentrant checkpointing; the RNG state is replayed in the recomputation, so dropout masks match
+    return checkpoint(forward, self, *args, use_reentrant=False, **kwargs)
+
+
+def apply_activation_checkpointing(model: nn.Module) -> int:
+    """Make every module of ``model.checkpoint_modules()`` recompute its activations in backward.
+
+    Only the instance's ``forward`` is replaced (parameter names and state dicts are unchanged). Returns the number
+    of modules wrapped; applying it twice is harmless.
+    """
+    mods = _hook_modules(model, "checkpoint_modules")
+    if mods is None:
+        raise ConfigError(
+            f"activation_checkpointing is on but {type(model).__name__} has no checkpoint_modules() method listing "
+            f"its blocks; add one or set train.activation_checkpointing=false."
+        )
+    for m in mods:
+        if "forward" not in m.__dict__:
+            m.forward = types.MethodType(_checkpointed_forward, m)  # type: ignore[method-assign]
+    return len(mods)
+
+
+def apply_fsdp(model: nn.Module, bf16: bool) -> None:
+    """Shard ``model`` with FSDP2: ``fully_shard`` on each unit of ``fsdp_modules()``/``checkpoint_modules()``,
+    then on the model as root; ``loss`` becomes an FSDP forward method. Needs CUDA and an initialised process group.
+
+    With ``bf16`` parameters are all-gathered in bf16 and gradients reduced in fp32.
+    """
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard, register_fsdp_forward_method
+
+    if not torch.cuda.is_available():
+        raise ConfigError("train.fsdp needs CUDA GPUs; on CPU use DDP (train.fsdp=false) under torchrun.")
+    units = _hook_modules(model, "fsdp_modules", "checkpoint_modules")
+    if not units:
+        raise ConfigError(
+            f"train.fsdp is on but {type(model).__name__} lists no fsdp_modules() or checkpoint_modules() to shard "
+            f"one by one; add one of these methods or set train.fsdp=false."
+        )
+    param_dtype = torch.bfloat16 if bf16 else None
+    for unit in units:
+        fully_shard(unit, mp_policy=MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=torch.float32))
+    # the batch holds targets too: leave its dtypes alone at the root
+    root_policy = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=torch.float32, cast_forward_inputs=False)
+    fully_shard(model, mp_policy=root_policy)
+    register_fsdp_forward_method(model, "loss")
+
+
+def set_gradient_sync(model: nn.Module, enabled: bool) -> None:
+    """FSDP2's ``no_sync``: skip the reduce-scatter on non-final gradient-accumulation micro-steps."""
+    fn = getattr(model, "set_requires_gradient_sync", None)
+    if fn is not None:
+        fn(enabled)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# full (unsharded) state dicts keyed by parameter name; under FSDP every rank must call these together
+# ---------------------------------------------------------------------------------------------------------------
+def _dcp_options(load: bool) -> Any:
+    from torch.distributed.checkpoint.state_dict import StateDictOptions  # heavy import: only under FSDP
+
+    return StateDictOptions(full_state_dict=True, cpu_offload=not load)
+
+
+def full_model_state(model: nn.Module, sharded: bool = False) -> dict[str, torch.Tensor]:
+    """The whole state dict of ``model`` (under FSDP gathered to CPU, complete on rank 0 only)."""
+    if sharded:
+        from torch.distributed.checkpoint.state_dict import get_model_state_dict
+
+        return get_model_state_dict(model, options=_dcp_options(load=False))
+    return model.state_dict()
+
+
+def load_model_state(model: nn.Module, state: dict[str, torch.Tensor], source: str, sharded: bool = False) -> None:
+    """Load a full state dict (on every rank) into a plain, DDP-wrapped or FSDP-sharded model."""
+    if sharded:
+        from torch.distributed.checkpoint.state_dict import set_model_state_dict
+
+        set_model_state_dict(model, state, options=_dcp_options(load=True))
+    else:
+        load_into(model, state, source)
+
+
+def _names_by_index(model: nn.Module, optimizer: torch.optim.Optimizer) -> list[str]:
+    names = {id(p): n for n, p in model.named_parameters()}
+    return [names[id(p)] for group in optimizer.param_groups for p in group["params"]]
+
+
+def full_optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer, sharded: bool = False) -> dict[str, Any]:
+    """Optimizer state keyed by parameter name: ``{"state": {name: {...}}, "param_groups": [{"params": [names]}]}``.
+
+    The same layout as ``torch.distributed.checkpoint``'s full optimizer state dict, so checkpoints move freely
+    between single-process, DDP and FSDP runs.
+    """
+    if sharded:
+        from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+
+        return get_optimizer_state_dict(model, optimizer, options=_dcp_options(load=False))
+    sd = optimizer.state_dict()
+    names = _names_by_index(model, optimizer)
+    return {
+        "state": {names[i]: st for i, st in sd["state"].items()},
+        "param_groups": [dict(g, params=[names[i] for i in g["params"]]) for g in sd["param_groups"]],
+    }
+
+
+def load_optimizer_state(
+    model: nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any], sharded: bool = False
+) -> None:
+    if sharded:
+        from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
+
+        set_optimizer_state_dict(model, optimizer, state, options=_dcp_options(load=True))
+        return
+    index = {n: i for i, n in enumerate(_names_by_index(model, optimizer))}
+    saved = [n for g in state["param_groups"] for n in g["params"]]
+    if sorted(saved) != sorted(index) or [len(g["params"]) for g in state["param_groups"]] != [
+        len(g["params"]) for g in optimizer.param_groups
+    ]:
+        raise CheckpointError(
+            "the saved optimizer state covers different parameters than the model; start over with --fresh."
+        )
+    optimizer.load_state_dict(
+        {
+            "state": {index[n]: st for n, st in state["state"].items()},
+            "param_groups": [dict(g, params=[index[n] for n in g["params"]]) for g in state["param_groups"]],
+        }
+    )
+
+
+def _is_dtensor(t: torch.Tensor) -> bool:
+    # checked without importing torch.distributed.tensor (a second of import time) unless FSDP loaded it already
+    return hasattr(t, "device_mesh") and hasattr(t, "full_tensor")
+
+
+def full_tensor(t: torch.Tensor) -> torch.Tensor:
+    """A CPU copy of the whole tensor (all-gathers a DTensor shard; collective under FSDP)."""
+    return (t.full_tensor() if _is_dtensor(t) else t.detach()).to("cpu")
+
+
+def shard_like(full: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """``full`` laid out like ``ref``: sharded the same way if ``ref`` is a DTensor, else moved to its device."""
+    if _is_dtensor(ref):
+        from torch.distributed.tensor import distribute_tensor
+
+        return distribute_tensor(full.to(ref.device, ref.dtype), ref.device_mesh, ref.placements)
+    return full.to(ref.device, ref.dtype)
