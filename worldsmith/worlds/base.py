@@ -13,14 +13,30 @@ from typing import Any
 
 import numpy as np
 
+from worldsmith.data.clip import Clip
+from worldsmith.errors import ConfigError
+from worldsmith.worlds.render import SceneRenderer
 
 @dataclass
 class WorldConfig:
     size: int = 64  # rendered frames are (size, size, 3)
     fps: float = 10.0  # video frame rate; physics substeps per frame derive from the model timestep
-    views: int = 1  # number of synchronized cameras (drive uses 3 by default)
+    views: int | None = None  # number of synchronized cameras; None = the world's default (drive 3, others 1)
     shadows: bool = False  # shadows cost ~30 ms a frame on CPU
     randomize: bool = True  # per-episode domain randomisation (shapes, sizes, colours, textures, light, camera)
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.size, int) and 8 <= self.size <= 2048):
+            raise ConfigError(f"world size must be an integer number of pixels in [8, 2048], got {self.size!r}.")
+        if not (self.fps > 0 and self.fps <= 1000):
+            raise ConfigError(f"world fps must be in (0, 1000], got {self.fps!r}.")
+        if self.views is not None and not (isinstance(self.views, int) and 1 <= self.views <= 16):
+            raise ConfigError(f"world views must be an integer in [1, 16] (or None: the default), got {self.views!r}.")
+
+
+def substeps_per_frame(timestep: float, fps: float) -> int:
+    """Physics steps per video frame: the frame period rounded to a whole number of steps (at least 1)."""
+    return max(1, int(round(1.0 / (fps * timestep))))
 
 
 class World:
@@ -55,11 +71,103 @@ class World:
 
     # -- data generation ---------------------------------------------------------------------------------------
     def policy(self, rng: np.random.Generator):
-        """A scripted (noisy) behaviour for this episode: a callable ``obs_step -> action``."""
+        """A scripted (noisy) behaviour for this episode: a callable ``act(t) -> action``.
+
+        ``t`` is the index of the current frame (0 after ``reset``); the policy reads the world's true state itself
+        and returns float32 (action_dim,) within ``action_bounds()``. Call it after ``reset``.
+        """
         raise NotImplementedError
+
+    def action_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high) float32 (action_dim,) of valid actions; [-1, 1] unless a world says otherwise."""
+        one = np.ones(self.action_dim, dtype=np.float32)
+        return -one, one
 
     def close(self) -> None:
         pass
 
     def episode_meta(self) -> dict[str, Any]:
         return {"world": self.name}
+
+    @property
+    def num_views(self) -> int:
+        """Synchronized cameras this world renders (``cfg.views``, or the world's default)."""
+        return self.cfg.views or 1
+
+
+class MujocoWorld(World):
+    """Shared plumbing of the MuJoCo worlds: one model per episode, its data, one long-lived renderer.
+
+    A subclass builds its randomised model in ``reset`` and calls ``_load(model)``; ``_render(cam)`` renders one
+    camera of the current state.
+    """
+
+    def __init__(self, cfg: WorldConfig | None = None) -> None:
+        super().__init__(cfg)
+        self.model = None  # mujoco.MjModel of the current episode
+        self.data = None  # mujoco.MjData
+        self._renderer: SceneRenderer | None = None
+
+    def _load(self, model) -> None:
+        from worldsmith.worlds.render import mujoco
+
+        if self._renderer is None:
+            self._renderer = SceneRenderer(self.cfg.size, self.cfg.size, shadows=self.cfg.shadows)
+        self.model = model
+        self.data = mujoco.MjData(model)
+        self._renderer.load(model)
+
+    def _render(self, camera: int) -> np.ndarray:
+        return self._renderer.rgb(self.data, camera)
+
+    def render_depth(self, camera: int = 0) -> np.ndarray:
+        """float32 (H, W) depth along the optical axis (metres) of camera ``camera`` in the current state."""
+        return self._renderer.depth(self.data, camera)
+
+    def render_segmentation(self, camera: int = 0) -> np.ndarray:
+        """int32 (H, W) geom id seen at each pixel of camera ``camera`` (-1 for background)."""
+        return self._renderer.segmentation(self.data, camera)
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+
+def record_episode(
+    world: World, seed: int, frames: int, *, key: str | None = None, meta: dict[str, Any] | None = None
+) -> Clip:
+    """Run ``world``'s scripted policy for one episode of ``frames`` frames and return a ``Clip``.
+
+    Per-frame truth arrays (``truth()``) are stacked to (T, ...), actions to (T-1, action_dim); extra views go in
+    ``Clip.views``. The policy's noise comes from its own stream of ``seed``, so the clip is a function of
+    (world config, seed, frames).
+    """
+    if not (isinstance(frames, int) and frames >= 1):
+        raise ConfigError(f"an episode needs at least 1 frame, got frames={frames!r}.")
+    main = [world.reset(seed)]
+    act = world.policy(np.random.default_rng([seed, 0x5EED]))
+    multi = world.num_views > 1
+    extra = [world.render_views()[1:]] if multi else []
+    truths = [world.truth()]
+    actions = []
+    for t in range(frames - 1):
+        a = np.asarray(act(t), dtype=np.float32)
+        main.append(world.step(a))
+        actions.append(a)
+        if multi:
+            extra.append(world.render_views()[1:])
+        truths.append(world.truth())
+    arrays = {name: np.stack([tr[name] for tr in truths]).astype(np.float32) for name in truths[0]}
+    arrays["actions"] = np.asarray(actions, dtype=np.float32).reshape(frames - 1, world.action_dim)
+    views = [np.stack([e[v] for e in extra]) for v in range(world.num_views - 1)] if multi else []
+    info = {**world.episode_meta(), "seed": int(seed), **(meta or {})}
+    return Clip(
+        key=key or f"{world.name}-seed{seed}",
+        frames=np.stack(main),
+        fps=float(world.cfg.fps),
+        caption=world.caption(),
+        meta=info,
+        arrays=arrays,
+        views=views,
+    )

@@ -1,0 +1,177 @@
+"""Dataset generation from the simulated worlds (``worldsmith sim``): episodes -> clips -> shards.
+
+Episode ``i`` of a run with base seed ``S`` uses the seed ``episode_seed(S, i)`` and the key
+``{world}-s{S}-e{i:06d}``, so a clip depends only on (world, size, fps, views, frames, S, i): not on the number
+of worker processes nor on which episodes ran before. Workers are spawned processes (each owns its own world and
+GL context, which must not cross a fork); the parent writes the clips in episode order through ``ShardWriter``.
+To resume after an interruption, run the same command again: episodes whose keys are already in the
+manifest are skipped.
+"""
+
+from __future__ import annotations
+
+import collections
+import multiprocessing
+import os
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from worldsmith.data.clip import Clip
+from worldsmith.errors import ConfigError
+from worldsmith.worlds import base
+from worldsmith.worlds.base import World, WorldConfig
+from worldsmith.worlds.registry import WORLDS, make_world
+
+
+def episode_seed(seed: int, episode: int) -> int:
+    """The 31-bit seed of episode ``episode`` of a run with base seed ``seed`` (independent streams)."""
+    return int(np.random.SeedSequence([seed, episode]).generate_state(1, np.uint32)[0] >> 1)
+
+
+def episode_key(world: str, seed: int, episode: int) -> str:
+    return f"{world}-s{seed}-e{episode:06d}"
+
+
+def record_episode(
+    world: str | World,
+    seed: int,
+    frames: int,
+    *,
+    size: int = 64,
+    fps: float = 10.0,
+    views: int | None = None,
+    key: str | None = None,
+    meta: dict[str, Any] | None = None,
+) -> Clip:
+    """One episode of ``world`` (a name, or a World whose own config then applies) as a ``Clip``."""
+    if isinstance(world, World):
+        return base.record_episode(world, seed, frames, key=key, meta=meta)
+    w = make_world(world, WorldConfig(size=size, fps=fps, views=views))
+    try:
+        return base.record_episode(w, seed, frames, key=key, meta=meta)
+    finally:
+        w.close()
+
+
+# -- worker processes ------------------------------------------------------------------------------------------
+_WORLD: World | None = None  # the world of this worker process
+
+
+def _init_worker(name: str, cfg: WorldConfig) -> None:
+    global _WORLD
+    _WORLD = make_world(name, cfg)  # its renderer is freed at exit (see worldsmith.worlds.base)
+
+
+def _run_episode(job: tuple[int, int, int, str, dict]) -> Clip:
+    episode, seed, frames, key, meta = job
+    assert _WORLD is not None, "worker not initialised"
+    return base.record_episode(_WORLD, seed, frames, key=key, meta={**meta, "episode": episode})
+
+
+def _run_local(name: str, cfg: WorldConfig, jobs: list[tuple]) -> Iterator[Clip]:
+    world = make_world(name, cfg)
+    try:
+        for episode, seed, frames, key, meta in jobs:
+            yield base.record_episode(world, seed, frames, key=key, meta={**meta, "episode": episode})
+    finally:
+        world.close()
+
+
+def _run_pool(name: str, cfg: WorldConfig, jobs: list[tuple], workers: int) -> Iterator[Clip]:
+    """Clips in job order, computed by ``workers`` spawned processes with a bounded number in flight."""
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(name, cfg)) as pool:
+        pending: collections.deque[Future] = collections.deque()
+        todo = iter(jobs)
+        try:
+            for job in todo:
+                pending.append(pool.submit(_run_episode, job))
+                if len(pending) >= 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for f in pending:
+                f.cancel()
+
+
+# -- the run ---------------------------------------------------------------------------------------------------
+def _check(world: str, episodes: int, frames: int, workers: int | None, shard_size: int, seed: int) -> None:
+    if world not in WORLDS:
+        raise ConfigError(f"unknown world {world!r}; choose one of: {', '.join(WORLDS)}.")
+    for name, value, low in (("episodes", episodes, 1), ("frames", frames, 1), ("shard_size", shard_size, 1)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+            raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}.")
+    if workers is not None and (not isinstance(workers, (int, np.integer)) or workers < 1):
+        raise ConfigError(f"workers must be an integer >= 1 (or None for one per core), got {workers!r}.")
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}.")
+
+
+def simulate(
+    world: str,
+    *,
+    episodes: int,
+    frames: int,
+    size: int = 64,
+    fps: float = 10.0,
+    out: str | Path,
+    seed: int = 0,
+    views: int | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+    shard_size: int = 64,
+) -> dict[str, Any]:
+    """Simulate ``episodes`` episodes of ``frames`` frames and write them as shards under ``out``.
+
+    Returns a summary: world, episodes, written, skipped (already in the manifest), frames written, seconds,
+    frames_per_second, out and the shards written by this run.
+    """
+    from tqdm import tqdm
+
+    from worldsmith.data.manifest import read_manifest
+    from worldsmith.data.shards import ShardWriter
+
+    _check(world, episodes, frames, workers, shard_size, seed)
+    cfg = WorldConfig(size=size, fps=float(fps), views=views)
+    make_world(world, cfg).close()  # fail early, in this process, on a config the world rejects (builds nothing)
+    out = Path(out)
+    started = time.perf_counter()
+    with ShardWriter(out, prefix=world, max_clips_per_shard=shard_size) as writer:
+        done = set(read_manifest(out).column("key").to_pylist()) if (out / "manifest.parquet").exists() else set()
+        meta = {"world_seed": int(seed), "size": int(size), "fps": float(fps)}
+        jobs = [
+            (i, episode_seed(seed, i), int(frames), episode_key(world, seed, i), meta)
+            for i in range(episodes)
+            if episode_key(world, seed, i) not in done
+        ]
+        n_workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+        clips = _run_local(world, cfg, jobs) if n_workers == 1 else _run_pool(world, cfg, jobs, n_workers)
+        bar = tqdm(total=len(jobs), disable=not progress, unit="clip", desc=f"sim {world}")
+        n_frames = 0
+        try:
+            for clip in clips:
+                writer.write(clip)
+                n_frames += clip.num_frames
+                bar.update(1)
+                bar.set_postfix(frames_per_s=f"{n_frames / max(time.perf_counter() - started, 1e-9):.0f}")
+        finally:
+            bar.close()
+            clips.close()
+    seconds = time.perf_counter() - started
+    return {
+        "world": world,
+        "episodes": int(episodes),
+        "written": len(jobs),
+        "skipped": int(episodes) - len(jobs),
+        "frames": n_frames,
+        "seconds": round(seconds, 3),
+        "frames_per_second": round(n_frames / seconds, 2) if seconds > 0 else 0.0,
+        "workers": n_workers,
+        "out": str(out),
+        "shards": [str(p) for p in writer.shards],
+    }
