@@ -102,6 +102,29 @@ def sim(
     typer.echo(json.dumps(summary, indent=2, default=str))
 
 
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("demo_output"), "--out", "-o", help="Output directory (report: OUT/index.html)."),
+    quick: bool = typer.Option(False, "--quick", help="Seconds-long tiny version (what the tests run)."),
+    config: Optional[Path] = ConfigOption,
+    overrides: Optional[list[str]] = SetOption,
+    dry_run: bool = DryRunOption,
+) -> None:
+    """Run the platform end to end on built-in data: simulate arm-world episodes, train the baseline world model,
+    roll it out on held-out episodes and write an HTML report. Run it again to resume after an interruption.
+
+    Settings (see --dry-run): world, episodes, frames, size, model.*, train.* ... e.g. --set train.steps=1000.
+    """
+    from worldsmith import config as C
+    from worldsmith.demo import DemoConfig, quick_config, run_demo
+
+    cfg = C.resolve(quick_config() if quick else DemoConfig(), config, overrides or [])
+    if dry_run:
+        typer.echo(C.dump_yaml(cfg), nl=False)
+        return
+    run_demo(cfg, out)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app; user errors print one sentence, never a traceback (unless --debug)."""
