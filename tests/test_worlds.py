@@ -489,3 +489,13 @@ def test_gym_env_passes_the_gymnasium_checker():
         assert drive.action_space.shape == (2,) and len(info["views"]) == 2 and info["ego"].shape == (4,)
     finally:
         drive.close()
+
+
+def test_simulate_refuses_to_mix_settings_in_one_directory(tmp_path):
+    from worldsmith.worlds.generate import simulate
+
+    simulate("bounce", episodes=1, frames=3, size=32, out=tmp_path, seed=0, workers=1, progress=False)
+    again = simulate("bounce", episodes=1, frames=3, size=32, out=tmp_path, seed=0, workers=1, progress=False)
+    assert again["written"] == 0 and again["skipped"] == 1
+    with pytest.raises(ConfigError, match="frames=3; use a new --out directory"):
+        simulate("bounce", episodes=1, frames=5, size=32, out=tmp_path, seed=0, workers=1, progress=False)

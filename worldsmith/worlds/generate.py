@@ -11,6 +11,7 @@ manifest are skipped.
 from __future__ import annotations
 
 import collections
+import json
 import multiprocessing
 import os
 import time
@@ -112,6 +113,24 @@ def _check(world: str, episodes: int, frames: int, workers: int | None, shard_si
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}.")
 
 
+def _check_same_run(out: Path, settings: dict[str, Any]) -> None:
+    """Record a run's settings in ``out/sim.json``; refuse to resume into a directory made with other settings."""
+    from worldsmith.atomic import atomic_write_text
+
+    path = out / "sim.json"
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        diff = [k for k in settings if saved.get(k) != settings[k]]
+        if diff:
+            was = ", ".join(f"{k}={saved.get(k)!r}" for k in diff)
+            raise ConfigError(
+                f"{out} already holds a simulation made with {was}; use a new --out directory, or the same "
+                "settings to resume it."
+            )
+    else:
+        atomic_write_text(path, json.dumps(settings, indent=2))
+
+
 def simulate(
     world: str,
     *,
@@ -140,6 +159,8 @@ def simulate(
     cfg = WorldConfig(size=size, fps=float(fps), views=views)
     make_world(world, cfg).close()  # fail early, in this process, on a config the world rejects (builds nothing)
     out = Path(out)
+    _check_same_run(out, {"world": world, "frames": int(frames), "size": int(size), "fps": float(fps),
+                          "views": views, "seed": int(seed)})  # fmt: skip
     started = time.perf_counter()
     with ShardWriter(out, prefix=world, max_clips_per_shard=shard_size) as writer:
         done = set(read_manifest(out).column("key").to_pylist()) if (out / "manifest.parquet").exists() else set()
