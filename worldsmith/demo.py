@@ -31,19 +31,19 @@ from worldsmith.train import TrainConfig
 @dataclass
 class DemoConfig:
     world: str = "arm"
-    episodes: int = 48  # training episodes
+    episodes: int = 32  # training episodes
     heldout: int = 4  # held-out episodes for the rollouts
     frames: int = 40  # frames per simulated episode (a pick-and-place takes ~30)
     size: int = 64
     fps: float = 10.0
-    clip_frames: int = 8  # frames per training crop
+    clip_frames: int = 6  # frames per training crop
     rollout_frames: int = 16  # frames predicted after the context on held-out episodes
     seed: int = 0
     workers: int = 0  # dataloader workers (0: in the main process)
-    model: BaselineConfig = field(default_factory=lambda: preset("baseline", "small"))
+    model: BaselineConfig = field(default_factory=lambda: preset("baseline", "tiny"))
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(
-            steps=600, batch_size=8, lr=2e-3, warmup_steps=30, ema_decay=0.995, log_every=20, ckpt_every=200
+            steps=500, batch_size=4, lr=2e-3, warmup_steps=25, ema_decay=0.995, log_every=10, ckpt_every=100
         )
     )
 
