@@ -26,6 +26,32 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Inspect clip shards and manifests.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+train_app = typer.Typer(help="Train a model family on clip shards (resume: run the same command again).",
+                        no_args_is_help=True)  # fmt: skip
+app.add_typer(train_app, name="train")
+
+
+def _mount_model_families() -> None:
+    """Each model family brings a typer sub-app (its commands import the heavy modules lazily)."""
+    from worldsmith.autoregressive import cli as ar_cli
+    from worldsmith.diffusion import cli as diffusion_cli
+    from worldsmith.tokenizer import cli as tokenizer_cli
+
+    app.add_typer(tokenizer_cli.app, name="tokenizer")
+    app.add_typer(diffusion_cli.app, name="diffusion")
+    app.add_typer(ar_cli.app, name="autoregressive")
+    train_app.command("tokenizer", help="Train a causal video tokenizer (same as `worldsmith tokenizer train`).")(
+        tokenizer_cli.train
+    )
+    train_app.command("diffusion", help="Train a diffusion world model (same as `worldsmith diffusion train`).")(
+        diffusion_cli.train
+    )
+    train_app.command("autoregressive", help="Train an autoregressive world model on tokenized clips.")(
+        ar_cli.train
+    )
+
+
+_mount_model_families()
 
 _state = {"debug": False}
 
@@ -100,6 +126,56 @@ def sim(
         world, episodes=episodes, frames=frames, size=size, fps=fps, out=out, seed=seed, views=views, workers=workers
     )
     typer.echo(json.dumps(summary, indent=2, default=str))
+
+
+def model_family(run_dir: Path) -> str:
+    """'diffusion' or 'autoregressive', from the ``model_class`` a run directory's config.yaml records."""
+    from worldsmith.config import load_yaml
+    from worldsmith.errors import CheckpointError
+
+    if not (run_dir / "config.yaml").is_file():
+        raise CheckpointError(f"{run_dir} is not a run directory (no config.yaml); pass the folder a training run wrote.")
+    model_class = str(load_yaml(run_dir / "config.yaml").get("model_class", ""))
+    for family in ("diffusion", "autoregressive"):
+        if model_class.startswith(f"worldsmith.{family}."):
+            return family
+    raise CheckpointError(f"{run_dir} holds a {model_class or 'unknown'} model, not a diffusion or autoregressive world model.")
+
+
+@app.command()
+def generate(
+    model: Path = typer.Option(..., "--model", "-m", help="A diffusion or autoregressive run directory."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output mp4."),
+    prompt: str = typer.Option("", "--prompt", help="What happens in the video."),
+    input_path: Optional[Path] = typer.Option(None, "--input", "-i", help="Image or video to continue (Video2World)."),
+    frames: Optional[int] = typer.Option(None, "--frames", min=1, help="Frames to generate (default: the model's)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same video."),
+    steps: int = typer.Option(10, "--steps", min=1, help="Diffusion: sampler steps."),
+    guidance: float = typer.Option(1.0, "--guidance", min=0.0, help="Diffusion: classifier-free guidance (1 = none)."),
+    negative_prompt: Optional[str] = typer.Option(None, "--negative-prompt", help="Diffusion: prompt to avoid."),
+    sampler: str = typer.Option("dpm++2m", "--sampler", help="Diffusion: euler, heun or dpm++2m."),
+    temperature: float = typer.Option(1.0, "--temperature", min=0.0, help="Autoregressive: sampling temperature."),
+    top_k: int = typer.Option(0, "--top-k", min=0, help="Autoregressive: sample among the k likeliest tokens."),
+    top_p: float = typer.Option(1.0, "--top-p", help="Autoregressive: nucleus mass in (0, 1]."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
+) -> None:
+    """Generate a video with a trained world model; the run directory says which family it is."""
+    family = model_family(model)
+    if family == "diffusion":
+        from worldsmith.diffusion.generation import generate_from_run
+
+        path = generate_from_run(model, prompt=prompt, input_path=input_path, frames=frames, steps=steps,
+                                 guidance=guidance, seed=seed, out=out, negative_prompt=negative_prompt,
+                                 sampler=sampler, device=device)  # fmt: skip
+    else:
+        from worldsmith.autoregressive.pipeline import generate_from_run
+
+        if input_path is None:
+            raise WorldsmithError("the autoregressive model continues a video: pass --input image.png or video.mp4.")
+        path = generate_from_run(model, input_path=input_path, prompt=prompt or None, frames=frames or 16,
+                                 temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, out=out,
+                                 device=device)  # fmt: skip
+    typer.echo(str(path))
 
 
 @app.command()
