@@ -50,7 +50,12 @@ def list_presets() -> dict[str, list[str]]:
 
 
 # Modules that register presets when imported; listed here (not discovered) so nothing is imported by string magic.
-PRESET_MODULES: tuple[str, ...] = ("worldsmith.baseline",)
+PRESET_MODULES: tuple[str, ...] = (
+    "worldsmith.baseline",
+    "worldsmith.tokenizer.presets",
+    "worldsmith.diffusion.presets",
+    "worldsmith.autoregressive.presets",
+)
 
 
 def load_all_presets() -> None:

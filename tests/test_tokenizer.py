@@ -1,0 +1,311 @@
+"""Causal video tokenizer: shapes, causality, image = first frame, streaming, FSQ, overfitting, save/load, errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from worldsmith.config import from_dict, load_all_presets, preset, to_dict
+from worldsmith.errors import ConfigError, WorldsmithError
+from worldsmith.eval.metrics import psnr
+from worldsmith.tokenizer import CausalVideoTokenizer, TokenizerConfig, TokenizerInputError
+from worldsmith.tokenizer.fsq import FSQ
+from worldsmith.tokenizer.wavelet import HaarPatcher
+
+load_all_presets()
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Tiny tensors gain nothing from a second thread, and on a busy shared machine OpenMP threads that spin-wait
+    for each other make tiny steps several times slower; restored after each test."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny(name: str = "cv4x8x8-tiny", perturb: bool = True, **changes) -> CausalVideoTokenizer:
+    """A tiny preset; ``perturb`` wakes up the zero-initialized residual branches so every path is exercised."""
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(preset("tokenizer", name), **changes)
+    model = CausalVideoTokenizer(cfg).eval()
+    if perturb:
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p) * 0.05)
+    return model
+
+
+def video(b: int = 2, t: int = 9, size: int = 32, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(b, 3, t, size, size, generator=g) * 2 - 1
+
+
+def moving_blobs(n: int = 2, t: int = 9, size: int = 32) -> torch.Tensor:
+    """Smooth synthetic clips: a coloured Gaussian blob moving over a colour gradient, (n, 3, t, size, size)."""
+    g = torch.Generator().manual_seed(1)
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+    clips = []
+    for _ in range(n):
+        tint, blob_colour = torch.rand(3, generator=g) * 2 - 1, torch.rand(3, generator=g) * 2 - 1
+        start, velocity = torch.rand(2, generator=g) - 0.5, (torch.rand(2, generator=g) - 0.5) * 0.15
+        background = torch.stack([0.5 * xx * tint[0], 0.5 * yy * tint[1], 0.3 * (xx + yy) * tint[2]])
+        frames = []
+        for k in range(t):
+            px, py = start + velocity * k
+            blob = torch.exp(-((xx - px) ** 2 + (yy - py) ** 2) / 0.08)
+            frames.append(background * (1 - blob) + blob_colour[:, None, None] * blob)
+        clips.append(torch.stack(frames, dim=1))
+    return torch.stack(clips).clamp(-1, 1)
+
+
+def time_dim(model: CausalVideoTokenizer) -> int:
+    return 1 if model.fsq is not None else 2  # tokens (B, T', H', W') vs latents (B, C, T', H', W')
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# shapes and presets
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "name", ["cv4x8x8-tiny", "cv8x8x8-tiny", "cv8x16x16-tiny", "dv4x8x8-tiny", "ci8x8-tiny", "di16x16-tiny"]
+)
+def test_shapes_of_every_variant(name):
+    model = tiny(name)
+    cfg = model.cfg
+    t = 1 + 2 * cfg.temporal_compression if cfg.is_video else 2
+    x = video(t=t)
+    z = model.encode(x)
+    lt, lh, lw = cfg.latent_shape(t, 32, 32)
+    if cfg.kind == "discrete":
+        assert z.dtype == torch.int64 and tuple(z.shape) == (2, lt, lh, lw)
+        assert 0 <= int(z.min()) and int(z.max()) < math.prod(cfg.fsq_levels)
+    else:
+        assert z.dtype == torch.float32 and tuple(z.shape) == (2, 16, lt, lh, lw)
+    assert tuple(model.decode(z).shape) == tuple(x.shape)
+
+
+def test_presets_registered_with_cosmos_compressions():
+    cfg = preset("tokenizer", "dv8x16x16-base")
+    assert (cfg.kind, cfg.temporal_compression, cfg.spatial_compression) == ("discrete", 8, 16)
+    assert cfg.fsq_levels == (8, 8, 8, 5, 5, 5) and math.prod(cfg.fsq_levels) == 64000
+    assert preset("tokenizer", "cv4x8x8-small").latent_channels == 16
+    assert preset("tokenizer", "tiny") == preset("tokenizer", "cv4x8x8-tiny")
+    cfg = preset("tokenizer", "cv8x8x8-small")
+    assert from_dict(TokenizerConfig, to_dict(cfg)) == cfg  # YAML round trip of the whole config
+
+
+def test_haar_patching_is_invertible_and_keeps_the_first_frame_alone():
+    patcher = HaarPatcher(spatial_patch=4, temporal_patch=4)
+    x = video(t=9)
+    patches = patcher.patchify(x)
+    assert tuple(patches.shape) == (2, 3, 8, 8, 3 * 64)
+    torch.testing.assert_close(patcher.unpatchify(patches), x, atol=1e-5, rtol=0)
+    # the first channel of every block is the block mean (Cosmos' rescaled Haar)
+    block_means = x[:, 0, 1:5].reshape(2, 4, 8, 4, 8, 4).mean((1, 3, 5))  # red channel, frames 1..4
+    torch.testing.assert_close(patches[:, 1, :, :, 0], block_means, atol=1e-5, rtol=0)
+    assert torch.equal(patcher.patchify(x[:, :, :1]), patches[:, :1])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# causality, image = first frame, streaming
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["cv4x8x8-tiny", "dv8x8x8-tiny"])
+def test_changing_frame_k_never_changes_earlier_latents(name):
+    model = tiny(name)
+    ct, td = model.cfg.temporal_compression, time_dim(model)
+    x = video(t=1 + 2 * ct)
+    base = model.encode(x).float()
+    for k in (1, ct, ct + 1, 2 * ct):
+        changed = x.clone()
+        changed[:, :, k] = -changed[:, :, k]
+        z = model.encode(changed).float()
+        first_affected = math.ceil(k / ct)  # latent frame j >= 1 covers frames (j-1)*ct+1 .. j*ct
+        assert torch.equal(z.narrow(td, 0, first_affected), base.narrow(td, 0, first_affected)), k
+        assert not torch.equal(z.narrow(td, first_affected, 1), base.narrow(td, first_affected, 1)), k
+
+
+def test_decoder_is_causal_too():
+    model = tiny()
+    z = model.encode(video(t=9))
+    changed = z.clone()
+    changed[:, :, 1] += 1.0  # latent frame 1 decodes to frames 1..4
+    a, b = model.decode(z), model.decode(changed)
+    assert torch.equal(a[:, :, :1], b[:, :, :1])
+    assert not torch.allclose(a[:, :, 1:5], b[:, :, 1:5])
+
+
+@pytest.mark.parametrize("name", ["cv8x8x8-tiny", "dv4x8x8-tiny"])
+def test_image_is_the_first_frame_of_a_video(name):
+    model = tiny(name)
+    x = video(t=1 + model.cfg.temporal_compression)
+    z_video, z_image = model.encode(x), model.encode(x[:, :, :1])
+    td = time_dim(model)
+    torch.testing.assert_close(z_image.float(), z_video.narrow(td, 0, 1).float(), atol=1e-5, rtol=0)
+    torch.testing.assert_close(model.decode(z_image), model.decode(z_video)[:, :, :1], atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["cv4x8x8-tiny", "dv8x8x8-tiny", "cv8x16x16-tiny"])
+def test_streaming_equals_whole_video_coding(name):
+    # attn_window=2 makes the stream evict old keys/values, so the cache bound is exercised
+    model = tiny(name, attn_window=2)
+    ct, td = model.cfg.temporal_compression, time_dim(model)
+    x = video(b=1, t=1 + 4 * ct, seed=3)
+    z = model.encode(x)
+    pieces = [x[:, :, :2], x[:, :, 2:3], x[:, :, 3 : 3 + 2 * ct + 1], x[:, :, 3 + 2 * ct + 1 :]]  # odd lengths
+    z_stream = torch.cat(list(model.encode_stream(pieces, chunk_frames=ct)), dim=td)
+    assert (z_stream.float() - z.float()).abs().max() < 1e-4
+    y = model.decode(z)
+    y_stream = torch.cat(list(model.decode_stream(list(z.split(2, dim=td)), chunk_latents=1)), dim=2)
+    assert y_stream.shape == y.shape and (y_stream - y).abs().max() < 1e-4
+
+
+def test_stream_pads_the_tail_or_refuses_it():
+    model = tiny()
+    x = video(b=1, t=7)  # 1 + 4 + 2: two frames short of a latent frame
+    z = torch.cat(list(model.encode_stream([x])), dim=2)
+    padded = torch.cat([x, x[:, :, -1:].expand(-1, -1, 2, -1, -1)], dim=2)
+    assert (z - model.encode(padded)).abs().max() < 1e-4
+    with pytest.raises(TokenizerInputError, match="pad_tail"):
+        list(model.encode_stream([x], pad_tail=False))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# FSQ
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("levels", [(8, 5, 5, 5), (8, 8, 8, 5, 5, 5), (3, 16, 2)])
+def test_fsq_codes_indices_round_trip_and_idempotence(levels):
+    fsq = FSQ(levels)
+    indices = torch.arange(fsq.codebook_size).reshape(1, -1)  # every code once, (B=1, N)
+    codes = fsq.indices_to_codes(indices)  # (1, d, N)
+    assert codes.shape == (1, len(levels), fsq.codebook_size) and codes.abs().max() <= 1
+    assert torch.equal(fsq.codes_to_indices(codes), indices)
+    assert torch.equal(fsq.quantize(codes), codes)  # quantizing a code gives the code back
+    z = torch.randn(4, len(levels), 3, 5, 5) * 3
+    q = fsq.quantize(z)
+    assert torch.equal(fsq.quantize(q), q)
+    assert torch.equal(fsq.indices_to_codes(fsq.codes_to_indices(q)), q)
+    assert len(fsq.codes_to_indices(q).unique()) > 1
+
+
+def test_fsq_gradient_passes_the_rounding():
+    fsq = FSQ((8, 5, 5, 5))
+    z = torch.randn(2, 4, 6, requires_grad=True)
+    fsq.quantize(z).sum().backward()
+    assert z.grad is not None and (z.grad.abs() > 0).all()
+    with pytest.raises(ConfigError, match="fsq_levels"):
+        FSQ((1, 5))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# training: overfit, KL, joint images, adversarial
+# ---------------------------------------------------------------------------------------------------------------
+def test_tiny_model_overfits_two_clips_above_30_db():
+    torch.manual_seed(0)
+    cfg = preset("tokenizer", "cv4x8x8-tiny")
+    cfg = dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, perceptual=0.0))
+    model = CausalVideoTokenizer(cfg)
+    x = moving_blobs()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    best = 0.0
+    for step in range(1, 301):  # about 75 steps (a few seconds) reach 30 dB
+        loss, logs = model.loss({"video": x})
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step >= 50 and step % 25 == 0:
+            best = max(best, float(psnr(model.eval().decode(model.encode(x)), x)))
+            model.train()
+            if best > 30:
+                break
+    assert best > 30, f"reached {best:.1f} dB"
+
+
+def test_kl_variant_samples_in_training_and_logs_kl():
+    model = tiny("cv4x8x8-tiny", kl=True).train()
+    loss, logs = model.loss({"video": video(t=5)})
+    assert torch.isfinite(loss) and "kl" in logs and float(logs["kl"]) > 0
+    model.eval()
+    x = video(t=5)
+    torch.testing.assert_close(model(x)[0], model(x)[0])  # eval: the posterior mean, deterministic
+    assert model.encode(x).shape[1] == 16
+
+
+def test_joint_image_and_perceptual_terms_are_logged():
+    model = tiny()
+    model.cfg.loss.image, model.cfg.loss.temporal = 0.5, 0.5
+    loss, logs = model.train().loss({"video": video(t=5)})
+    assert {"l1", "perceptual", "temporal", "image_l1", "psnr"} <= set(logs)
+    loss.backward()
+    assert all(p.grad is not None for p in model.encoder.parameters())
+
+
+def test_adversarial_terms_train_each_side_only():
+    model = tiny(loss=dataclasses.replace(preset("tokenizer", "tiny").loss, adversarial=0.1, disc_channels=16))
+    x = video(t=5)
+    recon, _ = model.train()(x)
+    g_loss, d_loss = model.discriminator.losses(x, recon)
+    g_loss.backward(retain_graph=True)
+    assert all(p.grad is None for p in model.discriminator.parameters())
+    assert model.decoder.conv_in.spatial.conv.weight.grad is not None
+    model.zero_grad(set_to_none=True)
+    d_loss.backward()
+    assert all(p.grad is None for p in model.decoder.parameters())
+    assert all(p.grad is not None for p in model.discriminator.parameters())
+    loss, logs = model.loss({"video": x})
+    assert {"gan_g", "gan_d"} <= set(logs)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# weights and errors
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["cv4x8x8-tiny", "di8x8-tiny"])
+def test_save_load_round_trip_is_bit_exact(tmp_path, name):
+    model = tiny(name)
+    model.save_pretrained(tmp_path)
+    loaded = CausalVideoTokenizer.from_pretrained(tmp_path)
+    assert loaded.cfg == model.cfg
+    for (k, a), (k2, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert k == k2 and torch.equal(a, b), k
+    x = video(t=5 if model.cfg.is_video else 2)
+    assert torch.equal(model.encode(x), loaded.encode(x))
+    assert torch.equal(model.decode(model.encode(x)), loaded.decode(loaded.encode(x)))
+
+
+def test_clear_errors_on_bad_inputs():
+    model = tiny(perturb=False)
+    cases = [
+        (torch.zeros(3, 9, 32, 32), "expects a float video tensor \\(B, 3, T, H, W\\)"),
+        (torch.zeros(1, 4, 9, 32, 32), "expects a float video tensor"),
+        (torch.zeros(1, 3, 9, 32, 32, dtype=torch.uint8), "expects a float video tensor"),
+        (torch.zeros(1, 3, 8, 32, 32), "needs 1 \\+ k\\*4 frames"),
+        (torch.zeros(1, 3, 9, 36, 32), "36x32 is not divisible by .* spatial compression 8"),
+    ]
+    for bad, message in cases:
+        with pytest.raises(TokenizerInputError, match=message) as info:
+            model.encode(bad)
+        assert isinstance(info.value, WorldsmithError) and str(info.value).count(". ") == 0
+    with pytest.raises(TokenizerInputError, match="decodes float latents \\(B, 16"):
+        model.decode(torch.zeros(1, 8, 2, 4, 4))
+    dv = tiny("dv4x8x8-tiny", perturb=False)
+    with pytest.raises(TokenizerInputError, match="tokens must lie in \\[0, 1000\\)"):
+        dv.decode(torch.full((1, 2, 4, 4), 1000))
+    with pytest.raises(TokenizerInputError, match="integer tokens"):
+        dv.decode(torch.zeros(1, 6, 2, 4, 4))
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"patch_size": 3}, "power of two"),
+        ({"spatial_compression": 16, "channels": (16, 32)}, "needs at least 3 levels"),
+        ({"kind": "discrete", "kl": True}, "discrete tokenizer"),
+        ({"channels": (12, 24)}, "multiples of 8"),
+    ],
+)
+def test_config_errors_are_clear(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        TokenizerConfig(**changes)

@@ -1,0 +1,194 @@
+"""Token sets: clip shards -> DV token grids on disk, and training batches of token windows with their captions.
+
+A token set is a folder::
+
+    tokens.json                    index, written last: tokenizer, vocabulary, grid, frame size, files, clips
+    tokens-000000.safetensors      one file per source shard: one int32 tensor (T', H', W') per clip key;
+                                   metadata: source shard, captions and fps (JSON)
+
+Tokenizing is resumable (run it again: files already written for the same source shard are kept) and every file
+is written atomically. Whole clips are encoded through the tokenizer's streaming encoder (bounded memory), after
+cutting them to 1 + k * temporal_compression frames. The training set is held in memory (int32 tokens: a million
+clips of 11 x 8 x 8 tokens is 2.8 GB).
+
+Batches (``TokenBatches``) are random windows of ``frames`` latent frames, a fresh permutation and fresh window
+starts per epoch drawn from (seed, epoch) only, split across DDP ranks; a ``caption_dropout`` fraction of samples
+(and every sample with an empty caption) is unconditioned: its text mask is all False.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from worldsmith.atomic import atomic_write_text
+from worldsmith.errors import ConfigError, DataError
+
+INDEX = "tokens.json"
+FORMAT = 1
+
+
+def square_frames(frames: np.ndarray, size: int) -> np.ndarray:
+    """uint8 (T, H, W, 3) -> uint8 (T, size, size, 3): short side resized to ``size`` (antialiased), centre crop."""
+    t, h, w, _ = frames.shape
+    if (h, w) != (size, size) and min(h, w) != size:
+        scale = size / min(h, w)
+        x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()  # (T, 3, H, W)
+        x = F.interpolate(x, size=(max(size, round(h * scale)), max(size, round(w * scale))), mode="bilinear",
+                          antialias=True, align_corners=False)  # fmt: skip
+        frames = x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        h, w = frames.shape[1:3]
+    top, left = (h - size) // 2, (w - size) // 2
+    return np.ascontiguousarray(frames[:, top : top + size, left : left + size])
+
+
+def _tokenizer_settings(tokenizer, tokenizer_run: str | Path, size: int) -> dict[str, Any]:
+    cfg = tokenizer.cfg
+    if tokenizer.fsq is None:
+        raise ConfigError(f"the tokenizer in {tokenizer_run} is continuous ({cfg.name}); the autoregressive model "
+                          f"needs a discrete one (dv4x8x8, dv8x8x8, dv8x16x16, di8x8 ...).")  # fmt: skip
+    if size % cfg.spatial_compression:
+        raise ConfigError(f"data.size {size} must be a multiple of the {cfg.name} tokenizer's spatial compression "
+                          f"{cfg.spatial_compression}.")  # fmt: skip
+    grid = size // cfg.spatial_compression
+    return {"format": FORMAT, "tokenizer": str(Path(tokenizer_run).resolve()), "tokenizer_name": cfg.name,
+            "vocab_size": tokenizer.fsq.codebook_size, "grid": [grid, grid], "size": size,
+            "temporal_compression": cfg.temporal_compression}  # fmt: skip
+
+
+@torch.no_grad()
+def tokenize_shards(tokenizer_run: str | Path, shards: str, out: str | Path, *, size: int = 64,
+                    device: str = "cpu", progress: bool = True) -> dict[str, Any]:  # fmt: skip
+    """Encode every clip of ``shards`` with the DV tokenizer of ``tokenizer_run`` into the token set ``out``."""
+    from tqdm import tqdm
+
+    from worldsmith.data.manifest import list_shards
+    from worldsmith.data.shards import iter_shard
+    from worldsmith.io.video import to_tensor
+    from worldsmith.tokenizer.model import CausalVideoTokenizer
+    from worldsmith.train.checkpoint import save_tensors
+
+    tokenizer = CausalVideoTokenizer.from_pretrained(tokenizer_run, device=device)
+    settings = _tokenizer_settings(tokenizer, tokenizer_run, size)
+    out = Path(out)
+    index_path = out / INDEX
+    if index_path.is_file():
+        old = json.loads(index_path.read_text())
+        differ = [k for k in settings if k != "tokenizer" and old.get(k) != settings[k]]
+        if differ:
+            raise ConfigError(f"{out} holds tokens made with other settings ({', '.join(differ)}); use another "
+                              f"folder or delete it.")  # fmt: skip
+    ct = tokenizer.cfg.temporal_compression
+    files, clips = [], 0
+    for i, shard in enumerate(tqdm(list_shards(shards), desc="tokenizing shards", disable=not progress)):
+        dest = out / f"tokens-{i:06d}.safetensors"
+        files.append(dest.name)
+        if dest.is_file() and _read_meta(dest).get("source") == str(shard):
+            clips += len(_read_meta(dest)["captions"])
+            continue
+        tensors, captions, fps = {}, {}, {}
+        for clip in iter_shard(shard):
+            frames = square_frames(clip.frames, size)
+            frames = frames[: 1 + (len(frames) - 1) // ct * ct]
+            video = to_tensor(frames)[None].to(device)  # (1, 3, T, S, S)
+            pieces = list(tokenizer.encode_stream([video], chunk_frames=4 * ct, pad_tail=False))
+            tensors[clip.key] = torch.cat(pieces, dim=1)[0].to(torch.int32).cpu()  # (T', H', W')
+            captions[clip.key], fps[clip.key] = clip.caption, clip.fps
+        meta = {"source": str(shard), "captions": json.dumps(captions), "fps": json.dumps(fps)}
+        save_tensors(tensors, dest, metadata=meta)
+        clips += len(tensors)
+    if not files:
+        raise DataError(f"no shards found in {shards}.")
+    index = {**settings, "source": str(shards), "files": files, "clips": clips}
+    atomic_write_text(index_path, json.dumps(index, indent=2))
+    return index
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    import safetensors
+
+    with safetensors.safe_open(str(path), framework="pt") as f:
+        meta = dict(f.metadata() or {})
+    meta["captions"] = json.loads(meta.get("captions", "{}"))
+    meta["fps"] = json.loads(meta.get("fps", "{}"))
+    return meta
+
+
+@dataclass
+class TokenClip:
+    key: str
+    tokens: torch.Tensor  # int32 (T', H', W')
+    caption: str
+    fps: float
+
+
+def read_index(path: str | Path) -> dict[str, Any]:
+    index_path = Path(path) / INDEX
+    if not index_path.is_file():
+        raise DataError(f"{path} is not a token set (no {INDEX}); tokenize clip shards into it first "
+                        f"(`worldsmith ar tokenize` or data.shards when training).")  # fmt: skip
+    return json.loads(index_path.read_text())
+
+
+def load_token_set(path: str | Path) -> tuple[dict[str, Any], list[TokenClip]]:
+    """(index, clips) of a token set folder."""
+    from worldsmith.train.checkpoint import load_tensors
+
+    index, clips = read_index(path), []
+    for name in index["files"]:
+        file = Path(path) / name
+        meta, tensors = _read_meta(file), load_tensors(file)
+        clips += [TokenClip(k, tensors[k], meta["captions"].get(k, ""), float(meta["fps"].get(k, 10.0)))
+                  for k in sorted(tensors)]  # fmt: skip
+    if not clips:
+        raise DataError(f"the token set {path} holds no clips.")
+    return index, clips
+
+
+class TokenBatches:
+    """``data(epoch)`` for the Trainer: batches {"tokens" (B, frames, H', W') int64, "text", "text_mask"}."""
+
+    def __init__(self, clips: list[TokenClip], frames: int, batch_size: int, *, seed: int = 0,
+                 caption_dropout: float = 0.0, text_encoder=None) -> None:  # fmt: skip
+        self.clips = [c for c in clips if c.tokens.shape[0] >= frames]
+        if not self.clips:
+            longest = max(c.tokens.shape[0] for c in clips)
+            raise DataError(f"no clip has {frames} latent frames (the longest has {longest}); lower data.frames or "
+                            f"use longer clips.")  # fmt: skip
+        self.frames, self.batch_size, self.seed = frames, batch_size, seed
+        self.caption_dropout, self.text_encoder = caption_dropout, text_encoder
+
+    def _rank(self) -> tuple[int, int]:
+        dist = torch.distributed
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+        return 0, 1
+
+    def __call__(self, epoch: int) -> Iterator[dict[str, Any]]:
+        rank, world = self._rank()
+        n = len(self.clips)
+        batches = n // (world * self.batch_size)
+        if batches == 0:
+            raise DataError(f"{n} clips cannot fill one batch of {self.batch_size} on each of {world} processes; "
+                            f"lower train.batch_size or add clips.")  # fmt: skip
+        rng = np.random.default_rng([self.seed, epoch])  # the same draws on every rank
+        order = rng.permutation(n)
+        starts = [int(rng.integers(0, self.clips[i].tokens.shape[0] - self.frames + 1)) for i in order]
+        dropped = rng.random(n) < self.caption_dropout
+        mine = range(rank, batches * world * self.batch_size, world)  # every world-th sample of the epoch
+        for b in range(batches):
+            picks = list(mine[b * self.batch_size : (b + 1) * self.batch_size])
+            clips = [self.clips[order[p]] for p in picks]
+            tokens = torch.stack([c.tokens[starts[p] : starts[p] + self.frames] for c, p in zip(clips, picks)])
+            batch: dict[str, Any] = {"tokens": tokens.long()}  # (B, frames, H', W')
+            if self.text_encoder is not None:
+                emb = self.text_encoder.encode([c.caption for c in clips])
+                keep = torch.tensor([bool(c.caption) and not dropped[p] for c, p in zip(clips, picks)])
+                batch["text"], batch["text_mask"] = emb.tokens, emb.mask & keep[:, None]
+            yield batch

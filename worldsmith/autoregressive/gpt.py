@@ -1,0 +1,284 @@
+"""``VideoGPT``: a Llama-style decoder over discrete video tokens, with cross-attention to text.
+
+The Cosmos autoregressive world model (arXiv 2501.03575, Sec. 5.2): the frames of a video, tokenized by the
+discrete (FSQ) tokenizer, are read in raster order (t, h, w) and each token is predicted from the ones before it.
+
+Block (pre-norm, Llama: Touvron et al. 2023, arXiv 2302.13971)::
+
+    x = x + SelfAttention(RMSNorm(x))    grouped-query (Ainslie et al. 2023), RMSNorm on q and k, 3D RoPE
+    x = x + CrossAttention(RMSNorm(x))   queries from the video, keys/values from text tokens
+    x = x + SwiGLU(RMSNorm(x))           Shazeer 2020, arXiv 2002.05202, eq. 6
+
+Sequence layout: window slot ``n`` sits at the raster position of token ``n`` (see positions.py). Its input is token
+``n - 1`` (slot 0 reads a learned BOS token, id ``vocab_size``) and its output predicts token ``n``, so slot,
+position and target agree, a window of ``max_frames`` latent frames holds ``max_frames * H' * W'`` slots and the
+input embedding is ``token embedding + 3D sinusoidal embedding of the slot``.
+
+Conditioning is a set of context tokens read by every block's cross-attention: a learned null token, always
+present (so a sample without text attends to it alone), followed by the projected text states. Another condition
+(actions, camera) adds its own tokens to that set, never a branch in ``forward``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from worldsmith.autoregressive.kv_cache import KVCache
+from worldsmith.autoregressive.losses import next_token_loss
+from worldsmith.autoregressive.positions import raster_positions, rope_table, rotate, rotation, sinusoidal_embedding
+from worldsmith.diffusion.rope import axis_dims
+from worldsmith.errors import ConfigError
+
+# cross-attention context of one block: keys, values (B, Hkv, L, hd) and an additive mask (B, 1, 1, L) or None
+CrossKV = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int = 1000  # codes of the DV tokenizer (product of its FSQ levels); set from the tokenizer
+    grid: tuple[int, int] = (8, 8)  # latent tokens per frame (H', W'); set from the tokenizer and the frame size
+    max_frames: int = 8  # latent frames in the attention window (training crop and generation context)
+    dim: int = 256
+    depth: int = 6
+    heads: int = 8
+    kv_heads: int = 4  # grouped-query attention: every heads / kv_heads query heads share one key/value head
+    mlp_hidden: int = 0  # SwiGLU hidden width; 0: 8/3 * dim rounded up to a multiple of 32
+    text_dim: int = 384  # width of the text encoder's token states (MiniLM)
+    rope_theta: float = 10000.0
+    z_loss: float = 1e-4  # weight of the log(Z)^2 auxiliary loss (PaLM, Chowdhery et al. 2022, Sec. 5)
+
+    def __post_init__(self) -> None:
+        self.grid = tuple(self.grid)  # type: ignore[assignment]
+        if self.vocab_size < 2 or len(self.grid) != 2 or min(self.grid) < 1 or self.max_frames < 1:
+            raise ConfigError("model.vocab_size >= 2, model.grid = [H', W'] >= 1 and model.max_frames >= 1 are "
+                              "required.")
+        if self.depth < 1 or self.heads < 1 or self.dim % self.heads:
+            raise ConfigError(f"model.dim ({self.dim}) must split into model.heads ({self.heads}) equal heads and "
+                              f"model.depth must be >= 1.")
+        if self.kv_heads < 1 or self.heads % self.kv_heads:
+            raise ConfigError(f"model.heads ({self.heads}) must be a multiple of model.kv_heads ({self.kv_heads}).")
+        if self.head_dim % 2 or min(axis_dims(self.head_dim)) < 2 or self.dim % 2:
+            raise ConfigError(f"model.dim / model.heads = {self.head_dim} must be even and >= 6 for the 3D RoPE.")
+        if self.mlp_hidden < 0 or self.text_dim < 1 or self.z_loss < 0:
+            raise ConfigError("model.mlp_hidden >= 0, model.text_dim >= 1 and model.z_loss >= 0 are required.")
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.heads
+
+    @property
+    def hidden(self) -> int:
+        return self.mlp_hidden or -(-8 * self.dim // 3 // 32) * 32
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return self.grid[0] * self.grid[1]
+
+    @property
+    def max_len(self) -> int:
+        return self.max_frames * self.tokens_per_frame
+
+
+class SelfAttention(nn.Module):
+    """Grouped-query self-attention with RMSNorm on queries and keys (a gain per head) and 3D RoPE.
+
+    Queries and keys are normalised and rotated together, as one tensor of heads + kv_heads heads.
+    """
+
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        self.heads, self.kv_heads, self.head_dim = cfg.heads, cfg.kv_heads, cfg.head_dim
+        self.qkv = nn.Linear(cfg.dim, (cfg.heads + 2 * cfg.kv_heads) * cfg.head_dim, bias=False)
+        self.qk_gain = nn.Parameter(torch.ones(cfg.heads + cfg.kv_heads, cfg.head_dim))  # RMSNorm weights of q, k
+        self.proj = nn.Linear(cfg.dim, cfg.dim, bias=False)
+
+    def forward(self, x: torch.Tensor, rope: torch.Tensor, cache: KVCache | None, layer: int,
+                start: int | torch.Tensor) -> torch.Tensor:  # fmt: skip
+        """x (B, S, D) at slots [start, start + S); rope: the rotations of those slots (positions.rotation)."""
+        b, s, _ = x.shape
+        qkv = self.qkv(x).view(b, s, self.heads + 2 * self.kv_heads, self.head_dim)
+        qk, v = qkv.split([self.heads + self.kv_heads, self.kv_heads], dim=2)
+        qk = rotate(F.rms_norm(qk, (self.head_dim,), eps=1e-6) * self.qk_gain, rope)  # (B, S, H + Hkv, hd)
+        q, k = qk.transpose(1, 2).split([self.heads, self.kv_heads], dim=1)  # (B, H or Hkv, S, hd)
+        v = v.transpose(1, 2)  # (B, Hkv, S, hd)
+        mask, causal = None, s > 1
+        if isinstance(start, torch.Tensor):  # static-shape step: the whole buffer, later slots masked
+            k, v = cache.update_static(layer, start, k, v)
+            mask, causal = cache.mask(start), False
+        elif cache is not None:
+            k, v = cache.update(layer, start, k, v)  # (B, Hkv, start + S, hd)
+            if s > 1 and start > 0:  # a chunk after cached slots: causal with an offset
+                mask, causal = torch.ones(s, start + s, dtype=torch.bool, device=x.device).tril(start), False
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, enable_gqa=True)
+        return self.proj(out.transpose(1, 2).reshape(b, s, -1))  # (B, S, D)
+
+
+class CrossAttention(nn.Module):
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        self.heads, self.kv_heads, self.head_dim = cfg.heads, cfg.kv_heads, cfg.head_dim
+        self.q = nn.Linear(cfg.dim, cfg.dim, bias=False)
+        self.kv = nn.Linear(cfg.dim, 2 * cfg.kv_heads * cfg.head_dim, bias=False)
+        self.q_norm, self.k_norm = nn.RMSNorm(cfg.head_dim, eps=1e-6), nn.RMSNorm(cfg.head_dim, eps=1e-6)
+        self.proj = nn.Linear(cfg.dim, cfg.dim, bias=False)
+
+    def context_kv(self, ctx: torch.Tensor, mask: torch.Tensor) -> CrossKV:
+        """Keys, values and additive mask (None: attend to all) of context tokens ctx (B, L, D) with mask (B, L);
+        computed once per rollout, so a decode step converts no mask."""
+        b, n, _ = ctx.shape
+        k, v = self.kv(ctx).view(b, n, 2, self.kv_heads, self.head_dim).unbind(2)  # (B, L, kv_heads, hd) each
+        bias = None
+        if not bool(mask.all()):
+            bias = torch.zeros(mask.shape, dtype=ctx.dtype, device=ctx.device).masked_fill_(~mask, float("-inf"))
+            bias = bias[:, None, None, :]  # (B, 1, 1, L)
+        return self.k_norm(k).transpose(1, 2), v.transpose(1, 2), bias
+
+    def forward(self, x: torch.Tensor, kv: CrossKV) -> torch.Tensor:
+        b, s, _ = x.shape
+        q = self.q_norm(self.q(x).view(b, s, self.heads, self.head_dim)).transpose(1, 2)  # (B, heads, S, hd)
+        k, v, mask = kv
+        if mask is not None and mask.dtype != q.dtype:  # e.g. bf16 queries under autocast
+            mask = mask.to(q.dtype)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)
+        return self.proj(out.transpose(1, 2).reshape(b, s, -1))  # (B, S, D)
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.up = nn.Linear(dim, 2 * hidden, bias=False)  # value and gate in one matmul
+        self.down = nn.Linear(hidden, dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        value, gate = self.up(x).chunk(2, dim=-1)
+        return self.down(F.silu(gate) * value)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        self.norm1, self.norm2, self.norm3 = (nn.RMSNorm(cfg.dim, eps=1e-6) for _ in range(3))
+        self.attn, self.cross, self.mlp = SelfAttention(cfg), CrossAttention(cfg), SwiGLU(cfg.dim, cfg.hidden)
+
+    def forward(self, x: torch.Tensor, rope: torch.Tensor, cross: CrossKV, cache: KVCache | None, layer: int,
+                start: int | torch.Tensor) -> torch.Tensor:  # fmt: skip
+        x = x + self.attn(self.norm1(x), rope, cache, layer, start)
+        x = x + self.cross(self.norm2(x), cross)
+        return x + self.mlp(self.norm3(x))
+
+
+class TextContext(nn.Module):
+    """Text states (B, L, text_dim) + mask -> context tokens (B, 1 + L, D) behind a learned null token."""
+
+    def __init__(self, text_dim: int, dim: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(text_dim, dim)
+        self.null = nn.Parameter(torch.zeros(1, 1, dim))
+
+    def forward(self, text: torch.Tensor | None, mask: torch.Tensor | None,
+                batch: int) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        null = self.null.expand(batch, 1, -1)
+        if text is None:  # no text: zero text tokens (the projection still runs, so DDP sees every parameter used)
+            text = null.new_zeros(batch, 0, self.proj.in_features)
+        if mask is None:
+            mask = torch.ones(text.shape[:2], dtype=torch.bool, device=text.device)
+        ones = torch.ones(batch, 1, dtype=torch.bool, device=null.device)
+        return torch.cat([null, self.proj(text.to(null.dtype))], dim=1), torch.cat([ones, mask.bool()], dim=1)
+
+
+class VideoGPT(nn.Module):
+    Config = GPTConfig
+
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.tok_emb = nn.Embedding(cfg.vocab_size + 1, cfg.dim)  # the last row is BOS
+        self.text = TextContext(cfg.text_dim, cfg.dim)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
+        self.norm = nn.RMSNorm(cfg.dim, eps=1e-6)
+        self.head = nn.Linear(cfg.dim, cfg.vocab_size, bias=False)
+        table = rope_table(cfg.max_frames, *cfg.grid, cfg.head_dim, cfg.rope_theta)  # (max_len, hd/2, 2)
+        self.register_buffer("rope", table, persistent=False)
+        positions = raster_positions(cfg.max_frames, *cfg.grid)  # (max_len, 3)
+        self.register_buffer("abs_pos", sinusoidal_embedding(positions, cfg.dim), persistent=False)  # (max_len, D)
+        self.initialize_weights()
+
+    def initialize_weights(self) -> None:
+        """Linears N(0, 0.02); residual outputs scaled by 1/sqrt(2 depth) (GPT-2); cross-attention outputs zero, so
+        text starts as a no-op; token embeddings N(0, 1) like the sinusoidal embedding they are added to."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+        for block in self.blocks:
+            nn.init.normal_(block.attn.proj.weight, std=0.02 / (2 * self.cfg.depth) ** 0.5)
+            nn.init.normal_(block.mlp.down.weight, std=0.02 / (2 * self.cfg.depth) ** 0.5)
+            nn.init.zeros_(block.cross.proj.weight)
+        nn.init.normal_(self.tok_emb.weight, std=1.0)
+        nn.init.normal_(self.text.null, std=0.02)
+
+    @property
+    def bos(self) -> int:
+        return self.cfg.vocab_size
+
+    def checkpoint_modules(self) -> list[nn.Module]:
+        return list(self.blocks)
+
+    def no_weight_decay(self) -> set[str]:
+        return {"text.null"}
+
+    def cross_context(self, text: torch.Tensor | None = None, text_mask: torch.Tensor | None = None,
+                      batch: int = 1) -> list[CrossKV]:  # fmt: skip
+        """Per-block cross-attention keys/values of the text states (B, L, text_dim) (None: null token only)."""
+        ctx, mask = self.text(text, text_mask, text.shape[0] if text is not None else batch)  # (B, 1+L, D)
+        return [block.cross.context_kv(ctx, mask) for block in self.blocks]
+
+    def forward(self, inputs: torch.Tensor, cross: list[CrossKV] | None = None, *, start: int | torch.Tensor = 0,
+                cache: KVCache | None = None) -> torch.Tensor:  # fmt: skip
+        """Logits (B, S, vocab) for input ids (B, S) at window slots [start, start + S).
+
+        ``cross`` from ``cross_context`` (None: unconditioned). With a ``cache`` the keys and values of these slots
+        are stored and earlier slots are read from it; ``start`` as a 0-d tensor selects the static-shape step
+        (one slot, whole cache buffer masked), which ``torch.compile`` captures once for every position.
+        """
+        b, s = inputs.shape
+        if isinstance(start, torch.Tensor):
+            idx = start.reshape(1)
+            rope, pos = self.rope[idx], self.abs_pos[idx]  # (1, hd/2, 2), (1, D)
+        else:
+            if start + s > self.cfg.max_len:
+                raise ValueError(f"slots [{start}, {start + s}) exceed the window of {self.cfg.max_len} tokens")
+            rope = self.rope[start : start + s]  # (S, hd/2, 2)
+            pos = self.abs_pos[start : start + s]  # (S, D)
+        if cross is None:
+            cross = self.cross_context(batch=b)
+        rope = rotation(rope)  # built once for all blocks
+        x = self.tok_emb(inputs) + pos  # (B, S, D)
+        for layer, block in enumerate(self.blocks):
+            x = block(x, rope, cross[layer], cache, layer, start)
+        return self.head(self.norm(x))  # (B, S, vocab)
+
+    def new_cache(self, batch: int, dtype: torch.dtype | None = None) -> KVCache:
+        cfg, weight = self.cfg, self.tok_emb.weight
+        return KVCache(cfg.depth, batch, cfg.kv_heads, cfg.max_len, cfg.head_dim,
+                       dtype=dtype or weight.dtype, device=weight.device)  # fmt: skip
+
+    def loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        """The training objective (losses.next_token_loss) in the Trainer's ``loss(batch)`` contract."""
+        return next_token_loss(self, batch)
+
+    @classmethod
+    def from_pretrained(cls, run_dir, device: str | torch.device = "cpu", ema: bool = True) -> "VideoGPT":
+        from worldsmith.train.checkpoint import load_pretrained
+
+        return load_pretrained(cls, run_dir, ema=ema, device=device)
+
+    def save_pretrained(self, run_dir):
+        from worldsmith.train.checkpoint import save_pretrained
+
+        return save_pretrained(self, self.cfg, run_dir)

@@ -1,0 +1,45 @@
+"""Next-token prediction loss over raster-ordered video tokens: cross-entropy + z-loss.
+
+``z-loss`` (PaLM, Chowdhery et al. 2022, arXiv 2204.02311, Sec. 5 "Training instability"): ``w * log(Z)^2`` with
+``Z`` the softmax normaliser, which keeps the logits from drifting (``w = 1e-4``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+if TYPE_CHECKING:
+    from worldsmith.autoregressive.gpt import VideoGPT
+
+
+def shift_right(targets: torch.Tensor, bos: int) -> torch.Tensor:
+    """Inputs (B, N) of targets (B, N): slot n reads token n - 1, slot 0 reads ``bos``."""
+    return torch.cat([torch.full_like(targets[:, :1], bos), targets[:, :-1]], dim=1)
+
+
+def cross_entropy_z_loss(logits: torch.Tensor, targets: torch.Tensor, z_weight: float) -> tuple[torch.Tensor, dict]:
+    """logits (B, N, V), targets (B, N) -> (CE + z_weight * mean log(Z)^2, logs with ce, z_loss, accuracy)."""
+    logits = logits.float()
+    log_z = torch.logsumexp(logits, dim=-1)  # (B, N)
+    target_logit = logits.gather(-1, targets[..., None]).squeeze(-1)  # (B, N)
+    ce = (log_z - target_logit).mean()
+    z_loss = log_z.square().mean()
+    accuracy = (logits.argmax(-1) == targets).float().mean()
+    return ce + z_weight * z_loss, {"ce": ce.detach(), "z_loss": z_loss.detach(), "accuracy": accuracy}
+
+
+def next_token_loss(model: "VideoGPT", batch: dict) -> tuple[torch.Tensor, dict]:
+    """Teacher-forced loss on ``batch["tokens"]`` (B, T', H', W') int with optional ``text`` (B, L, text_dim) and
+    ``text_mask`` (B, L) (rows with an all-False mask are unconditioned: they see the null token only)."""
+    tokens = batch["tokens"]
+    b, t, h, w = tokens.shape
+    cfg = model.cfg
+    if (h, w) != tuple(cfg.grid) or t > cfg.max_frames:
+        raise ValueError(f"token grids {t}x{h}x{w} do not fit the model (at most {cfg.max_frames} frames of "
+                         f"{cfg.grid})")
+    targets = tokens.reshape(b, t * h * w).long()  # (B, N) in raster order (t, h, w)
+    cross = model.cross_context(batch.get("text"), batch.get("text_mask"), batch=b)
+    logits = model(shift_right(targets, model.bos), cross)  # (B, N, V)
+    return cross_entropy_z_loss(logits, targets, cfg.z_loss)

@@ -1,0 +1,222 @@
+"""The diffusion backbone: a DiT over tokenizer latents (Cosmos design, arXiv 2501.03575, Sec. 5.1).
+
+Latents (B, C, T', H', W') are cut into 1x2x2 patches; each block runs self-attention (3D RoPE, RMSNorm on
+queries and keys) -> cross-attention to the text tokens -> MLP, each pre-normed and modulated (shift, scale,
+gate) by AdaLN-LoRA from the noise-level embedding. Modulation may vary per latent frame: the embedding is
+(B, Tm, D) with Tm = 1 (one noise level per sample) or T' (per-frame noise levels, per-frame conditions).
+
+The network is the bare F_theta of EDM: it sees ``c_in * x`` and ``c_noise`` and knows nothing about noise
+schedules (edm.py wraps it). Extra conditions plug in through ``embedders`` (see embedders.py).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from worldsmith.diffusion.condition import Condition
+from worldsmith.diffusion.embedders import ConditionEmbedder, NoiseEmbedder, PositionEmbedding
+from worldsmith.diffusion.presets import DiTConfig
+from worldsmith.diffusion.rope import RoPE3D, apply_rope
+from worldsmith.errors import ConfigError
+
+EPS = 1e-6
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """LayerNorm(x) * (1 + scale) + shift; x (B, T, S, D), shift/scale (B, Tm, 1, D) with Tm in {1, T}."""
+    return torch.addcmul(shift, F.layer_norm(x, x.shape[-1:], eps=EPS), 1 + scale)
+
+
+class Modulation(nn.Module):
+    """AdaLN-LoRA (Cosmos): ``up(down(SiLU(emb))) + lora`` -> ``n`` groups of (shift, scale, gate)-wide vectors."""
+
+    def __init__(self, width: int, rank: int, chunks: int) -> None:
+        super().__init__()
+        self.chunks = chunks
+        self.down = nn.Linear(width, rank, bias=False)
+        self.up = nn.Linear(rank, chunks * width, bias=False)
+
+    def forward(self, emb_act: torch.Tensor, lora: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """emb_act = SiLU(emb) (B, Tm, D), lora (B, Tm, 3D) -> ``chunks`` tensors (B, Tm, 1, D)."""
+        m = self.up(self.down(emb_act))  # (B, Tm, chunks*D)
+        m = m + lora.repeat(1, 1, self.chunks // 3) if self.chunks % 3 == 0 else m + lora[..., : m.shape[-1]]
+        return m[:, :, None].chunk(self.chunks, dim=-1)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, width: int, heads: int) -> None:
+        super().__init__()
+        self.heads, self.head_dim = heads, width // heads
+        self.qkv = nn.Linear(width, 3 * width, bias=False)
+        self.q_norm, self.k_norm = nn.RMSNorm(self.head_dim, eps=EPS), nn.RMSNorm(self.head_dim, eps=EPS)
+        self.proj = nn.Linear(width, width, bias=False)
+
+    def forward(self, x: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, self.head_dim).unbind(2)  # (B, N, H, Dh) each
+        q = apply_rope(self.q_norm(q), rotation).transpose(1, 2)  # (B, H, N, Dh)
+        k = apply_rope(self.k_norm(k), rotation).transpose(1, 2)
+        out = F.scaled_dot_product_attention(q, k, v.transpose(1, 2))  # (B, H, N, Dh)
+        return self.proj(out.transpose(1, 2).reshape(b, n, d))
+
+
+class CrossAttention(nn.Module):
+    def __init__(self, width: int, heads: int, text_dim: int) -> None:
+        super().__init__()
+        self.heads, self.head_dim = heads, width // heads
+        self.q = nn.Linear(width, width, bias=False)
+        self.kv = nn.Linear(text_dim, 2 * width, bias=False)
+        self.q_norm, self.k_norm = nn.RMSNorm(self.head_dim, eps=EPS), nn.RMSNorm(self.head_dim, eps=EPS)
+        self.proj = nn.Linear(width, width, bias=False)
+
+    def forward(self, x: torch.Tensor, text: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        b, n, d = x.shape
+        q = self.q_norm(self.q(x).view(b, n, self.heads, self.head_dim))  # (B, N, H, Dh)
+        k, v = self.kv(text).view(b, text.shape[1], 2, self.heads, self.head_dim).unbind(2)  # (B, L, H, Dh)
+        k = self.k_norm(k)
+        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=mask)
+        return self.proj(out.transpose(1, 2).reshape(b, n, d))  # (B, N, D)
+
+
+class MLP(nn.Module):
+    def __init__(self, width: int, ratio: float) -> None:
+        super().__init__()
+        hidden = int(width * ratio)
+        self.fc1, self.fc2 = nn.Linear(width, hidden, bias=False), nn.Linear(hidden, width, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.gelu(self.fc1(x)))
+
+
+class Block(nn.Module):
+    """x + g1 * SelfAttn(mod(x)) -> x + g2 * CrossAttn(mod(x), text) -> x + g3 * MLP(mod(x))."""
+
+    def __init__(self, cfg: DiTConfig) -> None:
+        super().__init__()
+        self.modulation = Modulation(cfg.width, cfg.adaln_lora_dim, 9)
+        self.attn = SelfAttention(cfg.width, cfg.heads)
+        self.cross = CrossAttention(cfg.width, cfg.heads, cfg.text_dim)
+        self.mlp = MLP(cfg.width, cfg.mlp_ratio)
+
+    def forward(self, x, emb_act, lora, text, text_mask, rotation) -> torch.Tensor:  # x (B, T', S, D)
+        b, t, s, d = x.shape
+        sh1, sc1, g1, sh2, sc2, g2, sh3, sc3, g3 = self.modulation(emb_act, lora)  # (B, Tm, 1, D) each
+        x = torch.addcmul(x, g1, self.attn(modulate(x, sh1, sc1).view(b, t * s, d), rotation).view(b, t, s, d))
+        x = torch.addcmul(x, g2, self.cross(modulate(x, sh2, sc2).view(b, t * s, d), text, text_mask).view(b, t, s, d))
+        return torch.addcmul(x, g3, self.mlp(modulate(x, sh3, sc3)))
+
+
+class FinalLayer(nn.Module):
+    def __init__(self, cfg: DiTConfig, out_dim: int) -> None:
+        super().__init__()
+        self.modulation = Modulation(cfg.width, cfg.adaln_lora_dim, 2)
+        self.linear = nn.Linear(cfg.width, out_dim, bias=False)
+
+    def forward(self, x: torch.Tensor, emb_act: torch.Tensor, lora: torch.Tensor) -> torch.Tensor:
+        shift, scale = self.modulation(emb_act, lora)
+        return self.linear(modulate(x, shift, scale))  # (B, T', S, p*p*C)
+
+
+class DiT(nn.Module):
+    def __init__(self, cfg: DiTConfig, embedders: list[ConditionEmbedder] | tuple = ()) -> None:
+        super().__init__()
+        self.cfg, p = cfg, cfg.patch
+        self.embedders = nn.ModuleList(embedders)  # the slot for extra conditions (embedders.py)
+        extra = sum(e.channels for e in embedders if e.target == "channels")
+        self.patch_embed = nn.Linear((cfg.in_channels + extra) * p * p, cfg.width, bias=False)
+        self.pos_embed = PositionEmbedding(cfg.width, self.max_tokens) if cfg.abs_pos else None
+        self.rope = RoPE3D(cfg.head_dim, cfg.rope_theta, cfg.rope_fps)
+        self.noise_embedder = NoiseEmbedder(cfg.width)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
+        self.final = FinalLayer(cfg, p * p * cfg.latent_channels)
+        self.initialize_weights()
+
+    @property
+    def max_tokens(self) -> tuple[int, int, int]:
+        t, h, w = self.cfg.max_latent
+        return t, max(1, h // self.cfg.patch), max(1, w // self.cfg.patch)
+
+    def initialize_weights(self) -> None:
+        """Xavier linears, small embeddings, and zeros where a block must start as the identity (DiT, Sec. 3.2)."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+        for lin in (self.noise_embedder.mlp[0], self.noise_embedder.mlp[2]):
+            nn.init.normal_(lin.weight, std=0.02)
+        if self.pos_embed is not None:
+            for table in (self.pos_embed.t, self.pos_embed.h, self.pos_embed.w):
+                nn.init.normal_(table, std=0.02)
+        # zero-inits: the shared LoRA term and every modulation's up-projection (shift = scale = gate = 0, so each
+        # block starts as the identity), and the output projection (the network starts by predicting zero)
+        nn.init.zeros_(self.noise_embedder.lora[1].weight)
+        for block in self.blocks:
+            nn.init.zeros_(block.modulation.up.weight)
+        nn.init.zeros_(self.final.modulation.up.weight)
+        nn.init.zeros_(self.final.linear.weight)
+
+    def patchify(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, T', H', W') -> (B, T', h*w, C*p*p) with h = H'/p, w = W'/p."""
+        b, c, t, hh, ww = x.shape
+        p = self.cfg.patch
+        x = x.reshape(b, c, t, hh // p, p, ww // p, p).permute(0, 2, 3, 5, 1, 4, 6)  # (B, T', h, w, C, p, p)
+        return x.reshape(b, t, (hh // p) * (ww // p), c * p * p)
+
+    def unpatchify(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        """(B, T', h*w, C*p*p) -> (B, C, T', h*p, w*p)."""
+        b, t = x.shape[:2]
+        p, c = self.cfg.patch, self.cfg.latent_channels
+        x = x.reshape(b, t, h, w, c, p, p).permute(0, 4, 1, 2, 5, 3, 6)  # (B, C, T', h, p, w, p)
+        return x.reshape(b, c, t, h * p, w * p)
+
+    def input_channels(self, x: torch.Tensor, cond: Condition) -> torch.Tensor:
+        """Latents + condition mask + channel embedders: (B, C_in, T', H', W')."""
+        b, _, t, hh, ww = x.shape
+        parts = [x]
+        if self.cfg.cond_mask_channel:
+            mask = cond.mask if cond.mask is not None else x.new_zeros(b, 1, t, 1, 1)
+            parts.append(mask.to(x.dtype).expand(b, 1, t, hh, ww))
+        for e in self.embedders:
+            if e.target == "channels":
+                parts.append(e(self._extra(cond, e.name), (b, t, hh, ww)).to(x.dtype))
+        return torch.cat(parts, dim=1) if len(parts) > 1 else x
+
+    def _extra(self, cond: Condition, name: str) -> torch.Tensor:
+        if name not in cond.extras:
+            raise ConfigError(f"this model is conditioned on {name!r}, but no {name!r} was given; pass it in the batch.")
+        return cond.extras[name]
+
+    def forward(self, x: torch.Tensor, c_noise: torch.Tensor, cond: Condition) -> torch.Tensor:
+        """x = c_in * noisy latents (B, C, T', H', W'), c_noise (B, Tm) -> F_theta (B, C, T', H', W')."""
+        b, _, t, hh, ww = x.shape
+        p = self.cfg.patch
+        if hh % p or ww % p:
+            raise ConfigError(f"the latent size {hh}x{ww} must be divisible by the patch size {p}.")
+        h, w = hh // p, ww // p
+        # 1. tokens: patchify the input channels, embed, add absolute positions
+        tokens = self.patch_embed(self.patchify(self.input_channels(x, cond)))  # (B, T', h*w, D)
+        if self.pos_embed is not None:
+            tokens = tokens + self.pos_embed(t, h, w).view(1, t, h * w, -1)
+        # 2. modulation embedding: noise level + extra modulation embedders, then the shared AdaLN-LoRA term
+        emb = self.noise_embedder(c_noise)  # (B, Tm, D)
+        for e in self.embedders:
+            if e.target == "modulation":
+                value = e(self._extra(cond, e.name), (b, t, hh, ww))  # (B, D) or (B, T', D)
+                emb = emb + (value[:, None] if value.ndim == 2 else value)
+        lora, emb_act = self.noise_embedder.lora(emb), F.silu(emb)  # (B, Tm, 3D), (B, Tm, D)
+        # 3. rotary angles for the (t, h, w) grid, shaped for (B, N, H, Dh) queries and keys
+        rotation = self.rope(t, h, w, cond.fps, b, x.device)[..., None, :]  # (N, 1, Dh/2) or (B, N, 1, Dh/2)
+        # 4. text: attend to every token when none is padding
+        text = cond.text.to(tokens.dtype)
+        text_mask = None if bool(cond.text_mask.all()) else cond.text_mask[:, None, None, :]  # (B, 1, 1, L)
+        # 5. blocks
+        for block in self.blocks:
+            tokens = block(tokens, emb_act, lora, text, text_mask, rotation)  # (B, T', h*w, D)
+        # 6. output
+        return self.unpatchify(self.final(tokens, emb_act, lora), h, w)  # (B, C, T', H', W')
+
+    def no_weight_decay(self) -> list[str]:
+        return [n for n, _ in self.named_parameters() if n.startswith("pos_embed.")]

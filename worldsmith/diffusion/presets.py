@@ -1,0 +1,118 @@
+"""Configs of the diffusion world model and its named sizes (family ``diffusion``).
+
+One dataclass per part: :class:`DiTConfig` (the backbone), :class:`EDMConfig` (noise levels and preconditioning)
+and :class:`WorldModelConfig` (both, plus how Text2World / Video2World training draws its conditions). Presets
+are shared by the CLI, the tests and the benchmarks:
+
+=======  =====  =====  =====  ==========  ==============================================
+preset   width  depth  heads  AdaLN-LoRA  use
+=======  =====  =====  =====  ==========  ==============================================
+tiny     64     2      4      16          tests, seconds on a CPU
+small    192    6      6      64          64x64 simulated worlds on a 2-core CPU
+base     768    12     12     256         a single GPU
+2b       2048   28     16     256         Cosmos-Predict2-2B widths, GPU cluster
+=======  =====  =====  =====  ==========  ==============================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from worldsmith.config import register_preset
+from worldsmith.errors import ConfigError
+
+
+@dataclass
+class DiTConfig:
+    latent_channels: int = 16  # channels of the tokenizer's continuous latents (set from the tokenizer)
+    patch: int = 2  # spatial patch; the temporal patch is 1 (Cosmos: patch 1x2x2)
+    width: int = 384  # token width D
+    depth: int = 12  # transformer blocks
+    heads: int = 6  # attention heads; head width D / heads must be even and >= 12 (3D RoPE splits it in three)
+    mlp_ratio: float = 4.0
+    adaln_lora_dim: int = 256  # rank of the AdaLN-LoRA modulation
+    text_dim: int = 384  # width of the text encoder's token states (MiniLM: 384)
+    cond_mask_channel: bool = True  # concatenate the Video2World condition mask as an input channel
+    abs_pos: bool = True  # add a learnable absolute position embedding (factorized over t, h, w) to RoPE
+    max_latent: tuple[int, int, int] = (32, 64, 64)  # (T', H', W') the absolute embedding covers, in latents
+    rope_theta: float = 10000.0
+    rope_fps: float = 6.0  # latent fps at which one latent frame is one RoPE step (24 fps / 4); 0: no scaling
+
+    def __post_init__(self) -> None:
+        self.max_latent = tuple(self.max_latent)  # type: ignore[assignment]
+        positive = {"latent_channels": self.latent_channels, "patch": self.patch, "width": self.width,
+                    "depth": self.depth, "heads": self.heads, "adaln_lora_dim": self.adaln_lora_dim,
+                    "text_dim": self.text_dim, "mlp_ratio": self.mlp_ratio}  # fmt: skip
+        for name, value in positive.items():
+            if not value > 0:
+                raise ConfigError(f"model.dit.{name} must be positive, got {value}.")
+        if self.width % self.heads or (self.width // self.heads) % 2 or self.width // self.heads < 12:
+            raise ConfigError(f"model.dit.width ({self.width}) / heads ({self.heads}) must be an even head width "
+                              f">= 12 so 3D RoPE can split it over t, h and w.")  # fmt: skip
+        if len(self.max_latent) != 3 or min(self.max_latent) < 1:
+            raise ConfigError(f"model.dit.max_latent must be three positive sizes (T', H', W'), got {self.max_latent}.")
+        if self.rope_fps < 0 or self.rope_theta <= 1:
+            raise ConfigError("model.dit.rope_fps must be >= 0 and model.dit.rope_theta > 1.")
+
+    @property
+    def head_dim(self) -> int:
+        return self.width // self.heads
+
+    @property
+    def in_channels(self) -> int:
+        """Channels entering the patch embedding: latents (+ the condition mask)."""
+        return self.latent_channels + int(self.cond_mask_channel)
+
+
+@dataclass
+class EDMConfig:
+    """Karras et al. 2022 (arXiv 2206.00364), Table 1: preconditioning, training noise levels, sampling schedule."""
+
+    sigma_data: float = 0.5  # std of the (normalised) latents
+    p_mean: float = -0.4  # training: ln(sigma) ~ N(p_mean, p_std^2); EDM images use -1.2; video wants more noise
+    p_std: float = 1.2
+    sigma_min: float = 0.002  # sampling schedule range
+    sigma_max: float = 80.0
+    rho: float = 7.0  # schedule curvature (EDM eq. 5)
+
+    def __post_init__(self) -> None:
+        if not (self.sigma_data > 0 and self.p_std > 0 and 0 < self.sigma_min < self.sigma_max and self.rho > 0):
+            raise ConfigError("model.edm needs sigma_data > 0, p_std > 0, 0 < sigma_min < sigma_max and rho > 0.")
+
+
+@dataclass
+class WorldModelConfig:
+    dit: DiTConfig = field(default_factory=DiTConfig)
+    edm: EDMConfig = field(default_factory=EDMConfig)
+    caption_dropout: float = 0.2  # probability of training a sample without its caption (for guidance)
+    video2world_prob: float = 0.5  # probability of a Video2World sample (else Text2World) in joint training
+    max_cond_latents: int = 2  # Video2World conditions on 1..max_cond_latents first latent frames
+    cond_sigma_mean: float = -3.0  # noise augmentation of condition frames: ln(sigma) ~ N(mean, std^2)
+    cond_sigma_std: float = 0.5
+    cond_sigma: float = 0.05  # noise augmentation of condition frames at generation (~ exp(cond_sigma_mean))
+
+    def __post_init__(self) -> None:
+        for name in ("caption_dropout", "video2world_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"model.{name} must be in [0, 1], got {getattr(self, name)}.")
+        if self.max_cond_latents < 1 or self.cond_sigma_std < 0 or self.cond_sigma <= 0:
+            raise ConfigError("model.max_cond_latents >= 1, model.cond_sigma_std >= 0 and model.cond_sigma > 0 are required.")
+        if self.video2world_prob > 0 and not self.dit.cond_mask_channel:
+            raise ConfigError("Video2World training needs model.dit.cond_mask_channel: true (or video2world_prob: 0).")
+
+
+SIZES = {  # name -> (width, depth, heads, adaln_lora_dim)
+    "tiny": (64, 2, 4, 16),
+    "small": (192, 6, 6, 64),
+    "base": (768, 12, 12, 256),
+    "2b": (2048, 28, 16, 256),
+}
+
+
+def make_config(size: str) -> WorldModelConfig:
+    width, depth, heads, lora = SIZES[size]
+    return WorldModelConfig(dit=DiTConfig(width=width, depth=depth, heads=heads, adaln_lora_dim=lora))
+
+
+for _size in SIZES:
+    register_preset("diffusion", _size, lambda _size=_size: make_config(_size))

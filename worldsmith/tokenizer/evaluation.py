@@ -1,0 +1,140 @@
+"""``worldsmith tokenizer eval``: PSNR, SSIM and a Fréchet distance on EfficientNet-lite0 frame features.
+
+Input is shards (a directory of .tar shards, a glob, a .tar or a manifest) or a folder of video files. Every clip
+is encoded and decoded whole; reconstructions are clamped to [-1, 1] like the uint8 video they would become.
+PSNR and SSIM (worldsmith/eval/metrics.py) are averaged over all frames; the Fréchet distance compares the
+pooled EfficientNet-lite0 features of all real frames with those of all reconstructed frames (worldsmith/eval/
+features.py; like FID it is biased upwards on few frames, so compare numbers computed on the same clips).
+A side-by-side mp4 (input | reconstruction | error x4) shows the first clips.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+import torch
+
+from worldsmith.errors import DataError
+from worldsmith.eval.features import frame_features, frechet_distance
+from worldsmith.eval.metrics import psnr, ssim
+from worldsmith.tokenizer.losses import frames_of
+from worldsmith.tokenizer.model import CausalVideoTokenizer
+from worldsmith.tokenizer.pipeline import TokenizerDataConfig, dataset_config, frame_chunks, video_files
+
+ERROR_GAIN = 4.0  # the error panel shows |recon - input| * 4
+
+
+def is_shard_source(path: str | Path) -> bool:
+    text = str(path)
+    p = Path(text)
+    if any(ch in text for ch in "*?["):
+        return True
+    if p.is_file():
+        return p.suffix in (".tar", ".parquet")
+    return p.is_dir() and (any(p.glob("*.tar")) or (p / "manifest.parquet").is_file())
+
+
+def shard_batches(shards: str, data: TokenizerDataConfig, max_clips: int, batch_size: int = 1) -> Iterator[dict]:
+    """Batches of the first ``max_clips`` clips of shards (first ``data.frames`` frames, ``data.size`` crop)."""
+    from worldsmith.data.dataset import make_loader
+
+    seen = 0
+    for batch in make_loader(dataset_config(data, shards, train=False), batch_size):
+        keep = min(batch["video"].shape[0], max_clips - seen)
+        yield {"video": batch["video"][:keep], "fps": float(batch["fps"][0]) if "fps" in batch else 10.0}
+        seen += keep
+        if seen >= max_clips:
+            return
+
+
+def folder_batches(inputs: list[str | Path], model: CausalVideoTokenizer, frames: int, size: int | None,
+                   max_clips: int) -> Iterator[dict]:  # fmt: skip
+    """One batch per video file: its first ``frames`` frames (cut to 1 + k*ct), cropped to the compression."""
+    from worldsmith.io.video import probe
+
+    ct = model.cfg.temporal_compression
+    for path in video_files(inputs)[:max_clips]:
+        chunks, n = [], 0
+        for chunk in frame_chunks(path, model.cfg.spatial_compression, frames, size):
+            chunks.append(chunk)
+            n += chunk.shape[2]
+            if n >= frames:
+                break
+        usable = 1 + (min(n, frames) - 1) // ct * ct
+        yield {"video": torch.cat(chunks, dim=2)[:, :, :usable], "fps": probe(path).fps}
+
+
+@torch.no_grad()
+def evaluate_batches(model: CausalVideoTokenizer, batches: Iterable[dict], *, features: bool = True,
+                     comparison: Path | None = None, comparison_clips: int = 4) -> dict[str, Any]:  # fmt: skip
+    """Mean PSNR/SSIM over frames (and the feature Fréchet distance) of reconstructions of ``batches``."""
+    device = next(model.parameters()).device
+    psnrs, ssims, real, fake, shown = [], [], [], [], []
+    clips, fps = 0, 10.0
+    for batch in batches:
+        x = batch["video"].to(device)
+        y = model.decode(model.encode(x)).clamp(-1, 1)
+        psnrs.append(psnr(y, x, reduction="none").cpu())
+        ssims.append(ssim(y, x, reduction="none").cpu())
+        if features:
+            real.append(frame_features(frames_of(x)).cpu())
+            fake.append(frame_features(frames_of(y)).cpu())
+        if comparison is not None and len(shown) < comparison_clips:
+            shown += [(a, b) for a, b in zip(x.cpu(), y.cpu())][: comparison_clips - len(shown)]
+            fps = float(batch.get("fps", fps))
+        clips += x.shape[0]
+    if not clips:
+        raise DataError("no clips to evaluate: the data is empty or every clip is shorter than the frames asked for.")
+    p, s = torch.cat(psnrs), torch.cat(ssims)
+    result: dict[str, Any] = {"clips": clips, "frames": int(p.numel()), "psnr": float(p.mean()),
+                              "psnr_min": float(p.min()), "ssim": float(s.mean())}  # fmt: skip
+    if features:
+        a, b = torch.cat(real), torch.cat(fake)
+        result["fd"] = frechet_distance(a, b) if len(a) >= 2 else None
+    if comparison is not None and shown:
+        write_comparison(torch.stack([a for a, _ in shown]), torch.stack([b for _, b in shown]), comparison, fps)
+        result["video"] = str(comparison)
+    return result
+
+
+def write_comparison(real: torch.Tensor, recon: torch.Tensor, path: str | Path, fps: float = 10.0) -> Path:
+    """mp4 of clips (B, 3, T, H, W) one after another, each frame ``input | reconstruction | error x4``."""
+    from worldsmith.io.video import encode_mp4, to_uint8
+
+    recon = recon.clamp(-1, 1)
+    error = ((recon - real).abs() * ERROR_GAIN).clamp(0, 1) * 2 - 1  # 0 error = black
+    panels = torch.cat([real, recon, error], dim=-1)  # (B, 3, T, H, 3W)
+    frames = np.concatenate([to_uint8(clip) for clip in panels.cpu()], axis=0)  # (B*T, H, 3W, 3)
+    encode_mp4(frames, path, fps=fps)
+    return Path(path)
+
+
+def evaluate(run_dir: str | Path, data: list[str | Path], *, frames: int | None = None, size: int | None = None,
+             max_clips: int = 16, video: str | Path | None = None, device: str = "cpu") -> dict[str, Any]:  # fmt: skip
+    """Evaluate the tokenizer of ``run_dir`` on shards or a folder of videos; see the module docstring."""
+    model = CausalVideoTokenizer.from_pretrained(run_dir, device=device)
+    ct, cs = model.cfg.temporal_compression, model.cfg.spatial_compression
+    frames = frames or 1 + 4 * ct
+    if len(data) == 1 and is_shard_source(data[0]):
+        if size is None or size % cs:
+            raise DataError(f"evaluating shards needs --size, a multiple of {cs} (frames are centre-cropped to it).")
+        frames = 1 + (frames - 1) // ct * ct
+        batches = shard_batches(str(data[0]), TokenizerDataConfig(frames=frames, size=size), max_clips)
+    else:
+        batches = folder_batches(data, model, frames, size, max_clips)
+    result = evaluate_batches(model, batches, comparison=Path(video) if video else None)
+    return {"tokenizer": model.cfg.name, "run": str(run_dir), **result}
+
+
+def format_results(result: dict[str, Any]) -> str:
+    """A two-column table of the metrics for the terminal."""
+    rows = [("tokenizer", result["tokenizer"]), ("clips", result["clips"]), ("frames", result["frames"]),
+            ("PSNR (dB)", f"{result['psnr']:.2f}"), ("PSNR min frame (dB)", f"{result['psnr_min']:.2f}"),
+            ("SSIM", f"{result['ssim']:.4f}"),
+            ("Fréchet distance", "n/a" if result.get("fd") is None else f"{result['fd']:.3f}")]  # fmt: skip
+    if result.get("video"):
+        rows.append(("side-by-side video", result["video"]))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

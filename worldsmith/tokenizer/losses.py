@@ -1,0 +1,113 @@
+"""Training objective of the tokenizer: L1 + perceptual + temporal consistency (+ KL) (+ adversarial hinge).
+
+Cosmos (arXiv 2501.03575, Sec. 3.1 "Training strategy") trains in two stages: first an L1 and perceptual loss,
+then fine-tuning with an optical-flow temporal loss and a Gram-matrix loss; its released code has no adversarial
+stage. Here:
+
+* ``l1``: mean absolute pixel error;
+* ``perceptual``: an LPIPS-style distance between EfficientNet-lite0 feature maps (4 scales) of the input and
+  reconstruction frames (the shared feature extractor of worldsmith/eval/features.py), on the first frame plus
+  ``perceptual_frames - 1`` random others of each clip (Cosmos uses VGG-19 features; none ship offline);
+* ``temporal``: L1 between the frame differences of input and reconstruction, a flow-free temporal-consistency
+  term that penalizes flicker and wrong motion magnitudes;
+* ``kl``: KL(q(z|x) || N(0, I)) per latent element, for ``kl: true`` continuous models;
+* ``image``: joint image training: a random frame of every clip is also encoded *as an image* and its loss added;
+* ``adversarial``: hinge GAN loss with a per-frame patch discriminator (see discriminator.py).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+
+from worldsmith.eval.features import efficientnet_lite0
+
+if TYPE_CHECKING:
+    from worldsmith.tokenizer.model import CausalVideoTokenizer
+    from worldsmith.tokenizer.tokenizer_config import TokenizerLossConfig
+
+
+def frames_of(video: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, 3, T, H, W) -> (B*K, 3, H, W) for frame indices ``index`` (K,) (all frames when None)."""
+    if index is not None:
+        video = video[:, :, index]  # (B, 3, K, H, W)
+    b, c, k, h, w = video.shape
+    return video.permute(0, 2, 1, 3, 4).reshape(b * k, c, h, w)  # (B*K, 3, H, W)
+
+
+def perceptual_frame_index(frames: int, count: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
+    """The first frame plus ``count - 1`` random others (sorted); None = every frame."""
+    if count == 0 or count >= frames:
+        return None
+    others = torch.randperm(frames - 1, generator=generator)[: count - 1] + 1
+    return torch.cat([torch.zeros(1, dtype=torch.int64), others.sort().values])
+
+
+def _unit(features: torch.Tensor) -> torch.Tensor:
+    return features / (features.norm(dim=1, keepdim=True) + 1e-6)  # unit feature vector per position
+
+
+def perceptual_loss(target: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
+    """LPIPS-style distance (Zhang et al. 2018, eq. 1, with uniform channel weights) on EfficientNet-lite0 feature
+    maps of two frame batches (N, 3, H, W) in [-1, 1]: squared distance of unit-normalized feature vectors,
+    averaged over positions and the 4 scales; in [0, 4]."""
+    net = efficientnet_lite0(str(target.device))
+    with torch.no_grad():
+        real = net.feature_maps(target)
+    fake = net.feature_maps(recon)
+    return torch.stack([(_unit(f) - _unit(r)).square().sum(1).mean() for f, r in zip(fake, real)]).mean()
+
+
+def temporal_loss(target: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
+    """L1 between frame differences (B, 3, T-1, H, W) of target and reconstruction; 0 for single frames."""
+    if target.shape[2] < 2:
+        return target.new_zeros(())
+    return F.l1_loss(recon.diff(dim=2), target.diff(dim=2))
+
+
+def kl_loss(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, exp(logvar)) || N(0, 1)), averaged over latent elements."""
+    return 0.5 * (mean.square() + logvar.exp() - 1.0 - logvar).mean()
+
+
+def reconstruction_terms(model: "CausalVideoTokenizer", video: torch.Tensor) -> tuple[torch.Tensor, dict, torch.Tensor]:
+    """Weighted L1 + perceptual + temporal + KL of one (B, 3, T, H, W) batch -> (loss, logs, reconstruction)."""
+    cfg: TokenizerLossConfig = model.cfg.loss
+    recon, extras = model(video)  # (B, 3, T, H, W)
+    l1 = F.l1_loss(recon, video)
+    loss, logs = cfg.l1 * l1, {"l1": l1.detach()}
+    if cfg.perceptual > 0:
+        index = perceptual_frame_index(video.shape[2], cfg.perceptual_frames)
+        perc = perceptual_loss(frames_of(video, index), frames_of(recon, index))
+        loss, logs["perceptual"] = loss + cfg.perceptual * perc, perc.detach()
+    if cfg.temporal > 0 and video.shape[2] > 1:
+        temp = temporal_loss(video, recon)
+        loss, logs["temporal"] = loss + cfg.temporal * temp, temp.detach()
+    if "kl" in extras:
+        loss, logs["kl"] = loss + cfg.kl * extras["kl"], extras["kl"].detach()
+    return loss, logs, recon
+
+
+def tokenizer_loss(model: "CausalVideoTokenizer", batch: dict) -> tuple[torch.Tensor, dict]:
+    """The whole objective for one batch ``{"video": (B, 3, T, H, W) in [-1, 1]}``."""
+    cfg = model.cfg.loss
+    video = batch["video"]
+    loss, logs, recon = reconstruction_terms(model, video)
+    with torch.no_grad():
+        mse = F.mse_loss(recon.clamp(-1, 1), video)
+        logs["psnr"] = 10 * torch.log10(4.0 / mse.clamp_min(1e-10))  # peak-to-peak 2 in [-1, 1]
+    # 1. joint image training: one random frame per clip, encoded as a one-frame video
+    if cfg.image > 0 and video.shape[2] > 1:
+        pick = torch.randint(0, video.shape[2], (video.shape[0],), device=video.device)
+        images = video[torch.arange(video.shape[0], device=video.device), :, pick][:, :, None]  # (B, 3, 1, H, W)
+        image_loss, image_logs, _ = reconstruction_terms(model, images)
+        loss = loss + cfg.image * image_loss
+        logs["image_l1"] = image_logs["l1"]
+    # 2. adversarial fine-tuning: generator and discriminator terms in one backward pass
+    if cfg.adversarial > 0 and model.discriminator is not None:
+        g_loss, d_loss = model.discriminator.losses(video, recon)
+        loss = loss + cfg.adversarial * g_loss + d_loss
+        logs["gan_g"], logs["gan_d"] = g_loss.detach(), d_loss.detach()
+    return loss, logs
