@@ -20,8 +20,6 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
-import re
 import resource
 import subprocess
 import sys
@@ -29,8 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
-BEGIN, END = "<!-- autoregressive:begin -->", "<!-- autoregressive:end -->"
+from results_md import machine, markers, update_section  # benchmarks/results_md.py
+
+BEGIN, END = markers("autoregressive")
 
 
 def build(size: str, grid: tuple[int, int], max_frames: int, device: str):
@@ -119,16 +118,6 @@ def run_one(spec: dict) -> dict:
     return result | {"peak_rss_mb": peak_kb / 1024}
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        found = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
-        cpu = found.group(1).strip() if found else cpu
-    except (OSError, AttributeError):
-        pass
-    return f"{cpu}, Python {platform.python_version()}"
-
-
 def markdown(rows: list[dict], args: argparse.Namespace) -> str:
     cache = {(r["context"], r["cache"]): r for r in rows if r["bench"] == "cache"}
     load = os.getloadavg()[0]
@@ -166,18 +155,6 @@ def markdown(rows: list[dict], args: argparse.Namespace) -> str:
     return "\n".join(lines + ["", END])
 
 
-def update_results(section: str, path: Path = RESULTS) -> None:
-    """Replace the autoregressive section of RESULTS.md (or append it), leaving other sections alone."""
-    from worldsmith.atomic import atomic_write_text
-
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    atomic_write_text(path, text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for token decoding)")
@@ -213,7 +190,7 @@ def main() -> None:
     section = markdown(rows, args)
     print(section)
     if not args.no_results:
-        update_results(section)
+        update_section("autoregressive", section)
     if args.json:
         from worldsmith.atomic import atomic_write_text
 

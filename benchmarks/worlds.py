@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import re
 import time
 from pathlib import Path
 
@@ -22,9 +20,9 @@ import worldsmith  # noqa: F401  (MUJOCO_GL before mujoco)
 from worldsmith.atomic import atomic_write_text
 from worldsmith.worlds.base import WorldConfig, record_episode
 from worldsmith.worlds.registry import make_world, world_names
+from results_md import machine, markers, update_section  # benchmarks/results_md.py
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
-BEGIN, END = "<!-- worlds:begin -->", "<!-- worlds:end -->"
+BEGIN, END = markers("worlds")
 
 
 def bench(name: str, size: int, episodes: int, frames: int) -> dict:
@@ -65,26 +63,6 @@ def markdown(rows: list[dict], args: argparse.Namespace) -> str:
     return "\n".join(lines + ["", END])
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        cpu = re.search(r"model name\s*:\s*(.+)", text).group(1).strip()  # type: ignore[union-attr]
-    except (OSError, AttributeError):
-        pass
-    return f"{cpu}, Python {platform.python_version()}"
-
-
-def update_results(section: str, path: Path = RESULTS) -> None:
-    """Replace the worlds section of RESULTS.md (or append it), leaving other sections alone."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    atomic_write_text(path, text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--worlds", nargs="+", default=world_names(), choices=world_names())
@@ -103,7 +81,7 @@ def main() -> None:
             print(f"{name:7s} {size:4d}px  {r['frames_per_cpu_s']:7.1f} frames/s per core  "
                   f"({views}, {r['frames_per_wall_s']:.1f} frames/s wall)", flush=True)  # fmt: skip
     if not args.no_results:
-        update_results(markdown(rows, args))
+        update_section("worlds", markdown(rows, args))
     if args.json:
         atomic_write_text(args.json, json.dumps({"machine": machine(), "results": rows}, indent=2))
 
