@@ -171,6 +171,8 @@ def test_stream_pads_the_tail_or_refuses_it():
     assert (z - model.encode(padded)).abs().max() < 1e-4
     with pytest.raises(TokenizerInputError, match="pad_tail"):
         list(model.encode_stream([x], pad_tail=False))
+    with pytest.raises(TokenizerInputError, match="must share them"):
+        list(model.encode_stream([x, video(b=1, t=4, size=16)]))
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -6,8 +6,9 @@ output frame ``t`` depends on input frames ``<= t``.
 
 Speed (the reason for the layout): features stay channels-last for the whole network. The spatial convolution
 is then a ``conv2d`` on the frames seen as a channels-last batch ``(B*T, C, H, W)`` (a view, no copy), and the
-temporal convolution a ``(k, 1)`` ``conv2d`` on the channels-last view ``(B, C, T, H*W)`` (also no copy). Both
-are several times faster on CPU than the reference's padding copies and ``conv3d`` kernels.
+temporal convolution a ``(k, 1)`` ``conv2d`` on the channels-last view ``(B, C, T, H*W)`` of the features with
+the ``k - 1`` past frames in front. Both are several times faster on CPU than the reference's ``conv3d`` kernels
+with padding copies (see benchmarks/tokenizer.py).
 
 Causal padding: the past of the first frame is the first frame itself (replicate padding, as in the reference),
 so an image (T = 1) goes through exactly the same computation as the first frame of a video.

@@ -9,7 +9,7 @@ followed by convolutions. Here:
 * spatial up: a ``3 x 3`` convolution to ``4 C`` channels, then depth-to-space (sub-pixel convolution; the same
   cost as "repeat then convolve" but every output pixel gets its own weights);
 * temporal up: a per-frame linear map to ``2 C`` channels, then depth-to-time, dropping the first of the two
-  frames made from latent frame 0: ``1 + n`` frames -> ``1 + 2n``, the exact inverse of the temporal down.
+  frames made from latent frame 0: ``1 + n`` frames -> ``1 + 2n``, undoing the temporal down's frame count.
 """
 
 from __future__ import annotations

@@ -48,11 +48,18 @@ def encode_stream(
     limit = max(chunk_frames or 4 * ct, ct) + 1  # frames per network call (the first piece may hold 1 + k*ct)
     state: dict = {}
     pending: list[torch.Tensor] = []  # buffered frames, (B, 3, t, H, W) each
-    count, started = 0, False
+    count, started, frame_shape = 0, False, None
     for chunk in chunks:
         if isinstance(chunk, torch.Tensor) and chunk.ndim == 5 and chunk.shape[2] == 0:
             continue
         model.check_video(chunk[:, :, :1] if isinstance(chunk, torch.Tensor) and chunk.ndim == 5 else chunk)
+        shape = (chunk.shape[0], *chunk.shape[3:])  # (B, H, W)
+        if frame_shape is not None and shape != frame_shape:
+            raise TokenizerInputError(
+                f"a stream chunk has batch x height x width {shape}, but the stream started with {frame_shape}; "
+                f"every chunk of one stream must share them."
+            )
+        frame_shape = shape
         pending.append(chunk)
         count += chunk.shape[2]
         while (take := _aligned(count, started, ct, limit)) > 0:
