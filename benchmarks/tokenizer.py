@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import platform
 import resource
 import statistics
 import subprocess
@@ -32,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from results_md import machine as cpu_and_python  # benchmarks/results_md.py
+from results_md import markers, update_section
 from torch import nn
 
 from worldsmith.atomic import atomic_write_text
@@ -41,8 +42,7 @@ from worldsmith.tokenizer import CausalVideoTokenizer, TokenizerConfig
 from worldsmith.tokenizer.losses import tokenizer_loss
 
 load_all_presets()
-RESULTS = Path(__file__).with_name("RESULTS.md")
-BEGIN, END = "<!-- tokenizer:begin -->", "<!-- tokenizer:end -->"
+BEGIN, END = markers("tokenizer")
 
 
 class CosmosReference(nn.Module):
@@ -184,12 +184,7 @@ def bench_memory(preset: str, frames: int, size: int, chunk: int) -> dict[str, A
 
 # ---------------------------------------------------------------------------------------------------------------
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}, Python {platform.python_version()}"
+    return f"{cpu_and_python()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
 
 
 def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
@@ -237,16 +232,6 @@ def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
     return "\n".join(lines + [END])
 
 
-def update_results(section: str, path: Path = RESULTS) -> None:
-    """Replace this benchmark's section of RESULTS.md (or append it), leaving other sections alone."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    atomic_write_text(path, text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="cv4x8x8-small")
@@ -281,7 +266,7 @@ def main() -> None:
     if args.json:
         atomic_write_text(args.json, json.dumps(results, indent=2))
     if not args.no_results:
-        update_results(markdown(results, args))
+        update_section("tokenizer", markdown(results, args))
 
 
 if __name__ == "__main__":
