@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -34,13 +33,14 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from results_md import machine as cpu_and_python  # benchmarks/results_md.py
+from results_md import markers, update_section
 from worldsmith.atomic import atomic_write_text
 from worldsmith.diffusion.condition import Condition
 from worldsmith.diffusion.dit import DiT
 from worldsmith.diffusion.presets import DiTConfig
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
-BEGIN, END = "<!-- diffusion:begin -->", "<!-- diffusion:end -->"
+BEGIN, END = markers("diffusion")
 BACKBONE = dict(width=384, heads=6, depth=8, adaln_lora_dim=64)  # Dh = 64, as Cosmos
 GRIDS = ((2, 16, 16), (4, 32, 32), (8, 32, 32))  # latent (T', H', W') -> 128, 1,024, 2,048 tokens
 
@@ -247,7 +247,7 @@ def bench_arm(work: Path, a: argparse.Namespace) -> dict[str, Any]:
 
     tok_steps = load_yaml(tok_dir / "config.yaml")["train"]["steps"]
     results = {"command": command, "train_seconds": train_seconds, "episodes": a.episodes, "heldout": len(clips),
-               "rollout_frames": a.rollout, "steps": a.steps, "tokenizer_steps": tok_steps,
+               "rollout_frames": a.rollout, "steps": a.steps, "tokenizer_steps": tok_steps, "episode_frames": a.episode_frames,
                "tokenizer": score(to_uint8(recon)), "copy_first_frame": score(np.repeat(truth[:, :1], a.rollout, axis=1)),
                "samplers": {}}  # fmt: skip
     outputs = {}
@@ -266,8 +266,9 @@ def bench_arm(work: Path, a: argparse.Namespace) -> dict[str, Any]:
 
 def render_arm(r: dict[str, Any]) -> list[str]:
     t = r["train_seconds"]
-    lines = [f"Arm world: {r['episodes']} simulated training episodes (64x64, 10 fps); tokenizer cv4x8x8-small trained "
-             f"{r['tokenizer_steps']} steps; diffusion preset small trained {r['steps']} steps "
+    lines = [f"Arm world: {r['episodes']} simulated training episodes of {r.get('episode_frames', 41)} frames (64x64, 10 fps); "
+             f"tokenizer trained with `worldsmith tokenizer train --preset cv4x8x8-small --set train.steps="
+             f"{r['tokenizer_steps']} --set data.frames=17 --set data.size=64`; diffusion preset small trained {r['steps']} steps "
              f"({t.get('diffusion_train', 0) / 60:.1f} min on this CPU, latents cached) with:", "",
              f"    {r['command']}", "",
              f"Video2World from the first frame of {r['heldout']} held-out episodes, {r['rollout_frames']} frames (a "
@@ -338,16 +339,6 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(lines + [END])
 
 
-def update_results(section: str, path: Path = RESULTS) -> None:
-    """Replace this benchmark's section of RESULTS.md (or append it), leaving other sections alone."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    atomic_write_text(path, text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1 is steadiest when shared)")
@@ -361,14 +352,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     import diffusers
 
-    results: dict[str, Any] = {"machine": {"cpu": platform.processor() or platform.machine(), "threads": args.threads,
-                                           "torch": torch.__version__, "diffusers": diffusers.__version__}}  # fmt: skip
-    try:
-        import cpuinfo  # type: ignore[import-not-found]
-
-        results["machine"]["cpu"] = cpuinfo.get_cpu_info()["brand_raw"]
-    except ImportError:
-        results["machine"]["cpu"] = "AMD EPYC" if "AMD" in Path("/proc/cpuinfo").read_text() else platform.machine()
+    results: dict[str, Any] = {"machine": {"cpu": cpu_and_python(), "threads": args.threads, "torch": torch.__version__,
+                                           "diffusers": diffusers.__version__}}  # fmt: skip
     if "backbone" not in args.skip:
         results["backbone"] = bench_backbone(args.repeats)
     if "clip" not in args.skip:
@@ -380,7 +365,7 @@ def main() -> None:
     section = render(results)
     print(section)
     if not args.no_results:
-        update_results(section)
+        update_section("diffusion", section)
 
 
 if __name__ == "__main__":
