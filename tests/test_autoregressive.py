@@ -22,13 +22,7 @@ from worldsmith.errors import ConfigError, DataError
 VOCAB, GRID, FRAMES = 50, (3, 4), 3  # 12 tokens per frame, a window of 36 slots
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Token-by-token decoding is dozens of tiny ops: one thread avoids OpenMP stalls on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny(**changes) -> VideoGPT:

@@ -23,13 +23,7 @@ from worldsmith.errors import ConfigError
 C = 16
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine two threads contend and run these small ops much slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny(perturb: bool = True, cls=DiffusionWorldModel, **changes) -> DiffusionWorldModel:

@@ -48,17 +48,11 @@ def blob_clips(n: int = 4) -> np.ndarray:
     return np.stack(clips)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine two threads contend and run these small ops 5-10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, one_thread) -> dict:
+def world(tmp_path_factory, one_torch_thread) -> dict:
     """4 clips as shards and a tiny tokenizer trained on them (~30 dB)."""
     root = tmp_path_factory.mktemp("diffusion")
     clips = blob_clips()

@@ -18,14 +18,7 @@ from worldsmith.tokenizer.wavelet import HaarPatcher
 load_all_presets()
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny tensors gain nothing from a second thread, and on a busy shared machine OpenMP threads that spin-wait
-    for each other make tiny steps several times slower; restored after each test."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny(name: str = "cv4x8x8-tiny", perturb: bool = True, **changes) -> CausalVideoTokenizer:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_tokenizer import single_thread  # noqa: F401  (autouse fixture: one thread per test)
 
 from worldsmith.eval.features import (
     EfficientNetLite0,
@@ -16,6 +15,8 @@ from worldsmith.eval.features import (
     weights_path,
 )
 from worldsmith.tokenizer.losses import perceptual_loss
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

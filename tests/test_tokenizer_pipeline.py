@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_tokenizer import single_thread  # noqa: F401  (autouse fixture: one thread per test)
 from typer.testing import CliRunner
 
 from worldsmith.config import load_yaml
@@ -19,6 +18,8 @@ from worldsmith.io.video import encode_mp4, probe
 from worldsmith.tokenizer import CausalVideoTokenizer
 from worldsmith.tokenizer.cli import app
 from worldsmith.train import read_logs
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 QUIET = ["--set", "train.progress=false", "--set", "train.tensorboard=false", "--set", "train.log_every=1"]
 
