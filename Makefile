@@ -27,6 +27,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet --no-deps 'scenedetect==0.7.2'
 	$(BIN)/python benchmarks/io.py
 	$(BIN)/python benchmarks/worlds.py
 
