@@ -1,0 +1,100 @@
+"""Camera-motion tags from a clip's motion track: static, pan, tilt, zoom or orbit, with a direction.
+
+1. Per frame pair, a similarity transform (translation, rotation, uniform scale) is fitted robustly to the
+   displacement samples (``cv2.estimateAffinePartial2D`` with RANSAC), so moving objects are outliers and the
+   fit follows the background, i.e. the camera.
+2. From each fit: the velocity of the frame centre ``(vx, vy)`` in frame diagonals per second (image
+   coordinates: +x right, +y down), the zoom rate ``log(scale)`` per second and, for orbit, the parallax ratio.
+3. The clip takes the median of each over its pairs and is classified in this order:
+   * ``static``: centre speed below ``static_speed`` and the edge speed of the zoom (0.5 |zoom rate|) too;
+   * ``zoom`` (``in`` when the content grows): 0.5 |zoom rate| exceeds the centre speed;
+   * ``orbit``: the camera translates while a subject near the centre stays put (or drifts against the
+     background): the median residual displacement in the central box, after removing the fitted background
+     motion, cancels at least ``orbit_ratio`` of the background motion, ``-dot(r_centre, v) / |v|^2``
+     (0 for a pan, where the centre moves with the background; 1 when the centre stands still; above 1 when it
+     moves the other way, as in real parallax around a subject). Direction: where the camera goes, opposite to
+     the background (background moving left -> ``right``). A tracking shot that follows a subject also counts:
+     in 2-D the two look the same.
+   * ``pan`` (horizontal) or ``tilt`` (vertical), whichever component dominates; directions are the camera's:
+     content moving left means the camera pans ``right``; content moving down means it tilts ``up``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from worldsmith.curate.motion import MotionTrack
+
+
+@dataclass
+class CameraMotionConfig:
+    enabled: bool = True
+    static_speed: float = 0.01  # frame diagonals per second below which the camera counts as still
+    orbit_ratio: float = 0.6  # how much of the background motion the central subject must cancel
+    centre_box: float = 0.15  # the central box is |x - cx| < centre_box * W and |y - cy| < centre_box * H
+    ransac_px: float = 1.0  # RANSAC inlier threshold in pixels of the track's frame
+
+
+@dataclass
+class PairMotion:
+    vx: float  # centre velocity, frame diagonals per second (+x right)
+    vy: float  # (+y down)
+    zoom: float  # log scale per second (> 0: content grows, zoom in)
+    roll: float  # rotation, radians per second
+    orbit: float  # fraction of the background motion cancelled in the central box (see module doc)
+
+
+def fit_pair(points: np.ndarray, flow: np.ndarray, dt: float, width: int, height: int,
+             cfg: CameraMotionConfig) -> PairMotion | None:
+    """Similarity fit of one pair: ``points`` (N, 2) in the later frame, ``flow`` (N, 2) earlier -> later."""
+    if len(points) < 6:
+        return None
+    src = (points - flow).astype(np.float32)
+    m, inliers = cv2.estimateAffinePartial2D(src, points.astype(np.float32), method=cv2.RANSAC,
+                                             ransacReprojThreshold=cfg.ransac_px, maxIters=500, refineIters=5)
+    if m is None:
+        return None
+    diag = math.hypot(width, height)
+    centre = np.array([width / 2, height / 2])
+    moved = m[:, :2] @ centre + m[:, 2] - centre  # displacement of the frame centre (2,)
+    v = moved / diag / dt
+    scale = math.hypot(m[0, 0], m[1, 0])
+    # 1. residual motion in the central box after removing the background (camera) motion
+    predicted = src @ m[:, :2].T + m[:, 2]  # (N, 2)
+    residual = points - predicted
+    box = (np.abs(points[:, 0] - centre[0]) < cfg.centre_box * width) & (
+        np.abs(points[:, 1] - centre[1]) < cfg.centre_box * height)
+    orbit = 0.0
+    speed2 = float(moved @ moved)
+    if box.sum() >= 3 and speed2 > 0.04:  # the centre moved at least 0.2 px: a ratio is meaningful
+        orbit = float(-np.median(residual[box], axis=0) @ moved / speed2)
+    return PairMotion(float(v[0]), float(v[1]), math.log(max(scale, 1e-6)) / dt,
+                      math.atan2(m[1, 0], m[0, 0]) / dt, orbit)
+
+
+def camera_motion(track: MotionTrack, cfg: CameraMotionConfig) -> dict[str, object]:
+    """Tags {"camera_motion", "camera_direction", "camera_speed", "camera_zoom", "camera_parallax"}."""
+    fits = [fit_pair(p, f, float(dt), track.width, track.height, cfg)
+            for p, f, dt in zip(track.points, track.flows, track.dts)]
+    fits = [f for f in fits if f is not None]
+    if not fits:
+        return {"camera_motion": "static", "camera_direction": "", "camera_speed": 0.0, "camera_zoom": 0.0,
+                "camera_parallax": 0.0}
+    vx, vy, zoom, orbit = (float(np.median([getattr(f, k) for f in fits])) for k in ("vx", "vy", "zoom", "orbit"))
+    speed = math.hypot(vx, vy)
+    if speed < cfg.static_speed and 0.5 * abs(zoom) < cfg.static_speed:
+        kind, direction = "static", ""
+    elif 0.5 * abs(zoom) > speed:
+        kind, direction = "zoom", "in" if zoom > 0 else "out"
+    elif orbit >= cfg.orbit_ratio:
+        kind, direction = "orbit", "right" if vx < 0 else "left"
+    elif abs(vx) >= abs(vy):
+        kind, direction = "pan", "right" if vx < 0 else "left"
+    else:
+        kind, direction = "tilt", "up" if vy > 0 else "down"
+    return {"camera_motion": kind, "camera_direction": direction, "camera_speed": round(speed, 5),
+            "camera_zoom": round(zoom, 5), "camera_parallax": round(orbit, 3)}

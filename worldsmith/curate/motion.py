@@ -1,0 +1,207 @@
+"""Motion of a clip: how much things move (static clips are dropped) and how much the camera shakes.
+
+Motion is measured from sparse displacement samples between frame pairs, a ``MotionTrack``, which comes from one
+of two sources:
+
+* **H.264 motion vectors** (``source="mvs"``): the decoder exports the vectors the encoder chose (PyAV codec
+  option ``flags2=+export_mvs``; each frame then carries ``side_data["MOTION_VECTORS"]``). They cost no more than
+  decoding. Only P frames are used: each P frame's vectors point (almost always) to the previous I/P frame, so the
+  displacement covers ``dist`` frames, the gap to that anchor. B frames are skipped because with B-pyramids their
+  references are other B frames at distances the decoder does not report.
+* **Dense optical flow** (``source="flow"``, the fallback for other codecs, all-intra streams or streams without
+  vectors): OpenCV's Farnebäck flow on small grey frames, sampled on a regular grid.
+
+Scores (both independent of resolution and frame rate):
+
+* ``motion``: mean displacement speed of all samples in frame diagonals per second (0 for a still image).
+* ``shakiness``: the camera path is the running sum of the per-pair median displacement; shakiness is the median
+  distance (in frame diagonals) between that path and its smoothed version (a local quadratic fit over
+  ``smooth_s`` seconds, Savitzky-Golay). A steady pan or a smooth acceleration follows its smoothed path exactly;
+  a hand-held jitter of a few pixels does not.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from dataclasses import dataclass, field
+
+import av
+import cv2
+import numpy as np
+from scipy.signal import savgol_filter
+
+from worldsmith.errors import VideoError
+
+_PICTURE_TYPES = {1: "I", 2: "P", 3: "B", 4: "S", 5: "SI", 6: "SP", 7: "BI"}  # FFmpeg's AVPictureType values
+
+
+@dataclass
+class MotionConfig:
+    enabled: bool = True
+    use_motion_vectors: bool = True  # False: always optical flow
+    min_motion: float = 0.004  # drop below: mean speed in frame diagonals per second (a still camera on a still scene)
+    max_shakiness: float = 0.004  # drop above: median camera-path jitter in frame diagonals
+    smooth_s: float = 0.6  # window of the smoothed camera path
+    min_pairs: int = 3  # fewer frame pairs with motion vectors than this -> optical flow instead
+    flow_short_side: int = 96  # Farnebäck runs on grey frames this small (short side, pixels)
+    flow_grid: int = 6  # flow is sampled every this many pixels (at flow_short_side)
+
+
+@dataclass
+class MotionTrack:
+    """Displacement samples between K frame pairs of one clip (pixel units of a ``width`` x ``height`` frame)."""
+
+    source: str  # "mvs" (codec motion vectors) or "flow" (optical flow)
+    width: int
+    height: int
+    times: np.ndarray  # (K,) time of each pair's later frame, seconds from the clip start
+    dts: np.ndarray  # (K,) seconds between the two frames of each pair
+    points: list[np.ndarray] = field(default_factory=list)  # K x (N_k, 2) float32 x, y in the later frame
+    flows: list[np.ndarray] = field(default_factory=list)  # K x (N_k, 2) float32 displacement earlier -> later
+
+    @property
+    def diagonal(self) -> float:
+        return math.hypot(self.width, self.height)
+
+    def __len__(self) -> int:
+        return len(self.flows)
+
+
+@dataclass
+class NativeScan:
+    """What one pass over the clip's own stream yields: motion vectors and a few full-resolution luma planes."""
+
+    codec: str
+    track: MotionTrack | None  # None when the stream has no usable motion vectors
+    lumas: list[np.ndarray]  # (H, W) uint8 luma planes at native resolution (blockiness needs the codec's grid)
+
+
+def scan_native(path: str | os.PathLike | bytes, motion_vectors: bool = True, luma_samples: int = 6) -> NativeScan:
+    """Decode the clip's video stream once at native resolution, collecting motion vectors (P frames) and
+    ``luma_samples`` evenly spaced luma planes. Raises VideoError for a file that cannot be decoded."""
+    label = "<bytes>" if isinstance(path, bytes) else os.fspath(path)
+    try:
+        with av.open(io.BytesIO(path) if isinstance(path, bytes) else label) as container:
+            if not container.streams.video:
+                raise VideoError(f"{label} has no video stream; pass a video file.")
+            stream = container.streams.video[0]
+            codec = stream.codec_context.name
+            if motion_vectors:
+                stream.codec_context.options = {"flags2": "+export_mvs"}
+            rate = float(stream.average_rate or stream.guessed_rate or 25)
+            step = max(1, (stream.frames or 0) // max(1, luma_samples))
+            return _scan(container.decode(stream), codec, rate, step, luma_samples, motion_vectors)
+    except av.FFmpegError as e:
+        raise VideoError(f"cannot decode {label} ({e}); the clip is unreadable or truncated.") from None
+
+
+def _scan(frames, codec: str, rate: float, step: int, luma_samples: int, motion_vectors: bool) -> NativeScan:
+    lumas, times, dts, points, flows = [], [], [], [], []
+    width = height = 0
+    anchor, t0 = None, None
+    for i, frame in enumerate(frames):
+        width, height = frame.width, frame.height
+        t = float(frame.time) if frame.time is not None else i / rate
+        t0 = t if t0 is None else t0
+        if i % step == 0 and len(lumas) < luma_samples:
+            plane = frame.planes[0]
+            lumas.append(np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:height, :width].copy())
+        kind = _PICTURE_TYPES.get(int(frame.pict_type), "?")
+        if kind in ("B", "BI"):
+            continue
+        if motion_vectors and kind in ("P", "SP") and anchor is not None:
+            mvs = frame.side_data.get("MOTION_VECTORS") if hasattr(frame.side_data, "get") else None
+            sample = _past_vectors(mvs) if mvs is not None else None
+            if sample is not None:
+                times.append(t - t0)
+                dts.append(max(t - anchor, 1.0 / rate))
+                points.append(sample[0])
+                flows.append(sample[1])
+        anchor = t
+    track = None
+    if flows:
+        track = MotionTrack("mvs", width, height, np.asarray(times), np.asarray(dts), points, flows)
+    return NativeScan(codec, track, lumas)
+
+
+def _past_vectors(mvs) -> tuple[np.ndarray, np.ndarray] | None:
+    """(points, displacements) of the backward-predicted blocks: a block at ``dst`` was copied from ``src`` in
+    the reference frame, so the content moved ``dst - src = -motion / motion_scale``."""
+    a = mvs.to_ndarray()
+    a = a[a["source"] < 0]
+    if a.size == 0:
+        return None
+    scale = np.maximum(a["motion_scale"].astype(np.float32), 1.0)
+    disp = -np.stack([a["motion_x"] / scale, a["motion_y"] / scale], axis=1).astype(np.float32)  # (N, 2)
+    pts = np.stack([a["dst_x"], a["dst_y"]], axis=1).astype(np.float32)  # (N, 2)
+    return pts, disp
+
+
+def flow_track(frames: np.ndarray, fps: float, cfg: MotionConfig) -> MotionTrack:
+    """Farnebäck optical flow between consecutive frames uint8 (T, H, W, 3) sampled at ``fps``."""
+    t, h, w = frames.shape[:3]
+    scale = cfg.flow_short_side / min(h, w)
+    size = (max(8, round(w * scale)), max(8, round(h * scale)))  # cv2 order (W, H)
+    greys = [cv2.resize(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), size, interpolation=cv2.INTER_AREA) for f in frames]
+    g = cfg.flow_grid
+    ys, xs = np.mgrid[g // 2 : size[1] : g, g // 2 : size[0] : g]
+    pts = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32)  # (N, 2)
+    points, flows = [], []
+    for a, b in zip(greys[:-1], greys[1:]):
+        flow = cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 13, 3, 5, 1.1, 0)  # (H, W, 2)
+        points.append(pts)
+        flows.append(flow[ys, xs].reshape(-1, 2).astype(np.float32))
+    times = np.arange(1, t, dtype=np.float64) / fps
+    return MotionTrack("flow", size[0], size[1], times, np.full(len(times), 1.0 / fps), points, flows)
+
+
+def camera_path(track: MotionTrack) -> tuple[np.ndarray, np.ndarray]:
+    """Times (K,) and the cumulative global displacement (K, 2) in frame diagonals (median of each pair)."""
+    steps = np.stack([np.median(f, axis=0) for f in track.flows]) / track.diagonal  # (K, 2)
+    return track.times, np.cumsum(steps, axis=0)
+
+
+def shakiness(track: MotionTrack, smooth_s: float) -> float:
+    """Median distance (frame diagonals) between the camera path and its local quadratic fit over ``smooth_s``.
+
+    The median, not the RMS: a P frame now and then predicts from an older reference (x264's multiple references),
+    which makes one step of a steady pan look too long; jitter moves (nearly) every step."""
+    if len(track) < 5:
+        return 0.0
+    times, path = camera_path(track)
+    dt = float(np.median(track.dts))
+    grid = np.arange(times[0], times[-1] + 1e-9, dt)  # regular samples for the Savitzky-Golay fit
+    if grid.size < 5:
+        return 0.0
+    regular = np.stack([np.interp(grid, times, path[:, i]) for i in range(2)], axis=1)  # (G, 2)
+    window = min(grid.size - (1 - grid.size % 2), max(5, 2 * int(round(smooth_s / dt / 2)) + 1))
+    smooth = savgol_filter(regular, window, polyorder=2, axis=0, mode="interp")
+    return float(np.median(np.linalg.norm(regular - smooth, axis=1)))
+
+
+def motion_scores(track: MotionTrack, cfg: MotionConfig) -> dict[str, float]:
+    """{"motion": mean speed in diagonals/s, "shakiness": camera-path jitter in diagonals}."""
+    if len(track) == 0:
+        return {"motion": 0.0, "shakiness": 0.0}
+    speeds = [float(np.mean(np.linalg.norm(f, axis=1))) / dt for f, dt in zip(track.flows, track.dts)]
+    return {"motion": float(np.mean(speeds)) / track.diagonal, "shakiness": shakiness(track, cfg.smooth_s)}
+
+
+def motion_verdict(scores: dict[str, float], cfg: MotionConfig) -> str | None:
+    """None when the clip passes, else one sentence naming the failing score and its threshold."""
+    if scores["motion"] < cfg.min_motion:
+        return (f"static clip: motion {scores['motion']:.4f} frame diagonals/s is below "
+                f"min_motion={cfg.min_motion}.")
+    if scores["shakiness"] > cfg.max_shakiness:
+        return (f"shaky camera: shakiness {scores['shakiness']:.4f} frame diagonals is above "
+                f"max_shakiness={cfg.max_shakiness}.")
+    return None
+
+
+def clip_motion(scan: NativeScan | None, frames: np.ndarray, fps: float, cfg: MotionConfig) -> MotionTrack:
+    """The clip's motion track: the codec's motion vectors when there are enough of them, else optical flow."""
+    if cfg.use_motion_vectors and scan is not None and scan.track is not None and len(scan.track) >= cfg.min_pairs:
+        return scan.track
+    return flow_track(frames, fps, cfg)

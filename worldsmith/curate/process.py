@@ -1,0 +1,162 @@
+"""The per-clip work after splitting: filter, annotate and sign one written clip.
+
+``process_clip`` decodes the clip once at a working size and rate, runs the filters cheapest first (quality ->
+motion -> text overlay -> video type), stores every score it computes in ``rec.scores`` and drops the clip on the
+first failure with a one-sentence reason naming the score and its threshold. A kept clip gets camera-motion tags,
+a caption (a caption that came with the source is kept, ``caption_source="source"``) and its dedup signature
+(``rec.phash``, ``rec.embedding`` from ``dedup.clip_signature``).
+
+Per-clip cost at 320x240, 5 s at 24 fps, one thread: see ``benchmarks/RESULTS.md`` (curation section) and the
+figures in the helper report; the text detector and the two CNNs (video type, dedup features) dominate.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from worldsmith.curate.camera_motion import CameraMotionConfig, camera_motion
+from worldsmith.curate.captions import CaptionConfig, CaptionError, OpenAICaptioner, offline_caption
+from worldsmith.curate.motion import MotionConfig, NativeScan, clip_motion, motion_scores, motion_verdict, scan_native
+from worldsmith.curate.quality import QualityConfig, quality_scores, quality_verdict
+from worldsmith.curate.record import ClipRecord
+from worldsmith.curate.text_overlay import TextOverlayConfig, text_scores, text_verdict
+from worldsmith.curate.video_type import (
+    VideoTypeClassifier, VideoTypeConfig, default_classifier, video_type_scores, video_type_verdict,
+)  # fmt: skip
+from worldsmith.errors import VideoError
+from worldsmith.io.video import decode
+
+
+@dataclass
+class FilterConfig:
+    work_short_side: int = 240  # clips are decoded once at this short side (never upscaled) ...
+    work_fps: float = 8.0  # ... and this frame rate (never above the clip's own)
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    motion: MotionConfig = field(default_factory=MotionConfig)
+    text: TextOverlayConfig = field(default_factory=TextOverlayConfig)
+    video_type: VideoTypeConfig = field(default_factory=VideoTypeConfig)
+
+
+@dataclass
+class AnnotateConfig:
+    camera: CameraMotionConfig = field(default_factory=CameraMotionConfig)
+    caption: CaptionConfig = field(default_factory=CaptionConfig)
+
+
+def decode_working(path: str, fps: float, cfg: FilterConfig) -> tuple[np.ndarray, float]:
+    """The clip's frames uint8 (T, H, W, 3) at the working size and rate, and that rate."""
+    from worldsmith.io.video import probe
+
+    info = probe(path)
+    rate = min(cfg.work_fps, info.fps or fps or cfg.work_fps)
+    short = min(info.height, info.width)
+    frames = decode(path, fps=rate, size=cfg.work_short_side if short > cfg.work_short_side else None)
+    if len(frames) == 0:
+        raise VideoError(f"{path} decodes to no frames; the clip is empty or damaged.")
+    return frames, rate
+
+
+def process_clip(
+    rec: ClipRecord,
+    filters: FilterConfig,
+    annotate: AnnotateConfig,
+    dedup: Any,
+    *,
+    type_classifier: VideoTypeClassifier | None = None,
+    captioner: Any = None,
+) -> ClipRecord:
+    """Filter, annotate and sign ``rec`` (in place, also returned). ``type_classifier`` replaces the default
+    video-type classifier and ``captioner`` (``(frames, facts) -> str``) the one ``annotate.caption`` names."""
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    # 1. decode once at the working size; one native pass for motion vectors and full-resolution luma
+    frames, rate = decode_working(rec.path, rec.fps, filters)
+    need_scan = filters.motion.enabled or filters.quality.enabled
+    scan = scan_native(rec.path, filters.motion.use_motion_vectors) if need_scan else None
+    timings["decode"] = time.perf_counter() - start
+    facts: dict[str, Any] = {"duration": rec.duration or len(frames) / rate}
+    track = None
+
+    # 2. filters, cheapest first; each stores its scores, the first failure drops the clip
+    def run(name: str, enabled: bool, compute, verdict) -> bool:
+        if not enabled:
+            return True
+        t = time.perf_counter()
+        scores = compute()
+        rec.scores.update({k: float(v) for k, v in scores.items()})
+        timings[name] = time.perf_counter() - t
+        reason = verdict(scores)
+        if reason:
+            rec.drop(name, reason)
+        return reason is None
+
+    def motion() -> dict[str, float]:
+        nonlocal track
+        track = clip_motion(scan, frames, rate, filters.motion)
+        rec.meta["motion_source"] = track.source
+        return motion_scores(track, filters.motion)
+
+    probs: dict[str, float] = {}
+
+    def video_type() -> dict[str, float]:
+        probs.update((type_classifier or default_classifier(filters.video_type))(frames))
+        return video_type_scores(probs)
+
+    q, m, tx, vt = filters.quality, filters.motion, filters.text, filters.video_type
+    ok = (run("quality", q.enabled, lambda: quality_scores(frames, scan.lumas if scan else None, q),
+              lambda s: quality_verdict(s, q))
+          and run("motion", m.enabled, motion, lambda s: motion_verdict(s, m))
+          and run("text_overlay", tx.enabled, lambda: text_scores(frames, tx), lambda s: text_verdict(s, tx))
+          and run("video_type", vt.enabled, video_type, lambda s: video_type_verdict(probs, vt)))
+    rec.meta["seconds"] = {k: round(v, 4) for k, v in timings.items()}
+    if not ok:
+        return rec
+
+    # 3. annotate: camera motion, then the caption (a source caption is kept)
+    t = time.perf_counter()
+    if annotate.camera.enabled:
+        track = track or clip_motion(scan, frames, rate, filters.motion)
+        rec.tags.update(camera_motion(track, annotate.camera))
+    if probs:
+        rec.tags["video_type"] = max(probs, key=probs.get)
+    facts.update(rec.tags)
+    facts.update({k: rec.scores[k] for k in ("motion", "brightness") if k in rec.scores})
+    if rec.caption.strip():
+        rec.caption_source = "source"
+    else:
+        caption_clip(rec, frames, facts, annotate.caption, captioner)
+    timings["annotate"] = time.perf_counter() - t
+
+    # 4. dedup signature (dedup.py is written in parallel: imported here, not at module level)
+    t = time.perf_counter()
+    from worldsmith.curate.dedup import clip_signature
+
+    phash, embedding = clip_signature(frames, dedup)
+    rec.phash, rec.embedding = [int(h) for h in phash], [float(x) for x in embedding]
+    timings["signature"] = time.perf_counter() - t
+    rec.meta["seconds"] = {k: round(v, 4) for k, v in timings.items()}
+    return rec
+
+
+def caption_clip(rec: ClipRecord, frames: np.ndarray, facts: dict[str, Any], cfg: CaptionConfig,
+                 captioner: Any = None) -> None:
+    """Set ``rec.caption`` / ``rec.caption_source`` with ``captioner`` or the one ``cfg`` names; on a
+    CaptionError either raise (``on_error="fail"``) or fall back to the offline description."""
+    if captioner is None and cfg.captioner == "offline":
+        rec.caption, rec.caption_source = offline_caption(frames, facts), "offline"
+        return
+    try:
+        rec.caption = (captioner or OpenAICaptioner(cfg))(frames, facts)
+        rec.caption_source = "custom" if captioner is not None else "vlm"
+    except CaptionError as e:
+        if cfg.on_error == "fail":
+            raise
+        rec.caption, rec.caption_source = offline_caption(frames, facts), "offline"
+        rec.tags["caption_error"] = str(e)
+
+
+__all__ = ["FilterConfig", "AnnotateConfig", "process_clip", "caption_clip", "decode_working", "NativeScan"]

@@ -1,0 +1,116 @@
+"""Visual quality of a clip: sharpness, exposure, noise and compression blockiness.
+
+All scores are medians over a few sampled frames, so one flash or one blurred frame does not decide:
+
+* ``sharpness``: variance of the Laplacian of the grey frame resized to ``short_side`` pixels (a fixed size, so
+  the score does not grow with resolution). Out-of-focus or heavily smoothed clips score low.
+* ``brightness``: mean luma in [0, 1]; ``clipped``: fraction of pixels crushed to black (luma <= 8/255) or blown
+  to white (>= 247/255). Too dark, too bright or mostly clipped clips are dropped.
+* ``noise``: sensor-noise standard deviation in grey levels (0..255), estimated from the high-pass residual of a
+  3x3 kernel that cancels planes and linear ramps (Immerkaer 1996, "Fast noise variance estimation"), taken only
+  on pixels away from edges (Sobel magnitude below its 70th percentile) so texture is not mistaken for noise.
+* ``blockiness``: how much stronger luma steps are across the codec's 8x8 block grid than inside blocks, on
+  native-resolution luma (the grid only exists there): mean |step| on grid columns/rows over mean |step| elsewhere,
+  minus 1. About 0 for clean video, 0.3+ for visibly blocky, heavily compressed video.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+_IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+
+
+@dataclass
+class QualityConfig:
+    enabled: bool = True
+    frames: int = 6  # frames sampled per clip
+    short_side: int = 120  # sharpness is measured on grey frames resized to this short side
+    min_sharpness: float = 20.0  # drop below: variance of the Laplacian (0..255 grey levels squared)
+    min_brightness: float = 0.08  # drop below: mean luma in [0, 1]
+    max_brightness: float = 0.92  # drop above
+    max_clipped: float = 0.6  # drop above: fraction of pixels crushed to black or blown to white
+    max_noise: float = 12.0  # drop above: noise standard deviation in grey levels
+    max_blockiness: float = 0.35  # drop above: relative strength of 8x8 block edges
+
+
+def luma(frame: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3) RGB -> float32 (H, W) luma 0..255 (BT.601 weights, what the codecs' Y plane holds)."""
+    return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
+
+
+def sample(frames: np.ndarray, n: int) -> np.ndarray:
+    """``n`` evenly spaced frames of (T, ...) (all of them when T <= n)."""
+    if len(frames) <= n:
+        return frames
+    return frames[np.linspace(0, len(frames) - 1, n).round().astype(int)]
+
+
+def sharpness(grey: np.ndarray, short_side: int) -> float:
+    h, w = grey.shape
+    scale = short_side / min(h, w)
+    small = cv2.resize(grey, (max(3, round(w * scale)), max(3, round(h * scale))), interpolation=cv2.INTER_AREA)
+    return float(cv2.Laplacian(small, cv2.CV_32F, ksize=1).var())
+
+
+def noise_sigma(grey: np.ndarray) -> float:
+    """Immerkaer's estimate sigma = sqrt(pi/2) / 6 * mean|I * N| on flat pixels (N cancels planes and ramps)."""
+    if min(grey.shape) < 8:
+        return 0.0
+    residual = np.abs(cv2.filter2D(grey, cv2.CV_32F, _IMMERKAER))[1:-1, 1:-1]
+    gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0)[1:-1, 1:-1]
+    gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1)[1:-1, 1:-1]
+    edges = np.hypot(gx, gy)
+    flat = edges <= np.percentile(edges, 70)
+    return float(np.sqrt(np.pi / 2) / 6 * residual[flat].mean())
+
+
+def blockiness(y: np.ndarray) -> float:
+    """Mean |luma step| across the 8x8 grid over the mean step elsewhere, minus 1 (native-resolution luma)."""
+    y = y.astype(np.float32)
+    h, w = y.shape
+    if h < 24 or w < 24:
+        return 0.0
+    ratios = []
+    for steps in (np.abs(np.diff(y, axis=1)), np.abs(np.diff(y, axis=0)).T):  # (rows, cols - 1) each
+        cols = np.arange(steps.shape[1])
+        on_grid = cols % 8 == 7  # the step between column 8k + 7 and 8k + 8
+        inside = steps[:, ~on_grid].mean()
+        ratios.append(steps[:, on_grid].mean() / max(inside, 0.5))
+    return float(max(0.0, np.mean(ratios) - 1.0))
+
+
+def quality_scores(frames: np.ndarray, lumas: list[np.ndarray] | None, cfg: QualityConfig) -> dict[str, float]:
+    """Scores of uint8 (T, H, W, 3) working frames; ``lumas`` (native-resolution luma planes) feed blockiness."""
+    greys = [luma(f) for f in sample(frames, cfg.frames)]
+    stack = np.stack(greys)  # (n, H, W)
+    scores = {
+        "sharpness": float(np.median([sharpness(g, cfg.short_side) for g in greys])),
+        "brightness": float(stack.mean() / 255.0),
+        "clipped": float(np.mean((stack <= 8) | (stack >= 247))),
+        "noise": float(np.median([noise_sigma(g) for g in greys])),
+    }
+    if lumas:
+        scores["blockiness"] = float(np.median([blockiness(y) for y in lumas]))
+    return scores
+
+
+def quality_verdict(scores: dict[str, float], cfg: QualityConfig) -> str | None:
+    """None when the clip passes, else one sentence naming the failing score and its threshold."""
+    checks = [
+        ("brightness", scores["brightness"] < cfg.min_brightness, "too dark", "below min_brightness", cfg.min_brightness),
+        ("brightness", scores["brightness"] > cfg.max_brightness, "over-exposed", "above max_brightness",
+         cfg.max_brightness),
+        ("clipped", scores["clipped"] > cfg.max_clipped, "badly exposed", "above max_clipped", cfg.max_clipped),
+        ("noise", scores["noise"] > cfg.max_noise, "noisy", "above max_noise", cfg.max_noise),
+        ("blockiness", scores.get("blockiness", 0.0) > cfg.max_blockiness, "compression artefacts",
+         "above max_blockiness", cfg.max_blockiness),
+        ("sharpness", scores["sharpness"] < cfg.min_sharpness, "blurry", "below min_sharpness", cfg.min_sharpness),
+    ]
+    for name, failed, what, rule, threshold in checks:
+        if failed:
+            return f"{what}: {name} {scores[name]:.3f} is {rule}={threshold}."
+    return None

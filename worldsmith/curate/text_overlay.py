@@ -1,0 +1,104 @@
+"""Burnt-in text (subtitles, tickers, big logos, slides) found with rapidocr's text *detector* only.
+
+rapidocr ships its ONNX models inside the wheel (``rapidocr/models/``). Left to its defaults it resolves the
+model through a URL table and would download anything missing; here the detector's ``model_path`` is set to the
+shipped file, classification and recognition are off, so nothing is downloaded and only the detection network
+(DBNet, PP-OCR det) runs. Its DB post-processing turns the probability map into text boxes.
+
+Scores over ``frames`` sampled frames:
+
+* ``text_area``: mean fraction of the frame covered by text boxes (union of the boxes, over frames that have text);
+* ``text_persistence``: fraction of sampled frames with any text box.
+
+A clip is dropped when both exceed their thresholds: large text that stays on screen (subtitles, slides, news
+tickers). Small or brief text (a street sign passing by, a small corner logo) is kept.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from worldsmith.errors import ConfigError
+
+DET_MODEL = "PP-OCRv6_det_small.onnx"
+
+
+@dataclass
+class TextOverlayConfig:
+    enabled: bool = True
+    frames: int = 4  # frames sampled per clip
+    max_side: int = 320  # the detector sees frames resized so the long side is at most this (multiple of 32)
+    box_thresh: float = 0.7  # DB box score threshold (0.5, rapidocr's default, finds "text" in plain texture)
+    max_area: float = 0.03  # drop when the text covers more than this fraction of the frame ...
+    max_persistence: float = 0.5  # ... in more than this fraction of the sampled frames
+    threads: int = 1  # onnxruntime intra-op threads
+
+
+def det_model_path() -> Path:
+    """The detector ONNX shipped in the rapidocr wheel (ConfigError when rapidocr or the file is missing)."""
+    try:
+        import rapidocr
+    except ImportError:
+        raise ConfigError("rapidocr is not installed; install it with `pip install rapidocr onnxruntime`.") from None
+    path = Path(rapidocr.__file__).parent / "models" / DET_MODEL
+    if not path.is_file():
+        raise ConfigError(f"rapidocr's text detector {path} is missing; reinstall rapidocr (it ships the model).")
+    return path
+
+
+@functools.lru_cache(maxsize=4)
+def detector(max_side: int, threads: int, box_thresh: float):
+    """A rapidocr engine that only detects text, built from the shipped model (cached per process)."""
+    from rapidocr import RapidOCR
+
+    params = {
+        "Global.use_det": True, "Global.use_cls": False, "Global.use_rec": False,
+        "Global.log_level": "error", "Global.use_preprocess_img": False,
+        "Det.model_path": str(det_model_path()), "Det.limit_type": "max", "Det.limit_side_len": max_side,
+        "Det.box_thresh": box_thresh,
+        "EngineConfig.onnxruntime.intra_op_num_threads": threads,
+        "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+    }  # fmt: skip
+    return RapidOCR(params=params)
+
+
+def text_boxes(frame: np.ndarray, cfg: TextOverlayConfig) -> np.ndarray:
+    """Text boxes (N, 4, 2) float32 in pixel coordinates of one uint8 (H, W, 3) RGB frame."""
+    engine = detector(cfg.max_side, cfg.threads, cfg.box_thresh)
+    out = engine(np.ascontiguousarray(frame[..., ::-1]), use_det=True, use_cls=False, use_rec=False)  # BGR in
+    boxes = getattr(out, "boxes", None)
+    return np.zeros((0, 4, 2), np.float32) if boxes is None else np.asarray(boxes, np.float32)
+
+
+def covered_fraction(boxes: np.ndarray, height: int, width: int) -> float:
+    """Fraction of an (height, width) frame inside the union of the boxes (N, 4, 2)."""
+    if len(boxes) == 0:
+        return 0.0
+    mask = np.zeros((height, width), np.uint8)
+    cv2.fillPoly(mask, [np.round(b).astype(np.int32) for b in boxes], 1)
+    return float(mask.mean())
+
+
+def text_scores(frames: np.ndarray, cfg: TextOverlayConfig) -> dict[str, float]:
+    """{"text_area", "text_persistence"} of uint8 (T, H, W, 3) frames (``cfg.frames`` of them sampled)."""
+    idx = np.linspace(0, len(frames) - 1, min(cfg.frames, len(frames))).round().astype(int)
+    h, w = frames.shape[1:3]
+    areas = [covered_fraction(text_boxes(frames[i], cfg), h, w) for i in idx]
+    with_text = [a for a in areas if a > 0]
+    return {
+        "text_area": float(np.mean(with_text)) if with_text else 0.0,
+        "text_persistence": len(with_text) / len(areas),
+    }
+
+
+def text_verdict(scores: dict[str, float], cfg: TextOverlayConfig) -> str | None:
+    if scores["text_area"] > cfg.max_area and scores["text_persistence"] > cfg.max_persistence:
+        return (f"burnt-in text: text_area {scores['text_area']:.3f} is above max_area={cfg.max_area} in "
+                f"text_persistence {scores['text_persistence']:.2f} of the frames, above "
+                f"max_persistence={cfg.max_persistence}.")
+    return None

@@ -1,0 +1,107 @@
+"""What kind of video a clip is: natural footage, screen content (slides, web pages, games' menus) or synthetic
+graphics (animation, renders). A pluggable classifier with a working offline default.
+
+A classifier is any callable ``frames uint8 (T, H, W, 3) -> {type: probability}``; ``video_type_scores`` records
+every probability as a score ``type_<name>`` and the filter allows/denies types by name.
+
+The default, ``ImageNetTypeClassifier``, needs no training and downloads nothing:
+
+* ``screen_content``: the summed ImageNet probability (EfficientNet-lite0 from ``worldsmith.eval.features``,
+  averaged over sampled frames) of the classes that are screens or printed/rendered text: web site, menu,
+  crossword puzzle, comic book, book jacket, scoreboard, monitor, screen, television, laptop, desktop computer,
+  notebook, hand-held computer. (Envelope and binder were left out: flat cartoons score high on them.) It can tell a screen recording, a slide deck or a
+  document scan from camera footage; it cannot tell a filmed monitor from a screen capture, and it is weak on
+  screen content that looks like nothing in ImageNet (e.g. a full-screen game).
+* ``graphics``: a hand-made cue, not a learned class: flat-shaded renders and cartoons have large regions of
+  exactly one colour and few distinct colours, camera footage has sensor noise and texture everywhere. The cue is
+  the fraction of 8x8 blocks whose luma spread is below 2 grey levels, mapped linearly from 0.2 (natural) to 0.6
+  (graphics). It cannot tell a photo-realistic render from footage, and it calls very flat real scenes (a white
+  wall, a clear sky) graphics, so the default config denies no graphics: simulated worlds are wanted data.
+* ``natural``: what remains, ``max(0, 1 - screen_content - graphics)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+# ImageNet-1k class indices of screens and printed or rendered text (names in the module docstring)
+SCREEN_CLASSES = (916, 922, 918, 917, 921, 781, 664, 782, 851, 620, 527, 681, 590)
+
+
+@dataclass
+class VideoTypeConfig:
+    enabled: bool = True
+    classifier: str = "imagenet"  # "imagenet": the default below; others can be passed to process_clip
+    frames: int = 4  # frames sampled per clip
+    denied: list[str] = field(default_factory=lambda: ["screen_content"])  # drop when one of these wins
+    allowed: list[str] = field(default_factory=list)  # if not empty: drop unless the winning type is listed
+    min_prob: float = 0.35  # a denied type counts when its probability is at least this (screens: 0.4-0.6)
+
+
+class VideoTypeClassifier(Protocol):
+    def __call__(self, frames: np.ndarray) -> dict[str, float]: ...
+
+
+def flat_fraction(frame: np.ndarray) -> float:
+    """Fraction of 8x8 blocks of a uint8 (H, W, 3) frame whose luma range (max - min) is below 2 grey levels."""
+    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    h, w = (grey.shape[0] // 8) * 8, (grey.shape[1] // 8) * 8
+    if h == 0 or w == 0:
+        return 0.0
+    blocks = grey[:h, :w].reshape(h // 8, 8, w // 8, 8)
+    spread = blocks.max(axis=(1, 3)).astype(np.int16) - blocks.min(axis=(1, 3))
+    return float(np.mean(spread < 2))
+
+
+class ImageNetTypeClassifier:
+    """screen_content from ImageNet classes, graphics from flat regions, natural for the rest (see module doc)."""
+
+    def __init__(self, frames: int = 4) -> None:
+        self.frames = frames
+
+    def imagenet_probs(self, frames: np.ndarray):
+        """Mean ImageNet class probabilities (1000,) of sampled frames (torch tensor, float32)."""
+        import torch
+        import torch.nn.functional as F
+
+        from worldsmith.eval.features import efficientnet_lite0
+
+        idx = np.linspace(0, len(frames) - 1, min(self.frames, len(frames))).round().astype(int)
+        x = torch.from_numpy(np.ascontiguousarray(frames[idx])).permute(0, 3, 1, 2).float() / 127.5 - 1  # (n,3,H,W)
+        x = F.interpolate(x, size=(224, 224), mode="bilinear", antialias=True, align_corners=False)
+        with torch.no_grad():
+            return efficientnet_lite0("cpu")(x).softmax(dim=1).mean(dim=0)  # (1000,)
+
+    def __call__(self, frames: np.ndarray) -> dict[str, float]:
+        probs = self.imagenet_probs(frames)
+        screen = float(probs[list(SCREEN_CLASSES)].sum())
+        flat = float(np.median([flat_fraction(f) for f in frames[:: max(1, len(frames) // self.frames)]]))
+        graphics = float(np.clip((flat - 0.2) / 0.4, 0.0, 1.0)) * (1.0 - screen)
+        return {"screen_content": screen, "graphics": graphics, "natural": max(0.0, 1.0 - screen - graphics)}
+
+
+def default_classifier(cfg: VideoTypeConfig) -> VideoTypeClassifier:
+    if cfg.classifier != "imagenet":
+        from worldsmith.errors import ConfigError
+
+        raise ConfigError(f"unknown video-type classifier {cfg.classifier!r}; use 'imagenet' or pass your own.")
+    return ImageNetTypeClassifier(cfg.frames)
+
+
+def video_type_scores(probs: dict[str, float]) -> dict[str, float]:
+    """Classifier output -> scores named ``type_<name>``."""
+    return {f"type_{name}": float(p) for name, p in probs.items()}
+
+
+def video_type_verdict(probs: dict[str, float], cfg: VideoTypeConfig) -> str | None:
+    best = max(probs, key=probs.get)
+    for name in cfg.denied:
+        if probs.get(name, 0.0) >= cfg.min_prob:
+            return f"video type {name}: type_{name} {probs[name]:.2f} is at least min_prob={cfg.min_prob} (denied)."
+    if cfg.allowed and best not in cfg.allowed:
+        return f"video type {best} (type_{best} {probs[best]:.2f}) is not in allowed={cfg.allowed}."
+    return None
