@@ -1,11 +1,13 @@
-"""``worldsmith demo``: the platform end to end on built-in data, in a few minutes on a 2-core CPU.
+"""``worldsmith demo``: the platform end to end on built-in data, in under 10 minutes on a 2-core CPU.
 
 1. simulate arm-world episodes (training and held-out) as shards;
 2. inspect the data (statistics + contact sheet);
-3. train the baseline action-conditioned next-frame model with the shared trainer;
-4. roll it out on held-out episodes from their first frames and true actions; score PSNR/SSIM per step against
-   the simulator's true continuation and against the "copy the last frame" floor;
-5. write an HTML report with ground truth and prediction side by side, the metrics and the training curve.
+3. train a continuous causal video tokenizer (CV4x8x8) on the training episodes;
+4. train a diffusion world model (latent DiT, Text2World + Video2World) on the tokenizer's latents;
+5. Video2World on held-out episodes: from each episode's first frame and caption, generate the continuation and
+   score it (PSNR/SSIM per frame) against the simulator's truth, next to the tokenizer's own reconstruction of the
+   truth (the ceiling any latent model has) and to copying the first frame (the floor of a mostly static scene);
+6. write an HTML report with truth | generation | error side by side, the metrics and the training curves.
 
 Every step resumes: run the same command again after an interruption and it continues where it stopped.
 """
@@ -21,144 +23,154 @@ from typing import Any
 import numpy as np
 import torch
 
+from worldsmith import config as C
 from worldsmith.atomic import atomic_write_text
-from worldsmith.baseline import BaselineConfig, NextFrameNet
-from worldsmith.config import preset, to_dict
+from worldsmith.diffusion.pipeline import DiffusionRunConfig
 from worldsmith.errors import ConfigError
+from worldsmith.tokenizer.pipeline import TokenizerRunConfig
 from worldsmith.train import TrainConfig
+
+
+def _tokenizer_run(preset: str, **train: Any) -> TokenizerRunConfig:
+    import worldsmith.tokenizer.presets  # noqa: F401  (registers the presets)
+
+    cfg = TokenizerRunConfig(model=C.preset("tokenizer", preset), train=TrainConfig(**train))
+    return C.merge(cfg, {"model": {"loss": {"perceptual": 0.0}}})  # L1 only: same PSNR at equal steps, 18 % faster
+
+
+def _diffusion_run(preset: str, **train: Any) -> DiffusionRunConfig:
+    import worldsmith.diffusion.presets  # noqa: F401
+
+    return DiffusionRunConfig(model=C.preset("diffusion", preset), train=TrainConfig(**train))
 
 
 @dataclass
 class DemoConfig:
     world: str = "arm"
-    episodes: int = 32  # training episodes
+    episodes: int = 48  # training episodes
     heldout: int = 4  # held-out episodes for the rollouts
-    frames: int = 40  # frames per simulated episode (a pick-and-place takes ~30)
+    frames: int = 33  # frames per simulated episode
     size: int = 64
     fps: float = 10.0
-    clip_frames: int = 6  # frames per training crop
-    rollout_frames: int = 16  # frames predicted after the context on held-out episodes
+    clip_frames: int = 17  # frames per training clip = frames generated per rollout (1 + k * 4 for CV4x8x8)
+    sampler: str = "dpm++2m"
+    sample_steps: int = 10
     seed: int = 0
-    workers: int = 0  # dataloader workers (0: in the main process)
-    model: BaselineConfig = field(default_factory=lambda: preset("baseline", "tiny"))
-    train: TrainConfig = field(
-        default_factory=lambda: TrainConfig(
-            steps=500, batch_size=4, lr=2e-3, warmup_steps=25, ema_decay=0.995, log_every=10, ckpt_every=100
-        )
-    )
+    tokenizer: TokenizerRunConfig = field(default_factory=lambda: _tokenizer_run(
+        "cv4x8x8-small", steps=600, batch_size=4, lr=1e-3, warmup_steps=50, weight_decay=0.0, ema_decay=0.99,
+        log_every=25, ckpt_every=200))  # fmt: skip
+    diffusion: DiffusionRunConfig = field(default_factory=lambda: _diffusion_run(
+        "small", steps=500, batch_size=16, lr=1e-3, warmup_steps=50, weight_decay=0.0, ema_decay=0.99,
+        log_every=25, ckpt_every=250))  # fmt: skip
 
     def __post_init__(self) -> None:
-        if self.clip_frames <= self.model.context or self.frames < self.clip_frames:
-            raise ConfigError(
-                f"demo needs model.context < clip_frames <= frames, got {self.model.context}, "
-                f"{self.clip_frames}, {self.frames}."
-            )
-        if self.model.context + self.rollout_frames > self.frames:
-            raise ConfigError(f"rollout_frames + model.context must be <= frames ({self.frames}).")
+        if self.frames < self.clip_frames or self.clip_frames < 2:
+            raise ConfigError(f"demo needs 2 <= clip_frames <= frames, got {self.clip_frames} and {self.frames}.")
 
 
 def quick_config() -> DemoConfig:
     """Seconds-long settings for the tests: tiny everything."""
-    return DemoConfig(
-        episodes=4, heldout=2, frames=10, size=32, clip_frames=6, rollout_frames=6,
-        model=preset("baseline", "tiny"),
-        train=TrainConfig(steps=8, batch_size=2, lr=2e-3, log_every=4, ckpt_every=4, ema_decay=0.9, progress=False),
-    )  # fmt: skip
+    fast = dict(batch_size=2, lr=2e-3, ema_decay=0.9, log_every=2, ckpt_every=4, progress=False)
+    return DemoConfig(episodes=4, heldout=2, frames=9, size=32, clip_frames=9, sample_steps=2,
+                      tokenizer=_tokenizer_run("cv4x8x8-tiny", steps=4, **fast),
+                      diffusion=_diffusion_run("tiny", steps=4, **fast))  # fmt: skip
 
 
 def run_demo(cfg: DemoConfig, out: str | Path, *, progress: bool = True) -> dict[str, Any]:
     """Run the whole demo into ``out``; return the metrics and output paths."""
-    from worldsmith.data.dataset import DatasetConfig, make_loader
     from worldsmith.data.inspect import format_stats, inspect
-    from worldsmith.train import Trainer
+    from worldsmith.diffusion.pipeline import train_diffusion
+    from worldsmith.tokenizer.pipeline import train as train_tokenizer
     from worldsmith.worlds.generate import simulate
-    from worldsmith.worlds.registry import world_class
 
     out = Path(out)
     t0 = time.time()
     say = print if progress else (lambda *a, **k: None)
+    train_dir, heldout_dir = out / "data" / "train", out / "data" / "heldout"
+    data = {"frames": cfg.clip_frames, "size": cfg.size}
 
     # 1. simulate training and held-out episodes (disjoint seeds)
-    say(f"[1/5] simulating {cfg.episodes} + {cfg.heldout} {cfg.world} episodes of {cfg.frames} frames")
+    say(f"[1/6] simulating {cfg.episodes} + {cfg.heldout} {cfg.world} episodes of {cfg.frames} frames")
     sim = dict(frames=cfg.frames, size=cfg.size, fps=cfg.fps, progress=progress)
-    simulate(cfg.world, episodes=cfg.episodes, out=out / "data" / "train", seed=cfg.seed, **sim)
-    simulate(cfg.world, episodes=cfg.heldout, out=out / "data" / "heldout", seed=cfg.seed + 1_000_003, **sim)
+    simulate(cfg.world, episodes=cfg.episodes, out=train_dir, seed=cfg.seed, **sim)
+    simulate(cfg.world, episodes=cfg.heldout, out=heldout_dir, seed=cfg.seed + 1_000_003, **sim)
 
     # 2. inspect
-    say("[2/5] inspecting the training data")
-    stats = inspect(str(out / "data" / "train"), out_png=out / "data_sheet.png")
+    say("[2/6] inspecting the training data")
+    stats = inspect(str(train_dir), out_png=out / "data_sheet.png")
     say(format_stats(stats))
 
-    # 3. train the baseline world model
-    action_dim = world_class(cfg.world).action_dim
-    model_cfg = BaselineConfig(**{**to_dict(cfg.model), "action_dim": action_dim})
-    say(f"[3/5] training the baseline next-frame model ({_count(NextFrameNet(model_cfg))} parameters)")
-    torch.manual_seed(cfg.seed)
-    model = NextFrameNet(model_cfg)
-    data_cfg = DatasetConfig(
-        shards=str(out / "data" / "train"), frames=cfg.clip_frames, size=cfg.size, arrays=["actions"],
-        loop=True, seed=cfg.seed,
-    )  # fmt: skip
-    loader = make_loader(data_cfg, batch_size=cfg.train.batch_size, num_workers=cfg.workers, drop_last=True)
-    train_cfg = TrainConfig(**{**to_dict(cfg.train), "progress": cfg.train.progress and progress})
-    run_dir = out / "run"
-    full = {"demo": {k: v for k, v in to_dict(cfg).items() if k not in ("model", "train")}, "data": to_dict(data_cfg)}
-    Trainer(model, train_cfg, run_dir, loader, full_config=full, model_config=model_cfg).fit()
+    # 3. the video tokenizer
+    tok_cfg = C.merge(cfg.tokenizer, {"data": {**data, "shards": str(train_dir)},
+                                      "train": {"progress": cfg.tokenizer.train.progress and progress,
+                                                "seed": cfg.seed}})  # fmt: skip
+    say(f"[3/6] training the {tok_cfg.model.name} video tokenizer ({tok_cfg.train.steps} steps)")
+    train_tokenizer(out / "tokenizer", tok_cfg)
 
-    # 4. roll out on held-out episodes
-    say(f"[4/5] rolling out {cfg.rollout_frames} frames on {cfg.heldout} held-out episodes")
-    metrics, panels = evaluate_rollouts(run_dir, out / "data" / "heldout", cfg)
+    # 4. the diffusion world model, on cached latents
+    dit_cfg = C.merge(cfg.diffusion, {"data": {**data, "shards": str(train_dir), "tokenizer": str(out / "tokenizer"),
+                                               "cache_latents": True},
+                                      "train": {"seed": cfg.seed}})  # fmt: skip
+    say(f"[4/6] training the diffusion world model ({dit_cfg.train.steps} steps on cached latents)")
+    train_diffusion(dit_cfg, out / "world_model", progress=progress and dit_cfg.train.progress)
 
-    # 5. report
-    say("[5/5] writing the report")
+    # 5. Video2World rollouts on held-out episodes
+    say(f"[5/6] generating {cfg.clip_frames - 1} frames from the first frame of {cfg.heldout} held-out episodes")
+    metrics, panels = evaluate_rollouts(out / "world_model", heldout_dir, cfg)
+
+    # 6. report
+    say("[6/6] writing the report")
     from worldsmith.demo_report import write_report
 
-    paths = write_report(out, cfg, stats, metrics, panels, run_dir)
+    paths = write_report(out, cfg, stats, metrics, panels)
     metrics["seconds"] = round(time.time() - t0, 1)
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     summary = {"metrics": metrics, "outputs": {k: str(v) for k, v in paths.items()}}
-    say(
-        f"\nrollout PSNR {metrics['model']['psnr']:.2f} dB (copy-last-frame floor {metrics['copy_last']['psnr']:.2f} dB), "
-        f"SSIM {metrics['model']['ssim']:.3f} (floor {metrics['copy_last']['ssim']:.3f})"
-    )
-    say("outputs:\n" + "\n".join(f"  {k:<10} {v}" for k, v in summary["outputs"].items()))
+    m, lo, hi = metrics["model"], metrics["copy_first"], metrics["tokenizer"]
+    say(f"\nVideo2World PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f} (copy-first-frame floor {lo['psnr']:.2f} dB; "
+        f"tokenizer reconstruction ceiling {hi['psnr']:.2f} dB)")  # fmt: skip
+    say("outputs:\n" + "\n".join(f"  {k:<12} {v}" for k, v in summary["outputs"].items()))
     return summary
 
 
-def _count(model: torch.nn.Module) -> str:
-    return f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M"
+ROWS = ("model", "tokenizer", "copy_first")  # the generation, its ceiling and its floor
 
 
 @torch.no_grad()
 def evaluate_rollouts(run_dir: Path, heldout: Path, cfg: DemoConfig) -> tuple[dict[str, Any], list[np.ndarray]]:
-    """Per-step PSNR/SSIM of model rollouts and of copy-last-frame, plus (truth | prediction | error) panels."""
+    """Per-frame PSNR/SSIM of Video2World generations (first frame + caption -> the rest of the clip), of the
+    tokenizer's reconstruction of the truth and of copying the first frame; (truth | generation | error) panels."""
     from worldsmith.data.manifest import list_shards
     from worldsmith.data.shards import iter_shard
+    from worldsmith.diffusion.generation import WorldGenerator
     from worldsmith.eval.metrics import psnr, ssim
     from worldsmith.io.video import to_tensor, to_uint8
-    from worldsmith.train import load_pretrained
 
-    model = load_pretrained(NextFrameNet, run_dir).eval()
-    k, n = model.cfg.context, cfg.rollout_frames
-    per_step = {"model": {"psnr": [], "ssim": []}, "copy_last": {"psnr": [], "ssim": []}}
-    panels = []
+    gen = WorldGenerator.from_run(run_dir)
+    n = cfg.clip_frames
+    per_step: dict[str, dict[str, list]] = {k: {"psnr": [], "ssim": []} for k in ROWS}
+    panels, captions = [], []
     for shard in list_shards(str(heldout)):
         for clip in iter_shard(shard):
-            video = to_tensor(clip.frames[: k + n])[None]  # (1, 3, k+n, H, W)
-            actions = torch.from_numpy(clip.arrays["actions"]).float()[None]  # (1, T-1, A)
-            pred = model.rollout(video[:, :, :k], n, actions)  # (1, 3, n, H, W)
-            truth = video[:, :, k:]
-            copy = video[:, :, k - 1 : k].expand_as(truth)
-            for name, guess in (("model", pred), ("copy_last", copy)):
-                per_step[name]["psnr"].append(psnr(guess, truth, reduction="none").numpy())
-                per_step[name]["ssim"].append(ssim(guess, truth, reduction="none").numpy())
-            t_u8, p_u8 = to_uint8(truth[0]), to_uint8(pred[0])  # (n, H, W, 3)
-            err = np.abs(t_u8.astype(np.int16) - p_u8.astype(np.int16)).clip(0, 255).astype(np.uint8)
-            panels.append(np.concatenate([t_u8, p_u8, err], axis=2))  # (n, H, 3W, 3)
-    metrics: dict[str, Any] = {"episodes": len(panels), "context_frames": k, "rollout_frames": n}
+            truth_u8 = clip.frames[:n]  # (n, H, W, 3)
+            video = gen.video2world(truth_u8[:1], clip.caption, frames=n, steps=cfg.sample_steps,
+                                    sampler=cfg.sampler, seed=cfg.seed)  # (n, H, W, 3) uint8
+            truth = to_tensor(truth_u8)[None]  # (1, 3, n, H, W)
+            guesses = {"model": to_tensor(video)[None],
+                       "tokenizer": gen.tokenizer.decode(gen.tokenizer.encode(truth)).clamp(-1, 1),
+                       "copy_first": truth[:, :, :1].expand_as(truth)}  # fmt: skip
+            for name, guess in guesses.items():  # frame 0 is given, so score frames 1..n-1
+                per_step[name]["psnr"].append(psnr(guess[:, :, 1:], truth[:, :, 1:], reduction="none").numpy())
+                per_step[name]["ssim"].append(ssim(guess[:, :, 1:], truth[:, :, 1:], reduction="none").numpy())
+            err = np.abs(truth_u8.astype(np.int16) - video.astype(np.int16)).astype(np.uint8)
+            panels.append(np.concatenate([truth_u8, video, err], axis=2))  # (n, H, 3W, 3)
+            captions.append(clip.caption)
+            del guesses
+    metrics: dict[str, Any] = {"episodes": len(panels), "generated_frames": n - 1, "captions": captions,
+                               "sampler": cfg.sampler, "sample_steps": cfg.sample_steps}  # fmt: skip
     for name, d in per_step.items():
-        steps_psnr = np.mean(np.stack(d["psnr"]), axis=0)  # (n,)
-        steps_ssim = np.mean(np.stack(d["ssim"]), axis=0)
+        steps_psnr = np.mean(np.stack(d["psnr"]), axis=0).reshape(-1)  # (n - 1,)
+        steps_ssim = np.mean(np.stack(d["ssim"]), axis=0).reshape(-1)
         metrics[name] = {
             "psnr": float(steps_psnr.mean()), "ssim": float(steps_ssim.mean()),
             "psnr_per_step": [round(float(v), 3) for v in steps_psnr],

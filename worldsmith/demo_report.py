@@ -1,4 +1,4 @@
-"""The demo's HTML report: data contact sheet, rollout video (truth | prediction | error), metrics, curves.
+"""The demo's HTML report: data contact sheet, rollout video (truth | generation | error), metrics, curves.
 
 Plain HTML + inline SVG charts (no JavaScript, no plotting library), so it opens anywhere and diffs cleanly.
 """
@@ -46,49 +46,58 @@ def svg_lines(series: dict[str, list[float]], *, title: str, xlabel: str, width:
     return "\n".join(parts)
 
 
-def write_report(
-    out: Path, cfg: Any, stats: dict, metrics: dict, panels: list[np.ndarray], run_dir: Path
-) -> dict[str, Path]:
+def _loss_chart(run_dir: Path, title: str, log_every: int) -> str:
+    from worldsmith.train.progress import read_logs
+
+    logs = [r for r in read_logs(run_dir / "logs.jsonl") if "loss" in r]
+    return svg_lines({"train loss": [r["loss"] for r in logs]}, title=title,
+                     xlabel=f"log step (every {log_every} optimizer steps)")  # fmt: skip
+
+
+def write_report(out: Path, cfg: Any, stats: dict, metrics: dict, panels: list[np.ndarray]) -> dict[str, Path]:
     """Write rollouts.mp4, rollouts.png and index.html into ``out``; return the paths of everything to look at."""
     from worldsmith.io.video import contact_sheet, encode_mp4
-    from worldsmith.train.progress import read_logs
 
     video = np.concatenate(panels, axis=1)  # (n, E*H, 3W, 3): one row per held-out episode
     encode_mp4(video, out / "rollouts.mp4", fps=cfg.fps)
     contact_sheet(panels, out / "rollouts.png", max_frames=8, scale=2,
-                  labels=[f"episode {i}: truth | prediction | error" for i in range(len(panels))])  # fmt: skip
-    logs = [r for r in read_logs(run_dir / "logs.jsonl") if "loss" in r]
-    loss_chart = svg_lines({"train loss": [r["loss"] for r in logs]}, title="training loss",
-                           xlabel=f"log step (every {cfg.train.log_every} optimizer steps)")  # fmt: skip
-    psnr_chart = svg_lines(
-        {"baseline model": metrics["model"]["psnr_per_step"], "copy last frame": metrics["copy_last"]["psnr_per_step"]},
-        title="rollout PSNR (dB) per predicted frame", xlabel="frames after the context",
-    )
-    m, c = metrics["model"], metrics["copy_last"]
-    rows = "".join(
-        f"<tr><td>{name}</td><td>{d['psnr']:.2f}</td><td>{d['ssim']:.3f}</td></tr>"
-        for name, d in (("baseline next-frame model", m), ("copy the last frame (floor)", c))
-    )
+                  labels=[f"episode {i}: truth | generation | error" for i in range(len(panels))])  # fmt: skip
+    names = {"model": "diffusion world model (Video2World)", "tokenizer": "tokenizer reconstruction of the truth (ceiling)",
+             "copy_first": "copy the first frame (floor)"}  # fmt: skip
+    psnr_chart = svg_lines({names[k]: metrics[k]["psnr_per_step"] for k in names},
+                           title="PSNR (dB) per generated frame", xlabel="frames after the given first frame")  # fmt: skip
+    rows = "".join(f"<tr><td>{names[k]}</td><td>{metrics[k]['psnr']:.2f}</td><td>{metrics[k]['ssim']:.3f}</td></tr>"
+                   for k in names)  # fmt: skip
+    prompts = "".join(f"<li>episode {i}: <i>{html.escape(c)}</i></li>" for i, c in enumerate(metrics["captions"]))
+    tok, dit = cfg.tokenizer, cfg.diffusion
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>worldsmith demo</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}}
 img,video{{image-rendering:pixelated;max-width:100%}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 10px}} pre{{background:#f6f6f6;padding:8px;overflow:auto}}</style></head><body>
 <h1>worldsmith demo: a world model of the {html.escape(cfg.world)} world</h1>
 <p>{stats.get('clips', '?')} simulated training episodes ({cfg.frames} frames at {cfg.size}x{cfg.size}, {cfg.fps:g} fps)
-trained the baseline action-conditioned next-frame model for {cfg.train.steps} steps. On {metrics['episodes']} held-out
-episodes it sees the first {metrics['context_frames']} frames and the true actions, and predicts the next
-{metrics['rollout_frames']} frames by feeding its own predictions back in.</p>
-<h2>Rollouts on held-out episodes</h2>
-<p>Each row: simulator ground truth | model prediction | absolute error.</p>
+trained a {html.escape(tok.model.name)} causal video tokenizer ({tok.train.steps} steps) and, on its latents, a diffusion
+world model ({dit.model.dit.depth} blocks of width {dit.model.dit.width}, {dit.train.steps} steps). On {metrics['episodes']}
+held-out episodes the world model is given the first frame and the episode's caption as the prompt, and generates the
+next {metrics['generated_frames']} frames (Video2World, {html.escape(metrics['sampler'])} sampler, {metrics['sample_steps']}
+steps).</p>
+<h2>Generations on held-out episodes</h2>
+<p>Each row: simulator ground truth | generation | absolute error.</p>
 <video src="rollouts.mp4" controls loop autoplay muted width="{min(960, 6 * cfg.size * 3)}"></video>
 <p><img src="rollouts.png" alt="rollout contact sheet"></p>
-<h2>Metrics (mean over predicted frames)</h2>
+<p>Prompts:</p><ul>{prompts}</ul>
+<h2>Metrics (mean over generated frames)</h2>
+<p>The tokenizer's reconstruction of the true frames bounds what any model over its latents can reach; copying the
+given first frame is what a model that predicts nothing scores (the scenes are mostly static background).</p>
 <table><tr><th>predictor</th><th>PSNR (dB)</th><th>SSIM</th></tr>{rows}</table>
 <p>{psnr_chart}</p>
-<h2>Training</h2><p>{loss_chart}</p>
+<h2>Training</h2>
+<p>{_loss_chart(out / "tokenizer", "tokenizer training loss (L1)", tok.train.log_every)}</p>
+<p>{_loss_chart(out / "world_model", "world model training loss (EDM)", dit.train.log_every)}</p>
 <h2>Training data</h2><p><img src="data_sheet.png" alt="training data contact sheet"></p>
 <h2>Config</h2><pre>{html.escape(dump_yaml(cfg))}</pre>
 </body></html>"""
     atomic_write_text(out / "index.html", page)
     return {"report": out / "index.html", "rollouts": out / "rollouts.mp4", "sheet": out / "rollouts.png",
-            "data": out / "data", "run": run_dir, "metrics": out / "metrics.json"}  # fmt: skip
+            "data": out / "data", "tokenizer": out / "tokenizer", "world_model": out / "world_model",
+            "metrics": out / "metrics.json"}  # fmt: skip
