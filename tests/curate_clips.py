@@ -76,3 +76,59 @@ def camera_clip(kind: str, size: tuple[int, int] = (120, 160), frames: int = 48,
 def write(frames: np.ndarray, path: Path, fps: float = 12.0, crf: int = 20, preset: str = "veryfast") -> str:
     encode_mp4(frames, path, fps, crf=crf, preset=preset)
     return str(path)
+
+
+def with_text(frames: np.ndarray, text: str = "Hello world", every: int = 1) -> np.ndarray:
+    """Burn big white subtitle text into the bottom of every ``every``-th frame."""
+    out = frames.copy()
+    h, w = frames.shape[1:3]
+    for f in out[::every]:
+        cv2.putText(f, text, (int(w * 0.05), int(h * 0.88)), cv2.FONT_HERSHEY_SIMPLEX, w / 300, (255, 255, 255),
+                    max(1, w // 120), cv2.LINE_AA)
+    return out
+
+
+def screen(size: tuple[int, int] = (120, 160), frames: int = 36, seed: int = 0) -> np.ndarray:
+    """A scrolling document/web page: white page, blue title bar, lines of dark text."""
+    h, w = size
+    rng = np.random.default_rng(seed)
+    page = np.full((2 * h, w, 3), 245, np.uint8)
+    y = h // 6
+    while y < 2 * h - 4:
+        line = "".join(rng.choice(list("abcdefghij klmnopqrstu vwxyz"), int(rng.integers(8, 30))))
+        cv2.putText(page, line, (w // 20, y), cv2.FONT_HERSHEY_SIMPLEX, w / 600, (20, 20, 20), 1, cv2.LINE_AA)
+        y += max(7, h // 14)
+    out = []
+    for t in range(frames):
+        f = page[t : t + h].copy()
+        f[: max(6, h // 12)] = (60, 90, 160)
+        out.append(f)
+    return np.stack(out)
+
+
+def cartoon(size: tuple[int, int] = (120, 160), frames: int = 36) -> np.ndarray:
+    """Flat-shaded animation: sky, grass, a ball rolling right, a box."""
+    h, w = size
+    out = []
+    for t in range(frames):
+        f = np.full((h, w, 3), (120, 200, 250), np.uint8)
+        f[h * 2 // 3 :] = (60, 170, 60)
+        cv2.circle(f, (20 + 3 * t, h // 2), h // 6, (250, 60, 40), -1)
+        cv2.rectangle(f, (w // 2, h // 3), (w // 2 + 30, h * 2 // 3), (240, 220, 40), -1)
+        out.append(f)
+    return np.stack(out)
+
+
+def write_mjpeg(frames: np.ndarray, path: Path, fps: int = 12) -> str:
+    """An MJPEG .avi (all intra, no motion vectors): exercises the optical-flow fallback."""
+    import av
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("mjpeg", rate=fps)
+        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuvj420p"
+        for f in frames:
+            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return str(path)

@@ -13,7 +13,8 @@ of two sources:
 
 Scores (both independent of resolution and frame rate):
 
-* ``motion``: mean displacement speed of all samples in frame diagonals per second (0 for a still image).
+* ``motion``: mean displacement speed of all samples in frame diagonals per second (0 for a still image; optical
+  flow first loses ``flow_noise_px`` per sample, its noise floor on still, noisy footage).
 * ``shakiness``: the camera path is the running sum of the per-pair median displacement; shakiness is the median
   distance (in frame diagonals) between that path and its smoothed version (a local quadratic fit over
   ``smooth_s`` seconds, Savitzky-Golay). A steady pan or a smooth acceleration follows its smoothed path exactly;
@@ -41,12 +42,13 @@ _PICTURE_TYPES = {1: "I", 2: "P", 3: "B", 4: "S", 5: "SI", 6: "SP", 7: "BI"}  # 
 class MotionConfig:
     enabled: bool = True
     use_motion_vectors: bool = True  # False: always optical flow
-    min_motion: float = 0.004  # drop below: mean speed in frame diagonals per second (a still camera on a still scene)
+    min_motion: float = 0.008  # drop below: mean speed in frame diagonals per second (a still camera on a still scene)
     max_shakiness: float = 0.004  # drop above: median camera-path jitter in frame diagonals
     smooth_s: float = 0.6  # window of the smoothed camera path
     min_pairs: int = 3  # fewer frame pairs with motion vectors than this -> optical flow instead
     flow_short_side: int = 96  # Farnebäck runs on grey frames this small (short side, pixels)
     flow_grid: int = 6  # flow is sampled every this many pixels (at flow_short_side)
+    flow_noise_px: float = 0.15  # Farnebäck's sub-pixel noise floor: subtracted from each sample's displacement
 
 
 @dataclass
@@ -185,7 +187,9 @@ def motion_scores(track: MotionTrack, cfg: MotionConfig) -> dict[str, float]:
     """{"motion": mean speed in diagonals/s, "shakiness": camera-path jitter in diagonals}."""
     if len(track) == 0:
         return {"motion": 0.0, "shakiness": 0.0}
-    speeds = [float(np.mean(np.linalg.norm(f, axis=1))) / dt for f, dt in zip(track.flows, track.dts)]
+    floor = cfg.flow_noise_px if track.source == "flow" else 0.0  # codec vectors of still content are exactly 0
+    speeds = [float(np.mean(np.maximum(np.linalg.norm(f, axis=1) - floor, 0.0))) / dt
+              for f, dt in zip(track.flows, track.dts)]
     return {"motion": float(np.mean(speeds)) / track.diagonal, "shakiness": shakiness(track, cfg.smooth_s)}
 
 

@@ -12,6 +12,7 @@ figures in the helper report; the text detector and the two CNNs (video type, de
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +35,7 @@ from worldsmith.io.video import decode
 @dataclass
 class FilterConfig:
     work_short_side: int = 240  # clips are decoded once at this short side (never upscaled) ...
-    work_fps: float = 8.0  # ... and this frame rate (never above the clip's own)
+    work_fps: float = 8.0  # ... and at most this frame rate (the clip's own divided by a whole number)
     quality: QualityConfig = field(default_factory=QualityConfig)
     motion: MotionConfig = field(default_factory=MotionConfig)
     text: TextOverlayConfig = field(default_factory=TextOverlayConfig)
@@ -48,11 +49,15 @@ class AnnotateConfig:
 
 
 def decode_working(path: str, fps: float, cfg: FilterConfig) -> tuple[np.ndarray, float]:
-    """The clip's frames uint8 (T, H, W, 3) at the working size and rate, and that rate."""
+    """The clip's frames uint8 (T, H, W, 3) at the working size and rate, and that rate.
+
+    The rate is the clip's own divided by a whole number (24 -> 8, 30 -> 7.5, 12 -> 6 for work_fps=8): resampling
+    to a rate that does not divide the clip's would repeat steps unevenly, which looks like camera shake."""
     from worldsmith.io.video import probe
 
     info = probe(path)
-    rate = min(cfg.work_fps, info.fps or fps or cfg.work_fps)
+    native = info.fps or fps or cfg.work_fps
+    rate = native / max(1, math.ceil(native / cfg.work_fps - 1e-6))  # native / k: every k-th frame, no judder
     short = min(info.height, info.width)
     frames = decode(path, fps=rate, size=cfg.work_short_side if short > cfg.work_short_side else None)
     if len(frames) == 0:
