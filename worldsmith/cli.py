@@ -201,6 +201,45 @@ def demo(
     run_demo(cfg, out)
 
 
+@app.command()
+def curate(
+    input_path: str = typer.Argument(..., metavar="INPUT", help="Videos to curate: a folder (searched recursively), "
+                                     "a quoted glob ('raw/**/*.mp4'), a .txt list of paths, or a worldsmith shard "
+                                     "folder / manifest.parquet (e.g. the output of `worldsmith sim`)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder: shards, manifest.parquet, report.html."),
+    engine: Optional[str] = typer.Option(None, "--engine", help="local (worker processes; default) or ray (Ray Data)."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Join this Ray cluster ('auto', "
+                                              "'ray://head:10001'); default: start a local Ray."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, help="Worker processes (default: cores)."),
+    config: Optional[Path] = ConfigOption,
+    overrides: Optional[list[str]] = SetOption,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved config and the inputs found; write nothing."),
+) -> None:  # fmt: skip
+    """Turn raw videos into clean, captioned, deduplicated training shards: split into shots and clips, filter
+    (motion, quality, text overlay, video type), caption, deduplicate, shard by resolution / aspect / length.
+
+    Unreadable files are listed in the report and skipped; the input is never modified. Interrupted? Run the same
+    command again to resume. Settings: see --dry-run, e.g. --set split.detector=adaptive --set filters.motion.enabled=false.
+    """
+    from worldsmith import config as C
+    from worldsmith.curate.pipeline import CurateConfig, plan, run_curation
+
+    cfg = C.resolve(CurateConfig(), config, overrides or [])
+    flags = {"engine": engine, "ray_address": ray_address, "workers": workers}
+    cfg = C.merge(cfg, {k: v for k, v in flags.items() if v is not None})
+    if dry_run:
+        sources, bad = plan(input_path, out)
+        typer.echo(C.dump_yaml(cfg), nl=False)
+        typer.echo(f"# {len(sources)} source(s) found in {input_path}; {len(bad)} bad file(s):")
+        for b in bad:
+            typer.echo(f"#   {b.path}: {b.reason}")
+        return
+    s = run_curation(input_path, out, cfg)
+    typer.echo(f"kept {s['kept']} of {s['clips']} clips ({s['hours_out'] * 60:.1f} of {s['hours_in'] * 60:.1f} min) "
+               f"from {s['sources']} input files ({s['bad_files']} unreadable) in {s['seconds']:.1f} s.")  # fmt: skip
+    typer.echo(f"report:   {s['report']}\nmanifest: {s['manifest']}\nshards:   {out}/res_*/ar_*/frames_*/part-*.tar")
+
+
 # ---------------------------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app; user errors print one sentence, never a traceback (unless --debug)."""

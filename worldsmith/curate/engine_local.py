@@ -1,0 +1,120 @@
+"""The local streaming engine (default): a pool of spawned worker processes, bounded work in flight.
+
+The driver keeps at most ``max_in_flight`` tasks submitted (default 2 per worker). It prefers processing clips
+over splitting new sources, so the queue of written-but-unprocessed clips stays short: memory is bounded by the
+tasks in flight, whatever the size of the input. Each finished item goes to the ``Driver`` (journal) at once, so
+a kill loses at most the tasks in flight. Workers are spawned (not forked: torch, OpenMP and GL state must not
+cross a fork) with one torch/OpenCV thread each. ``workers=1`` runs everything in this process, in order.
+
+Progress: one tqdm bar per stage (sources split, clips processed) with items/s and ETA; the clip bar's total
+grows as sources are split.
+"""
+
+from __future__ import annotations
+
+import collections
+import multiprocessing
+import os
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from worldsmith.curate.record import ClipRecord
+from worldsmith.curate.sources import Source
+from worldsmith.curate.tasks import one_thread, process_task, split_task
+from worldsmith.errors import WorldsmithError
+
+if TYPE_CHECKING:
+    from worldsmith.curate.pipeline import CurateConfig, Driver
+
+
+def _bars(n_sources: int, n_clips: int, enabled: bool):
+    from tqdm import tqdm
+
+    split_bar = tqdm(total=n_sources, desc="split  ", unit="source", disable=not enabled, position=0, leave=True)
+    clip_bar = tqdm(total=n_clips, desc="process", unit="clip", disable=not enabled, position=1, leave=True)
+    return split_bar, clip_bar
+
+
+def _init_worker() -> None:
+    one_thread()
+
+
+def run_local(sources: list[Source], clips: list[ClipRecord], cfg: "CurateConfig", work: Path, driver: "Driver") -> None:
+    """Split ``sources`` and process ``clips`` plus every clip the splits yield, journaling each as it finishes."""
+    workers = max(1, min(cfg.num_workers, len(sources) + len(clips)))
+    split_bar, clip_bar = _bars(len(sources), len(clips), cfg.progress)
+    try:
+        if workers == 1:
+            _run_inline(sources, clips, cfg, work, driver, split_bar, clip_bar)
+        else:
+            _run_pool(sources, clips, cfg, work, driver, workers, split_bar, clip_bar)
+    finally:
+        split_bar.close()
+        clip_bar.close()
+
+
+def _run_inline(sources, clips, cfg, work, driver, split_bar, clip_bar) -> None:
+    one_thread()
+    todo = collections.deque(clips)
+    pending = collections.deque(sources)
+    while todo or pending:
+        if todo:
+            rec, seconds = process_task(todo.popleft(), cfg.filters, cfg.annotate, cfg.dedup)
+            driver.clip_finished(rec, seconds)
+            clip_bar.update(1)
+        else:
+            src = pending.popleft()
+            new = driver.source_finished(src, split_task(src, cfg.split, str(work)))
+            todo.extend(new)
+            clip_bar.total += len(new)
+            clip_bar.refresh()
+            split_bar.update(1)
+
+
+def _run_pool(sources, clips, cfg, work, driver, workers, split_bar, clip_bar) -> None:
+    limit = cfg.max_in_flight or 2 * workers
+    todo: collections.deque[ClipRecord] = collections.deque(clips)
+    pending: collections.deque[Source] = collections.deque(sources)
+    in_flight: dict[Future, tuple[str, object]] = {}
+    ctx = multiprocessing.get_context("spawn")
+    saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    os.environ.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")  # inherited by the spawned workers
+    try:
+        pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker)
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    try:
+        while todo or pending or in_flight:
+            # 1. fill the window: clips first (keeps the queue of written clips short), then new sources
+            while len(in_flight) < limit and (todo or pending):
+                if todo:
+                    rec = todo.popleft()
+                    in_flight[pool.submit(process_task, rec, cfg.filters, cfg.annotate, cfg.dedup)] = ("clip", rec)
+                else:
+                    src = pending.popleft()
+                    in_flight[pool.submit(split_task, src, cfg.split, str(work))] = ("source", src)
+            # 2. journal whatever finished; a split source adds its clips to the queue
+            done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+            for fut in done:
+                kind, item = in_flight.pop(fut)
+                try:
+                    result = fut.result()
+                except BrokenProcessPool:
+                    raise WorldsmithError("a curation worker process died (out of memory?); run the same command "
+                                          "again to resume, with fewer --workers if it repeats.") from None  # fmt: skip
+                if kind == "source":
+                    new = driver.source_finished(item, result)
+                    todo.extend(new)
+                    clip_bar.total += len(new)
+                    clip_bar.refresh()
+                    split_bar.update(1)
+                else:
+                    driver.clip_finished(*result)
+                    clip_bar.update(1)
+    finally:
+        for fut in in_flight:
+            fut.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,173 @@
+"""The curation run: INPUT -> split -> process (filter, annotate, sign) -> deduplicate -> shards + manifest + report.
+
+``run_curation(input, out, cfg)`` is what ``worldsmith curate`` calls. The per-item stages (split one source,
+process one clip; ``worldsmith.curate.tasks``) run in an engine: ``engine_local`` (spawned worker processes,
+the default) or ``engine_ray`` (Ray Data). Everything global runs here on the driver: the journal, dedup, the
+shards, the manifest and the report.
+
+Resume: every finished source and clip is journaled (``journal.py``); running the same command again skips them,
+and the final outputs are rebuilt from the journal: the shard writers skip keys their bucket already holds, the
+manifest and the report are rewritten atomically. Settings that change the outputs are stored in
+``OUT/.work/settings.json``; resuming with other settings is refused. Engine settings (engine, workers,
+ray_address) may change between runs.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from worldsmith.curate.dedup import DedupConfig
+from worldsmith.curate.journal import Journal, check_settings
+from worldsmith.curate.process import AnnotateConfig, FilterConfig
+from worldsmith.curate.record import ClipRecord
+from worldsmith.curate.shard import ShardConfig
+from worldsmith.curate.sources import BadFile, Source, input_folder, resolve_input
+from worldsmith.curate.split import SplitConfig
+from worldsmith.errors import ConfigError
+
+ENGINE_FIELDS = ("engine", "workers", "ray_address", "max_in_flight", "progress")  # may change on resume
+
+
+@dataclass
+class CurateConfig:
+    split: SplitConfig = field(default_factory=SplitConfig)
+    filters: FilterConfig = field(default_factory=FilterConfig)
+    annotate: AnnotateConfig = field(default_factory=AnnotateConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    shard: ShardConfig = field(default_factory=ShardConfig)
+    engine: Literal["local", "ray"] = "local"
+    workers: int = 0  # worker processes (local) or Ray CPUs (local Ray); 0 = one per core
+    ray_address: str = ""  # "" starts a local Ray; "auto" or "ray://host:10001" joins a cluster
+    max_in_flight: int = 0  # items submitted but not finished (bounds memory); 0 = 2 x workers
+    progress: bool = True  # progress bars on stderr
+
+    def __post_init__(self) -> None:
+        if self.workers < 0:
+            raise ConfigError(f"workers must be >= 0 (0 = one per core), got {self.workers}.")
+        if self.max_in_flight < 0:
+            raise ConfigError(f"max_in_flight must be >= 0, got {self.max_in_flight}.")
+
+    @property
+    def num_workers(self) -> int:
+        return self.workers or os.cpu_count() or 1
+
+
+class Driver:
+    """Receives finished items from an engine, journals them, and says which clips of a split source to process."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+        self.seconds: Counter[str] = Counter()  # stage -> seconds spent in tasks (summed over workers)
+
+    def source_finished(self, src: Source, result: dict[str, Any]) -> list[ClipRecord]:
+        self.seconds["split"] += result.get("seconds", 0.0)
+        if result["bad"]:
+            self.journal.source_bad(src.id, src.path or src.id, result["bad"])
+            return []
+        self.journal.source_done(src.id, result["records"], result["info"])
+        return [r for r in result["records"] if r.kept and r.key not in self.journal.state.clips]
+
+    def clip_finished(self, rec: ClipRecord, seconds: float) -> None:
+        self.seconds["process"] += seconds
+        self.journal.clip_done(rec)
+
+
+def settings_of(input_spec: str, cfg: CurateConfig) -> dict[str, Any]:
+    """Everything that changes the outputs of a run (engine settings excluded)."""
+    from worldsmith.config import to_dict
+
+    d = to_dict(cfg)
+    return {"input": input_spec, "config": {k: v for k, v in d.items() if k not in ENGINE_FIELDS}}
+
+
+def plan(input_spec: str | os.PathLike, out: str | os.PathLike | None = None) -> tuple[list[Source], list[BadFile]]:
+    """Resolve INPUT (and check OUT is not inside an input folder) without writing anything."""
+    folder = input_folder(input_spec)
+    if out is not None and folder is not None:
+        o = Path(out).expanduser().resolve()
+        if o == folder or folder in o.parents:
+            raise ConfigError(f"--out {out} is inside the input folder {folder}; write the outputs elsewhere "
+                              "(the input folder is never modified).")  # fmt: skip
+    return resolve_input(input_spec)
+
+
+def _run_engine(todo_sources: list[Source], todo_clips: list[ClipRecord], cfg: CurateConfig, work: Path,
+                driver: Driver) -> None:  # fmt: skip
+    if not todo_sources and not todo_clips:
+        return
+    if cfg.engine == "ray":
+        from worldsmith.curate.engine_ray import run_ray
+
+        run_ray(todo_sources, todo_clips, cfg, work, driver)
+    else:
+        from worldsmith.curate.engine_local import run_local
+
+        run_local(todo_sources, todo_clips, cfg, work, driver)
+
+
+def run_curation(input_spec: str | os.PathLike, out: str | os.PathLike, cfg: CurateConfig) -> dict[str, Any]:
+    """Curate INPUT into OUT (resumable: run it again to finish); returns a summary (see ``summarize``)."""
+    from worldsmith.curate.dedup import deduplicate
+    from worldsmith.curate.report import write_report
+    from worldsmith.curate.shard import write_shards
+
+    started = time.perf_counter()
+    input_spec, out = os.fspath(input_spec), Path(out)
+    # 1. resolve INPUT; refuse an OUT made with other settings
+    sources, bad = plan(input_spec, out)
+    work = out / ".work"
+    check_settings(work, settings_of(os.path.abspath(input_spec), cfg))
+    # 2. the per-item stages, skipping what the journal says is finished
+    with Journal(work) as journal:
+        st = journal.state
+        todo_sources = [s for s in sources if s.id not in st.sources and s.id not in st.bad]
+        todo_clips = [r for s in sources for r in st.sources.get(s.id, []) if r.kept and r.key not in st.clips]
+        driver = Driver(journal)
+        _run_engine(todo_sources, todo_clips, cfg, work, driver)
+        st = journal.state
+    # 3. every clip in source order, processed version where there is one
+    records = [st.clips.get(r.key, r) for s in sources for r in st.sources.get(s.id, [])]
+    bad = bad + [BadFile(*st.bad[s.id]) for s in sources if s.id in st.bad]
+    # 4. deduplicate the kept clips (global, on the driver; deterministic)
+    kept = [r for r in records if r.kept]
+    if kept:
+        deduped = {r.key: r for r in deduplicate(kept, cfg.dedup)}
+        records = [deduped.get(r.key, r) for r in records]
+    # 5. shards of the kept clips, then the manifest of every clip
+    shard_of = write_shards(records, out, cfg.shard)
+    summary = summarize(sources, bad, records, st.info, shard_of, time.perf_counter() - started, driver.seconds)
+    summary.update(out=str(out), manifest=str(out / "manifest.parquet"), report=str(out / "report.html"))
+    # 6. the report
+    write_report(out, records, bad, summary, cfg)
+    return summary
+
+
+def summarize(sources: list[Source], bad: list[BadFile], records: list[ClipRecord], info: dict[str, dict],
+              shard_of: dict[str, str], seconds: float, stage_seconds: Counter) -> dict[str, Any]:  # fmt: skip
+    """Counts per stage, hours in and out, and timing of a run."""
+    kept = [r for r in records if r.kept]
+    dropped = Counter(r.dropped_by for r in records if not r.kept)
+    good_ids = {s.id for s in sources} & set(info)
+    hours_in = sum(float(info[i].get("duration", 0.0)) for i in good_ids) / 3600
+    frames_in = sum(int(info[i].get("frames", 0)) for i in good_ids)
+    return {
+        "sources": len(sources) + sum(1 for b in bad if b.path not in {s.id for s in sources}),
+        "good_sources": len(good_ids),
+        "bad_files": len(bad),
+        "shots": len({(r.source, r.shot) for r in records}),
+        "clips": len(records),
+        "dropped": dict(sorted(dropped.items())),
+        "duplicates": dropped.get("dedup", 0),
+        "kept": len(kept),
+        "shards": len(set(shard_of.values())),
+        "hours_in": round(hours_in, 6),
+        "hours_out": round(sum(r.duration for r in kept) / 3600, 6),
+        "frames_in": frames_in,
+        "seconds": round(seconds, 3),
+        "stage_seconds": {k: round(v, 3) for k, v in stage_seconds.items()},
+    }

@@ -1,0 +1,114 @@
+"""The two units of per-item work both engines run: split one source, process one clip.
+
+They are plain picklable functions of plain data (a ``Source`` or a ``ClipRecord`` plus dataclass configs), so
+the local engine sends them to spawned worker processes and the Ray engine to Ray tasks unchanged. Each returns
+what the driver journals; user-caused failures (an unreadable source or clip) come back as data, not exceptions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from worldsmith.curate.record import ClipRecord, clip_key
+from worldsmith.curate.sources import Source
+from worldsmith.errors import DataError, VideoError, WorldsmithError
+
+_THREADS_SET = False
+
+
+def one_thread() -> None:
+    """One intra-op thread per worker process: the engines parallelise over processes, not inside them."""
+    global _THREADS_SET
+    if _THREADS_SET:
+        return
+    import torch
+
+    torch.set_num_threads(1)
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)
+    except ImportError:  # pragma: no cover
+        pass
+    _THREADS_SET = True
+
+
+def _extract_shard_clip(src: Source, dest_dir: Path) -> Path:
+    """Write the main-view mp4 of clip ``src.key`` of shard ``src.shard`` to a file (atomically)."""
+    from worldsmith.atomic import atomic_write_bytes
+    from worldsmith.data.shards import iter_samples
+
+    for sample in iter_samples(src.shard, strict=False, read=lambda ext: ext == "mp4"):
+        if sample["__key__"] == src.key:
+            dest = dest_dir / (hashlib.sha1(src.id.encode()).hexdigest()[:16] + ".mp4")
+            atomic_write_bytes(dest, sample["mp4"])
+            return dest
+    raise VideoError(f"clip {src.key} is no longer readable in shard {src.shard}.")
+
+
+def _rekey(rec: ClipRecord, src: Source, clips_dir: Path) -> ClipRecord:
+    """Give a clip cut from a shard clip a key and source that name the shard clip, and carry its caption."""
+    rec.source = src.id
+    new_key = clip_key(src.id, rec.start_frame, rec.end_frame)
+    if rec.path:
+        new_path = clips_dir / f"{new_key}.mp4"
+        os.replace(rec.path, new_path)
+        rec.path = str(new_path)
+    rec.key = new_key
+    rec.meta.update({"source_shard": src.shard, "source_key": src.key})
+    if src.caption:
+        rec.caption, rec.caption_source = src.caption, "source"
+    return rec
+
+
+def split_task(src: Source, split_cfg: Any, work_dir: str) -> dict[str, Any]:
+    """Split one source into clips under ``work_dir/clips``.
+
+    Returns ``{"id", "records", "info", "bad", "seconds"}``; ``bad`` is the one-sentence reason when the source
+    cannot be read (then ``records`` is empty).
+    """
+    from worldsmith.curate.split import split_source
+    from worldsmith.io.video import probe
+
+    one_thread()
+    started = time.perf_counter()
+    work = Path(work_dir)
+    clips_dir = work / "clips"
+    clips_dir.mkdir(parents=True, exist_ok=True)
+    extracted = None
+    try:
+        path = src.path
+        if src.shard:
+            extracted = path = str(_extract_shard_clip(src, work / "sources"))
+        info = probe(path)
+        if info.is_image:
+            raise VideoError(f"{src.path or src.id} is a still image, not a video.")
+        records = split_source(path, split_cfg, clips_dir)
+        if src.shard:
+            records = [_rekey(r, src, clips_dir) for r in records]
+        meta = {"duration": float(info.duration), "fps": float(info.fps), "width": info.width,
+                "height": info.height, "frames": int(info.num_frames)}  # fmt: skip
+        return {"id": src.id, "records": records, "info": meta, "bad": "", "seconds": time.perf_counter() - started}
+    except (VideoError, DataError) as e:
+        return {"id": src.id, "records": [], "info": {}, "bad": str(e), "seconds": time.perf_counter() - started}
+    finally:
+        if extracted is not None and os.path.exists(extracted):
+            os.unlink(extracted)
+
+
+def process_task(rec: ClipRecord, filters: Any, annotate: Any, dedup: Any) -> tuple[ClipRecord, float]:
+    """Filter, annotate and sign one clip (``process.process_clip``); a clip that cannot be read is dropped."""
+    from worldsmith.curate.process import process_clip
+
+    one_thread()
+    started = time.perf_counter()
+    if rec.kept:
+        try:
+            rec = process_clip(rec, filters, annotate, dedup)
+        except WorldsmithError as e:
+            rec.drop("process", f"the clip could not be processed: {e}")
+    return rec, time.perf_counter() - started
