@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 import av
 import cv2
 import numpy as np
-from scipy.signal import savgol_filter
 
 from worldsmith.errors import VideoError
 
@@ -179,8 +178,22 @@ def shakiness(track: MotionTrack, smooth_s: float) -> float:
         return 0.0
     regular = np.stack([np.interp(grid, times, path[:, i]) for i in range(2)], axis=1)  # (G, 2)
     window = min(grid.size - (1 - grid.size % 2), max(5, 2 * int(round(smooth_s / dt / 2)) + 1))
-    smooth = savgol_filter(regular, window, polyorder=2, axis=0, mode="interp")
+    smooth = local_quadratic(regular, window)
     return float(np.median(np.linalg.norm(regular - smooth, axis=1)))
+
+
+def local_quadratic(y: np.ndarray, window: int) -> np.ndarray:
+    """Savitzky-Golay smoothing of y (G, D): each sample is replaced by the value at its position of a quadratic
+    least-squares fit over ``window`` samples centred on it (shifted inwards at the ends, SciPy's mode="interp")."""
+    g = len(y)
+    x = np.arange(window, dtype=np.float64)
+    basis = np.stack([np.ones_like(x), x, x * x], axis=1)  # (window, 3)
+    hat = basis @ np.linalg.pinv(basis)  # (window, window): fitted values from the window's samples
+    out = np.empty_like(y, dtype=np.float64)
+    for i in range(g):
+        lo = min(max(i - window // 2, 0), g - window)
+        out[i] = hat[i - lo] @ y[lo : lo + window]
+    return out
 
 
 def motion_scores(track: MotionTrack, cfg: MotionConfig) -> dict[str, float]:
