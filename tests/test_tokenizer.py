@@ -299,8 +299,30 @@ def test_clear_errors_on_bad_inputs():
         ({"spatial_compression": 16, "channels": (16, 32)}, "needs at least 3 levels"),
         ({"kind": "discrete", "kl": True}, "discrete tokenizer"),
         ({"channels": (12, 24)}, "multiples of 8"),
+        ({"loss": {"crop": 12}}, "crop must be a multiple of the spatial compression 8"),
     ],
 )
 def test_config_errors_are_clear(changes, message):
+    from worldsmith.config import from_dict
+
     with pytest.raises(ConfigError, match=message):
-        TokenizerConfig(**changes)
+        from_dict(TokenizerConfig, changes)
+
+
+def test_crop_training_sees_latent_aligned_windows_and_the_model_still_codes_whole_frames():
+    from worldsmith.tokenizer.losses import random_crop
+
+    torch.manual_seed(0)
+    ramp = torch.arange(32.0).view(1, 1, 1, 1, 32).expand(2, 3, 5, 32, 32)  # pixel value = its column
+    lefts = {int(random_crop(ramp, 16, 8)[0, 0, 0, 0, 0]) for _ in range(60)}
+    tops = {int(random_crop(ramp.transpose(-1, -2), 16, 8)[0, 0, 0, 0, 0]) for _ in range(60)}
+    assert lefts == tops == {0, 8, 16}  # every window on the latent grid, and all of them drawn
+    model = tiny()
+    model.cfg.loss.crop = 16
+    seen = []
+    hook = model.register_forward_pre_hook(lambda m, args: seen.append(tuple(args[0].shape)))
+    loss, _ = model.train().loss({"video": video(t=5)})
+    hook.remove()
+    assert seen == [(2, 3, 5, 16, 16)] and torch.isfinite(loss)
+    x = video(t=5)
+    assert model.eval()(x)[0].shape == x.shape  # inference codes the whole frames

@@ -13,6 +13,9 @@ stage. Here:
 * ``kl``: KL(q(z|x) || N(0, I)) per latent element, for ``kl: true`` continuous models;
 * ``image``: joint image training: a random frame of every clip is also encoded *as an image* and its loss added;
 * ``adversarial``: hinge GAN loss with a per-frame patch discriminator (see discriminator.py).
+
+``crop`` > 0 trains on one random ``crop x crop`` window of each batch (offsets on the latent grid), drawn from
+the global torch RNG, which the Trainer checkpoints, so a resumed run draws the same windows.
 """
 
 from __future__ import annotations
@@ -90,10 +93,21 @@ def reconstruction_terms(model: "CausalVideoTokenizer", video: torch.Tensor) -> 
     return loss, logs, recon
 
 
+def random_crop(video: torch.Tensor, crop: int, grid: int) -> torch.Tensor:
+    """One random ``crop x crop`` window of a (B, 3, T, H, W) batch, at offsets that are multiples of ``grid``."""
+    h, w = video.shape[-2:]
+    if crop == 0 or (crop >= h and crop >= w):
+        return video
+    ch, cw = min(crop, h), min(crop, w)
+    top = int(torch.randint(0, (h - ch) // grid + 1, ())) * grid
+    left = int(torch.randint(0, (w - cw) // grid + 1, ())) * grid
+    return video[..., top : top + ch, left : left + cw]  # (B, 3, T, ch, cw)
+
+
 def tokenizer_loss(model: "CausalVideoTokenizer", batch: dict) -> tuple[torch.Tensor, dict]:
     """The whole objective for one batch ``{"video": (B, 3, T, H, W) in [-1, 1]}``."""
     cfg = model.cfg.loss
-    video = batch["video"]
+    video = random_crop(batch["video"], cfg.crop, model.cfg.spatial_compression)
     loss, logs, recon = reconstruction_terms(model, video)
     with torch.no_grad():
         mse = F.mse_loss(recon.clamp(-1, 1), video)

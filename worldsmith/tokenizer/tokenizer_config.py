@@ -21,13 +21,18 @@ class TokenizerLossConfig:
     image: float = 0.0  # joint image training: weight of the loss on random single frames encoded as images
     adversarial: float = 0.0  # > 0 adds a patch discriminator (hinge loss); use it to fine-tune a trained model
     disc_channels: int = 64  # width of the discriminator's first layer
+    # train on a random crop x crop window of each batch (0: whole frames): the network is convolutional with
+    # attention only at the lowest level, so it runs on whole frames afterwards; fewer pixels per step means more
+    # steps per CPU-minute. Offsets are multiples of the spatial compression, so the crop keeps the latent grid.
+    crop: int = 0
 
     def __post_init__(self) -> None:
         for name in ("l1", "perceptual", "temporal", "kl", "image", "adversarial"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"model.loss.{name} must be >= 0, got {getattr(self, name)}.")
-        if self.perceptual_frames < 0 or self.disc_channels < 8:
-            raise ConfigError("model.loss.perceptual_frames must be >= 0 and model.loss.disc_channels >= 8.")
+        if self.perceptual_frames < 0 or self.disc_channels < 8 or self.crop < 0:
+            raise ConfigError("model.loss.perceptual_frames and model.loss.crop must be >= 0 and "
+                              "model.loss.disc_channels >= 8.")
 
 
 @dataclass
@@ -73,6 +78,8 @@ class TokenizerConfig:
                               f"{self.channels[-1]} into equal heads.")
         if self.kind == "discrete" and (self.kl or not self.fsq_levels or min(self.fsq_levels) < 2):
             raise ConfigError("a discrete tokenizer needs fsq_levels (each >= 2) and kl: false.")
+        if self.loss.crop % cs:
+            raise ConfigError(f"model.loss.crop must be a multiple of the spatial compression {cs}, got {self.loss.crop}.")
 
     # derived ------------------------------------------------------------------------------------------------
     @property
