@@ -17,7 +17,7 @@ Scores (both independent of resolution and frame rate):
   flow first loses ``flow_noise_px`` per sample, its noise floor on still, noisy footage).
 * ``shakiness``: the camera path is the running sum of the per-pair median displacement; shakiness is the median
   distance (in frame diagonals) between that path and its smoothed version (a local quadratic fit over
-  ``smooth_s`` seconds, Savitzky-Golay). A steady pan or a smooth acceleration follows its smoothed path exactly;
+  ``smooth_s`` seconds, Savitzky-Golay), less a floor of ``shake_floor_px`` pixels. A steady pan or a smooth acceleration follows its smoothed path exactly;
   a hand-held jitter of a few pixels does not.
 """
 
@@ -42,9 +42,11 @@ class MotionConfig:
     enabled: bool = True
     use_motion_vectors: bool = True  # False: always optical flow
     min_motion: float = 0.008  # drop below: mean speed in frame diagonals per second (a still camera on a still scene)
-    max_shakiness: float = 0.004  # drop above: median camera-path jitter in frame diagonals
+    max_shakiness: float = 0.002  # drop above: median camera-path jitter in frame diagonals (beyond the floor)
     smooth_s: float = 0.6  # window of the smoothed camera path
     min_pairs: int = 3  # fewer frame pairs with motion vectors than this -> optical flow instead
+    min_vectors: int = 64  # fewer vectors per pair (median) -> optical flow (tiny frames: a few arbitrary blocks)
+    shake_floor_px: float = 0.5  # path deviations below this many pixels of the track's frame are not shake
     flow_short_side: int = 96  # Farnebäck runs on grey frames this small (short side, pixels)
     flow_grid: int = 6  # flow is sampled every this many pixels (at flow_short_side)
     flow_noise_px: float = 0.15  # Farnebäck's sub-pixel noise floor: subtracted from each sample's displacement
@@ -152,10 +154,26 @@ def flow_track(frames: np.ndarray, fps: float, cfg: MotionConfig) -> MotionTrack
     points, flows = [], []
     for a, b in zip(greys[:-1], greys[1:]):
         flow = cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 13, 3, 5, 1.1, 0)  # (H, W, 2)
-        points.append(pts)
-        flows.append(flow[ys, xs].reshape(-1, 2).astype(np.float32))
+        keep = textured(a, ys, xs)  # (N,) flow is only measured where the image has texture in both directions
+        points.append(pts[keep])
+        flows.append(flow[ys, xs].reshape(-1, 2)[keep].astype(np.float32))
     times = np.arange(1, t, dtype=np.float64) / fps
     return MotionTrack("flow", size[0], size[1], times, np.full(len(times), 1.0 / fps), points, flows)
+
+
+def textured(grey: np.ndarray, ys: np.ndarray, xs: np.ndarray, rel: float = 0.05, least: int = 24) -> np.ndarray:
+    """Mask (N,) of grid points (``ys``, ``xs``) with texture: the smaller eigenvalue of the local structure
+    tensor (Shi-Tomasi) at least ``rel`` times its 90th percentile over the grid, and never fewer than ``least``
+    points. On flat regions (a rendered floor, a clear sky) Farnebäck returns zero flow whatever the camera does
+    (the aperture problem), which would outvote the moving edges."""
+    eig = cv2.cornerMinEigenVal(grey, 5).astype(np.float32)[ys, xs].ravel()  # (N,)
+    top = float(np.percentile(eig, 90))
+    if top <= 1e-6:  # a flat frame: no point is better than another
+        return np.ones(eig.shape, bool)
+    keep = eig >= rel * top
+    if keep.sum() < least:
+        keep = eig >= np.sort(eig)[-min(least, eig.size)]
+    return keep
 
 
 def camera_path(track: MotionTrack) -> tuple[np.ndarray, np.ndarray]:
@@ -164,11 +182,13 @@ def camera_path(track: MotionTrack) -> tuple[np.ndarray, np.ndarray]:
     return track.times, np.cumsum(steps, axis=0)
 
 
-def shakiness(track: MotionTrack, smooth_s: float) -> float:
+def shakiness(track: MotionTrack, smooth_s: float, floor_px: float = 0.0) -> float:
     """Median distance (frame diagonals) between the camera path and its local quadratic fit over ``smooth_s``.
 
     The median, not the RMS: a P frame now and then predicts from an older reference (x264's multiple references),
-    which makes one step of a steady pan look too long; jitter moves (nearly) every step."""
+    which makes one step of a steady pan look too long; jitter moves (nearly) every step. ``floor_px`` (pixels of
+    the track's frame) is taken off first: quarter-pixel vectors and sub-pixel flow wobble that much on steady
+    footage, which matters on small frames."""
     if len(track) < 5:
         return 0.0
     times, path = camera_path(track)
@@ -179,7 +199,8 @@ def shakiness(track: MotionTrack, smooth_s: float) -> float:
     regular = np.stack([np.interp(grid, times, path[:, i]) for i in range(2)], axis=1)  # (G, 2)
     window = min(grid.size - (1 - grid.size % 2), max(5, 2 * int(round(smooth_s / dt / 2)) + 1))
     smooth = local_quadratic(regular, window)
-    return float(np.median(np.linalg.norm(regular - smooth, axis=1)))
+    deviation = np.linalg.norm(regular - smooth, axis=1) - floor_px / track.diagonal  # (G,)
+    return float(max(0.0, np.median(deviation)))
 
 
 def local_quadratic(y: np.ndarray, window: int) -> np.ndarray:
@@ -203,7 +224,8 @@ def motion_scores(track: MotionTrack, cfg: MotionConfig) -> dict[str, float]:
     floor = cfg.flow_noise_px if track.source == "flow" else 0.0  # codec vectors of still content are exactly 0
     speeds = [float(np.mean(np.maximum(np.linalg.norm(f, axis=1) - floor, 0.0))) / dt
               for f, dt in zip(track.flows, track.dts)]
-    return {"motion": float(np.mean(speeds)) / track.diagonal, "shakiness": shakiness(track, cfg.smooth_s)}
+    shake = shakiness(track, cfg.smooth_s, cfg.shake_floor_px)
+    return {"motion": float(np.mean(speeds)) / track.diagonal, "shakiness": shake}
 
 
 def motion_verdict(scores: dict[str, float], cfg: MotionConfig) -> str | None:
@@ -218,7 +240,10 @@ def motion_verdict(scores: dict[str, float], cfg: MotionConfig) -> str | None:
 
 
 def clip_motion(scan: NativeScan | None, frames: np.ndarray, fps: float, cfg: MotionConfig) -> MotionTrack:
-    """The clip's motion track: the codec's motion vectors when there are enough of them, else optical flow."""
-    if cfg.use_motion_vectors and scan is not None and scan.track is not None and len(scan.track) >= cfg.min_pairs:
-        return scan.track
+    """The clip's motion track: the codec's motion vectors when there are enough of them (``min_pairs`` pairs with
+    a median of ``min_vectors`` vectors), else optical flow."""
+    track = scan.track if (cfg.use_motion_vectors and scan is not None) else None
+    if track is not None and len(track) >= cfg.min_pairs:
+        if np.median([len(f) for f in track.flows]) >= cfg.min_vectors:
+            return track
     return flow_track(frames, fps, cfg)

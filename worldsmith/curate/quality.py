@@ -11,7 +11,8 @@ All scores are medians over a few sampled frames, so one flash or one blurred fr
   on pixels away from edges (Sobel magnitude below its 70th percentile) so texture is not mistaken for noise.
 * ``blockiness``: how much stronger luma steps are across the codec's 8x8 block grid than inside blocks, on
   native-resolution luma (the grid only exists there): mean |step| on grid columns/rows over mean |step| elsewhere,
-  minus 1. About 0 for clean video, 0.3+ for visibly blocky, heavily compressed video.
+  minus 1. About 0 for clean video, 0.3+ for visibly blocky, heavily compressed video. Not measured on frames
+  smaller than 96 pixels: with fewer than 12 grid lines, a few object edges that fall on the grid decide.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+MIN_BLOCKINESS_SIDE = 96  # below this, a few object edges on the 8x8 grid decide: blockiness is not measured
 _IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
 
 
@@ -71,9 +73,6 @@ def noise_sigma(grey: np.ndarray) -> float:
 def blockiness(y: np.ndarray) -> float:
     """Mean |luma step| across the 8x8 grid over the mean step elsewhere, minus 1 (native-resolution luma)."""
     y = y.astype(np.float32)
-    h, w = y.shape
-    if h < 24 or w < 24:
-        return 0.0
     ratios = []
     for steps in (np.abs(np.diff(y, axis=1)), np.abs(np.diff(y, axis=0)).T):  # (rows, cols - 1) each
         cols = np.arange(steps.shape[1])
@@ -93,6 +92,7 @@ def quality_scores(frames: np.ndarray, lumas: list[np.ndarray] | None, cfg: Qual
         "clipped": float(np.mean((stack <= 8) | (stack >= 247))),
         "noise": float(np.median([noise_sigma(g) for g in greys])),
     }
+    lumas = [y for y in lumas or [] if min(y.shape) >= MIN_BLOCKINESS_SIDE]
     if lumas:
         scores["blockiness"] = float(np.median([blockiness(y) for y in lumas]))
     return scores

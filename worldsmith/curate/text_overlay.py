@@ -37,6 +37,8 @@ class TextOverlayConfig:
     max_area: float = 0.03  # drop when the text covers more than this fraction of the frame ...
     max_persistence: float = 0.5  # ... in more than this fraction of the sampled frames
     threads: int = 1  # onnxruntime intra-op threads
+    max_line_height: float = 0.4  # boxes thicker than this fraction of the short side are not text lines: DBNet
+    # now and then returns one box around a whole (small, flat) frame
 
 
 def det_model_path() -> Path:
@@ -72,7 +74,11 @@ def text_boxes(frame: np.ndarray, cfg: TextOverlayConfig) -> np.ndarray:
     engine = detector(cfg.max_side, cfg.threads, cfg.box_thresh)
     out = engine(np.ascontiguousarray(frame[..., ::-1]), use_det=True, use_cls=False, use_rec=False)  # BGR in
     boxes = getattr(out, "boxes", None)
-    return np.zeros((0, 4, 2), np.float32) if boxes is None else np.asarray(boxes, np.float32)
+    if boxes is None:
+        return np.zeros((0, 4, 2), np.float32)
+    boxes = np.asarray(boxes, np.float32)  # (N, 4, 2) corners in order
+    sides = np.linalg.norm(boxes[:, [1, 2]] - boxes[:, [0, 1]], axis=2)  # (N, 2) the two side lengths
+    return boxes[sides.min(axis=1) <= cfg.max_line_height * min(frame.shape[:2])]
 
 
 def covered_fraction(boxes: np.ndarray, height: int, width: int) -> float:
