@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from curate_clips import camera_clip, write
+from curate_clips import camera_clip, write, write_rotated
 from worldsmith.curate.camera_motion import CameraMotionConfig, camera_motion
 from worldsmith.curate.captions import CaptionConfig, CaptionError, OpenAICaptioner, dominant_colours, offline_caption
 from worldsmith.curate.motion import MotionConfig, flow_track, scan_native
@@ -183,3 +183,20 @@ def test_process_clip_captions_through_the_endpoint(one_torch_thread, server, mo
         assert rec.kept and rec.phash
     assert rec.caption == "A red ball rolls across grass." and rec.caption_source == "vlm"
     assert rec.tags["camera_motion"] == "pan" and len(FakeVLM.requests) == 1
+
+
+def test_motion_vectors_follow_the_display_rotation(tmp_path):
+    """A pan stored sideways in a phone clip (display matrix 90 degrees counter-clockwise) is a tilt on screen:
+    the codec's vectors, turned like the frames, give the same tags as optical flow on the decoded frames."""
+    from worldsmith.io.video import probe
+
+    path = write_rotated(camera_clip("pan_right", frames=24, seed=3), tmp_path / "phone.mp4", ccw=90)
+    info = probe(path)
+    assert info.rotation == 270 and (info.width, info.height) == (120, 160)
+    scan = scan_native(path, rotation=info.rotation)
+    assert (scan.track.width, scan.track.height) == (120, 160)
+    frames, rate = decode_working(path, FPS, FilterConfig(), info)
+    from_flow = camera_motion(flow_track(frames, rate, MotionConfig()), CameraMotionConfig())
+    from_mvs = camera_motion(scan.track, CameraMotionConfig())
+    assert (from_mvs["camera_motion"], from_mvs["camera_direction"]) == ("tilt", "up") == (
+        from_flow["camera_motion"], from_flow["camera_direction"])

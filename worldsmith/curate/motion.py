@@ -81,9 +81,12 @@ class NativeScan:
     lumas: list[np.ndarray]  # (H, W) uint8 luma planes at native resolution (blockiness needs the codec's grid)
 
 
-def scan_native(path: str | os.PathLike | bytes, motion_vectors: bool = True, luma_samples: int = 6) -> NativeScan:
+def scan_native(path: str | os.PathLike | bytes, motion_vectors: bool = True, luma_samples: int = 6,
+                rotation: int = 0) -> NativeScan:
     """Decode the clip's video stream once at native resolution, collecting motion vectors (P frames) and
-    ``luma_samples`` evenly spaced luma planes. Raises VideoError for a file that cannot be decoded."""
+    ``luma_samples`` evenly spaced luma planes. ``rotation`` (clockwise degrees, ``probe(path).rotation``) turns
+    the vectors into the displayed orientation, so directions match the decoded frames (a mirror in the display
+    matrix is not applied). Raises VideoError for a file that cannot be decoded."""
     label = "<bytes>" if isinstance(path, bytes) else os.fspath(path)
     try:
         with av.open(io.BytesIO(path) if isinstance(path, bytes) else label) as container:
@@ -95,7 +98,10 @@ def scan_native(path: str | os.PathLike | bytes, motion_vectors: bool = True, lu
                 stream.codec_context.options = {"flags2": "+export_mvs"}
             rate = float(stream.average_rate or stream.guessed_rate or 25)
             step = max(1, (stream.frames or 0) // max(1, luma_samples))
-            return _scan(container.decode(stream), codec, rate, step, luma_samples, motion_vectors)
+            scan = _scan(container.decode(stream), codec, rate, step, luma_samples, motion_vectors)
+            if scan.track is not None and rotation % 360:
+                scan.track = rotate_track(scan.track, rotation % 360)
+            return scan
     except av.FFmpegError as e:
         raise VideoError(f"cannot decode {label} ({e}); the clip is unreadable or truncated.") from None
 
@@ -127,6 +133,25 @@ def _scan(frames, codec: str, rate: float, step: int, luma_samples: int, motion_
     if flows:
         track = MotionTrack("mvs", width, height, np.asarray(times), np.asarray(dts), points, flows)
     return NativeScan(codec, track, lumas)
+
+
+def rotate_track(track: MotionTrack, clockwise: int) -> MotionTrack:
+    """The track seen in a frame turned ``clockwise`` degrees (90, 180 or 270), as a display matrix turns it."""
+    w, h = track.width, track.height
+
+    def turn(p: np.ndarray, vector: bool) -> np.ndarray:
+        x, y = p[:, 0], p[:, 1]
+        if clockwise == 90:  # (x, y) -> (h - 1 - y, x)
+            out = (-y, x) if vector else (h - 1 - y, x)
+        elif clockwise == 180:
+            out = (-x, -y) if vector else (w - 1 - x, h - 1 - y)
+        else:  # 270: (x, y) -> (y, w - 1 - x)
+            out = (y, -x) if vector else (y, w - 1 - x)
+        return np.stack(out, axis=1).astype(np.float32)
+
+    size = (h, w) if clockwise in (90, 270) else (w, h)
+    return MotionTrack(track.source, size[0], size[1], track.times, track.dts,
+                       [turn(p, False) for p in track.points], [turn(f, True) for f in track.flows])
 
 
 def _past_vectors(mvs) -> tuple[np.ndarray, np.ndarray] | None:

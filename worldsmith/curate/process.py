@@ -29,7 +29,7 @@ from worldsmith.curate.video_type import (
     VideoTypeClassifier, VideoTypeConfig, default_classifier, video_type_scores, video_type_verdict,
 )  # fmt: skip
 from worldsmith.errors import VideoError
-from worldsmith.io.video import decode
+from worldsmith.io.video import VideoInfo, decode, probe
 
 
 @dataclass
@@ -48,14 +48,12 @@ class AnnotateConfig:
     caption: CaptionConfig = field(default_factory=CaptionConfig)
 
 
-def decode_working(path: str, fps: float, cfg: FilterConfig) -> tuple[np.ndarray, float]:
+def decode_working(path: str, fps: float, cfg: FilterConfig, info: VideoInfo | None = None) -> tuple[np.ndarray, float]:
     """The clip's frames uint8 (T, H, W, 3) at the working size and rate, and that rate.
 
     The rate is the clip's own divided by a whole number (24 -> 8, 30 -> 7.5, 12 -> 6 for work_fps=8): resampling
     to a rate that does not divide the clip's would repeat steps unevenly, which looks like camera shake."""
-    from worldsmith.io.video import probe
-
-    info = probe(path)
+    info = info or probe(path)
     native = info.fps or fps or cfg.work_fps
     rate = native / max(1, math.ceil(native / cfg.work_fps - 1e-6))  # native / k: every k-th frame, no judder
     short = min(info.height, info.width)
@@ -79,9 +77,10 @@ def process_clip(
     timings: dict[str, float] = {}
     start = time.perf_counter()
     # 1. decode once at the working size; one native pass for motion vectors and full-resolution luma
-    frames, rate = decode_working(rec.path, rec.fps, filters)
-    need_scan = filters.motion.enabled or filters.quality.enabled
-    scan = scan_native(rec.path, filters.motion.use_motion_vectors) if need_scan else None
+    info = probe(rec.path)
+    frames, rate = decode_working(rec.path, rec.fps, filters, info)
+    need_scan = filters.motion.enabled or filters.quality.enabled or annotate.camera.enabled
+    scan = scan_native(rec.path, filters.motion.use_motion_vectors, rotation=info.rotation) if need_scan else None
     timings["decode"] = time.perf_counter() - start
     facts: dict[str, Any] = {"duration": rec.duration or len(frames) / rate}
     track = None
