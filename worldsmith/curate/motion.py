@@ -34,6 +34,7 @@ import numpy as np
 
 from worldsmith.errors import VideoError
 
+_EIGHT_BIT_YUV = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "gray"}
 _PICTURE_TYPES = {1: "I", 2: "P", 3: "B", 4: "S", 5: "SI", 6: "SP", 7: "BI"}  # FFmpeg's AVPictureType values
 
 
@@ -96,9 +97,12 @@ def scan_native(path: str | os.PathLike | bytes, motion_vectors: bool = True, lu
             codec = stream.codec_context.name
             if motion_vectors:
                 stream.codec_context.options = {"flags2": "+export_mvs"}
+            stream.codec_context.skip_frame = "NONREF"  # B frames nothing refers to are not used: ~40% faster
             rate = float(stream.average_rate or stream.guessed_rate or 25)
-            step = max(1, (stream.frames or 0) // max(1, luma_samples))
-            scan = _scan(container.decode(stream), codec, rate, step, luma_samples, motion_vectors)
+            duration = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else (
+                (container.duration or 0) / 1e6)
+            every = duration / max(1, luma_samples)  # seconds between luma samples (0: take the first ones)
+            scan = _scan(container.decode(stream), codec, rate, every, luma_samples, motion_vectors)
             if scan.track is not None and rotation % 360:
                 scan.track = rotate_track(scan.track, rotation % 360)
             return scan
@@ -106,7 +110,7 @@ def scan_native(path: str | os.PathLike | bytes, motion_vectors: bool = True, lu
         raise VideoError(f"cannot decode {label} ({e}); the clip is unreadable or truncated.") from None
 
 
-def _scan(frames, codec: str, rate: float, step: int, luma_samples: int, motion_vectors: bool) -> NativeScan:
+def _scan(frames, codec: str, rate: float, every: float, luma_samples: int, motion_vectors: bool) -> NativeScan:
     lumas, times, dts, points, flows = [], [], [], [], []
     width = height = 0
     anchor, t0 = None, None
@@ -114,9 +118,8 @@ def _scan(frames, codec: str, rate: float, step: int, luma_samples: int, motion_
         width, height = frame.width, frame.height
         t = float(frame.time) if frame.time is not None else i / rate
         t0 = t if t0 is None else t0
-        if i % step == 0 and len(lumas) < luma_samples:
-            plane = frame.planes[0]
-            lumas.append(np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:height, :width].copy())
+        if len(lumas) < luma_samples and t - t0 >= len(lumas) * every - 1e-6:
+            lumas.append(_luma(frame))
         kind = _PICTURE_TYPES.get(int(frame.pict_type), "?")
         if kind in ("B", "BI"):
             continue
@@ -152,6 +155,14 @@ def rotate_track(track: MotionTrack, clockwise: int) -> MotionTrack:
     size = (h, w) if clockwise in (90, 270) else (w, h)
     return MotionTrack(track.source, size[0], size[1], track.times, track.dts,
                        [turn(p, False) for p in track.points], [turn(f, True) for f in track.flows])
+
+
+def _luma(frame: av.VideoFrame) -> np.ndarray:
+    """The frame's luma (H, W) uint8: the Y plane itself for 8-bit YUV, else a conversion to grey."""
+    if frame.format.name in _EIGHT_BIT_YUV:
+        plane = frame.planes[0]
+        return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: frame.height, : frame.width].copy()
+    return frame.to_ndarray(format="gray")
 
 
 def _past_vectors(mvs) -> tuple[np.ndarray, np.ndarray] | None:
