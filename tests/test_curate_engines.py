@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -35,11 +36,24 @@ def manifest(out: Path) -> dict[str, dict]:
     return {r["key"]: r for r in pq.read_table(out / "manifest.parquet").to_pylist()}
 
 
-def test_local_and_ray_give_the_same_manifest(inputs, tmp_path, one_torch_thread):
+def fast_config(**kw) -> CurateConfig:
+    """The classical shot detector (TransNetV2 runs in tests/test_curate_pipeline.py): these tests run 4+ times."""
+    cfg = CurateConfig(progress=False, **kw)
+    cfg.split = dataclasses.replace(cfg.split, detector="adaptive")
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def local_run(inputs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("local") / "out"
+    return out, run_curation(inputs, out, fast_config(workers=2))
+
+
+def test_local_and_ray_give_the_same_manifest(inputs, local_run, tmp_path, one_torch_thread):
     pytest.importorskip("ray")
-    local = run_curation(inputs, tmp_path / "local", CurateConfig(workers=2, progress=False))
-    ray_run = run_curation(inputs, tmp_path / "ray", CurateConfig(engine="ray", workers=2, progress=False))
-    a, b = manifest(tmp_path / "local"), manifest(tmp_path / "ray")
+    local_out, local = local_run
+    ray_run = run_curation(inputs, tmp_path / "ray", fast_config(engine="ray", workers=2))
+    a, b = manifest(local_out), manifest(tmp_path / "ray")
     assert a.keys() == b.keys() and local["kept"] == ray_run["kept"] >= 1 and local["bad_files"] == ray_run["bad_files"]
     for key, ra in a.items():
         rb = b[key]
@@ -49,12 +63,12 @@ def test_local_and_ray_give_the_same_manifest(inputs, tmp_path, one_torch_thread
             assert (ra[col] is None) == (rb[col] is None), (key, col)
             if ra[col] is not None:
                 assert math.isclose(ra[col], rb[col], rel_tol=1e-5, abs_tol=1e-6), (key, col, ra[col], rb[col])
-    assert shard_keys(tmp_path / "local") == shard_keys(tmp_path / "ray")
+    assert shard_keys(local_out) == shard_keys(tmp_path / "ray")
 
 
 def _cli(inputs: Path, out: Path) -> list[str]:
     return [sys.executable, "-m", "worldsmith.cli", "curate", str(inputs), "--out", str(out), "--workers", "1",
-            "--set", "progress=false"]  # fmt: skip
+            "--set", "progress=false", "--set", "split.detector=adaptive"]  # fmt: skip
 
 
 def _journal_lines(out: Path) -> int:
@@ -82,7 +96,7 @@ def _kill_when(cmd: list[str], ready, timeout: float = 60.0) -> bool:
             proc.wait()
 
 
-def test_kill_and_rerun_gives_every_clip_exactly_once(inputs, tmp_path):
+def test_kill_and_rerun_gives_every_clip_exactly_once(inputs, local_run, tmp_path):
     out = tmp_path / "out"
     before = tree_digest(inputs)
     cmd = _cli(inputs, out)
@@ -103,6 +117,5 @@ def test_kill_and_rerun_gives_every_clip_exactly_once(inputs, tmp_path):
     assert not [p for p in out.rglob(".*.tmp")] and not [p for p in out.rglob("*.tmp")]
     assert {str(p.relative_to(out)) for p in out.rglob("*.tar")} == {r["shard"] for r in rows.values() if r["kept"]}
     # 4. and it matches an uninterrupted run
-    clean = run_curation(inputs, tmp_path / "clean", CurateConfig(workers=1, progress=False))
-    assert set(manifest(tmp_path / "clean")) == set(rows) and clean["kept"] == len(kept)
+    assert set(manifest(local_run[0])) == set(rows) and local_run[1]["kept"] == len(kept)
     assert tree_digest(inputs) == before
