@@ -211,3 +211,18 @@ def test_process_clip_runs_a_custom_type_classifier_and_skips_disabled_filters(c
     assert rec.dropped_by == "video_type" and "type_robot 0.90" in rec.reason
     assert seen and seen[0][1:] == (120, 160, 3)
     assert "text_area" not in rec.scores and rec.scores["type_robot"] == pytest.approx(0.9)
+
+
+def test_bad_settings_are_one_config_error():
+    from worldsmith import config
+    from worldsmith.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="work_fps > 0"):
+        config.merge(FilterConfig(), {"work_fps": 0})
+    with pytest.raises(ConfigError, match="frames >= 1"):
+        config.merge(FilterConfig(), {"text": {"frames": 0}})
+    with pytest.raises(ConfigError, match="unknown video-type classifier"):
+        from worldsmith.curate.video_type import default_classifier
+
+        default_classifier(VideoTypeConfig(classifier="clip"))
+    assert config.merge(FilterConfig(), {"motion": {"min_motion": 0.02}}).motion.min_motion == 0.02

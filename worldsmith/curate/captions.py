@@ -27,7 +27,7 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
-from worldsmith.errors import WorldsmithError
+from worldsmith.errors import ConfigError, WorldsmithError
 
 
 class CaptionError(WorldsmithError):
@@ -51,6 +51,13 @@ class CaptionConfig:
     backoff_s: float = 1.0  # wait before retry k is backoff_s * 2**k
     max_backoff_s: float = 30.0
     on_error: Literal["fail", "offline"] = "offline"  # what caption_clip does when the endpoint fails
+
+    def __post_init__(self) -> None:
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"caption.base_url must start with http:// or https://, got {self.base_url!r}.")
+        if self.frames < 1 or self.retries < 0 or self.timeout_s <= 0:
+            raise ConfigError(f"caption needs frames >= 1, retries >= 0 and timeout_s > 0, got {self.frames}, "
+                              f"{self.retries} and {self.timeout_s}.")
 
 
 def jpeg_data_uri(frame: np.ndarray, long_side: int, quality: int) -> str:

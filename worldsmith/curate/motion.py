@@ -32,7 +32,7 @@ import av
 import cv2
 import numpy as np
 
-from worldsmith.errors import VideoError
+from worldsmith.errors import ConfigError, VideoError
 
 _EIGHT_BIT_YUV = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "gray"}
 _PICTURE_TYPES = {1: "I", 2: "P", 3: "B", 4: "S", 5: "SI", 6: "SP", 7: "BI"}  # FFmpeg's AVPictureType values
@@ -51,6 +51,11 @@ class MotionConfig:
     flow_short_side: int = 96  # Farnebäck runs on grey frames this small (short side, pixels)
     flow_grid: int = 6  # flow is sampled every this many pixels (at flow_short_side)
     flow_noise_px: float = 0.15  # Farnebäck's sub-pixel noise floor: subtracted from each sample's displacement
+
+    def __post_init__(self) -> None:
+        if self.flow_short_side < 16 or self.flow_grid < 1 or self.smooth_s <= 0:
+            raise ConfigError(f"motion needs flow_short_side >= 16, flow_grid >= 1 and smooth_s > 0, got "
+                              f"{self.flow_short_side}, {self.flow_grid} and {self.smooth_s}.")
 
 
 @dataclass

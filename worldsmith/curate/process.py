@@ -28,7 +28,7 @@ from worldsmith.curate.text_overlay import TextOverlayConfig, text_scores, text_
 from worldsmith.curate.video_type import (
     VideoTypeClassifier, VideoTypeConfig, default_classifier, video_type_scores, video_type_verdict,
 )  # fmt: skip
-from worldsmith.errors import VideoError
+from worldsmith.errors import ConfigError, VideoError
 from worldsmith.io.video import VideoInfo, decode, probe
 
 
@@ -40,6 +40,11 @@ class FilterConfig:
     motion: MotionConfig = field(default_factory=MotionConfig)
     text: TextOverlayConfig = field(default_factory=TextOverlayConfig)
     video_type: VideoTypeConfig = field(default_factory=VideoTypeConfig)
+
+    def __post_init__(self) -> None:
+        if self.work_short_side < 16 or self.work_fps <= 0:
+            raise ConfigError(f"filters need work_short_side >= 16 and work_fps > 0, got {self.work_short_side} "
+                              f"and {self.work_fps}.")
 
 
 @dataclass

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from worldsmith.errors import ConfigError
+
 MIN_BLOCKINESS_SIDE = 96  # below this, a few object edges on the 8x8 grid decide: blockiness is not measured
 _IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
 
@@ -37,6 +39,10 @@ class QualityConfig:
     max_clipped: float = 0.6  # drop above: fraction of pixels crushed to black or blown to white
     max_noise: float = 12.0  # drop above: noise standard deviation in grey levels
     max_blockiness: float = 0.35  # drop above: relative strength of 8x8 block edges
+
+    def __post_init__(self) -> None:
+        if self.frames < 1 or self.short_side < 8:
+            raise ConfigError(f"quality needs frames >= 1 and short_side >= 8, got {self.frames} and {self.short_side}.")
 
 
 def luma(frame: np.ndarray) -> np.ndarray:

@@ -40,6 +40,10 @@ class TextOverlayConfig:
     max_line_height: float = 0.4  # boxes thicker than this fraction of the short side are not text lines: DBNet
     # now and then returns one box around a whole (small, flat) frame
 
+    def __post_init__(self) -> None:
+        if self.frames < 1 or self.max_side < 32:
+            raise ConfigError(f"text needs frames >= 1 and max_side >= 32, got {self.frames} and {self.max_side}.")
+
 
 def det_model_path() -> Path:
     """The detector ONNX shipped in the rapidocr wheel (ConfigError when rapidocr or the file is missing)."""

@@ -28,6 +28,8 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from worldsmith.errors import ConfigError
+
 # ImageNet-1k class indices of screens and printed or rendered text (names in the module docstring)
 SCREEN_CLASSES = (916, 922, 918, 917, 921, 781, 664, 782, 851, 620, 527, 681, 590)
 
@@ -40,6 +42,10 @@ class VideoTypeConfig:
     denied: list[str] = field(default_factory=lambda: ["screen_content"])  # drop when one of these wins
     allowed: list[str] = field(default_factory=list)  # if not empty: drop unless the winning type is listed
     min_prob: float = 0.35  # a denied type counts when its probability is at least this (screens: 0.4-0.6)
+
+    def __post_init__(self) -> None:
+        if self.frames < 1:
+            raise ConfigError(f"video_type needs frames >= 1, got {self.frames}.")
 
 
 class VideoTypeClassifier(Protocol):
@@ -86,8 +92,6 @@ class ImageNetTypeClassifier:
 
 def default_classifier(cfg: VideoTypeConfig) -> VideoTypeClassifier:
     if cfg.classifier != "imagenet":
-        from worldsmith.errors import ConfigError
-
         raise ConfigError(f"unknown video-type classifier {cfg.classifier!r}; use 'imagenet' or pass your own.")
     return ImageNetTypeClassifier(cfg.frames)
 
