@@ -26,7 +26,8 @@ def canvas(seed: int, height: int, width: int) -> np.ndarray:
     for _ in range(max(6, height * width // 6000)):
         c = (int(rng.integers(0, width)), int(rng.integers(0, height)))
         axes = (int(rng.integers(4, 30)), int(rng.integers(4, 30)))
-        cv2.ellipse(img, c, axes, float(rng.integers(0, 180)), 0, 360, tuple(int(v) for v in rng.integers(0, 255, 3)), -1)
+        colour = tuple(int(v) for v in rng.integers(0, 255, 3))
+        cv2.ellipse(img, c, axes, float(rng.integers(0, 180)), 0, 360, colour, -1)
     return img
 
 

@@ -33,7 +33,8 @@ def clips(tmp_path_factory):
         "dark": ((pan * 0.12).astype(np.uint8), 20),
         "bright": (np.clip(pan.astype(np.int32) * 2.5 + 60, 0, 255).astype(np.uint8), 20),
         "noisy": (np.clip(pan + rng.normal(0, 25, pan.shape), 0, 255).astype(np.uint8), 20),
-        "blocky": (pan, 51), "text": (with_text(pan), 20), "text_brief": (np.concatenate([with_text(pan[:6]), pan[6:]]), 20),
+        "blocky": (pan, 51), "text": (with_text(pan), 20),
+        "text_brief": (np.concatenate([with_text(pan[:6]), pan[6:]]), 20),
         "screen": (screen(frames=36), 20), "cartoon": (cartoon(frames=36), 20),
     }  # fmt: skip
     paths = {name: write(frames, d / f"{name}.mp4", FPS, crf=crf) for name, (frames, crf) in made.items()}

@@ -17,8 +17,8 @@ Scores (both independent of resolution and frame rate):
   flow first loses ``flow_noise_px`` per sample, its noise floor on still, noisy footage).
 * ``shakiness``: the camera path is the running sum of the per-pair median displacement; shakiness is the median
   distance (in frame diagonals) between that path and its smoothed version (a local quadratic fit over
-  ``smooth_s`` seconds, Savitzky-Golay), less a floor of ``shake_floor_px`` pixels. A steady pan or a smooth acceleration follows its smoothed path exactly;
-  a hand-held jitter of a few pixels does not.
+  ``smooth_s`` seconds, Savitzky-Golay), less a floor of ``shake_floor_px`` pixels. A steady pan or a smooth
+  acceleration follows its smoothed path exactly; a hand-held jitter of a few pixels does not.
 """
 
 from __future__ import annotations

@@ -42,7 +42,8 @@ class QualityConfig:
 
     def __post_init__(self) -> None:
         if self.frames < 1 or self.short_side < 8:
-            raise ConfigError(f"quality needs frames >= 1 and short_side >= 8, got {self.frames} and {self.short_side}.")
+            raise ConfigError(
+                f"quality needs frames >= 1 and short_side >= 8, got {self.frames} and {self.short_side}.")
 
 
 def luma(frame: np.ndarray) -> np.ndarray:
@@ -107,7 +108,8 @@ def quality_scores(frames: np.ndarray, lumas: list[np.ndarray] | None, cfg: Qual
 def quality_verdict(scores: dict[str, float], cfg: QualityConfig) -> str | None:
     """None when the clip passes, else one sentence naming the failing score and its threshold."""
     checks = [
-        ("brightness", scores["brightness"] < cfg.min_brightness, "too dark", "below min_brightness", cfg.min_brightness),
+        ("brightness", scores["brightness"] < cfg.min_brightness, "too dark", "below min_brightness",
+         cfg.min_brightness),
         ("brightness", scores["brightness"] > cfg.max_brightness, "over-exposed", "above max_brightness",
          cfg.max_brightness),
         ("clipped", scores["clipped"] > cfg.max_clipped, "badly exposed", "above max_clipped", cfg.max_clipped),
