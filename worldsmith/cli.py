@@ -186,10 +186,12 @@ def demo(
     overrides: Optional[list[str]] = SetOption,
     dry_run: bool = DryRunOption,
 ) -> None:
-    """Run the platform end to end on built-in data: simulate arm-world episodes, train the baseline world model,
-    roll it out on held-out episodes and write an HTML report. Run it again to resume after an interruption.
+    """Run the platform end to end on built-in data: simulate arm-world episodes, train a video tokenizer and a
+    diffusion world model, generate Video2World continuations of held-out episodes and score them against the
+    simulator in an HTML report. Run it again to resume after an interruption.
 
-    Settings (see --dry-run): world, episodes, frames, size, model.*, train.* ... e.g. --set train.steps=1000.
+    Settings (see --dry-run): world, episodes, frames, size, tokenizer.*, diffusion.* ... e.g.
+    --set diffusion.train.steps=2000.
     """
     from worldsmith import config as C
     from worldsmith.demo import DemoConfig, quick_config, run_demo
