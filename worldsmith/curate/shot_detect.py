@@ -8,9 +8,9 @@ costs the same memory as a minute. Both return shot spans ``[(start, end), ...]`
   ``torch.load(weights_only=True)`` and skip its global side effects (seeding, deterministic-algorithm switches).
   Frames are 48x27 RGB; the network sees 100-frame windows and we keep the middle 50 predictions of each (25
   frames of context on each side; the video is padded with copies of its first and last frame), as in the paper.
-  A frame is a transition frame when its single-frame prediction is above ``threshold`` or its many-hot
-  prediction (the second head, trained to mark every frame of a gradual transition) is above ``many_threshold``:
-  on fades through black the single-frame head often stays below 0.5 on both halves, the many-hot head does not.
+  Hard cuts come from the single-frame head (above ``threshold``); gradual transitions also from the many-hot
+  head (trained to mark every frame of a transition): on fades through black the single-frame head often stays
+  below 0.5, the many-hot head does not (``transnet_boundaries`` has the exact rule).
   **Decision:** one isolated transition frame is a hard cut, and TransNetV2 marks the last frame of the old shot,
   so the new shot starts right after it; a run of several transition frames (a fade or dissolve) belongs to
   neither shot: the old shot ends before the run and the new one starts after it (blended frames make poor
@@ -106,14 +106,30 @@ def transnet_predictions(frames: Iterable[np.ndarray], batch_windows: int = 2) -
     return single, many
 
 
-def transnet_boundaries(single: np.ndarray, many: np.ndarray, threshold: float, many_threshold: float | None):
-    """Boundaries ``(end_of_old, start_of_new)`` from TransNetV2's two heads (see the module docstring)."""
-    flags = single > threshold
+def transnet_boundaries(
+    single: np.ndarray,
+    many: np.ndarray,
+    threshold: float = 0.5,
+    many_threshold: float | None = 0.5,
+    *,
+    many_low: float = 0.3,
+    gradual_single: float = 0.35,
+    gradual_frames: int = 4,
+) -> list[tuple[int, int]]:
+    """Boundaries ``(end_of_old, start_of_new)`` from TransNetV2's single-frame (T,) and many-hot (T,) heads.
+
+    1. hard cuts: runs of ``single > threshold``; one frame ``i`` is the old shot's last frame (boundary
+       ``(i + 1, i + 1)``), a longer run ``i..j`` belongs to neither shot (``(i, j + 1)``);
+    2. gradual transitions: runs of ``many > many_low`` at least ``gradual_frames`` long that reach
+       ``many > many_threshold`` somewhere and ``single > gradual_single`` somewhere (the many-hot head alone
+       also rises during very fast pans; the single-frame head does not) are excluded whole: ``(i, j + 1)``.
+    """
+    bounds = [(i + 1, i + 1) if i == j else (i, j + 1) for i, j in _runs(single > threshold)]
     if many_threshold is not None:
-        flags |= many > many_threshold
-    bounds = []
-    for i, j in _runs(flags):
-        bounds.append((i + 1, i + 1) if i == j else (i, j + 1))
+        for i, j in _runs(many > many_low):
+            run = slice(i, j + 1)
+            if j - i + 1 >= gradual_frames and many[run].max() > many_threshold and single[run].max() > gradual_single:
+                bounds.append((i, j + 1))
     return bounds
 
 

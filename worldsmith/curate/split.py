@@ -38,7 +38,7 @@ from worldsmith.io.video import iter_frames, probe
 class SplitConfig:
     detector: Literal["transnetv2", "adaptive"] = "transnetv2"
     threshold: float = 0.5  # TransNetV2: single-frame transition probability
-    many_threshold: float = 0.5  # TransNetV2: many-hot (gradual transition) probability; <= 0 or >= 1 disables
+    many_threshold: float = 0.5  # TransNetV2: many-hot (gradual transition) probability; <= 0 or >= 1: cuts only
     adaptive_threshold: float = 3.0  # adaptive: score / mean of neighbours' scores
     min_content: float = 15.0  # adaptive: minimum HSV difference (0..255) for a cut
     adaptive_window: int = 2  # adaptive: neighbour frames on each side
