@@ -100,12 +100,13 @@ def test_kill_and_rerun_gives_every_clip_exactly_once(inputs, local_run, tmp_pat
     out = tmp_path / "out"
     before = tree_digest(inputs)
     cmd = _cli(inputs, out)
-    # 1. kill right after the first journal line, after a few more, and while the shards are being written
+    # 1. kill right after the first journal line, after a few more, while the first shard is being written, and
+    #    once a shard is committed (before the other buckets and the manifest)
     killed = [_kill_when(cmd, lambda: _journal_lines(out) >= 1)]
     killed.append(_kill_when(cmd, lambda: _journal_lines(out) >= 5))
-    killed.append(_kill_when(cmd, lambda: any(out.glob("res_*/ar_*/frames_*/*.tar*"))
-                             or any(out.glob("res_*/ar_*/frames_*/.*.tmp"))))  # fmt: skip
-    assert killed[0], "the run finished before the first kill: the test did not test anything"
+    killed.append(_kill_when(cmd, lambda: any(out.glob("res_*/ar_*/frames_*/.*.tmp"))))
+    killed.append(_kill_when(cmd, lambda: any(out.glob("res_*/ar_*/frames_*/part-*.tar"))))
+    assert killed[0] and killed[1], f"a run finished before it was killed ({killed}): the test did not test anything"
     # 2. the same command again finishes the run
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]

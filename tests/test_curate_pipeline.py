@@ -61,7 +61,7 @@ def test_bad_files_are_reported_with_reasons(curated):
     for name, words in BAD_FILES.items():
         row = next(line for line in page.split("<tr>") if name in line)
         assert words in row.lower(), (name, row)
-    assert "<svg" in page and "data:image/png;base64," in page and "kept clips" in page
+    assert "<svg" in page and "data:image/jpeg;base64," in page and "kept clips" in page
 
 
 def test_rerun_skips_finished_work_and_refuses_other_settings(curated):

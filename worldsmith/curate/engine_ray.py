@@ -87,6 +87,7 @@ def run_ray(sources: list[Source], clips: list[ClipRecord], cfg: "CurateConfig",
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False  # ours below count the same items with the local engine's names
         ctx.verbose_progress = False
+        logging.getLogger("ray.data").setLevel(logging.WARNING)  # no per-dataset INFO lines between our bars
         by_id = {s.id: s for s in sources}
         items = [{"kind": "source", "payload": json.dumps(s.to_json())} for s in sources]
         items += [{"kind": "clip", "payload": json.dumps(r.to_json())} for r in clips]

@@ -4,7 +4,7 @@ What it shows, top to bottom: a summary sentence; where the outputs are; counts 
 shots, clips, drops per filter, duplicates, kept, hours in and out); the files that could not be read, each with
 its reason; one histogram per score (kept and dropped clips in two colours); thumbnail strips of kept clips and of
 dropped clips with the reason each was dropped; the config. Charts are inline SVG and thumbnails inline PNG
-(base64), so the page opens anywhere on its own and moves with the folder. House style: ``demo_report.py``.
+(JPEG, base64), so the page opens anywhere on its own and moves with the folder. House style: ``demo_report.py``.
 """
 
 from __future__ import annotations
@@ -59,12 +59,13 @@ def svg_histogram(kept: list[float], dropped: list[float], *, title: str, bins: 
     return "".join(parts)
 
 
-def _png_data_uri(image: np.ndarray) -> str:
+def _jpeg_data_uri(image: np.ndarray) -> str:
+    """An inline JPEG (video frames compress ~10x better than as PNG, which keeps the page light)."""
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="PNG", optimize=True)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    Image.fromarray(image).save(buf, format="JPEG", quality=85)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 def _sample_frames(rec: ClipRecord, n: int = 6, short_side: int = 72) -> np.ndarray | None:
@@ -97,7 +98,7 @@ def thumbnails(records: list[ClipRecord], label, limit: int = 12) -> str:
     if not videos:
         return "<p><i>no thumbnails (clip files not available)</i></p>"
     sheet = contact_sheet(videos, None, cols=6, max_frames=6, labels=labels)
-    return f'<img src="{_png_data_uri(sheet)}" alt="clip thumbnails">'
+    return f'<img src="{_jpeg_data_uri(sheet)}" alt="clip thumbnails">'
 
 
 def _spread(records: list[ClipRecord], limit: int) -> list[ClipRecord]:
@@ -110,6 +111,11 @@ def _spread(records: list[ClipRecord], limit: int) -> list[ClipRecord]:
         out += [g[i] for g in groups.values() if i < len(g)]
         i += 1
     return out[:limit]
+
+
+def _without(reason: str, path: str) -> str:
+    """A reason without the path it starts with (the table shows the path next to it)."""
+    return reason[len(path):].strip() if reason.startswith(path) else reason
 
 
 def _hours(h: float) -> str:
@@ -135,8 +141,8 @@ def write_report(out: Path, records: list[ClipRecord], bad: list[Any], summary: 
              ("run time", f"{s['seconds']:.1f} s")]  # fmt: skip
     counts = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
     # 2. bad files, with reasons
-    bad_rows = "".join(f"<tr><td><code>{html.escape(b.path)}</code></td><td>{html.escape(b.reason)}</td></tr>"
-                       for b in bad) or '<tr><td colspan="2">none</td></tr>'  # fmt: skip
+    bad_rows = "".join(f"<tr><td><code>{html.escape(b.path)}</code></td><td>{html.escape(_without(b.reason, b.path))}"
+                       "</td></tr>" for b in bad) or '<tr><td colspan="2">none</td></tr>'  # fmt: skip
     # 3. score histograms
     names = sorted({k for r in records for k in r.scores})
     charts = "".join(
