@@ -41,15 +41,15 @@ class DedupConfig:
     phash: bool = True  # step 1: perceptual-hash copies
     phash_hamming: int = 10  # max mean Hamming distance (of 64 bits) between the frames of two copies
     semantic: bool = True  # step 2: SemDeDup
-    eps: float = 0.05  # SemDeDup: cosine similarity above 1 - eps is a duplicate
+    eps: float = 0.07  # SemDeDup: cosine similarity above 1 - eps is a duplicate
     n_clusters: int = 100  # SemDeDup: k-means clusters at most ...
     min_cluster_size: int = 10  # ... and at least this many clips per cluster on average
     kmeans_iters: int = 20
     seed: int = 0
     keep: Literal["longest", "sharpest", "first", "centroid_far"] = "longest"
     frames: int = 4  # frames sampled per clip for the signature
-    embed_size: int = 160  # frames are resized to embed_size x embed_size for EfficientNet-lite0 ...
-    embed_blur: float = 3.0  # ... and blurred (Gaussian sigma, pixels): features of the content, not of its grain
+    embed_size: int = 128  # frames are resized to embed_size x embed_size for EfficientNet-lite0 ...
+    embed_blur: float = 4.0  # ... and blurred (Gaussian sigma, pixels): features of the content, not of its grain
 
     def __post_init__(self) -> None:
         if self.keep not in KEEP_POLICIES:
