@@ -227,3 +227,34 @@ def test_bad_settings_are_one_config_error():
 
         default_classifier(VideoTypeConfig(classifier="clip"))
     assert config.merge(FilterConfig(), {"motion": {"min_motion": 0.02}}).motion.min_motion == 0.02
+
+
+@pytest.mark.parametrize("kind", ["static", "moving", "pan", "fast_pan", "zoom", "fast_zoom", "shaky"])
+def test_motion_filter_on_the_split_stage_synthetic_shots(tmp_path, kind):
+    """helper A's generated shots (x264 medium: B-frames, 3 references): static and shaky shots are dropped,
+    the others kept."""
+    from worldsmith.curate.synth import render_shot
+    from worldsmith.io.video import encode_mp4
+
+    path = tmp_path / f"{kind}.mp4"
+    encode_mp4(np.stack(list(render_shot(kind, 36, size=(160, 120), seed=1))), path, FPS)
+    cfg = MotionConfig()
+    frames, rate = working(str(path))
+    reason = motion_verdict(motion_scores(clip_motion(scan_native(path), frames, rate, cfg), cfg), cfg)
+    expect = {"static": "min_motion", "shaky": "max_shakiness"}.get(kind)
+    assert (reason is None) if expect is None else (expect in reason), reason
+
+
+def test_motion_beyond_the_encoders_search_range_falls_back_to_flow(tmp_path):
+    """A fast pan (about 20 px a frame at 320x240) leaves most of each P frame intra-coded: its few vectors lie,
+    so the filter measures optical flow instead."""
+    from worldsmith.curate.synth import render_shot
+    from worldsmith.io.video import encode_mp4
+
+    path = tmp_path / "fast_pan.mp4"
+    encode_mp4(np.stack(list(render_shot("fast_pan", 36, size=(320, 240), seed=0))), path, FPS)
+    scan = scan_native(path)
+    assert np.median(scan.coverage) < MotionConfig().min_coverage
+    frames, rate = working(str(path))
+    track = clip_motion(scan, frames, rate, MotionConfig())
+    assert track.source == "flow" and motion_scores(track, MotionConfig())["motion"] > 0.1

@@ -7,7 +7,9 @@
    coordinates: +x right, +y down), the zoom rate ``log(scale)`` per second and, for orbit, the parallax ratio.
 3. The clip takes the median of each over its pairs and is classified in this order:
    * ``static``: centre speed below ``static_speed`` and the edge speed of the zoom (0.5 |zoom rate|) too;
-   * ``zoom`` (``in`` when the content grows): 0.5 |zoom rate| exceeds the centre speed;
+   * ``zoom`` (``in`` when the content grows): the centre speed is at most ``zoom_reach`` |zoom rate|, i.e. the
+     translation can come from zooming about a point up to ``zoom_reach`` diagonals from the centre (0.6: anywhere
+     in the frame, corners included), as when a zoom heads for an off-centre subject;
    * ``orbit``: the camera translates while a subject near the centre stays put (or drifts against the
      background): the median residual displacement in the central box, after removing the fitted background
      motion, cancels at least ``orbit_ratio`` of the background motion, ``-dot(r_centre, v) / |v|^2``
@@ -37,6 +39,7 @@ class CameraMotionConfig:
     orbit_ratio: float = 0.6  # how much of the background motion the central subject must cancel
     centre_box: float = 0.15  # the central box is |x - cx| < centre_box * W and |y - cy| < centre_box * H
     ransac_px: float = 1.0  # RANSAC inlier threshold in pixels of the track's frame
+    zoom_reach: float = 0.6  # a zoom about a point this far from the centre (diagonals) still counts as a zoom
 
 
 @dataclass
@@ -88,7 +91,7 @@ def camera_motion(track: MotionTrack, cfg: CameraMotionConfig) -> dict[str, obje
     speed = math.hypot(vx, vy)
     if speed < cfg.static_speed and 0.5 * abs(zoom) < cfg.static_speed:
         kind, direction = "static", ""
-    elif 0.5 * abs(zoom) > speed:
+    elif cfg.zoom_reach * abs(zoom) >= speed:
         kind, direction = "zoom", "in" if zoom > 0 else "out"
     elif orbit >= cfg.orbit_ratio:
         kind, direction = "orbit", "right" if vx < 0 else "left"

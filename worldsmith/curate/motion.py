@@ -47,6 +47,8 @@ class MotionConfig:
     smooth_s: float = 0.6  # window of the smoothed camera path
     min_pairs: int = 3  # fewer frame pairs with motion vectors than this -> optical flow instead
     min_vectors: int = 64  # fewer vectors per pair (median) -> optical flow (tiny frames: a few arbitrary blocks)
+    min_coverage: float = 0.6  # P frames less inter-coded than this (median) -> optical flow: the encoder found
+    # no match for much of the frame, as when the motion exceeds its search range (a fast pan), and its vectors lie
     shake_floor_px: float = 0.5  # path deviations below this many pixels of the track's frame are not shake
     flow_short_side: int = 96  # Farnebäck runs on grey frames this small (short side, pixels)
     flow_grid: int = 6  # flow is sampled every this many pixels (at flow_short_side)
@@ -85,6 +87,7 @@ class NativeScan:
     codec: str
     track: MotionTrack | None  # None when the stream has no usable motion vectors
     lumas: list[np.ndarray]  # (H, W) uint8 luma planes at native resolution (blockiness needs the codec's grid)
+    coverage: list[float] = field(default_factory=list)  # per P frame: fraction of the frame that is inter-coded
 
 
 def scan_native(path: str | os.PathLike | bytes, motion_vectors: bool = True, luma_samples: int = 6,
@@ -116,7 +119,7 @@ def scan_native(path: str | os.PathLike | bytes, motion_vectors: bool = True, lu
 
 
 def _scan(frames, codec: str, rate: float, every: float, luma_samples: int, motion_vectors: bool) -> NativeScan:
-    lumas, times, dts, points, flows = [], [], [], [], []
+    lumas, times, dts, points, flows, coverage = [], [], [], [], [], []
     width = height = 0
     anchor, t0 = None, None
     for i, frame in enumerate(frames):
@@ -131,6 +134,7 @@ def _scan(frames, codec: str, rate: float, every: float, luma_samples: int, moti
         if motion_vectors and kind in ("P", "SP") and anchor is not None:
             mvs = frame.side_data.get("MOTION_VECTORS") if hasattr(frame.side_data, "get") else None
             sample = _past_vectors(mvs) if mvs is not None else None
+            coverage.append(0.0 if sample is None else sample[2] / (width * height))
             if sample is not None:
                 times.append(t - t0)
                 dts.append(max(t - anchor, 1.0 / rate))
@@ -140,7 +144,7 @@ def _scan(frames, codec: str, rate: float, every: float, luma_samples: int, moti
     track = None
     if flows:
         track = MotionTrack("mvs", width, height, np.asarray(times), np.asarray(dts), points, flows)
-    return NativeScan(codec, track, lumas)
+    return NativeScan(codec, track, lumas, coverage)
 
 
 def rotate_track(track: MotionTrack, clockwise: int) -> MotionTrack:
@@ -170,9 +174,9 @@ def _luma(frame: av.VideoFrame) -> np.ndarray:
     return frame.to_ndarray(format="gray")
 
 
-def _past_vectors(mvs) -> tuple[np.ndarray, np.ndarray] | None:
-    """(points, displacements) of the backward-predicted blocks: a block at ``dst`` was copied from ``src`` in
-    the reference frame, so the content moved ``dst - src = -motion / motion_scale``."""
+def _past_vectors(mvs) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """(points, displacements, area in pixels) of the backward-predicted blocks: a block at ``dst`` was copied
+    from ``src`` in the reference frame, so the content moved ``dst - src = -motion / motion_scale``."""
     a = mvs.to_ndarray()
     a = a[a["source"] < 0]
     if a.size == 0:
@@ -180,7 +184,7 @@ def _past_vectors(mvs) -> tuple[np.ndarray, np.ndarray] | None:
     scale = np.maximum(a["motion_scale"].astype(np.float32), 1.0)
     disp = -np.stack([a["motion_x"] / scale, a["motion_y"] / scale], axis=1).astype(np.float32)  # (N, 2)
     pts = np.stack([a["dst_x"], a["dst_y"]], axis=1).astype(np.float32)  # (N, 2)
-    return pts, disp
+    return pts, disp, float(np.sum(a["w"].astype(np.float64) * a["h"]))
 
 
 def flow_track(frames: np.ndarray, fps: float, cfg: MotionConfig) -> MotionTrack:
@@ -226,35 +230,33 @@ def camera_path(track: MotionTrack) -> tuple[np.ndarray, np.ndarray]:
 def shakiness(track: MotionTrack, smooth_s: float, floor_px: float = 0.0) -> float:
     """Median distance (frame diagonals) between the camera path and its local quadratic fit over ``smooth_s``.
 
-    The median, not the RMS: a P frame now and then predicts from an older reference (x264's multiple references),
-    which makes one step of a steady pan look too long; jitter moves (nearly) every step. ``floor_px`` (pixels of
-    the track's frame) is taken off first: quarter-pixel vectors and sub-pixel flow wobble that much on steady
-    footage, which matters on small frames."""
+    The fit uses the samples at their own times (P frames come at uneven gaps): resampling them onto a regular
+    grid first would interpolate, i.e. average, the jitter away. The median, not the RMS: a P frame now and then
+    predicts from an older reference (x264's multiple references), which makes one step of a steady pan look too
+    long; jitter moves (nearly) every step. ``floor_px`` (pixels of the track's frame) is taken off first:
+    quarter-pixel vectors and sub-pixel flow wobble that much on steady footage, which matters on small frames."""
     if len(track) < 5:
         return 0.0
     times, path = camera_path(track)
-    dt = float(np.median(track.dts))
-    grid = np.arange(times[0], times[-1] + 1e-9, dt)  # regular samples for the Savitzky-Golay fit
-    if grid.size < 5:
-        return 0.0
-    regular = np.stack([np.interp(grid, times, path[:, i]) for i in range(2)], axis=1)  # (G, 2)
-    window = min(grid.size - (1 - grid.size % 2), max(5, 2 * int(round(smooth_s / dt / 2)) + 1))
-    smooth = local_quadratic(regular, window)
-    deviation = np.linalg.norm(regular - smooth, axis=1) - floor_px / track.diagonal  # (G,)
+    dt = float(np.median(np.diff(times))) if len(times) > 1 else 1.0
+    window = min(len(times) - (1 - len(times) % 2), max(5, 2 * int(round(smooth_s / max(dt, 1e-6) / 2)) + 1))
+    smooth = local_quadratic(times, path, window)
+    deviation = np.linalg.norm(path - smooth, axis=1) - floor_px / track.diagonal  # (K,)
     return float(max(0.0, np.median(deviation)))
 
 
-def local_quadratic(y: np.ndarray, window: int) -> np.ndarray:
-    """Savitzky-Golay smoothing of y (G, D): each sample is replaced by the value at its position of a quadratic
-    least-squares fit over ``window`` samples centred on it (shifted inwards at the ends, SciPy's mode="interp")."""
-    g = len(y)
-    x = np.arange(window, dtype=np.float64)
-    basis = np.stack([np.ones_like(x), x, x * x], axis=1)  # (window, 3)
-    hat = basis @ np.linalg.pinv(basis)  # (window, window): fitted values from the window's samples
-    out = np.empty_like(y, dtype=np.float64)
-    for i in range(g):
-        lo = min(max(i - window // 2, 0), g - window)
-        out[i] = hat[i - lo] @ y[lo : lo + window]
+def local_quadratic(t: np.ndarray, y: np.ndarray, window: int) -> np.ndarray:
+    """Savitzky-Golay smoothing of samples y (K, D) taken at times t (K,), which may be uneven: each sample is
+    replaced by the value at its time of a quadratic least-squares fit over ``window`` consecutive samples centred
+    on it (shifted inwards at the ends, like SciPy's mode="interp")."""
+    k = len(y)
+    out = np.empty(y.shape, dtype=np.float64)
+    for i in range(k):
+        lo = min(max(i - window // 2, 0), k - window)
+        x = t[lo : lo + window] - t[i]  # (window,) times relative to the sample, so the fit's value is coef 0
+        basis = np.stack([np.ones_like(x), x, x * x], axis=1)  # (window, 3)
+        coef = np.linalg.lstsq(basis, y[lo : lo + window], rcond=None)[0]  # (3, D)
+        out[i] = coef[0]
     return out
 
 
@@ -282,9 +284,9 @@ def motion_verdict(scores: dict[str, float], cfg: MotionConfig) -> str | None:
 
 def clip_motion(scan: NativeScan | None, frames: np.ndarray, fps: float, cfg: MotionConfig) -> MotionTrack:
     """The clip's motion track: the codec's motion vectors when there are enough of them (``min_pairs`` pairs with
-    a median of ``min_vectors`` vectors), else optical flow."""
+    a median of ``min_vectors`` vectors, covering ``min_coverage`` of the frame), else optical flow."""
     track = scan.track if (cfg.use_motion_vectors and scan is not None) else None
-    if track is not None and len(track) >= cfg.min_pairs:
+    if track is not None and len(track) >= cfg.min_pairs and np.median(scan.coverage) >= cfg.min_coverage:
         if np.median([len(f) for f in track.flows]) >= cfg.min_vectors:
             return track
     return flow_track(frames, fps, cfg)
