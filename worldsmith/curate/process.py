@@ -84,9 +84,10 @@ def process_clip(
     # 1. decode once at the working size; one native pass for motion vectors and full-resolution luma
     info = probe(rec.path)
     frames, rate = decode_working(rec.path, rec.fps, filters, info)
+    timings["decode"] = time.perf_counter() - start
     need_scan = filters.motion.enabled or filters.quality.enabled or annotate.camera.enabled
     scan = scan_native(rec.path, filters.motion.use_motion_vectors, rotation=info.rotation) if need_scan else None
-    timings["decode"] = time.perf_counter() - start
+    timings["scan"] = time.perf_counter() - start - timings["decode"]
     facts: dict[str, Any] = {"duration": rec.duration or len(frames) / rate}
     track = None
 

@@ -27,6 +27,7 @@ import numpy as np
 from worldsmith.errors import ConfigError
 
 EDGE_STEP = 10.0  # luma steps this large are content edges, left out of blockiness (block edges are subtle)
+BLOCKINESS_CROP = 512  # blockiness looks at most at the central 512x512 pixels of a frame
 MIN_BLOCKINESS_SIDE = 96  # below this, a few object edges on the 8x8 grid decide: blockiness is not measured
 _IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
 
@@ -84,7 +85,10 @@ def blockiness(y: np.ndarray) -> float:
     """Mean |luma step| across the 8x8 grid over the mean step elsewhere, minus 1 (native-resolution luma).
     Steps of ``EDGE_STEP`` grey levels or more are left out on both sides: a synthetic checkerboard whose squares
     happen to line up with the grid would otherwise look like blocking."""
-    y = y.astype(np.float32)
+    h, w = y.shape
+    top = max(0, (h - BLOCKINESS_CROP) // 16 * 8)  # a centre crop whose offsets stay on the 8x8 grid
+    left = max(0, (w - BLOCKINESS_CROP) // 16 * 8)
+    y = y[top : top + BLOCKINESS_CROP, left : left + BLOCKINESS_CROP].astype(np.float32)
     ratios = []
     for steps in (np.abs(np.diff(y, axis=1)), np.abs(np.diff(y, axis=0)).T):  # (rows, cols - 1) each
         cols = np.arange(steps.shape[1])
