@@ -135,21 +135,29 @@ def check_settings(work_dir: Path, settings: dict[str, Any]) -> None:
         now = json.loads(text)
         diff = _diff(saved, now)
         if diff:
-            shown = ", ".join(f"{k}={v!r}" for k, v in diff[:3])
+            shown = "; ".join(f"{k} was {_shown(a)}, now {_shown(b)}" for k, a, b in diff[:3])
+            more = f" and {len(diff) - 3} more" if len(diff) > 3 else ""
             raise ConfigError(
-                f"{work_dir.parent} already holds a curation run made with {shown}; use a new --out directory, "
-                "or the same input and settings to resume it."
+                f"{work_dir.parent} already holds a curation run made with other settings ({shown}{more}); use a "
+                "new --out directory, or the same input and settings to resume it."
             )
         return
     work_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, text)
 
 
-def _diff(saved: Any, now: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    """(dotted key, saved value) for every value that differs."""
+_UNSET = object()
+
+
+def _shown(value: Any) -> str:
+    return "unset" if value is _UNSET else repr(value)
+
+
+def _diff(saved: Any, now: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """(dotted key, saved value, new value) for every value that differs (``_UNSET`` where a key is missing)."""
     if isinstance(saved, dict) and isinstance(now, dict):
         out = []
         for k in sorted(set(saved) | set(now)):
-            out += _diff(saved.get(k), now.get(k), f"{prefix}.{k}" if prefix else k)
+            out += _diff(saved.get(k, _UNSET), now.get(k, _UNSET), f"{prefix}.{k}" if prefix else k)
         return out
-    return [] if saved == now else [(prefix, saved)]
+    return [] if saved == now else [(prefix.removeprefix("config."), saved, now)]

@@ -62,7 +62,7 @@ class Driver:
 
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
-        self.seconds: Counter[str] = Counter()  # stage -> seconds spent in tasks (summed over workers)
+        self.seconds: Counter[str] = Counter()  # stage -> seconds in tasks (summed over workers) or on the driver
 
     def source_finished(self, src: Source, result: dict[str, Any]) -> list[ClipRecord]:
         self.seconds["split"] += result.get("seconds", 0.0)
@@ -134,12 +134,16 @@ def run_curation(input_spec: str | os.PathLike, out: str | os.PathLike, cfg: Cur
     records = [st.clips.get(r.key, r) for s in sources for r in st.sources.get(s.id, [])]
     bad = bad + [BadFile(*st.bad[s.id]) for s in sources if s.id in st.bad]
     # 4. deduplicate the kept clips (global, on the driver; deterministic)
+    t = time.perf_counter()
     kept = [r for r in records if r.kept]
     if kept:
         deduped = {r.key: r for r in deduplicate(kept, cfg.dedup)}
         records = [deduped.get(r.key, r) for r in records]
+    driver.seconds["dedup"] += time.perf_counter() - t
     # 5. shards of the kept clips, then the manifest of every clip
-    shard_of = write_shards(records, out, cfg.shard)
+    t = time.perf_counter()
+    shard_of = write_shards(records, out, cfg.shard, progress=cfg.progress)
+    driver.seconds["shards"] += time.perf_counter() - t
     summary = summarize(sources, bad, records, st.info, shard_of, time.perf_counter() - started, driver.seconds)
     summary.update(out=str(out), manifest=str(out / "manifest.parquet"), report=str(out / "report.html"))
     # 6. the report

@@ -138,11 +138,14 @@ def _to_clip(rec: ClipRecord, arrays_of: _SourceArrays):
     return Clip(key=rec.key, frames=frames, fps=rec.fps, caption=rec.caption, meta=meta, arrays=cropped)
 
 
-def write_shards(records: list[ClipRecord], out_dir: str | os.PathLike, cfg: ShardConfig) -> dict[str, str]:
+def write_shards(records: list[ClipRecord], out_dir: str | os.PathLike, cfg: ShardConfig, *,
+                 progress: bool = False) -> dict[str, str]:  # fmt: skip
     """Write the kept clips into bucket shards (skipping keys already there) and ``OUT/manifest.parquet``.
 
     Returns ``{key: shard path relative to out_dir}`` for every kept clip.
     """
+    from tqdm import tqdm
+
     from worldsmith.data.manifest import read_manifest_rows
     from worldsmith.data.shards import ShardWriter
 
@@ -153,6 +156,7 @@ def write_shards(records: list[ClipRecord], out_dir: str | os.PathLike, cfg: Sha
             by_bucket[bucket_of(rec, cfg)].append(rec)
     shard_of: dict[str, str] = {}
     arrays_of = _SourceArrays()
+    bar = tqdm(total=sum(map(len, by_bucket.values())), desc="shards ", unit="clip", disable=not progress)
     for bucket, recs in sorted(by_bucket.items()):
         directory = out / bucket
         # 1. opening the writer cleans a killed run's temp files and indexes complete shards into its manifest
@@ -163,8 +167,10 @@ def write_shards(records: list[ClipRecord], out_dir: str | os.PathLike, cfg: Sha
             for rec in recs:
                 if rec.key not in have:
                     writer.write(_to_clip(rec, arrays_of))
+                bar.update(1)
         for row in read_manifest_rows(directory):
             shard_of[row["key"]] = f"{bucket}/{row['shard']}"
+    bar.close()
     write_manifest(records, out / MANIFEST, shard_of, cfg)
     return {r.key: shard_of[r.key] for r in records if r.kept and r.key in shard_of}
 
