@@ -84,7 +84,8 @@ def clip_signature(frames: np.ndarray, cfg: DedupConfig) -> tuple[list[int], lis
     from worldsmith.io.video import to_tensor
 
     if not (isinstance(frames, np.ndarray) and frames.ndim == 4 and frames.shape[-1] == 3 and len(frames)):
-        raise ValueError(f"clip_signature needs uint8 (T, H, W, 3) frames with T >= 1, got {getattr(frames, 'shape', frames)}")
+        got = getattr(frames, "shape", frames)
+        raise ValueError(f"clip_signature needs uint8 (T, H, W, 3) frames with T >= 1, got {got}")
     picked = frames[sample_indices(len(frames), cfg.frames)]  # (K, H, W, 3)
     hashes = [phash(f) for f in picked]
     resized = np.stack([_embed_input(f, cfg) for f in picked])  # (K, S, S, 3)
@@ -184,8 +185,9 @@ def _semdedup_step(recs: list[ClipRecord], cfg: DedupConfig) -> None:
     k = max(1, min(cfg.n_clusters, len(recs) // max(1, cfg.min_cluster_size)))
     if k > 1:
         kmeans = faiss.Kmeans(
-            emb.shape[1], k, niter=cfg.kmeans_iters, spherical=True, seed=cfg.seed, verbose=False, min_points_per_centroid=1
-        )
+            emb.shape[1], k, niter=cfg.kmeans_iters, spherical=True, seed=cfg.seed, verbose=False,
+            min_points_per_centroid=1,
+        )  # fmt: skip
         kmeans.train(emb)
         centroids = kmeans.centroids / np.linalg.norm(kmeans.centroids, axis=1, keepdims=True).clip(1e-12)
         labels = (emb @ centroids.T).argmax(1)  # (N,) nearest centroid by cosine
@@ -209,6 +211,5 @@ def _semdedup_step(recs: list[ClipRecord], cfg: DedupConfig) -> None:
                     ref = removed_by[ref]
                 removed_by[pos] = ref
                 sim = float(sims[pos, earlier[0]])
-                recs[members[pos]].drop(
-                    "dedup", f"near-duplicate of {recs[members[ref]].key} (SemDeDup cosine {sim:.3f} > {1 - cfg.eps:.3f})"
-                )
+                why = f"SemDeDup cosine {sim:.3f} > {1 - cfg.eps:.3f}"
+                recs[members[pos]].drop("dedup", f"near-duplicate of {recs[members[ref]].key} ({why})")

@@ -66,7 +66,9 @@ class SplitConfig:
 
 
 # ---------------------------------------------------------------------------------------------------- detection
-def detect_shots(frames_or_path: str | Path | np.ndarray | Iterable[np.ndarray], cfg: SplitConfig) -> list[tuple[int, int]]:
+def detect_shots(
+    frames_or_path: str | Path | np.ndarray | Iterable[np.ndarray], cfg: SplitConfig
+) -> list[tuple[int, int]]:
     """Shot spans ``[(start, end), ...]`` (frame indices, end exclusive) of a video path or uint8 (T, H, W, 3)
     frames (any size: they are resized). Frames of gradual transitions belong to no span."""
     return _detect(_small_frames(frames_or_path, cfg), cfg)[0]
@@ -111,7 +113,10 @@ def _detect(frames: Iterator[np.ndarray], cfg: SplitConfig) -> tuple[list[tuple[
 
 
 # ---------------------------------------------------------------------------------------------------- windows
-def clip_windows(start: int, end: int, fps: float, cfg: SplitConfig) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+Spans = list[tuple[int, int]]
+
+
+def clip_windows(start: int, end: int, fps: float, cfg: SplitConfig) -> tuple[Spans, Spans]:
     """(clips, too_short) frame spans of one shot ``[start, end)`` under the length limits."""
     min_n = math.ceil(cfg.min_clip_s * fps - 1e-6)
     max_n = max(1, math.floor(cfg.max_clip_s * fps + 1e-6))
