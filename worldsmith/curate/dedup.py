@@ -136,7 +136,7 @@ def deduplicate(records: list[ClipRecord], cfg: DedupConfig) -> list[ClipRecord]
     return records
 
 
-def _phash_step(recs: list[ClipRecord], cfg: DedupConfig, chunk: int = 256) -> None:
+def _phash_step(recs: list[ClipRecord], cfg: DedupConfig, budget: int = 1 << 25) -> None:
     """Connected groups of pHash copies keep their best member."""
     if len(recs) < 2:
         return
@@ -151,7 +151,8 @@ def _phash_step(recs: list[ClipRecord], cfg: DedupConfig, chunk: int = 256) -> N
         return i
 
     closest: dict[tuple[int, int], float] = {}
-    for lo in range(0, len(recs), chunk):  # (chunk, N) distances at a time: memory stays small
+    chunk = max(1, budget // (len(recs) * k * k))  # rows per step: the (chunk, N, K, K) bit counts stay ~32 MB
+    for lo in range(0, len(recs), chunk):
         dist = _hash_distances(hashes[lo : lo + chunk], hashes)
         for i, j in zip(*np.nonzero(dist <= cfg.phash_hamming)):
             a, b = lo + int(i), int(j)

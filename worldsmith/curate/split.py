@@ -150,23 +150,39 @@ class _Packets:
         self.key_ranks = {i for i, p in enumerate(self.pts) if p in keys}
 
 
-def _copy_clip(source: str, dest: Path, pts: list[int], s: int, e: int) -> None:
-    """Remux the packets of presentation ranks [s, e) into an mp4 (no re-encoding); timestamps start at 0."""
+def _copy_clip(source: str, dest: Path, pts: list[int], s: int, e: int) -> bool:
+    """Remux the packets of presentation ranks [s, e) into an mp4 (no re-encoding); timestamps start at 0.
+
+    Returns False (and writes nothing) for an open GOP: a wanted packet that comes after the next keyframe in
+    decode order may reference it, and the next keyframe is not part of the clip."""
     wanted = set(pts[s:e])
     base, last = pts[s], pts[e - 1]
+    next_key = pts[e] if e < len(pts) else None
     with VideoInput(source) as src, src.wrapped():
         src.container.seek(base, stream=src.stream, backward=True)
-        with atomic_open(dest, "wb") as f, av.open(f, "w", format="mp4") as out:
-            stream = out.add_stream_from_template(src.stream)
-            for packet in src.packets():
-                if packet.dts is not None and packet.dts > last:
-                    break  # later packets all have pts >= dts > last
-                if packet.pts not in wanted:
-                    continue
-                packet.pts -= base
-                packet.dts = None if packet.dts is None else packet.dts - base
-                packet.stream = stream
-                out.mux(packet)
+        try:
+            with atomic_open(dest, "wb") as f, av.open(f, "w", format="mp4") as out:
+                stream = out.add_stream_from_template(src.stream)
+                passed_next_key = False
+                for packet in src.packets():
+                    if packet.dts is not None and packet.dts > last:
+                        break  # later packets all have pts >= dts > last
+                    passed_next_key |= packet.pts == next_key
+                    if packet.pts not in wanted:
+                        continue
+                    if passed_next_key:
+                        raise _OpenGop
+                    packet.pts -= base
+                    packet.dts = None if packet.dts is None else packet.dts - base
+                    packet.stream = stream
+                    out.mux(packet)
+        except _OpenGop:
+            return False
+    return True
+
+
+class _OpenGop(Exception):
+    pass
 
 
 def _count_frames(path: Path) -> int:
@@ -242,8 +258,7 @@ def split_source(path: str | Path, cfg: SplitConfig, clips_dir: str | Path) -> l
         dest = clips_dir / f"{rec.key}.mp4"
         copied = False
         if packets is not None and s in packets.key_ranks and (e == n or e in packets.key_ranks):
-            _copy_clip(source, dest, packets.pts, s, e)
-            copied = _count_frames(dest) == e - s
+            copied = _copy_clip(source, dest, packets.pts, s, e) and _count_frames(dest) == e - s
         if not copied:
             encode_mp4(cursor.take(s, e), dest, fps, crf=cfg.crf, preset=cfg.preset)
         rec.path = str(dest)
