@@ -156,6 +156,8 @@ def test_cli_errors_and_dry_run(capsys, tmp_path, curated):
     assert code == 1 and "unknown config key 'split.nope'" in err
     code, _, err = run_cli(capsys, "curate", str(curated[0]), "--out", str(tmp_path / "o"), "--workers", "0")
     assert code == 2 and "--workers" in err
+    code, _, err = run_cli(capsys, "curate", str(curated[0]), "--out", str(tmp_path / "r"), "--ray-address", "127.0.0.1:9")
+    assert code == 1 and "cannot reach the Ray cluster at 127.0.0.1:9" in err and "Traceback" not in err
     code, out, _ = run_cli(capsys, "curate", str(curated[0]), "--out", str(tmp_path / "o"), "--dry-run")
     assert code == 0 and "engine: local" in out and "6 source(s)" in out and not (tmp_path / "o").exists()
     code, out, _ = run_cli(capsys, "curate", "--help")

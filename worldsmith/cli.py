@@ -211,7 +211,7 @@ def curate(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: shards, manifest.parquet, report.html."),
     engine: Optional[str] = typer.Option(None, "--engine", help="local (worker processes; default) or ray (Ray Data)."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Join this Ray cluster ('auto', "
-                                              "'ray://head:10001'); default: start a local Ray."),
+                                              "'ray://head:10001'; implies --engine ray); default: a local Ray."),
     workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, help="Worker processes (default: cores)."),
     config: Optional[Path] = ConfigOption,
     overrides: Optional[list[str]] = SetOption,
@@ -227,6 +227,7 @@ def curate(
     from worldsmith.curate.pipeline import CurateConfig, plan, run_curation
 
     cfg = C.resolve(CurateConfig(), config, overrides or [])
+    engine = engine or ("ray" if ray_address else None)
     flags = {"engine": engine, "ray_address": ray_address, "workers": workers}
     cfg = C.merge(cfg, {k: v for k, v in flags.items() if v is not None})
     if dry_run:

@@ -57,6 +57,21 @@ def _process_fn(filters: Any, annotate: Any, dedup: Any):
     return process
 
 
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail in seconds, with one sentence, on a ``host:port`` nobody listens on (Ray itself retries for minutes)."""
+    import socket
+
+    hostport = address.removeprefix("ray://")
+    host, _, port = hostport.rpartition(":")
+    if address == "auto" or not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise ConfigError(f"cannot reach the Ray cluster at {address} ({e.strerror or e}); check --ray-address, "
+                          "or leave it out to start a local Ray.") from None
+
+
 def _start(cfg: "CurateConfig") -> bool:
     """Connect to (or start) Ray; True when this call started it (and must shut it down)."""
     try:
@@ -66,6 +81,7 @@ def _start(cfg: "CurateConfig") -> bool:
     if ray.is_initialized():
         return False
     if cfg.ray_address:
+        _check_reachable(cfg.ray_address)
         try:
             ray.init(address=cfg.ray_address, logging_level=logging.WARNING, log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as e:
