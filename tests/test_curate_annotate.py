@@ -64,7 +64,7 @@ def test_offline_caption_describes_what_was_measured():
     facts = {"duration": 4.0, "video_type": "natural", "camera_motion": "pan", "camera_direction": "left",
              "motion": 0.1, "brightness": 0.2}
     text = offline_caption(frames, facts)
-    assert text.startswith("A 4.0-second clip of camera footage, with the camera panning left.")
+    assert text.startswith("A 4.0-second clip of natural-looking footage, with the camera panning left.")
     assert "moderate motion" in text.lower() and "dark" in text and "green" in text
     assert offline_caption(frames, {}).startswith("A clip of video.")
 

@@ -164,7 +164,7 @@ def _level(x: float, bounds: tuple[float, float], words: tuple[str, str, str]) -
 def offline_caption(frames: np.ndarray, facts: dict[str, Any]) -> str:
     """One or two sentences from measured facts: ``duration`` (s), ``video_type``, ``camera_motion``,
     ``camera_direction``, ``motion`` (diagonals/s), ``brightness`` (0..1); missing facts are left out."""
-    kind = {"natural": "camera footage", "graphics": "computer graphics or animation",
+    kind = {"natural": "natural-looking footage", "graphics": "flat-shaded graphics or animation",
             "screen_content": "screen content"}.get(facts.get("video_type", ""), "video")
     parts = [f"A {facts['duration']:.1f}-second clip of {kind}" if "duration" in facts else f"A clip of {kind}"]
     cam, direction = facts.get("camera_motion"), facts.get("camera_direction", "")
