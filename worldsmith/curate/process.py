@@ -1,6 +1,9 @@
 """The per-clip work after splitting: filter, annotate and sign one written clip.
 
-``process_clip`` decodes the clip once at a working size and rate, runs the filters cheapest first (quality ->
+``process_clip`` decodes the clip once at a working size and rate (``worldsmith.io.video.decode``; every filter and
+annotator shares these frames) and scans its stream once more at native resolution for what only that pass has:
+the codec's motion vectors (a decoder option) and full-resolution luma for blockiness; that scan skips
+non-reference frames and costs less than half of the decode. It runs the filters cheapest first (quality ->
 motion -> text overlay -> video type), stores every score it computes in ``rec.scores`` and drops the clip on the
 first failure with a one-sentence reason naming the score and its threshold. A kept clip gets camera-motion tags,
 a caption (a caption that came with the source is kept, ``caption_source="source"``) and its dedup signature
@@ -83,7 +86,7 @@ def process_clip(
     video-type classifier and ``captioner`` (``(frames, facts) -> str``) the one ``annotate.caption`` names."""
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    # 1. decode once at the working size; one native pass for motion vectors and full-resolution luma
+    # 1. decode once at the working size; one native scan for motion vectors and full-resolution luma
     info = probe(rec.path)
     frames, rate = decode_working(rec.path, rec.fps, filters, info)
     timings["decode"] = time.perf_counter() - start
@@ -143,7 +146,7 @@ def process_clip(
         caption_clip(rec, frames, facts, annotate.caption, captioner)
     timings["annotate"] = time.perf_counter() - t
 
-    # 4. dedup signature (dedup.py is written in parallel: imported here, not at module level)
+    # 4. dedup signature (imported here: dropped clips never load the dedup stage)
     t = time.perf_counter()
     from worldsmith.curate.dedup import clip_signature
 
