@@ -110,13 +110,19 @@ def test_unreadable_clip_is_a_video_error(tmp_path):
 # text overlay
 # ---------------------------------------------------------------------------------------------------------------
 def test_text_detector_uses_the_shipped_model_and_never_downloads(monkeypatch, clips):
+    import socket
+
     import rapidocr
     import rapidocr.utils.download_file as download
 
-    def no_download(*args, **kwargs):
-        raise AssertionError("rapidocr tried to download a model")
+    from worldsmith.curate.text_overlay import detector
 
-    monkeypatch.setattr(download.DownloadFile, "run", staticmethod(no_download))
+    def no_network(*args, **kwargs):
+        raise AssertionError("the text detector tried to reach the network")
+
+    monkeypatch.setattr(download.DownloadFile, "run", staticmethod(no_network))
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    detector.cache_clear()  # build the engine afresh, under the patches
     assert det_model_path().is_relative_to(rapidocr.__path__[0])
     frames, _ = working(clips["text"])
     assert text_scores(frames[:2], TextOverlayConfig(frames=2))["text_area"] > 0
