@@ -67,10 +67,14 @@ def test_transnetv2_f1_with_gradual_transitions_and_distractors(multishot):
 
 def test_streamed_windows_match_the_reference_predictions():
     frames = video.decode(_short_video(), size=(27, 48))
-    single, _ = shot_detect.transnet_predictions(iter(frames), batch_windows=2)
-    reference, _ = shot_detect.transnetv2().predict_frames(torch.from_numpy(frames), quiet=True)
-    assert single.shape == (len(frames),)
+    single, many = shot_detect.transnet_predictions(iter(frames), batch_windows=2)
+    reference, reference_many = shot_detect.transnetv2().predict_frames(torch.from_numpy(frames), quiet=True)
+    assert single.shape == many.shape == (len(frames),)
     np.testing.assert_allclose(single, reference.numpy(), atol=1e-5)
+    np.testing.assert_allclose(many, reference_many.numpy(), atol=1e-5)
+    fast, _ = shot_detect.transnet_predictions(iter(frames), batch_windows=3, bf16=True)  # ~2x faster on bf16 CPUs
+    np.testing.assert_allclose(fast, single, atol=0.03)
+    assert np.argmax(fast) == np.argmax(single) == 69  # the cut: last frame of the first shot
 
 
 def _short_video() -> bytes:
@@ -99,6 +103,8 @@ def test_clip_windows_respect_limits_and_stride():
         split.SplitConfig(min_clip_s=5, max_clip_s=2)
     with pytest.raises(ConfigError, match="detector"):
         split.SplitConfig(detector="magic")
+    with pytest.raises(ConfigError, match="precision"):
+        split.SplitConfig(precision="fp8")
 
 
 def _write_gop(path, frames: np.ndarray, gop: int) -> None:

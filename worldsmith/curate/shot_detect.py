@@ -57,13 +57,29 @@ def transnetv2():
     return _Pretrained(device="cpu").eval()
 
 
-def transnet_predictions(frames: Iterable[np.ndarray], batch_windows: int = 2) -> tuple[np.ndarray, np.ndarray]:
+@functools.lru_cache(maxsize=1)
+def native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX): there bf16 runs TransNetV2 ~2x faster."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def transnet_predictions(
+    frames: Iterable[np.ndarray], batch_windows: int = 2, bf16: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """TransNetV2's single-frame and many-hot transition probabilities, float32 (T,) each, for uint8 (27, 48, 3)
     frames, streamed.
 
     Windows are padded exactly as the reference does (25 copies of the first frame before, copies of the last
     after), so results match running the whole video at once. ``batch_windows`` windows go through the net together.
+    ``bf16`` runs the network under bfloat16 autocast (probabilities move by ~0.003; ~2x faster where native).
     """
+    import contextlib
+
     import torch
 
     net = transnetv2()
@@ -73,10 +89,11 @@ def transnet_predictions(frames: Iterable[np.ndarray], batch_windows: int = 2) -
 
     def run() -> None:
         x = torch.from_numpy(np.stack(batch))  # (B, 100, 27, 48, 3) uint8
-        with torch.inference_mode():
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        with torch.inference_mode(), autocast:
             single, extra = net(x)  # (B, 100, 1) logits each
         both = torch.cat([single, extra["many_hot"]], 2)[:, _CONTEXT : _CONTEXT + _STEP]  # (B, 50, 2)
-        out.extend(torch.sigmoid(both).float().numpy().transpose(0, 2, 1))  # B x (2, 50)
+        out.extend(torch.sigmoid(both.float()).numpy().transpose(0, 2, 1))  # B x (2, 50)
         batch.clear()
 
     def push(frame: np.ndarray) -> None:

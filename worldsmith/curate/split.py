@@ -39,6 +39,7 @@ class SplitConfig:
     detector: Literal["transnetv2", "adaptive"] = "transnetv2"
     threshold: float = 0.5  # TransNetV2: single-frame transition probability
     many_threshold: float = 0.5  # TransNetV2: many-hot (gradual transition) probability; <= 0 or >= 1: cuts only
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # TransNetV2 arithmetic; auto: bf16 where the CPU has it
     adaptive_threshold: float = 3.0  # adaptive: score / mean of neighbours' scores
     min_content: float = 15.0  # adaptive: minimum HSV difference (0..255) for a cut
     adaptive_window: int = 2  # adaptive: neighbour frames on each side
@@ -55,6 +56,8 @@ class SplitConfig:
     def __post_init__(self) -> None:
         if self.detector not in ("transnetv2", "adaptive"):
             raise ConfigError(f"split.detector must be 'transnetv2' or 'adaptive', got {self.detector!r}.")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ConfigError(f"split.precision must be 'auto', 'fp32' or 'bf16', got {self.precision!r}.")
         if not 0 < self.min_clip_s <= self.max_clip_s:
             raise ConfigError(f"split needs 0 < min_clip_s <= max_clip_s, got {self.min_clip_s}, {self.max_clip_s}.")
         if self.stride_s < 0:
@@ -96,7 +99,8 @@ def _small_frames(frames_or_path, cfg: SplitConfig) -> Iterator[np.ndarray]:
 def _detect(frames: Iterator[np.ndarray], cfg: SplitConfig) -> tuple[list[tuple[int, int]], int]:
     """(spans, number of frames seen)."""
     if cfg.detector == "transnetv2":
-        single, many = shot_detect.transnet_predictions(frames)
+        bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and shot_detect.native_bf16())
+        single, many = shot_detect.transnet_predictions(frames, bf16=bf16)
         use_many = cfg.many_threshold if 0 < cfg.many_threshold < 1 else None
         bounds = shot_detect.transnet_boundaries(single, many, cfg.threshold, use_many)
         n = len(single)
