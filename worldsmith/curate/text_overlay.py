@@ -117,6 +117,7 @@ def text_scores(frames: np.ndarray, cfg: TextOverlayConfig) -> dict[str, float]:
 
 def text_verdict(scores: dict[str, float], cfg: TextOverlayConfig) -> str | None:
     if scores["text_overlay"] > cfg.max_area:
-        return (f"burnt-in text: text_overlay {scores['text_overlay']:.3f} of the frame holds text in more than "
-                f"max_persistence={cfg.max_persistence} of the sampled frames, above max_area={cfg.max_area}.")
+        return (f"burnt-in text: text stays at the same place (in more than max_persistence={cfg.max_persistence} "
+                f"of the sampled frames) on text_overlay {scores['text_overlay']:.3f} of the frame, above "
+                f"max_area={cfg.max_area}.")
     return None
