@@ -189,6 +189,12 @@ class _OpenGop(Exception):
     pass
 
 
+def _indexed_count(source: str) -> int:
+    """Frames the container's index lists (mp4/mov sample tables), 0 when it has no such count."""
+    with VideoInput(source) as src, src.wrapped():
+        return max(0, int(src.stream.frames or 0))
+
+
 def _count_frames(path: Path) -> int:
     try:
         return sum(1 for _ in iter_frames(path, size=(16, 16)))
@@ -230,9 +236,10 @@ def split_source(path: str | Path, cfg: SplitConfig, clips_dir: str | Path) -> l
     fps = info.fps
     # 2. shots on small frames (one streamed decode)
     spans, n = _detect(_small_frames(source, cfg), cfg)
-    if n < info.num_frames * 0.97 - 2 and not cfg.allow_truncated:
+    indexed = _indexed_count(source)  # 0 when the container does not count its frames (mkv, webm, ts ...)
+    if n < indexed * 0.97 - 2 and not cfg.allow_truncated:
         raise VideoError(
-            f"{source} is truncated or corrupt: only {n} of its {info.num_frames} frames decode "
+            f"{source} is truncated or corrupt: only {n} of its {indexed} frames decode "
             "(set split.allow_truncated to keep the part that decodes)."
         )
     # 3. clips under the length limits
