@@ -103,7 +103,10 @@ class OpenAICaptioner:
                 with urllib.request.urlopen(req, timeout=self.cfg.timeout_s) as resp:
                     return self._caption(resp.read())
             except urllib.error.HTTPError as e:
-                detail = e.read()[:200].decode("utf-8", "replace").strip()
+                try:
+                    detail = e.read()[:200].decode("utf-8", "replace").strip()
+                except (OSError, AttributeError, ValueError):  # no body to read
+                    detail = ""
                 last = f"HTTP {e.code} {e.reason}: {detail}"
                 if e.code != 429 and e.code < 500:
                     hint = f" (is ${self.cfg.api_key_env} set?)" if e.code in (401, 403) else ""
