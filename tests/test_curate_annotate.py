@@ -173,14 +173,10 @@ def test_process_clip_captions_through_the_endpoint(one_torch_thread, server, mo
     filters.video_type.enabled = False
     path = moves["pan_left"]
     rec = ClipRecord("c2", path, 0, 30, 0.0, 2.5, FPS, 160, 120, path=path)
-    try:
-        from worldsmith.curate.dedup import DedupConfig
-    except ImportError:  # worldsmith.curate.dedup (helper A) not written yet: everything before it still runs
-        with pytest.raises(ImportError):
-            process_clip(rec, filters, annotate, None)
-    else:
-        rec = process_clip(rec, filters, annotate, DedupConfig())
-        assert rec.kept and rec.phash
+    from worldsmith.curate.dedup import DedupConfig
+
+    rec = process_clip(rec, filters, annotate, DedupConfig())
+    assert rec.kept and rec.phash
     assert rec.caption == "A red ball rolls across grass." and rec.caption_source == "vlm"
     assert rec.tags["camera_motion"] == "pan" and len(FakeVLM.requests) == 1
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import cv2
 import numpy as np
 import pytest
@@ -174,11 +172,6 @@ def test_video_type_filter(one_torch_thread, clips, name, winner, dropped):
 # ---------------------------------------------------------------------------------------------------------------
 # process_clip end to end
 # ---------------------------------------------------------------------------------------------------------------
-needs_dedup = pytest.mark.skipif(importlib.util.find_spec("worldsmith.curate.dedup") is None,
-                                 reason="worldsmith.curate.dedup (helper A) is not written yet")
-
-
-@needs_dedup
 def test_process_clip_keeps_a_good_clip_with_scores_tags_caption_and_signature(one_torch_thread, clips):
     from worldsmith.curate.dedup import DedupConfig
 
@@ -194,7 +187,6 @@ def test_process_clip_keeps_a_good_clip_with_scores_tags_caption_and_signature(o
     assert rec.meta["motion_source"] == "mvs"
 
 
-@needs_dedup
 def test_process_clip_keeps_a_source_caption(one_torch_thread, clips):
     from worldsmith.curate.dedup import DedupConfig
 
