@@ -11,8 +11,9 @@ a caption (a caption that came with the source is kept, ``caption_source="source
 
 Per-clip cost, one thread, a 320x240 clip of 5 s at 24 fps (x264 medium), best of 5 on a busy 2-core machine
 (ranges over runs): decode at the working size 35-60 ms, motion-vector scan 12-18 ms, quality 12-17 ms, motion
-2 ms (optical flow instead: 135-210 ms), text detector on 4 frames 100-190 ms, video type on 4 frames 60-100 ms,
-annotate 5-10 ms, dedup signature 45-70 ms; 0.43-0.53 s in all. The text detector and the two CNNs dominate.
+2 ms (optical flow instead: 135-250 ms), text detector on 4 frames 95-190 ms, video type on 4 frames 45-100 ms,
+annotate 5-10 ms, dedup signature 35-70 ms; 0.3-0.53 s in all. The text detector and the two CNNs dominate.
+At 1280x720 the two decodes dominate (working decode ~0.6 s, scan ~0.23 s of ~1.2 s).
 """
 
 from __future__ import annotations
