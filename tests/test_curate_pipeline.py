@@ -89,6 +89,8 @@ def test_input_forms(curated, tmp_path):
     assert [Path(s.path).name for s in listed] == ["video0.mp4", "video2.mp4"] and "does not exist" in bad[0].reason
     globbed, _ = resolve_input(f"{root}/**/video*.mp4")
     assert len(globbed) == 3
+    again, bad = resolve_input(curated[2])  # an earlier curate output: its kept clips, with their captions
+    assert len(again) == curated[3]["kept"] and not bad and all(s.shard and s.caption for s in again)
     with pytest.raises(DataError, match="does not exist"):
         resolve_input(tmp_path / "nothing")
     with pytest.raises(ConfigError, match="inside the input folder"):

@@ -8,6 +8,7 @@ INPUT is one of:
 * a worldsmith shard directory (a folder holding ``manifest.parquet`` or ``*.tar`` shards, e.g. the output of
   ``worldsmith sim``), a ``manifest.parquet`` or a single ``.tar`` shard: every clip in the shards is a source,
   and its caption and arrays are carried over to the clips cut from it;
+* the output folder of an earlier ``worldsmith curate`` (its bucketed shards: re-curate with other settings);
 * a single video file.
 
 A source has a stable ``id`` (the absolute path, or ``<shard path>#<clip key>`` for a clip inside a shard) that the
@@ -125,6 +126,9 @@ def resolve_input(spec: str | os.PathLike) -> tuple[list[Source], list[BadFile]]
     if not path.exists():
         raise DataError(f"input {text} does not exist; pass a folder, a glob, a list file or a manifest of videos.")
     if path.is_dir():
+        bucketed = sorted(p for p in path.glob("res_*/ar_*/frames_*/*.tar") if not p.name.startswith("."))
+        if bucketed:  # the OUT of an earlier `worldsmith curate`: curate its kept clips again
+            return _shard_sources(bucketed)
         if _is_shard_dir(path):
             return _shard_sources(list_shards(path))
         files = sorted(p for p in path.rglob("*") if p.is_file() and not _is_hidden(p, path))
