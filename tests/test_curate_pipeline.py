@@ -7,6 +7,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
@@ -118,6 +119,7 @@ def test_curate_sim_output_keeps_captions_and_arrays(tmp_path, one_torch_thread)
     simulate("bounce", episodes=2, frames=30, size=64, fps=10.0, out=sim, seed=3, workers=1, progress=False)
     source = {c.key: c for tar in sorted(sim.glob("*.tar")) for c in iter_shard(tar)}
     cfg = tiny_config()
+    cfg.shard = dataclasses.replace(cfg.shard, in_memory_mb=0)  # stage every clip in a memory-mapped file
     for f in dataclasses.fields(cfg.filters):  # keep every clip: this test is about what carries over
         sub = getattr(cfg.filters, f.name)
         if dataclasses.is_dataclass(sub) and hasattr(sub, "enabled"):
@@ -133,7 +135,10 @@ def test_curate_sim_output_keeps_captions_and_arrays(tmp_path, one_torch_thread)
     for c in clips:
         src = source[c.meta["curate"]["source_key"]]
         s = c.meta["start_frame"]
-        assert set(c.arrays) == set(src.arrays)
+        assert set(c.arrays) == set(src.arrays) and c.frames.shape[1:] == src.frames.shape[1:]
+        aligned = np.abs(c.frames.astype(int) - src.frames[s : s + c.num_frames]).mean()  # re-encoded, same frames
+        shifted = np.abs(c.frames[1:].astype(int) - src.frames[s : s + c.num_frames - 1]).mean()  # one frame off
+        assert aligned < min(4.0, shifted)
         for name, arr in c.arrays.items():
             n = c.num_frames - 1 if src.is_per_transition(name) else c.num_frames
             assert (arr == src.arrays[name][s : s + n]).all()

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from worldsmith.curate.record import ClipRecord
-from worldsmith.errors import ConfigError
+from worldsmith.errors import ConfigError, DataError
 
 MANIFEST = "manifest.parquet"
 
@@ -42,6 +42,7 @@ class ShardConfig:
     max_clips_per_shard: int = 256
     max_bytes: int = 1 << 30
     crf: int = 18  # H.264 quality of the clips in the shards
+    in_memory_mb: int = 512  # a clip whose frames take more is staged in a memory-mapped temp file (bounded RAM)
 
     def __post_init__(self) -> None:
         if list(self.frame_edges) != sorted(set(self.frame_edges)) or not self.frame_edges:
@@ -124,11 +125,33 @@ def _crop_arrays(arrays: dict[str, np.ndarray], source_frames: int, start: int, 
     return out
 
 
-def _to_clip(rec: ClipRecord, arrays_of: _SourceArrays):
-    from worldsmith.data.clip import Clip
-    from worldsmith.io.video import decode
+def _decode_frames(rec: ClipRecord, cfg: ShardConfig, stage: Path) -> np.ndarray:
+    """The clip's frames uint8 (T, H, W, 3); a long or large clip goes through a memory-mapped file in ``stage``
+    (frames are decoded one at a time into it and the encoder reads them back one at a time, so RAM stays bounded)."""
+    from worldsmith.io.video import decode, iter_frames, probe
 
-    frames = decode(rec.path)[:, : rec.height, : rec.width]  # (T, H, W, 3); encoders pad odd sizes
+    info = probe(rec.path)
+    capacity = max(info.num_frames, rec.num_frames) + 8  # slack: a container's frame count can be approximate
+    if capacity * info.height * info.width * 3 <= cfg.in_memory_mb * 2**20:
+        return decode(rec.path)[:, : rec.height, : rec.width]  # encoders pad odd sizes: cut back to the clip's
+    stage.mkdir(parents=True, exist_ok=True)
+    path = stage / f"{rec.key}.frames"
+    frames = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8,
+                                       shape=(capacity, rec.height, rec.width, 3))  # fmt: skip
+    path.unlink()  # the mapping stays valid; nothing is left behind if the run is killed
+    n = 0
+    for n, frame in enumerate(iter_frames(rec.path), 1):
+        if n > capacity:
+            raise DataError(f"clip {rec.path} decodes to more than the {capacity} frames it announces; re-run "
+                            "the split (delete it from OUT/.work/clips).")  # fmt: skip
+        frames[n - 1] = frame[: rec.height, : rec.width]
+    return frames[:n]
+
+
+def _to_clip(rec: ClipRecord, arrays_of: _SourceArrays, cfg: ShardConfig, stage: Path):
+    from worldsmith.data.clip import Clip
+
+    frames = _decode_frames(rec, cfg, stage)  # (T, H, W, 3)
     arrays, source_meta = arrays_of.get(rec)
     meta = clip_meta(rec)
     if source_meta:
@@ -166,7 +189,7 @@ def write_shards(records: list[ClipRecord], out_dir: str | os.PathLike, cfg: Sha
             # 2. only the keys this bucket does not hold yet
             for rec in recs:
                 if rec.key not in have:
-                    writer.write(_to_clip(rec, arrays_of))
+                    writer.write(_to_clip(rec, arrays_of, cfg, out / ".work" / "stage"))
                 bar.update(1)
         for row in read_manifest_rows(directory):
             shard_of[row["key"]] = f"{bucket}/{row['shard']}"
