@@ -22,6 +22,10 @@ from worldsmith.errors import VideoError
 from worldsmith.io.timing import check_fps
 
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
+# x264's macroblock-tree rate control made different bytes (and different decoded pixels) on every encode of the
+# same frames at widths whose chroma rows carry padding (160, 320 ...; multiples of 128 were stable): clips, their
+# scores and shards must not change from run to run, so it is off (files ~5-10 % larger at the same crf).
+DETERMINISTIC = {"x264-params": "mbtree=0"}
 _BT709 = 1  # AVCOL_SPC / AVCOL_PRI / AVCOL_TRC value for ITU-R BT.709
 _LIMITED_RANGE = 1  # AVCOL_RANGE_MPEG (16-235), what players expect from yuv420p
 
@@ -73,7 +77,7 @@ def _encode(
         with av.open(f, "w", format="mp4") as container:
             stream = container.add_stream("libx264", rate=rate)
             stream.width, stream.height, stream.pix_fmt = width + width % 2, height + height % 2, "yuv420p"
-            stream.options = {"crf": str(crf), "preset": preset}
+            stream.options = {"crf": str(crf), "preset": preset, **DETERMINISTIC}
             codec = stream.codec_context
             codec.time_base = 1 / rate
             codec.colorspace = codec.color_primaries = codec.color_trc = _BT709
