@@ -64,7 +64,8 @@ def write_report(out: Path, cfg: Any, stats: dict, metrics: dict, panels: list[n
                   labels=[f"episode {i}: truth | generation | error" for i in range(len(panels))])  # fmt: skip
     names = {"model": "diffusion world model (Video2World)", "tokenizer": "tokenizer reconstruction of the truth (ceiling)",
              "copy_first": "copy the first frame (floor)"}  # fmt: skip
-    psnr_chart = svg_lines({names[k]: metrics[k]["psnr_per_step"] for k in names},
+    short = {"model": "world model", "tokenizer": "tokenizer (ceiling)", "copy_first": "copy first frame (floor)"}
+    psnr_chart = svg_lines({short[k]: metrics[k]["psnr_per_step"] for k in short},
                            title="PSNR (dB) per generated frame", xlabel="frames after the given first frame")  # fmt: skip
     rows = "".join(f"<tr><td>{names[k]}</td><td>{metrics[k]['psnr']:.2f}</td><td>{metrics[k]['ssim']:.3f}</td></tr>"
                    for k in names)  # fmt: skip
@@ -83,7 +84,7 @@ next {metrics['generated_frames']} frames (Video2World, {html.escape(metrics['sa
 steps).</p>
 <h2>Generations on held-out episodes</h2>
 <p>Each row: simulator ground truth | generation | absolute error.</p>
-<video src="rollouts.mp4" controls loop autoplay muted width="{min(960, 6 * cfg.size * 3)}"></video>
+<video src="rollouts.mp4" controls loop autoplay muted width="{min(720, 3 * cfg.size * 3)}"></video>
 <p><img src="rollouts.png" alt="rollout contact sheet"></p>
 <p>Prompts:</p><ul>{prompts}</ul>
 <h2>Metrics (mean over generated frames)</h2>
