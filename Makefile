@@ -25,11 +25,15 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# The quick benchmarks; the long ones (tokenizer, diffusion, autoregressive, world_models) run by hand, see
+# benchmarks/RESULTS.md. PySceneDetect's split-video (the curation peer) needs the ffmpeg program.
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m pip install --quiet --no-deps 'scenedetect==0.7.2'
+	command -v ffmpeg >/dev/null || (apt-get install -y -qq ffmpeg || echo "install ffmpeg for the PySceneDetect comparison")
 	$(BIN)/python benchmarks/io.py
 	$(BIN)/python benchmarks/worlds.py
+	$(BIN)/python benchmarks/curate.py
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache
