@@ -7,36 +7,18 @@ import tarfile
 from collections import Counter
 from pathlib import Path
 
-import av
-import numpy as np
-
+from helpers import write_audio_only
 from worldsmith.curate.synth import ShotSpec, make_multishot
 
 # file name -> the words its reason in the report must contain
 BAD_FILES = {"empty.mp4": "empty", "notes.mp4": "not a video", "truncated.mp4": "truncated", "voice.m4a": "video"}
 
 
-def write_audio_only(path: Path, seconds: float = 1.0, rate: int = 16000) -> None:
-    """An AAC-in-mp4 file with an audio stream and no video stream."""
-    with av.open(str(path), "w", format="mp4") as container:
-        stream = container.add_stream("aac", rate=rate, layout="mono")
-        t = np.arange(int(seconds * rate)) / rate
-        wave = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-        for i in range(0, len(wave), 1024):
-            frame = av.AudioFrame.from_ndarray(wave[None, i : i + 1024], format="fltp", layout="mono")
-            frame.sample_rate = rate
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-
-
 def make_input_folder(root: Path, videos: int = 3, size: tuple[int, int] = (128, 64), fps: float = 12.0) -> Path:
     """``videos`` multi-shot videos (one in a sub-folder) and the four kinds of bad file.
 
-    The width is a multiple of 128 on purpose: libx264 with mb-tree (PyAV's wheel) gives different bytes run to
-    run for other widths (it reads the uninitialised row padding of the input frames), and the engine test
-    compares two runs score by score.
+    The engine test compares two runs score by score; that holds at any width because worldsmith's encoder turns
+    x264's mb-tree off (with it, widths such as 160 or 320 gave different bytes run to run).
     """
     root.mkdir(parents=True, exist_ok=True)
     (root / "sub").mkdir(exist_ok=True)

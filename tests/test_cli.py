@@ -5,17 +5,9 @@ import sys
 
 import pytest
 
+from helpers import run_cli
 from worldsmith.cli import main
 
-
-def run_cli(capsys, *args):
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as e:
-        code = e.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_help_lists_commands(capsys):

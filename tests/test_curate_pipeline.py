@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from curate_inputs import BAD_FILES, make_input_folder, shard_keys, tree_digest
-from worldsmith.cli import main
+from helpers import run_cli
 from worldsmith.curate.pipeline import CurateConfig, run_curation
 from worldsmith.curate.shard import ShardConfig, aspect_bucket, bucket_of
 from worldsmith.curate.sources import resolve_input
@@ -143,15 +143,6 @@ def test_curate_sim_output_keeps_captions_and_arrays(tmp_path, one_torch_thread)
             n = c.num_frames - 1 if src.is_per_transition(name) else c.num_frames
             assert (arr == src.arrays[name][s : s + n]).all()
 
-
-def run_cli(capsys, *args):
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as e:
-        code = e.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_cli_errors_and_dry_run(capsys, tmp_path, curated):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import write_audio_only
 from worldsmith.curate import shot_detect, split, synth
 from worldsmith.curate.record import clip_key
 from worldsmith.errors import ConfigError, VideoError
@@ -167,14 +168,6 @@ def test_split_source_default_detector(tmp_path):
     assert all(r.kept and r.meta["detector"] == "transnetv2" for r in records)
 
 
-def _audio_only(path) -> None:
-    with av.open(str(path), "w", format="mp4") as out:
-        sound = out.add_stream("aac", rate=16000, layout="mono")
-        chunk = av.AudioFrame.from_ndarray(np.zeros((1, 4096), np.float32), format="fltp", layout="mono")
-        chunk.sample_rate, chunk.pts = 16000, 0
-        out.mux(sound.encode(chunk))
-        out.mux(sound.encode(None))
-
 
 def test_bad_sources_raise_one_clear_video_error(tmp_path, gop_source):
     cfg = split.SplitConfig(detector="adaptive")
@@ -185,7 +178,7 @@ def test_bad_sources_raise_one_clear_video_error(tmp_path, gop_source):
              "still.png": "is a still image, not a video"}  # fmt: skip
     (tmp_path / "empty.mp4").write_bytes(b"")
     (tmp_path / "notes.mp4").write_text("not a video\n" * 50)
-    _audio_only(tmp_path / "sound.m4a")
+    write_audio_only(tmp_path / "sound.m4a", seconds=0.25)
     noise = np.random.default_rng(0).integers(0, 256, (20, 48, 64, 3), dtype=np.uint8)
     data = video.encode_mp4_bytes(noise, FPS)  # index at the end: a cut loses it
     (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])

@@ -16,6 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers import write_audio_only
 from worldsmith.errors import VideoError
 from worldsmith.io import video
 
@@ -289,14 +290,6 @@ def test_images_are_one_frame_videos(tmp_path):
 # ---------------------------------------------------------------- errors
 
 
-def _audio_only(path) -> None:
-    with av.open(str(path), "w", format="mp4") as out:
-        sound = out.add_stream("aac", rate=16000, layout="mono")
-        chunk = av.AudioFrame.from_ndarray(np.zeros((1, 4096), np.float32), format="fltp", layout="mono")
-        chunk.sample_rate, chunk.pts = 16000, 0
-        out.mux(sound.encode(chunk))
-        out.mux(sound.encode(None))
-
 
 @pytest.mark.parametrize("fn", [video.probe, video.decode, video.iter_frames])
 def test_bad_inputs_raise_one_clear_video_error(tmp_path, fn):
@@ -316,7 +309,7 @@ def test_bad_inputs_raise_one_clear_video_error(tmp_path, fn):
         fn(tmp_path / "notes.txt")
     with pytest.raises(VideoError, match="is not a video PyAV can read"):
         fn(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
-    _audio_only(tmp_path / "sound.m4a")
+    write_audio_only(tmp_path / "sound.m4a", seconds=0.25)
     with pytest.raises(VideoError, match=r"sound\.m4a has no video stream \(audio only\)"):
         fn(tmp_path / "sound.m4a")
     with pytest.raises(VideoError, match="is a directory"):
@@ -408,3 +401,15 @@ def test_contact_sheet(tmp_path):
     assert plain.shape == (2 + 2 * (24 + 2), 2 + 4 * (32 + 2), 3)
     with pytest.raises(VideoError, match="one label per video"):
         video.contact_sheet([a], None, labels=["x", "y"])
+
+
+def test_encoding_the_same_frames_twice_gives_the_same_bytes():
+    """Clips, their filter scores and shards must not change from run to run (x264's mb-tree broke this at widths
+    such as 160 and 320, whose chroma rows carry padding)."""
+    from worldsmith.io.encode import encode_mp4_bytes
+
+    rng = np.random.default_rng(0)
+    x = np.linspace(0, 6, 160)
+    frames = np.stack([127 + 100 * np.sin(x[None, :] + 0.3 * t + np.linspace(0, 3, 120)[:, None]) for t in range(24)])
+    frames = (frames[..., None] + rng.integers(0, 30, (24, 120, 160, 3))).clip(0, 255).astype(np.uint8)
+    assert len({encode_mp4_bytes(frames, 24, crf=23) for _ in range(4)}) == 1
