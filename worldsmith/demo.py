@@ -166,7 +166,6 @@ def evaluate_rollouts(run_dir: Path, heldout: Path, cfg: DemoConfig) -> tuple[di
             err = np.abs(truth_u8.astype(np.int16) - video.astype(np.int16)).astype(np.uint8)
             panels.append(np.concatenate([truth_u8, video, err], axis=2))  # (n, H, 3W, 3)
             captions.append(clip.caption)
-            del guesses
     metrics: dict[str, Any] = {"episodes": len(panels), "generated_frames": n - 1, "captions": captions,
                                "sampler": cfg.sampler, "sample_steps": cfg.sample_steps}  # fmt: skip
     for name, d in per_step.items():
