@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import io
 import json
 import logging
@@ -94,6 +95,36 @@ def test_determinism_and_epochs(many):
     assert {k: s for k, s, _ in other} != {k: s for k, s, _ in first}  # crops change with the epoch
     unshuffled = [s["key"] for s in ClipDataset(dataclasses.replace(cfg, shuffle=False))]
     assert unshuffled == [f"c{i:02d}" for i in range(NUM_CLIPS)]
+
+
+def test_frame_cache_keeps_the_stream_identical_and_respects_its_budget(many, monkeypatch):
+    from worldsmith.data import dataset as dataset_module
+
+    decodes = []
+    real = dataset_module.decode_video_member
+    monkeypatch.setattr(dataset_module, "decode_video_member",
+                        lambda *a, **k: decodes.append(a[0]["__key__"]) or real(*a, **k))  # fmt: skip
+    cfg = DatasetConfig(str(many), frames=5, shuffle_buffer=3, views=True, loop=True, size=(16, 16))
+
+    def two_epochs(cache_mb: int) -> list[tuple[str, int, torch.Tensor, torch.Tensor]]:
+        decodes.clear()
+        stream = iter(ClipDataset(dataclasses.replace(cfg, cache_mb=cache_mb)))
+        return [(s["key"], s["start"], s["video"], s["views"]) for s in itertools.islice(stream, 2 * NUM_CLIPS)]
+
+    plain = two_epochs(0)
+    assert len(decodes) == 2 * 2 * NUM_CLIPS  # main view and one extra view, every sample
+    cached = two_epochs(64)
+    assert len(decodes) == 2 * NUM_CLIPS  # the second epoch decodes nothing
+    for (k1, s1, v1, w1), (k2, s2, v2, w2) in zip(plain, cached, strict=True):
+        assert (k1, s1) == (k2, s2) and torch.equal(v1, v2) and torch.equal(w1, w2)
+    decodes.clear()  # a budget that holds some clips only: those are reused, the others decoded again
+    small = ClipDataset(dataclasses.replace(cfg, size=(128, 128), views=False, cache_mb=1))
+    list(itertools.islice(iter(small), 2 * NUM_CLIPS))
+    held = small._cache.clips
+    assert 0 < len(held) < NUM_CLIPS and small._cache.used <= 2**20
+    assert len(decodes) == 2 * NUM_CLIPS - len(held)
+    with pytest.raises(ConfigError, match="cache_mb"):
+        DatasetConfig(str(many), cache_mb=-1)
 
 
 def test_random_crop_keeps_frames_views_and_arrays_aligned(many):

@@ -32,6 +32,9 @@ Samples are dicts: ``video`` float32 (3, T, H, W) in [-1, 1], ``views`` float32 
 float (after resampling) and ``start`` int (source index of the first frame). Frames are decoded at the size
 that covers ``size`` = (H, W) and centre-cropped (an int resizes the short side and keeps the aspect ratio).
 
+Caching (``cache_mb``): each reader process may keep the clips it decoded, whole, as uint8 at the training size,
+until the budget is used up; later epochs then only index frames. The sample stream does not change.
+
 Bad samples (undecodable video or array) are logged, counted and skipped unless ``strict``; a mismatch between
 the config and the data (a requested array a clip lacks, a fractional stride with per-transition arrays, views
 of another size with ``size=None``) raises ``DataError``.
@@ -79,6 +82,9 @@ class DatasetConfig:
     drop_short: bool = True  # skip clips shorter than needed (else pad by repeating the last frame)
     transition_reduce: str = "sum"  # how per-transition arrays combine over a resampling stride
     strict: bool = False  # raise on a bad sample instead of logging and skipping it
+    # keep decoded clips (uint8, at the training size) in memory, up to this many MB per reader process, so
+    # later epochs skip decoding; for small datasets trained for many epochs (e.g. a tokenizer on a CPU)
+    cache_mb: int = 0
 
     def __post_init__(self) -> None:
         if isinstance(self.size, list):
@@ -93,6 +99,7 @@ class DatasetConfig:
             (self.temporal_crop in TEMPORAL_CROPS, f"temporal_crop must be one of {TEMPORAL_CROPS}"),
             (self.transition_reduce in TRANSITION_REDUCTIONS, f"transition_reduce must be in {TRANSITION_REDUCTIONS}"),
             (self.shuffle_buffer >= 1, f"shuffle_buffer must be >= 1, got {self.shuffle_buffer}"),
+            (self.cache_mb >= 0, f"cache_mb must be >= 0, got {self.cache_mb}"),
         ]  # fmt: skip
         for ok, message in checks:
             if not ok:
@@ -180,25 +187,49 @@ def _resize_plan(h: int, w: int, size: HW | int | None) -> tuple[HW | None, HW |
     return (max(size[0], round(h * scale)), max(size[1], round(w * scale))), size  # covers (H, W)
 
 
-def _decode_view(raw: Sample, ext: str, h: int, w: int, plan: Plan, cfg: DatasetConfig) -> torch.Tensor:
+class FrameCache:
+    """Decoded clips (whole, uint8, resized and cropped) kept in memory up to ``budget_mb``; then no more are added."""
+
+    def __init__(self, budget_mb: int) -> None:
+        self.budget, self.used, self.clips = budget_mb * 2**20, 0, {}
+
+    def get(self, key: tuple, decode: Any) -> np.ndarray:
+        frames = self.clips.get(key)
+        if frames is None:
+            frames = decode()
+            if self.used + frames.nbytes <= self.budget:
+                self.clips[key] = frames
+                self.used += frames.nbytes
+        return frames
+
+
+def _decode_view(raw: Sample, ext: str, h: int, w: int, plan: Plan, cfg: DatasetConfig,
+                 cache: FrameCache | None = None) -> torch.Tensor:  # fmt: skip
     """Frames ``plan.indices`` of one video member as float32 (3, T, H, W) in [-1, 1]."""
     size, crop = _resize_plan(h, w, cfg.size)
-    first, end = int(plan.indices.min()), int(plan.indices.max()) + 1  # decode only the span used (seeks)
-    frames = decode_video_member(raw, ext, h, w, start=first, end=end, size=size)  # (end - first, H', W', 3)
-    frames = frames[plan.indices - first]  # (T, H', W', 3)
-    if crop is not None:
-        top, left = (frames.shape[1] - crop[0]) // 2, (frames.shape[2] - crop[1]) // 2
-        frames = frames[:, top : top + crop[0], left : left + crop[1]]
+
+    def decode(first: int, end: int | None) -> np.ndarray:
+        frames = decode_video_member(raw, ext, h, w, start=first, end=end, size=size)  # (end - first, H', W', 3)
+        if crop is not None:
+            top, left = (frames.shape[1] - crop[0]) // 2, (frames.shape[2] - crop[1]) // 2
+            frames = frames[:, top : top + crop[0], left : left + crop[1]]
+        return np.ascontiguousarray(frames)
+
+    if cache is not None:  # the whole clip, once
+        frames = cache.get((raw["__url__"], raw["__key__"], ext), lambda: decode(0, None))[plan.indices]
+    else:
+        first, end = int(plan.indices.min()), int(plan.indices.max()) + 1  # decode only the span used (seeks)
+        frames = decode(first, end)[plan.indices - first]  # (T, H', W', 3)
     return video.to_tensor(np.ascontiguousarray(frames))  # (3, T, H, W)
 
 
-def load_sample(raw: Sample, plan: Plan, cfg: DatasetConfig) -> dict[str, Any]:
+def load_sample(raw: Sample, plan: Plan, cfg: DatasetConfig, cache: FrameCache | None = None) -> dict[str, Any]:
     """Decode one planned raw sample into the training sample dict (see the module docstring)."""
     h = raw["__header__"]
     t = h["num_frames"]
-    out: dict[str, Any] = {"video": _decode_view(raw, "mp4", h["height"], h["width"], plan, cfg)}
+    out: dict[str, Any] = {"video": _decode_view(raw, "mp4", h["height"], h["width"], plan, cfg, cache)}
     if cfg.views:
-        views = [_decode_view(raw, f"view{i}.mp4", v["height"], v["width"], plan, cfg)
+        views = [_decode_view(raw, f"view{i}.mp4", v["height"], v["width"], plan, cfg, cache)
                  for i, v in enumerate(h["views"], 1)]  # fmt: skip
         out["views"] = torch.stack(views) if views else out["video"].new_zeros((0, *out["video"].shape))
     for name in plan.arrays:
@@ -253,6 +284,7 @@ class ClipDataset(IterableDataset):
         self.cfg, self.rank, self.world_size = cfg, rank, world_size
         self.shards = [str(p) for p in list_shards(cfg.shards)]
         self.epoch, self._first_role, self._skips = 0, 0, [0]
+        self._cache = FrameCache(cfg.cache_mb) if cfg.cache_mb else None  # each worker process has its own copy
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch the next iteration starts with (and forget any ``resume`` position)."""
@@ -350,7 +382,7 @@ class ClipDataset(IterableDataset):
         stats = ReadStats()
         for raw, plan in self._stream(slot, slots, skip, stats):
             try:
-                sample = load_sample(raw, plan, self.cfg)
+                sample = load_sample(raw, plan, self.cfg, self._cache)
             except DataError as e:
                 stats.report(str(e).rstrip("."), self.cfg.strict)
                 continue
