@@ -4,7 +4,9 @@ Variants follow the Cosmos tokenizer suite (arXiv 2501.03575, Table 3): continuo
 ``cv4x8x8``, ``cv8x8x8``, ``cv8x16x16``, ``dv4x8x8``, ``dv8x8x8``, ``dv8x16x16`` (temporal x height x width
 compression) and image tokenizers ``ci8x8``, ``ci16x16``, ``di8x8``, ``di16x16``.
 
-Sizes (widths double per level up to 4x; as many levels as the compression needs after the Haar patch of 4):
+Every preset has the linear encoder/decoder shortcuts of shortcut.py (``shortcut: false`` gives the plain Cosmos
+network). Sizes (widths double per level up to 4x; as many levels as the compression needs after the Haar patch
+of 4):
 
 =======  =====  ==========  ========================================  ============================
 size     width  res blocks  latent                                    use
@@ -58,6 +60,7 @@ def make_config(variant: str, size: str) -> TokenizerConfig:
         latent_channels=16,
         fsq_levels=levels,
         head_dim=min(head_dim, channels[-1]),
+        shortcut=True,
     )
 
 

@@ -14,6 +14,7 @@ class TokenizerLossConfig:
     """Weights of the reconstruction objective (Cosmos, arXiv 2501.03575 Sec. 3.1 "Training strategy")."""
 
     l1: float = 1.0  # pixel L1
+    l2: float = 0.0  # pixel mean squared error (PSNR's own measure)
     perceptual: float = 0.1  # LPIPS-style EfficientNet-lite0 feature distance (losses.py); 0 disables
     perceptual_frames: int = 4  # frames per clip through the feature net (first + random others); 0 = all
     temporal: float = 0.0  # L1 between frame differences of input and reconstruction (temporal consistency)
@@ -27,7 +28,7 @@ class TokenizerLossConfig:
     crop: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("l1", "perceptual", "temporal", "kl", "image", "adversarial"):
+        for name in ("l1", "l2", "perceptual", "temporal", "kl", "image", "adversarial"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"model.loss.{name} must be >= 0, got {getattr(self, name)}.")
         if self.perceptual_frames < 0 or self.disc_channels < 8 or self.crop < 0:
@@ -47,6 +48,7 @@ class TokenizerConfig:
     fsq_levels: tuple[int, ...] = (8, 8, 8, 5, 5, 5)  # discrete only: levels per FSQ channel
     kl: bool = False  # continuous only: encoder predicts mean and log-variance; KL term in the loss
     head_dim: int = 64  # attention head width at the lowest resolution
+    shortcut: bool = False  # linear paths around encoder and decoder, the network learns a residual (shortcut.py)
     # temporal attention sees the last this-many latent frames (itself included); train on clips of at least this
     # many latent frames (17 frames at ct=4 give 5) so that every frame offset the model meets in streaming is trained
     attn_window: int = 5
