@@ -1,10 +1,12 @@
-"""Training objective of the tokenizer: L1 + perceptual + temporal consistency (+ KL) (+ adversarial hinge).
+"""Training objective of the tokenizer: L1 / L2 + perceptual + temporal consistency (+ KL) (+ adversarial hinge).
 
 Cosmos (arXiv 2501.03575, Sec. 3.1 "Training strategy") trains in two stages: first an L1 and perceptual loss,
 then fine-tuning with an optical-flow temporal loss and a Gram-matrix loss; its released code has no adversarial
 stage. Here:
 
 * ``l1``: mean absolute pixel error;
+* ``l2``: mean squared pixel error, what PSNR measures (on arm-world clips it reached a given PSNR in fewer
+  steps than L1; benchmarks/RESULTS.md);
 * ``perceptual``: an LPIPS-style distance between EfficientNet-lite0 feature maps (4 scales) of the input and
   reconstruction frames (the shared feature extractor of worldsmith/eval/features.py), on the first frame plus
   ``perceptual_frames - 1`` random others of each clip (Cosmos uses VGG-19 features; none ship offline);
@@ -76,11 +78,14 @@ def kl_loss(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 
 def reconstruction_terms(model: "CausalVideoTokenizer", video: torch.Tensor) -> tuple[torch.Tensor, dict, torch.Tensor]:
-    """Weighted L1 + perceptual + temporal + KL of one (B, 3, T, H, W) batch -> (loss, logs, reconstruction)."""
+    """Weighted L1 + L2 + perceptual + temporal + KL of one (B, 3, T, H, W) batch -> (loss, logs, reconstruction)."""
     cfg: TokenizerLossConfig = model.cfg.loss
     recon, extras = model(video)  # (B, 3, T, H, W)
     l1 = F.l1_loss(recon, video)
     loss, logs = cfg.l1 * l1, {"l1": l1.detach()}
+    if cfg.l2 > 0:
+        l2 = F.mse_loss(recon, video)
+        loss, logs["l2"] = loss + cfg.l2 * l2, l2.detach()
     if cfg.perceptual > 0:
         index = perceptual_frame_index(video.shape[2], cfg.perceptual_frames)
         perc = perceptual_loss(frames_of(video, index), frames_of(recon, index))

@@ -35,13 +35,14 @@ class TokenizerDataConfig:
     size: int = 64  # frames are resized (short side) and centre-cropped to size x size
     fps: float | None = None  # resample clips to this rate; None keeps each clip's own
     num_workers: int = 0  # data loader processes
+    cache_mb: int = 1024  # keep decoded training clips in memory up to this many MB (per loader process); 0: off
     eval_shards: str = ""  # held-out clips scored every train.eval_every steps (PSNR, SSIM)
     eval_clips: int = 8
 
     def __post_init__(self) -> None:
-        if self.frames < 1 or self.size < 8 or self.num_workers < 0 or self.eval_clips < 1:
-            raise ConfigError("data.frames >= 1, data.size >= 8, data.num_workers >= 0 and data.eval_clips >= 1 "
-                              "are required.")
+        if self.frames < 1 or self.size < 8 or self.num_workers < 0 or self.eval_clips < 1 or self.cache_mb < 0:
+            raise ConfigError("data.frames >= 1, data.size >= 8, data.num_workers >= 0, data.eval_clips >= 1 and "
+                              "data.cache_mb >= 0 are required.")
 
 
 def default_train_config() -> TrainConfig:
@@ -83,7 +84,7 @@ def dataset_config(data: TokenizerDataConfig, shards: str, *, train: bool, seed:
 
     return DatasetConfig(shards=shards, frames=data.frames, fps=data.fps, size=(data.size, data.size),
                          temporal_crop="random" if train else "start", shuffle=train, seed=seed, loop=train,
-                         arrays=[], drop_short=True)  # fmt: skip
+                         arrays=[], drop_short=True, cache_mb=data.cache_mb if train else 0)  # fmt: skip
 
 
 def load_init_weights(model: CausalVideoTokenizer, run_dir: str | Path) -> None:
