@@ -124,14 +124,19 @@ def bench_quality(cfg: TokenizerConfig, steps: int, episodes: int, work: Path) -
     train_cfg = dataclasses.replace(train_cfg, steps=steps, ckpt_every=steps, progress=False, tensorboard=False,
                                     warmup_steps=min(train_cfg.warmup_steps, steps // 10))  # fmt: skip
     results = {}
-    for name, build in (("ours", lambda: CausalVideoTokenizer(cfg)), ("reference", lambda: CosmosReference(cfg, size))):
+    plain = dataclasses.replace(cfg, shortcut=False)  # the reference's architecture exactly, no linear shortcuts
+    models = [("ours", lambda: CausalVideoTokenizer(cfg)), ("reference", lambda: CosmosReference(cfg, size))]
+    if cfg.shortcut:
+        models.insert(1, ("ours without shortcuts", lambda: CausalVideoTokenizer(plain)))
+    for name, build in models:
         seed_everything(0)
         model = build()
         loader = make_loader(dataset_config(data, data.shards, train=True), train_cfg.batch_size)
         start = time.perf_counter()
-        Trainer(model, train_cfg, work / name, loader, model_config=cfg).fit()
+        run = work / name.replace(" ", "_")
+        Trainer(model, train_cfg, run, loader, model_config=cfg).fit()
         seconds = time.perf_counter() - start
-        model.load_state_dict(load_tensors(work / name / "model.safetensors"))  # the EMA weights
+        model.load_state_dict(load_tensors(run / "model.safetensors"))  # the EMA weights
         batches = shard_batches(str(work / "eval"), TokenizerDataConfig(frames=frames, size=size), 8)
         results[name] = {**evaluate_batches(model.eval(), batches), "train_seconds": seconds}
         print(f"  {name}: {results[name]['psnr']:.2f} dB after {steps} steps ({seconds:.0f} s)", flush=True)
@@ -203,6 +208,9 @@ def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
             f"| AutoencoderKLCosmos, same config | {s['reference_params']:,} | {s['reference_fps']:.1f} | 1.00x |",
             "",
         ]
+        if get_preset("tokenizer", args.preset).shortcut:
+            lines += ["Ours includes the preset's linear encoder/decoder shortcuts (worldsmith/tokenizer/shortcut.py), "
+                      "which the reference lacks; the quality table also trains ours without them.", ""]
     if "quality" in results:
         q = results["quality"]
         lines += [
@@ -213,7 +221,9 @@ def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
             "| model | PSNR (dB) | SSIM | Fréchet distance | train time (s) |",
             "|---|---|---|---|---|",
         ]
-        for name in ("ours", "reference"):
+        for name in ("ours", "ours without shortcuts", "reference"):
+            if name not in q:
+                continue
             r = q[name]
             lines.append(f"| {name} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['fd']:.3f} | {r['train_seconds']:.0f} |")
         lines.append("")

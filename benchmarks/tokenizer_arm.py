@@ -1,0 +1,178 @@
+"""The tokenizer's quality goal: a CV4x8x8 tokenizer trained on arm-world clips at 64x64 for ~30 CPU minutes,
+scored on held-out episodes (PSNR >= 30 dB is the goal).
+
+1. simulate 256 training and 16 held-out arm-world episodes of 33 frames at 64x64 (disjoint seeds);
+2. train ``cv4x8x8-small`` with the settings below on ``--threads`` torch threads (default 1: the wall-clock
+   minutes of the run are then its CPU minutes), scoring 8 held-out episodes every ``--eval-every`` steps;
+3. score the EMA weights on all 16 held-out episodes (first 17 frames each): PSNR, SSIM, Fréchet distance of
+   EfficientNet-lite0 features, and PSNR of the first frame (coded alone) and of the others;
+4. write the ``tokenizer-arm`` section of benchmarks/RESULTS.md.
+
+It resumes: data and a run that is already complete are reused. The training settings are those of
+``worldsmith tokenizer train`` (printed in RESULTS.md as a command line):
+
+    python benchmarks/tokenizer_arm.py [--work runs/bench_tokenizer_arm] [--steps 10800] [--threads 1]
+                                       [--set model.num_res_blocks=2 ...] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import time
+from pathlib import Path
+
+from results_md import machine, markers, update_section
+
+SETTINGS = [  # on top of the cv4x8x8-small preset (linear shortcuts on)
+    "train.lr=2e-3", "train.warmup_steps=100", "train.betas=[0.9,0.99]", "train.precision=bf16",
+    "model.loss.l1=0", "model.loss.l2=1", "model.loss.perceptual=0",
+]  # fmt: skip
+
+
+def parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--work", type=Path, default=Path("runs/bench_tokenizer_arm"))
+    p.add_argument("--steps", type=int, default=10800, help="training steps (10,800 take ~30 min on one core here)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads for training")
+    p.add_argument("--eval-every", type=int, default=1500)
+    p.add_argument("--data", type=Path, help="training shards to use instead of simulating them under --work")
+    p.add_argument("--heldout", type=Path, help="held-out shards to use instead of simulating them under --work")
+    p.add_argument("--precision", default="bf16", choices=["bf16", "fp32"],
+                   help="bf16 autocast needs a CPU with native bf16 (AVX512-BF16 / AMX); else use fp32")
+    p.add_argument("--more-heldout", type=int, default=64,
+                   help="also score this many further held-out episodes (seed 5000), a lower-variance check; 0: skip")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="more config overrides")
+    p.add_argument("--json", type=Path, help="also write the figures here")
+    return p.parse_args()
+
+
+def simulate_data(a: argparse.Namespace) -> tuple[Path, Path]:
+    from worldsmith.worlds.generate import simulate
+
+    sim = dict(frames=33, size=64, fps=10.0, progress=False)
+    if a.data is None:
+        a.data = a.work / "train"
+        simulate("arm", episodes=256, out=a.data, seed=0, **sim)
+    if a.heldout is None:
+        a.heldout = a.work / "heldout"
+        simulate("arm", episodes=16, out=a.heldout, seed=1000, **sim)
+    return a.data, a.heldout
+
+
+def overrides(a: argparse.Namespace, heldout: Path) -> list[str]:
+    settings = [s for s in SETTINGS if not s.startswith("train.precision")] + [f"train.precision={a.precision}"]
+    return [f"data.eval_shards={heldout}", f"train.eval_every={a.eval_every}", f"train.steps={a.steps}",
+            *settings, *a.set]  # fmt: skip
+
+
+def train(run: Path, train_dir: Path, sets: list[str]) -> float:
+    """Train (or resume / reuse) the run; returns the CPU seconds this process spent on it."""
+    from worldsmith.tokenizer.pipeline import resolve_run_config, train as train_tokenizer
+
+    cfg = resolve_run_config("cv4x8x8-small", overrides=sets, data=str(train_dir))
+    cpu = time.process_time()
+    train_tokenizer(run, cfg)
+    return time.process_time() - cpu
+
+
+def score(run: Path, heldout: Path, clips: int = 16) -> dict[str, float]:
+    import torch
+
+    from worldsmith.eval.metrics import psnr
+    from worldsmith.tokenizer.evaluation import evaluate_batches, shard_batches
+    from worldsmith.tokenizer.model import CausalVideoTokenizer
+    from worldsmith.tokenizer.pipeline import TokenizerDataConfig
+
+    model = CausalVideoTokenizer.from_pretrained(run).eval()
+    data = TokenizerDataConfig(frames=17, size=64)
+    batches = list(shard_batches(str(heldout), data, max_clips=clips, batch_size=8))
+    scores = evaluate_batches(model, batches, features=True, comparison=run / f"heldout{clips}.mp4")
+    x = torch.cat([b["video"] for b in batches])
+    with torch.no_grad():
+        y = model.decode(model.encode(x)).clamp(-1, 1)
+    scores["psnr_first_frame"] = float(psnr(y[:, :, :1], x[:, :, :1]))
+    scores["psnr_later_frames"] = float(psnr(y[:, :, 1:], x[:, :, 1:]))
+    scores["psnr_first8"] = float(psnr(y[:8], x[:8]))  # the episodes the training curve scores
+    scores["clips"] = x.shape[0]
+    return scores
+
+
+def history(run: Path) -> list[dict[str, float]]:
+    from worldsmith.train.progress import read_logs
+
+    return [r for r in read_logs(run / "logs.jsonl") if "eval/psnr" in r]
+
+
+def section(a: argparse.Namespace, sets: list[str], final: dict, hist: list[dict], cpu_s: float) -> str:
+    begin, end = markers("tokenizer-arm")
+    last = hist[-1] if hist else {"time": 0.0, "step": 0}
+    verdict = "met" if final["psnr"] >= 30 else "not met"
+    rows = "\n".join(f"| {r['step']:,} | {r['time'] / 60:.1f} | {r['eval/psnr']:.2f} | {r['eval/ssim']:.3f} |"
+                     for r in hist)  # fmt: skip
+    command = " \\\n    ".join(
+        ["worldsmith tokenizer train --preset cv4x8x8-small --data data/arm64 --out runs/tok-arm64"]
+        + [f"--set {s}" for s in sets]
+    ).replace(str(a.heldout), "data/arm64-eval")
+    cpu_note = f"; CPU time of the process {cpu_s / 60:.1f} min" if cpu_s > 60 else ""
+    m = final.get("more")
+    more = (f"\nA further {m['clips']} held-out episodes (seed 5000, same scoring), for a lower-variance figure: PSNR "
+            f"{m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}.") if m else ""
+    return f"""{begin}
+## Video tokenizer quality on arm-world clips (`python benchmarks/tokenizer_arm.py`)
+
+Goal: a CV4x8x8 tokenizer trained on arm-world clips at 64x64 within ~30 CPU minutes reaches PSNR >= 30 dB on
+held-out episodes. **Status: {verdict}: {final['psnr']:.2f} dB** on 16 held-out episodes (first 17 frames each).
+
+{time.strftime('%Y-%m-%d')}, {machine()}, {a.threads} torch thread(s), precision {a.precision}, load average
+{os.getloadavg()[0]:.1f} at the end. Training: {last['step']:,} steps in {last['time'] / 60:.1f} min of wall time on
+{a.threads} thread(s){cpu_note}. 256 training episodes of 33 frames, random 17-frame clips, batch 4, L2 loss, lr 2e-3
+(100 warmup steps, cosine to 10 %), EMA weights, linear encoder/decoder shortcuts (the preset's default).
+
+Held-out PSNR during training (the first 8 of the 16 held-out episodes, scored every {a.eval_every:,} steps; at the
+end of training these 8 score {final['psnr_first8']:.2f} dB: they are harder than the other 8):
+
+| steps | minutes | PSNR (dB) | SSIM |
+|---|---|---|---|
+{rows}
+
+Final, 16 held-out episodes: PSNR {final['psnr']:.2f} dB (first frame, coded alone: {final['psnr_first_frame']:.2f};
+later frames: {final['psnr_later_frames']:.2f}), SSIM {final['ssim']:.3f}, Fréchet distance {final['fd']:.1f}.{more}
+
+Command (data from `worldsmith sim arm --episodes 256 --frames 33 --size 64 --seed 0 --out data/arm64` and
+`--episodes 16 --seed 1000 --out data/arm64-eval`; score with
+`worldsmith tokenizer eval runs/tok-arm64 data/arm64-eval --size 64 --frames 17`):
+
+```
+{command}
+```
+{end}"""
+
+
+def main() -> None:
+    a = parse()
+    import torch
+
+    torch.set_num_threads(a.threads)
+    a.work.mkdir(parents=True, exist_ok=True)
+    train_dir, heldout = simulate_data(a)
+    sets = overrides(a, heldout)
+    cpu_s = train(a.work / "run", train_dir, sets)
+    final, hist = score(a.work / "run", heldout), history(a.work / "run")
+    if a.more_heldout:
+        from worldsmith.worlds.generate import simulate
+
+        more = a.work / f"heldout{a.more_heldout}"
+        simulate("arm", episodes=a.more_heldout, out=more, seed=5000, frames=33, size=64, fps=10.0, progress=False)
+        final["more"] = score(a.work / "run", more, clips=a.more_heldout)
+    print(json.dumps({"final": final, "history": hist}, indent=1))
+    update_section("tokenizer-arm", section(a, sets, final, hist, cpu_s))
+    if a.json:
+        a.json.write_text(json.dumps({"final": final, "history": hist, "cpu_s": cpu_s}, indent=1))
+    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB; RESULTS.md updated")
+
+
+if __name__ == "__main__":
+    main()
