@@ -142,7 +142,8 @@ def test_image_is_the_first_frame_of_a_video(name):
 
 
 @pytest.mark.parametrize(
-    "name, shortcut", [("cv4x8x8-tiny", True), ("dv8x8x8-tiny", True), ("cv8x16x16-tiny", True), ("cv8x8x8-tiny", False)]
+    "name, shortcut",
+    [("cv4x8x8-tiny", True), ("dv8x8x8-tiny", True), ("cv8x16x16-tiny", True), ("cv8x8x8-tiny", False)],
 )
 def test_streaming_equals_whole_video_coding(name, shortcut):
     # attn_window=2 makes the stream evict old keys/values, so the cache bound is exercised
