@@ -34,3 +34,16 @@ def write_audio_only(path: str | Path, seconds: float = 1.0, rate: int = 16000) 
                 container.mux(packet)
         for packet in stream.encode(None):
             container.mux(packet)
+
+
+def fit(model, batch: dict, steps: int, lr: float):
+    """``steps`` Adam steps of ``model.loss(batch)`` (overfitting a fixed batch); returns the model."""
+    import torch
+
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    for _ in range(steps):
+        loss, _ = model.loss(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model

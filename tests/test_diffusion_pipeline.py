@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import fit
 from typer.testing import CliRunner
 
 from worldsmith.config import load_yaml, preset
@@ -63,12 +64,7 @@ def world(tmp_path_factory, one_torch_thread) -> dict:
     cfg = preset("tokenizer", "cv4x8x8-tiny")
     tok = CausalVideoTokenizer(dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, perceptual=0.0)))
     video = to_tensor(clips)  # (4, 3, T, H, W)
-    opt = torch.optim.Adam(tok.parameters(), lr=3e-3)
-    for _ in range(250):
-        loss, _ = tok.loss({"video": video})
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    fit(tok, {"video": video}, steps=250, lr=3e-3)
     tok.eval().save_pretrained(root / "tokenizer")
     return {"root": root, "clips": clips, "shards": root / "shards", "tokenizer": root / "tokenizer",
             "recon_psnr": float(psnr(tok.decode(tok.encode(video)), video))}  # fmt: skip

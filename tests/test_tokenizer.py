@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from helpers import fit
 
 from worldsmith.config import from_dict, load_all_presets, preset, to_dict
 from worldsmith.errors import ConfigError, WorldsmithError
@@ -247,13 +248,7 @@ def test_shortcut_trains_faster_than_the_plain_network():
         torch.manual_seed(0)
         cfg = dataclasses.replace(preset("tokenizer", "cv4x8x8-tiny"), shortcut=shortcut)
         cfg = dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, perceptual=0.0, l1=0.0, l2=1.0))
-        model = CausalVideoTokenizer(cfg)
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        for _ in range(40):
-            loss, logs = model.loss({"video": x})
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        model = fit(CausalVideoTokenizer(cfg), {"video": x}, steps=40, lr=1e-3)
         scores[shortcut] = float(psnr(model.eval().decode(model.encode(x)), x))
     assert scores[True] > scores[False] + 1.0, scores
 
