@@ -34,8 +34,7 @@ import numpy as np
 import torch
 
 from results_md import machine as cpu_and_python  # benchmarks/results_md.py
-from results_md import markers, update_section
-from worldsmith.atomic import atomic_write_text
+from results_md import markers, publish
 from worldsmith.diffusion.condition import Condition
 from worldsmith.diffusion.dit import DiT
 from worldsmith.diffusion.presets import DiTConfig
@@ -360,12 +359,7 @@ def main() -> None:
         results["clip"] = bench_clip(max(2, args.repeats // 2))
     if "arm" not in args.skip:
         results["arm"] = bench_arm(args.work, args)
-    if args.json:
-        atomic_write_text(args.json, json.dumps(results, indent=2))
-    section = render(results)
-    print(section)
-    if not args.no_results:
-        update_section("diffusion", section)
+    publish("diffusion", render(results), results, args.json, not args.no_results)
 
 
 if __name__ == "__main__":

@@ -35,3 +35,16 @@ def machine() -> str:
     except OSError:
         pass
     return f"{cpu}, Python {platform.python_version()}"
+
+
+def publish(name: str, section: str, results: dict, json_path: Path | None, write: bool) -> None:
+    """The common end of a benchmark: results as JSON (optional), the section on stdout and into RESULTS.md."""
+    import json
+
+    from worldsmith.atomic import atomic_write_text
+
+    if json_path:
+        atomic_write_text(json_path, json.dumps(results, indent=2))
+    print(section)
+    if write:
+        update_section(name, section)

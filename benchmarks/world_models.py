@@ -17,7 +17,6 @@ Usage (resumes: the runs under --work are reused when their training is complete
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from results_md import machine, markers, update_section
+from results_md import machine, markers, publish
 
 QUIET = ["train.progress=false", "train.tensorboard=false"]
 
@@ -200,12 +199,7 @@ def main() -> None:
     p.add_argument("--no-write", action="store_true", help="do not update benchmarks/RESULTS.md")
     a = p.parse_args()
     results = run(a)
-    if a.json:
-        a.json.write_text(json.dumps(results, indent=2))
-    section = render(results)
-    print(section)
-    if not a.no_write:
-        update_section("world-models", section)
+    publish("world-models", render(results), results, a.json, not a.no_write)
 
 
 if __name__ == "__main__":
