@@ -10,8 +10,10 @@ nothing else.
         --variant base --variant shortcut --variant shortcut,l2 [--minutes 8] [--threads 1]
 
 A variant is a comma-separated list of changes to the cv4x8x8-small baseline (L1 loss, no shortcut, lr 1e-3,
-bf16 autocast): ``shortcut``, ``l2``, ``fp32``, ``wide`` (channels 64, 128), ``blocks2`` (two residual blocks per
-level), ``lr2`` / ``lr3`` (lr 2e-3 / 3e-3). Prints one JSON line per evaluation and one per variant at the end.
+bf16 autocast, batch 4): ``shortcut``, ``l2``, ``fp32``, ``wide`` (channels 64, 128), ``top64`` / ``top96``
+(channels 64, 64 / 96, 64: a wider first level only), ``blocks2`` (two residual blocks per level), ``lr2`` / ``lr3``
+(lr 2e-3 / 3e-3), ``batch2`` / ``batch8``, ``crop32`` (random 32x32 windows), ``fused`` (the fused AdamW kernel, as
+the trainer uses). Prints one JSON line per evaluation and one per variant at the end.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ import torch
 
 CHANGES = {
     "shortcut": {"shortcut": True}, "l2": {"loss": "l2"}, "fp32": {"bf16": False}, "wide": {"channels": (64, 128)},
-    "blocks2": {"num_res_blocks": 2}, "lr2": {"lr": 2e-3}, "lr3": {"lr": 3e-3},
+    "blocks2": {"num_res_blocks": 2}, "lr2": {"lr": 2e-3}, "lr3": {"lr": 3e-3}, "top64": {"channels": (64, 64)},
+    "top96": {"channels": (96, 64)}, "batch8": {"batch": 8}, "fused": {"fused": True},
+    "batch2": {"batch": 2}, "crop32": {"crop": 32},
 }  # fmt: skip
 
 
@@ -46,7 +50,8 @@ def run(variant: str, train: torch.Tensor, heldout: torch.Tensor, a: argparse.Na
     from worldsmith.tokenizer.model import CausalVideoTokenizer
     from worldsmith.tokenizer.presets import make_config
 
-    opts = {"shortcut": False, "loss": "l1", "bf16": True, "channels": (32, 64), "num_res_blocks": 1, "lr": 1e-3}
+    opts = {"shortcut": False, "loss": "l1", "bf16": True, "channels": (32, 64), "num_res_blocks": 1, "lr": 1e-3,
+            "batch": 4, "fused": False, "crop": 0}
     for change in filter(None, variant.split(",")):
         if change not in CHANGES and change != "base":
             raise SystemExit(f"unknown change {change!r}; choose from base, {', '.join(CHANGES)}.")
@@ -56,7 +61,7 @@ def run(variant: str, train: torch.Tensor, heldout: torch.Tensor, a: argparse.Na
                               num_res_blocks=opts["num_res_blocks"])  # fmt: skip
     model = CausalVideoTokenizer(cfg)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
-    opt = torch.optim.AdamW(model.parameters(), opts["lr"], betas=(0.9, 0.99), weight_decay=0.0)
+    opt = torch.optim.AdamW(model.parameters(), opts["lr"], betas=(0.9, 0.99), weight_decay=0.0, fused=opts["fused"])
     g = torch.Generator().manual_seed(0)
     budget, frames, t0, step, history = a.minutes * 60, 17, time.perf_counter(), 0, []
     next_eval = a.eval_every * 60
@@ -64,11 +69,14 @@ def run(variant: str, train: torch.Tensor, heldout: torch.Tensor, a: argparse.Na
         lr = opts["lr"] * min(1.0, (step + 1) / 100) * (0.1 + 0.45 * (1 + math.cos(math.pi * elapsed / budget)))
         for group in opt.param_groups:
             group["lr"] = lr
-        i = torch.randint(0, train.shape[0], (4,), generator=g).tolist()
-        s = torch.randint(0, train.shape[2] - frames + 1, (4,), generator=g).tolist()
+        i = torch.randint(0, train.shape[0], (opts["batch"],), generator=g).tolist()
+        s = torch.randint(0, train.shape[2] - frames + 1, (opts["batch"],), generator=g).tolist()
         x = torch.stack([train[c, :, o : o + frames] for c, o in zip(i, s)]).float() / 127.5 - 1
         if torch.rand(1, generator=g) < 0.5:
             x = x.flip(-1)  # mirror the batch half of the time
+        if opts["crop"]:  # a random window on the latent grid (offsets are multiples of 8)
+            oy, ox = (torch.randint(0, (x.shape[-1] - opts["crop"]) // 8 + 1, (2,), generator=g) * 8).tolist()
+            x = x[..., oy : oy + opts["crop"], ox : ox + opts["crop"]]
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=opts["bf16"]):
             y, _ = model(x)
         d = y.float() - x

@@ -1,17 +1,19 @@
 """The tokenizer's quality goal: a CV4x8x8 tokenizer trained on arm-world clips at 64x64 for ~30 CPU minutes,
 scored on held-out episodes (PSNR >= 30 dB is the goal).
 
-1. simulate 1,024 (``--episodes``) training and 16 held-out arm-world episodes of 33 frames at 64x64 (disjoint seeds);
+1. simulate 4,096 (``--episodes``) training and 16 held-out arm-world episodes of 33 frames at 64x64 (disjoint seeds);
 2. train ``cv4x8x8-small`` with the settings below on ``--threads`` torch threads (default 1: the wall-clock
    minutes of the run are then its CPU minutes), scoring 8 held-out episodes every ``--eval-every`` steps;
 3. score the EMA weights on all 16 held-out episodes (first 17 frames each): PSNR, SSIM, Fréchet distance of
    EfficientNet-lite0 features, and PSNR of the first frame (coded alone) and of the others;
-4. write the ``tokenizer-arm`` section of benchmarks/RESULTS.md.
+4. score them on 256 further held-out episodes (``--more-heldout``, seed 5000): 16 episodes are too few to
+   decide the goal (episodes differ by ~2 dB, so their mean is uncertain by ~0.5 dB), so the verdict uses these;
+5. write the ``tokenizer-arm`` section of benchmarks/RESULTS.md.
 
 It resumes: data and a run that is already complete are reused. The training settings are those of
 ``worldsmith tokenizer train`` (printed in RESULTS.md as a command line):
 
-    python benchmarks/tokenizer_arm.py [--work runs/bench_tokenizer_arm] [--steps 10800] [--threads 1]
+    python benchmarks/tokenizer_arm.py [--work runs/bench_tokenizer_arm] [--steps 8400] [--threads 1]
                                        [--set model.num_res_blocks=2 ...] [--json out.json]
 """
 
@@ -26,25 +28,25 @@ from pathlib import Path
 
 from results_md import machine, markers, update_section
 
-SETTINGS = [  # on top of the cv4x8x8-small preset (linear shortcuts on)
-    "train.lr=2e-3", "train.warmup_steps=100", "train.betas=[0.9,0.99]", "train.precision=bf16",
-    "model.loss.l1=0", "model.loss.l2=1", "model.loss.perceptual=0",
+SETTINGS = [  # on top of the cv4x8x8-small preset (linear shortcuts on); see the tokenizer-ablation section
+    "model.channels=[64,64]", "train.lr=2e-3", "train.warmup_steps=100", "train.betas=[0.9,0.99]",
+    "train.precision=bf16", "model.loss.l1=0", "model.loss.l2=1", "model.loss.perceptual=0", "data.cache_mb=2048",
 ]  # fmt: skip
 
 
 def parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--work", type=Path, default=Path("runs/bench_tokenizer_arm"))
-    p.add_argument("--steps", type=int, default=10800, help="training steps (10,800 take ~30 min on one core here)")
+    p.add_argument("--steps", type=int, default=8400, help="training steps (8,400 took 31 min on one core here)")
     p.add_argument("--threads", type=int, default=1, help="torch threads for training")
-    p.add_argument("--episodes", type=int, default=1024, help="training episodes to simulate")
+    p.add_argument("--episodes", type=int, default=4096, help="training episodes to simulate")
     p.add_argument("--eval-every", type=int, default=1500)
     p.add_argument("--data", type=Path, help="training shards to use instead of simulating them under --work")
     p.add_argument("--heldout", type=Path, help="held-out shards to use instead of simulating them under --work")
     p.add_argument("--precision", default="bf16", choices=["bf16", "fp32"],
                    help="bf16 autocast needs a CPU with native bf16 (AVX512-BF16 / AMX); else use fp32")
-    p.add_argument("--more-heldout", type=int, default=64,
-                   help="also score this many further held-out episodes (seed 5000), a lower-variance check; 0: skip")
+    p.add_argument("--more-heldout", type=int, default=256,
+                   help="score this many further held-out episodes (seed 5000) for the verdict; 0: use the 16")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="more config overrides")
     p.add_argument("--json", type=Path, help="also write the figures here")
     return p.parse_args()
@@ -110,12 +112,13 @@ def history(run: Path) -> tuple[list[dict[str, float]], dict[str, float]]:
 
 
 def section(a: argparse.Namespace, sets: list[str], final: dict, hist: list[dict], last: dict, cpu_s: float) -> str:
+    from worldsmith.config import load_yaml
+
     begin, end = markers("tokenizer-arm")
     m = final.get("more")
-    scores = [final["psnr"]] + ([m["psnr"]] if m else [])
-    verdict = "met" if min(scores) >= 30 else "not met"
-    figures = f"{final['psnr']:.2f} dB on the 16 held-out episodes"
-    figures += f", {m['psnr']:.2f} dB on {m['clips']} more" if m else ""
+    verdict = "met" if (m or final)["psnr"] >= 30 else "not met"
+    figures = f"{m['psnr']:.2f} dB on {m['clips']} held-out episodes, " if m else ""
+    figures += f"{final['psnr']:.2f} dB on the 16 of the command"
     rows = "\n".join(f"| {r['step']:,} | {r['time'] / 60:.1f} | {r['eval/psnr']:.2f} | {r['eval/ssim']:.3f} |"
                      for r in hist)  # fmt: skip
     command = " \\\n    ".join(
@@ -123,8 +126,9 @@ def section(a: argparse.Namespace, sets: list[str], final: dict, hist: list[dict
         + [f"--set {s}" for s in sets]
     ).replace(str(a.heldout), "data/arm64-eval")
     cpu_note = f"; CPU time of the process {cpu_s / 60:.1f} min" if cpu_s > 60 else ""
-    more = (f"\nA further {m['clips']} held-out episodes (seed 5000, same scoring), for a lower-variance figure: PSNR "
-            f"{m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}.") if m else ""
+    batch = load_yaml(a.work / "run" / "config.yaml")["train"]["batch_size"]
+    more = (f"\n{m['clips']} further held-out episodes (seed 5000, same scoring; the verdict's figure, as 16 episodes "
+            f"are too few: episodes differ by ~2 dB): PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}.") if m else ""
     return f"""{begin}
 ## Video tokenizer quality on arm-world clips (`python benchmarks/tokenizer_arm.py`)
 
@@ -133,8 +137,9 @@ held-out episodes. **Status: {verdict}: {figures}** (first 17 frames of each).
 
 {time.strftime('%Y-%m-%d')}, {machine()}, {a.threads} torch thread(s), precision {a.precision}, load average
 {os.getloadavg()[0]:.1f} at the end. Training: {last['step']:,} steps in {last['time'] / 60:.1f} min of wall time on
-{a.threads} thread(s){cpu_note}. {a.episodes} training episodes of 33 frames, random 17-frame clips, batch 4, L2
-loss, lr 2e-3 (100 warmup steps, cosine to 10 %), EMA weights, linear encoder/decoder shortcuts (the preset's default).
+{a.threads} thread(s){cpu_note}. {a.episodes:,} training episodes of 33 frames, random 17-frame clips, batch {batch}, L2
+loss, lr 2e-3 (100 warmup steps, cosine to 10 %), EMA weights, linear encoder/decoder shortcuts (the preset's default),
+first level widened to the second's 64 channels.
 
 Held-out PSNR during training (the first 8 of the 16 held-out episodes, scored every {a.eval_every:,} steps; at the
 end of training these 8 score {final['psnr_first8']:.2f} dB: they are harder than the other 8):

@@ -43,6 +43,7 @@ from worldsmith.train.data_stream import DataStream, count_samples, move_to_devi
 from worldsmith.train.optim import build_optimizer, split_decay
 from worldsmith.train.parallel import apply_activation_checkpointing, full_optimizer_state, load_optimizer_state
 from worldsmith.train.progress import RunLog, truncate_logs
+from worldsmith.train.trainer import cpu_has_native_bf16
 
 SCRIPT = Path(__file__).with_name("train_resume_script.py")
 ROOT = Path(__file__).resolve().parents[1]
@@ -467,3 +468,10 @@ def test_kill_and_resume_equals_an_uninterrupted_run_exactly(tmp_path):
                  "train_state/optimizer.safetensors"):
         a, b = load_tensors(whole / name), load_tensors(killed / name)
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+
+
+def test_native_bf16_is_read_from_the_cpu_flags():
+    assert cpu_has_native_bf16("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16\n") is True
+    assert cpu_has_native_bf16("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f\n") is False
+    assert cpu_has_native_bf16("processor\t: 0\nFeatures\t: fp asimd bf16 i8mm\n") is True  # Arm
+    assert cpu_has_native_bf16("processor\t: 0\n") is None  # no flags: unknown, no note

@@ -15,6 +15,11 @@ tiny     16     1           16 ch (CV), FSQ [8, 5, 5, 5] = 1,000 codes  tests, s
 small    32     1           16 ch (CV), FSQ [8, 8, 8, 5, 5, 5]          64x64 sim worlds on a CPU
 base     128    2           16 ch (CV), FSQ [8, 8, 8, 5, 5, 5]          Cosmos-like widths, GPU
 =======  =====  ==========  ========================================  ============================
+
+For the best quality per CPU-minute at 64x64, widen the first level to the second's width
+(``--set model.channels=[64,64]`` for cv4x8x8-small): each step costs ~27 % more and learns more than that
+(benchmarks/RESULTS.md, tokenizer-ablation). The presets keep the narrower first level, which the demo and the
+world-model benchmarks are timed with.
 """
 
 from __future__ import annotations
