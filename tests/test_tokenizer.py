@@ -279,8 +279,9 @@ def test_l2_term_is_the_mean_squared_error_and_matches_the_logged_psnr():
     recon, _ = model(x)
     torch.testing.assert_close(loss, ((recon - x) ** 2).mean())
     torch.testing.assert_close(logs["l2"], loss.detach())
-    if float(recon.abs().max()) <= 1:  # no clamping: the logged PSNR is the L2 term's
-        torch.testing.assert_close(logs["psnr"], 10 * torch.log10(4 / loss.detach()))
+    clamped_mse = ((recon.detach().clamp(-1, 1) - x) ** 2).mean()  # PSNR scores the clamped reconstruction
+    torch.testing.assert_close(logs["psnr"], 10 * torch.log10(4 / clamped_mse))
+    assert float(clamped_mse) <= float(loss.detach())
     with pytest.raises(ConfigError, match="l2"):
         dataclasses.replace(model.cfg.loss, l2=-1.0)
 
