@@ -20,13 +20,12 @@ It resumes: data and a run that is already complete are reused. The training set
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import time
 from pathlib import Path
 
-from results_md import machine, markers, update_section
+from results_md import machine, markers, publish
 
 SETTINGS = [  # on top of the cv4x8x8-small preset (linear shortcuts on); see the tokenizer-ablation section
     "model.channels=[64,64]", "train.lr=2e-3", "train.warmup_steps=100", "train.betas=[0.9,0.99]",
@@ -126,7 +125,9 @@ def section(a: argparse.Namespace, sets: list[str], final: dict, hist: list[dict
         + [f"--set {s}" for s in sets]
     ).replace(str(a.heldout), "data/arm64-eval")
     cpu_note = f"; CPU time of the process {cpu_s / 60:.1f} min" if cpu_s > 60 else ""
-    batch = load_yaml(a.work / "run" / "config.yaml")["train"]["batch_size"]
+    run_cfg = load_yaml(a.work / "run" / "config.yaml")  # the prose below describes the run as it was trained
+    tr, model = run_cfg["train"], run_cfg["model"]
+    shortcut = ", linear encoder/decoder shortcuts" if model["shortcut"] else ""
     more = (f"\n{m['clips']} further held-out episodes (seed 5000, same scoring; the verdict's figure, as 16 episodes "
             f"are too few: episodes differ by ~2 dB): PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}.") if m else ""
     return f"""{begin}
@@ -135,11 +136,12 @@ def section(a: argparse.Namespace, sets: list[str], final: dict, hist: list[dict
 Goal: a CV4x8x8 tokenizer trained on arm-world clips at 64x64 within ~30 CPU minutes reaches PSNR >= 30 dB on
 held-out episodes. **Status: {verdict}: {figures}** (first 17 frames of each).
 
-{time.strftime('%Y-%m-%d')}, {machine()}, {a.threads} torch thread(s), precision {a.precision}, load average
+{time.strftime('%Y-%m-%d')}, {machine()}, {a.threads} torch thread(s), precision {tr['precision']}, load average
 {os.getloadavg()[0]:.1f} at the end. Training: {last['step']:,} steps in {last['time'] / 60:.1f} min of wall time on
-{a.threads} thread(s){cpu_note}. {a.episodes:,} training episodes of 33 frames, random 17-frame clips, batch {batch}, L2
-loss, lr 2e-3 (100 warmup steps, cosine to 10 %), EMA weights, linear encoder/decoder shortcuts (the preset's default),
-first level widened to the second's 64 channels.
+{a.threads} thread(s){cpu_note}. {a.episodes:,} training episodes of 33 frames, random 17-frame clips, batch
+{tr['batch_size']}, loss weights L1 {model['loss']['l1']:g} / L2 {model['loss']['l2']:g} / perceptual
+{model['loss']['perceptual']:g}, lr {tr['lr']:g} ({tr['warmup_steps']} warmup steps, {tr['lr_schedule']} to {tr['min_lr_ratio']:.0%}), EMA weights, channels
+{model['channels']}, {model['num_res_blocks']} residual block(s) per level{shortcut}.
 
 Held-out PSNR during training (the first 8 of the 16 held-out episodes, scored every {a.eval_every:,} steps; at the
 end of training these 8 score {final['psnr_first8']:.2f} dB: they are harder than the other 8):
@@ -177,10 +179,8 @@ def main() -> None:
         more = a.work / f"heldout{a.more_heldout}"
         simulate("arm", episodes=a.more_heldout, out=more, seed=5000, frames=33, size=64, fps=10.0, progress=False)
         final["more"] = score(a.work / "run", more, clips=a.more_heldout)
-    print(json.dumps({"final": final, "history": hist}, indent=1))
-    update_section("tokenizer-arm", section(a, sets, final, hist, last, cpu_s))
-    if a.json:
-        a.json.write_text(json.dumps({"final": final, "history": hist, "cpu_s": cpu_s}, indent=1))
+    results = {"final": final, "history": hist, "cpu_s": cpu_s}
+    publish("tokenizer-arm", section(a, sets, final, hist, last, cpu_s), results, a.json, write=True)
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB; RESULTS.md updated")
 
 

@@ -282,8 +282,11 @@ def test_l2_term_is_the_mean_squared_error_and_matches_the_logged_psnr():
     clamped_mse = ((recon.detach().clamp(-1, 1) - x) ** 2).mean()  # PSNR scores the clamped reconstruction
     torch.testing.assert_close(logs["psnr"], 10 * torch.log10(4 / clamped_mse))
     assert float(clamped_mse) <= float(loss.detach())
+    assert logs["l1"] > 0  # logged, though not part of the loss
     with pytest.raises(ConfigError, match="l2"):
         dataclasses.replace(model.cfg.loss, l2=-1.0)
+    with pytest.raises(ConfigError, match="reconstruction term"):
+        dataclasses.replace(model.cfg.loss, l2=0.0)
 
 
 def test_adversarial_terms_train_each_side_only():

@@ -81,8 +81,9 @@ def reconstruction_terms(model: "CausalVideoTokenizer", video: torch.Tensor) -> 
     """Weighted L1 + L2 + perceptual + temporal + KL of one (B, 3, T, H, W) batch -> (loss, logs, reconstruction)."""
     cfg: TokenizerLossConfig = model.cfg.loss
     recon, extras = model(video)  # (B, 3, T, H, W)
-    l1 = F.l1_loss(recon, video)
-    loss, logs = cfg.l1 * l1, {"l1": l1.detach()}
+    with torch.set_grad_enabled(torch.is_grad_enabled() and cfg.l1 > 0):  # logged always, differentiated if weighted
+        l1 = F.l1_loss(recon, video)
+    loss, logs = cfg.l1 * l1 if cfg.l1 > 0 else recon.new_zeros(()), {"l1": l1.detach()}
     if cfg.l2 > 0:
         l2 = F.mse_loss(recon, video)
         loss, logs["l2"] = loss + cfg.l2 * l2, l2.detach()

@@ -31,6 +31,8 @@ class TokenizerLossConfig:
         for name in ("l1", "l2", "perceptual", "temporal", "kl", "image", "adversarial"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"model.loss.{name} must be >= 0, got {getattr(self, name)}.")
+        if self.l1 == self.l2 == self.perceptual == 0:
+            raise ConfigError("model.loss needs a reconstruction term: set l1, l2 or perceptual above 0.")
         if self.perceptual_frames < 0 or self.disc_channels < 8 or self.crop < 0:
             raise ConfigError("model.loss.perceptual_frames and model.loss.crop must be >= 0 and "
                               "model.loss.disc_channels >= 8.")
