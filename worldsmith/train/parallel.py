@@ -17,6 +17,7 @@ all-gather hooks run around it.
 from __future__ import annotations
 
 import types
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -24,18 +25,20 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from worldsmith.errors import ConfigError
-from worldsmith.train.checkpoint import CheckpointError, load_into
+from worldsmith.errors import CheckpointError
+from worldsmith.weights import load_into
 
 
 class LossStep(nn.Module):
-    """``forward(batch) == model.loss(batch)``: gives DDP and ``torch.compile`` a forward to hook into."""
+    """``forward(batch) == loss(model, batch)``: one module around the model and its loss (with the loss's own
+    networks when it is a module), which DDP, FSDP2 (as the root) and ``torch.compile`` wrap."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, loss: Callable[[nn.Module, Any], Any]):
         super().__init__()
-        self.model = model
+        self.model, self.loss = model, loss  # a loss that is an nn.Module registers as a submodule
 
     def forward(self, batch: Any) -> tuple[torch.Tensor, dict[str, Any]]:
-        return self.model.loss(batch)
+        return self.loss(self.model, batch)
 
 
 def _hook_modules(model: nn.Module, *names: str) -> list[nn.Module] | None:
@@ -76,16 +79,17 @@ def apply_activation_checkpointing(model: nn.Module) -> int:
     return len(mods)
 
 
-def apply_fsdp(model: nn.Module, bf16: bool) -> None:
-    """Shard ``model`` with FSDP2: ``fully_shard`` on each unit of ``fsdp_modules()``/``checkpoint_modules()``,
-    then on the model as root; ``loss`` becomes an FSDP forward method. Needs CUDA and an initialised process group.
+def apply_fsdp(step: LossStep, bf16: bool) -> None:
+    """Shard the model of ``step`` with FSDP2: ``fully_shard`` on each unit of the model's ``fsdp_modules()`` /
+    ``checkpoint_modules()``, then on ``step`` as the root (its forward is the loss, so the root's all-gather
+    covers every parameter outside the units, the loss's own networks included). Needs an initialised process group
+    (NCCL on GPUs, or gloo on CPUs).
 
     With ``bf16`` parameters are all-gathered in bf16 and gradients reduced in fp32.
     """
-    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard, register_fsdp_forward_method
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
-    if not torch.cuda.is_available():
-        raise ConfigError("train.fsdp needs CUDA GPUs; on CPU use DDP (train.fsdp=false) under torchrun.")
+    model = step.model
     units = _hook_modules(model, "fsdp_modules", "checkpoint_modules")
     if not units:
         raise ConfigError(
@@ -97,8 +101,7 @@ def apply_fsdp(model: nn.Module, bf16: bool) -> None:
         fully_shard(unit, mp_policy=MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=torch.float32))
     # the batch holds targets too: leave its dtypes alone at the root
     root_policy = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=torch.float32, cast_forward_inputs=False)
-    fully_shard(model, mp_policy=root_policy)
-    register_fsdp_forward_method(model, "loss")
+    fully_shard(step, mp_policy=root_policy)
 
 
 def set_gradient_sync(model: nn.Module, enabled: bool) -> None:
@@ -126,14 +129,20 @@ def full_model_state(model: nn.Module, sharded: bool = False) -> dict[str, torch
     return model.state_dict()
 
 
-def load_model_state(model: nn.Module, state: dict[str, torch.Tensor], source: str, sharded: bool = False) -> None:
-    """Load a full state dict (on every rank) into a plain, DDP-wrapped or FSDP-sharded model."""
+def load_model_state(model: nn.Module, state: dict[str, torch.Tensor], source: str, sharded: bool = False,
+                     strict: bool = True) -> None:  # fmt: skip
+    """Load a full state dict (on every rank) into a plain, DDP-wrapped or FSDP-sharded model; ``strict=False``
+    for a part of it (a loss module's trainable networks, not its frozen ones)."""
     if sharded:
-        from torch.distributed.checkpoint.state_dict import set_model_state_dict
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
 
-        set_model_state_dict(model, state, options=_dcp_options(load=True))
-    else:
+        set_model_state_dict(model, state, options=StateDictOptions(full_state_dict=True, strict=strict))
+    elif strict:
         load_into(model, state, source)
+    else:
+        unexpected = model.load_state_dict(state, strict=False).unexpected_keys
+        if unexpected:
+            raise CheckpointError(f"weights in {source} do not fit {type(model).__name__} (unexpected {unexpected[:3]}).")
 
 
 def _names_by_index(model: nn.Module, optimizer: torch.optim.Optimizer) -> list[str]:

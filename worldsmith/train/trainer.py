@@ -1,29 +1,35 @@
 """The Trainer shared by every worldsmith model.
 
-It knows nothing about what it trains. The model contract::
+It knows nothing about what it trains. It takes a model and a loss (EDM2's ``loss(net, batch)`` shape)::
 
-    model.loss(batch) -> (loss, logs)      # loss: scalar tensor; logs: {name: float | 0-d tensor}, same keys on
+    loss(model, batch) -> (loss, logs)     # loss: scalar tensor; logs: {name: float | 0-d tensor}, same keys on
                                            # every rank; averaged between log steps like the loss
     model.checkpoint_modules()             # optional: blocks for activation checkpointing (and FSDP units)
     model.fsdp_modules()                   # optional: FSDP units when they differ from the above
     model.no_weight_decay()                # optional: parameter names kept out of weight decay
+    model.cfg                              # the model's config dataclass, saved as config.yaml's ``model:``
+
+A loss that is an ``nn.Module`` may own networks of its own: frozen ones (a perceptual feature net: requires_grad
+False) are never saved, and trainable ones (a GAN discriminator) get their own AdamW with the same settings, stay
+out of the EMA and of ``model.safetensors``, and are checkpointed in ``train_state/`` so that resume is exact.
 
 One optimizer step = ``grad_accum`` micro-batches, each ``(loss / grad_accum).backward()``; then global-norm
 clipping, AdamW with the warmup + cosine learning rate of :func:`lr_at`, and the EMA update. bf16 autocast on CUDA
-(``precision: auto``). Under ``torchrun`` the model trains with DDP (gradients synchronised on the last micro-step
-only) or, with ``fsdp: true`` on GPUs, FSDP2.
+(``precision: auto``). Device, rank and world size come from :func:`worldsmith.train.runtime.init_runtime` (the
+caller may have asked first, to place frozen helpers on the same device). Under ``torchrun`` the model trains
+with DDP (gradients synchronised on the last micro-step only) or, with ``fsdp: true``, FSDP2.
 
 Resume: run the same command again. If ``run_dir/train_state`` exists the run continues from it, after checking
-that the ``model`` and ``train`` config sections match (see ``RESUME_SAFE_KEYS``); on CPU the losses and weights
-then equal those of an uninterrupted run bit for bit. ``resume=False`` deletes the run's outputs and starts over.
-Data positions are restored as described in :mod:`worldsmith.train.data_stream`.
+that the ``model``, ``loss`` and ``train`` config sections match (see ``RESUME_SAFE_KEYS``); on CPU the losses and
+weights then equal those of an uninterrupted run bit for bit. ``resume=False`` deletes the run's outputs and starts
+over. Data positions are restored as described in :mod:`worldsmith.train.data_stream`.
 
 Hooks run every ``sample_every`` / ``eval_every`` steps with the model in eval mode, under ``torch.no_grad``,
 autocast and the EMA weights (the weights ``model.safetensors`` holds), with the training RNG streams untouched:
 ``sample_fn(model, step, out_dir)`` (may return a dict of metrics) and ``eval_fn(model, step) -> dict``. Their
 metrics are logged as ``sample/NAME`` and ``eval/NAME``. They run on rank 0 only, except under FSDP where every rank
 must take part in the forward: there they run on all ranks and should write files only when
-``worldsmith.train.distributed.is_main()``.
+``worldsmith.train.runtime.is_main()``.
 """
 
 from __future__ import annotations
@@ -42,17 +48,20 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from worldsmith.config import dump_yaml, load_yaml, save_yaml, to_dict
-from worldsmith.errors import ConfigError, DataError
+from worldsmith.errors import DataError
 from worldsmith.train import checkpoint as ckpt
 from worldsmith.train import parallel
 from worldsmith.train.data_stream import DataStream, count_samples, move_to_device
-from worldsmith.train.distributed import all_reduce_mean, barrier, gather_json, init_distributed
 from worldsmith.train.ema import EMA
 from worldsmith.train.optim import build_optimizer
 from worldsmith.train.progress import RunLog
 from worldsmith.train.rng import capture_rng_state, restore_rng_state, rng_isolated, seed_everything
+from worldsmith.train.runtime import all_reduce_mean, barrier, cpu_has_native_bf16, gather_json, init_runtime
 from worldsmith.train.schedule import lr_at
 from worldsmith.train.train_config import RESUME_SAFE_KEYS, TrainConfig
+from worldsmith.weights import class_path, save_tensors
+
+Loss = Callable[[nn.Module, Any], tuple[torch.Tensor, dict[str, Any]]]
 
 STATE_FORMAT = 1
 _RESERVED = frozenset({"step", "loss", "lr", "grad_norm", "samples_per_s", "time", "epoch"})
@@ -93,70 +102,56 @@ class _Meter:
         return dict(zip(keys, values.tolist()))
 
 
-def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool | None:
-    """Whether this CPU computes bf16 natively (x86 AVX512-BF16 or AMX, Arm BF16); None where unknown.
-
-    Without it, bf16 autocast on a CPU is emulated and slower than fp32. Reads ``/proc/cpuinfo`` (Linux).
-    """
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return None
-    flags: set[str] = set()
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            flags.update(value.split())
-    if not flags:
-        return None
-    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
-
-
 class Trainer:
     def __init__(
         self,
         model: nn.Module,
+        loss: Loss,
         cfg: TrainConfig,
         run_dir: str | Path,
         data: Iterable[Any] | Callable[[int], Iterable[Any]],
         *,
         full_config: dict[str, Any] | None = None,
-        model_config: Any = None,
         sample_fn: Callable[[nn.Module, int, Path], dict[str, Any] | None] | None = None,
         eval_fn: Callable[[nn.Module, int], dict[str, Any]] | None = None,
         resume: bool = True,
     ):
-        if not callable(getattr(model, "loss", None)):
-            raise TypeError(f"{type(model).__name__} has no loss(batch) -> (loss, logs) method; the Trainer needs one.")
+        if not callable(loss):
+            raise TypeError(f"loss must be a callable loss(model, batch) -> (loss, logs), got {type(loss).__name__}.")
         self.cfg, self.run_dir, self.resume = cfg, Path(run_dir), resume
-        self.model = model
+        self.model, self.loss = model, loss
         self.sample_fn, self.eval_fn = sample_fn, eval_fn
         self.data = DataStream(data)
-        self.config = self._resolve_config(full_config, model_config)
-        self.dist = init_distributed(cfg.device)
+        self.config = self._resolve_config(full_config, getattr(model, "cfg", None))
+        self.dist = init_runtime(cfg.device)
         self.device = self.dist.device
         self.bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and self.device.type == "cuda")
         if self.bf16 and self.device.type == "cpu" and cpu_has_native_bf16() is False:
             print("note: train.precision=bf16 on a CPU without native bf16 (no AVX512-BF16/AMX) is emulated and "
                   "slower than fp32; set train.precision=fp32.", flush=True)
-        if cfg.fsdp and self.device.type != "cuda":
-            raise ConfigError("train.fsdp needs CUDA GPUs; on CPU leave it off (DDP is used under torchrun).")
         self.fsdp = cfg.fsdp and torch.distributed.is_initialized()
         if cfg.fsdp and not self.fsdp:
             print("note: train.fsdp is ignored in a single process not launched by torchrun.", flush=True)
         model.to(self.device)
+        # a loss module's own trainable networks (a discriminator): their own optimizer, no EMA, not in the weights
+        self.loss_module = loss if isinstance(loss, nn.Module) else None
+        if self.loss_module is not None:
+            self.loss_module.to(self.device)
+        has_aux = self.loss_module is not None and any(p.requires_grad for p in self.loss_module.parameters())
         if cfg.activation_checkpointing:
             parallel.apply_activation_checkpointing(model)
-        step_module: nn.Module = parallel.LossStep(model)
+        step_module: nn.Module = parallel.LossStep(model, loss)
         if self.fsdp:
-            parallel.apply_fsdp(model, bf16=self.bf16)
+            parallel.apply_fsdp(step_module, bf16=self.bf16)
         elif self.dist.world_size > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             step_module = DistributedDataParallel(step_module, device_ids=ids)  # broadcasts rank 0's weights
+        self.fsdp_root = step_module if self.fsdp else None
         self.step_module = torch.compile(step_module) if cfg.compile else step_module
         # the fused AdamW kernel: one pass over all parameters (~13 % of a small CPU model's step saved)
-        self.optimizer = build_optimizer(model, cfg, fused=self.device.type in ("cuda", "cpu") and not self.fsdp)
+        fused = self.device.type in ("cuda", "cpu") and not self.fsdp
+        self.optimizer = build_optimizer(model, cfg, fused=fused)
+        self.loss_optimizer = build_optimizer(self.loss_module, cfg, fused=fused) if has_aux else None
         self.ema = EMA(model, cfg) if cfg.ema_enabled else None
         self.samples_seen = 0
         self._aliases: dict[str, list[str]] = {}  # parameter name -> every state-dict name of that tensor
@@ -173,7 +168,7 @@ class Trainer:
         for name, mine in (("train", train), ("model", model)):
             if name in rest and to_dict(rest.pop(name)) != mine:
                 raise ValueError(f"full_config[{name!r}] differs from the {name} config given to the Trainer.")
-        config = {"model_class": ckpt.class_path(type(self.model))}
+        config = {"model_class": class_path(type(self.model))}
         if model is not None:
             config["model"] = model
         config |= {"train": train, **rest}
@@ -255,8 +250,8 @@ class Trainer:
 
     def _sync(self, enabled: bool) -> contextlib.AbstractContextManager:
         """No gradient all-reduce on non-final accumulation micro-steps (DDP ``no_sync`` / FSDP2 flag)."""
-        if self.fsdp:
-            parallel.set_gradient_sync(self.model, enabled)
+        if self.fsdp_root is not None:
+            parallel.set_gradient_sync(self.fsdp_root, enabled)
         ddp = self.step_module
         ddp = getattr(ddp, "_orig_mod", ddp)  # under torch.compile
         if isinstance(ddp, DistributedDataParallel) and not enabled:
@@ -275,7 +270,7 @@ class Trainer:
             with self._sync(micro == cfg.grad_accum - 1):
                 with self._autocast():
                     out = self.step_module(batch)
-                loss, logs = _check_loss_output(out, self.model)
+                loss, logs = _check_loss_output(out, self.loss)
                 (loss / cfg.grad_accum).backward()
             meter.add(loss, logs, samples)
             self.samples_seen += samples * self.dist.world_size
@@ -283,8 +278,15 @@ class Trainer:
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
         if self.fsdp and hasattr(grad_norm, "full_tensor"):
             grad_norm = grad_norm.full_tensor()  # a replicated DTensor under FSDP; stays on the GPU (no sync)
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        optimizers = [self.optimizer]
+        if self.loss_optimizer is not None:
+            torch.nn.utils.clip_grad_norm_(self.loss_module.parameters(), max_norm)
+            for group in self.loss_optimizer.param_groups:
+                group["lr"] = lr
+            optimizers.append(self.loss_optimizer)
+        for optimizer in optimizers:
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
         if self.ema is not None:
             self.ema.update(step)
         return lr, grad_norm
@@ -315,6 +317,11 @@ class Trainer:
         model_sd = parallel.full_model_state(self.model, self.fsdp)
         optim_sd = parallel.full_optimizer_state(self.model, self.optimizer, self.fsdp)
         ema_sd = {n: parallel.full_tensor(t) for n, t in self.ema.shadow.items()} if self.ema is not None else None
+        aux = None
+        if self.loss_optimizer is not None:  # the loss's trainable networks (not its frozen ones)
+            keep = trainable_state_names(self.loss_module)
+            aux_sd = {n: t for n, t in parallel.full_model_state(self.loss_module, self.fsdp).items() if n in keep}
+            aux = (aux_sd, parallel.full_optimizer_state(self.loss_module, self.loss_optimizer, self.fsdp))
         try:
             ranks = gather_json({"rng": capture_rng_state(), "data": self.data.state_dict()})
         except TypeError as e:
@@ -328,8 +335,8 @@ class Trainer:
                 for alias in self._aliases[name]:
                     weights[alias] = t.to(model_sd[alias].dtype)
             # weights first: a crash before train_state is swapped in only redoes steps that recreate them exactly
-            ckpt.save_tensors(weights, self.run_dir / "model.safetensors")
-            ckpt.write_train_state(self.run_dir, model_sd, ema_sd, optim_sd, state)
+            save_tensors(weights, self.run_dir / "model.safetensors")
+            ckpt.write_train_state(self.run_dir, model_sd, ema_sd, optim_sd, state, loss=aux)
         barrier()
 
     def _load(self, state_dir: Path) -> int:
@@ -343,6 +350,13 @@ class Trainer:
                     f"{state_dir} has no ema.safetensors although EMA is on; start over with --fresh."
                 )
             self.ema.load_state_dict({n: parallel.shard_like(t, self.ema.shadow[n]) for n, t in files.ema.items()})
+        if self.loss_optimizer is not None:
+            if files.loss is None:
+                raise ckpt.CheckpointError(f"{state_dir} has no loss.safetensors although the loss has trainable "
+                                           f"networks (e.g. a discriminator); start over with --fresh.")  # fmt: skip
+            loss_sd, loss_optim = files.loss
+            parallel.load_model_state(self.loss_module, loss_sd, str(state_dir), self.fsdp, strict=False)
+            parallel.load_optimizer_state(self.loss_module, self.loss_optimizer, loss_optim, self.fsdp)
         state, rank = files.state, self.dist.rank
         ranks = state["ranks"]
         if state["world_size"] != self.dist.world_size and self.dist.is_main:
@@ -357,8 +371,19 @@ class Trainer:
         return int(state["step"])
 
 
-def _check_loss_output(out: Any, model: nn.Module) -> tuple[torch.Tensor, dict[str, Any]]:
+def trainable_state_names(module: nn.Module) -> set[str]:
+    """State-dict names of ``module``'s trainable parameters and of the buffers of the submodules that own them."""
+    names: set[str] = set()
+    for prefix, sub in module.named_modules():
+        own = dict(sub.named_parameters(recurse=False))
+        if any(p.requires_grad for p in own.values()):
+            names |= {f"{prefix}.{n}" if prefix else n for n in [*own, *dict(sub.named_buffers(recurse=False))]}
+    return names
+
+
+def _check_loss_output(out: Any, loss: Any) -> tuple[torch.Tensor, dict[str, Any]]:
     if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[0], torch.Tensor) and out[0].ndim == 0
             and isinstance(out[1], dict)):
-        raise TypeError(f"{type(model).__name__}.loss(batch) must return (scalar loss tensor, dict of logs).")
+        name = getattr(loss, "__name__", type(loss).__name__)
+        raise TypeError(f"the loss {name}(model, batch) must return (scalar loss tensor, dict of logs).")
     return out

@@ -1,16 +1,23 @@
-"""Process-group setup for data-parallel training launched with ``torchrun``.
+"""The runtime of a training process: its device, rank and world size, decided once, in one place.
 
 ``torchrun --nproc_per_node=N script.py`` sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` (and the rendezvous
-address); :func:`init_distributed` reads them and joins the group with NCCL on CUDA or gloo on CPU. Without those
-variables everything here degrades to a single process (rank 0 of 1), so the same script runs with plain
-``python`` too.
+address); :func:`init_runtime` reads them, joins the group with NCCL on CUDA or gloo on CPU and picks this rank's
+device (``cuda:LOCAL_RANK``). Without those variables everything here degrades to a single process (rank 0 of 1),
+so the same script runs with plain ``python`` too.
+
+The first call decides; every later call returns the same :class:`Runtime`. A training entry point calls it
+before it builds anything that lives on a device (frozen tokenizer, text encoder, the model), so every helper
+model lands on this rank's device; the Trainer asks it again and gets the same answer. Work that must happen once
+per run (a latent or token cache on disk) goes through :func:`main_first`: rank 0 does it, the others wait.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -20,7 +27,7 @@ from worldsmith.errors import ConfigError
 
 
 @dataclass(frozen=True)
-class DistInfo:
+class Runtime:
     rank: int
     world_size: int
     local_rank: int
@@ -36,12 +43,22 @@ def _env_int(name: str, default: int) -> int:
     return int(value) if value not in (None, "") else default
 
 
-def init_distributed(device: str = "auto") -> DistInfo:
-    """Join the torchrun process group (if launched by torchrun) and pick this rank's device.
+_RUNTIME: list[Runtime] = []  # the one decision of this process (a list: no `global` statement needed)
 
-    ``device``: ``"auto"`` (``cuda:LOCAL_RANK`` when CUDA is available, else CPU), ``"cpu"`` or ``"cuda"``.
-    Calling it again after the group exists just returns the current info.
+
+def init_runtime(device: str = "auto") -> Runtime:
+    """Join the torchrun process group (if launched by torchrun) and pick this rank's device, once per process.
+
+    ``device``: ``"auto"`` (``cuda:LOCAL_RANK`` when CUDA is available, else CPU), ``"cpu"`` or ``"cuda"``
+    (``"cuda:N"`` is taken as CUDA: under torchrun each rank uses its ``LOCAL_RANK``; alone, GPU N). Later calls
+    return the first decision; asking for another device type then is an error.
     """
+    if _RUNTIME:
+        decided = _RUNTIME[0]
+        wanted = "cuda" if device.startswith("cuda") else device
+        if wanted != "auto" and wanted != decided.device.type:
+            raise ConfigError(f"this process already runs on {decided.device}; it cannot switch to device {device!r}.")
+        return decided
     world_size = _env_int("WORLD_SIZE", 1)
     rank = _env_int("RANK", 0)
     local_rank = _env_int("LOCAL_RANK", 0)
@@ -49,7 +66,8 @@ def init_distributed(device: str = "auto") -> DistInfo:
     if use_cuda and not torch.cuda.is_available():
         raise ConfigError(f"device {device!r} was requested but CUDA is not available; use device 'cpu' or 'auto'.")
     if use_cuda:
-        dev = torch.device("cuda", local_rank)
+        index = local_rank if (world_size > 1 or ":" not in device) else int(device.split(":")[1])
+        dev = torch.device("cuda", index)
         torch.cuda.set_device(dev)
     else:
         dev = torch.device("cpu")
@@ -59,7 +77,20 @@ def init_distributed(device: str = "auto") -> DistInfo:
         dist.init_process_group(backend=backend, rank=rank, world_size=world_size, device_id=dev if use_cuda else None)
     if dist.is_initialized():
         rank, world_size = dist.get_rank(), dist.get_world_size()
-    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=dev)
+    _RUNTIME.append(Runtime(rank=rank, world_size=world_size, local_rank=local_rank, device=dev))
+    return _RUNTIME[0]
+
+
+def reset_runtime() -> None:
+    """Forget the decision (tests that run several trainings with other devices in one process)."""
+    _RUNTIME.clear()
+
+
+def main_first(work: Callable[[], Any]) -> None:
+    """Run ``work`` on rank 0 only (e.g. build a cache file); the other ranks wait until it is done."""
+    if is_main():
+        work()
+    barrier()
 
 
 def get_rank() -> int:
@@ -84,6 +115,7 @@ def cleanup() -> None:
     """Leave the process group (call once at the end of a torchrun script)."""
     if dist.is_initialized():
         dist.destroy_process_group()
+    reset_runtime()
 
 
 def _collective_device() -> torch.device:
@@ -122,3 +154,23 @@ def gather_json(obj: Any) -> list[Any] | None:
     if not is_main():
         return None
     return [json.loads(bytes(c[: int(n.item())].cpu().tolist()).decode("utf-8")) for c, n in zip(chunks, lengths)]
+
+
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool | None:
+    """Whether this CPU computes bf16 natively (x86 AVX512-BF16 or AMX, Arm BF16); None where unknown.
+
+    Without it, bf16 autocast on a CPU is emulated and slower than fp32. Reads ``/proc/cpuinfo`` (Linux).
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return None
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            flags.update(value.split())
+    if not flags:
+        return None
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
