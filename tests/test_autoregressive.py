@@ -9,15 +9,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from worldsmith.autoregressive import SamplingConfig, VideoGPT, filter_logits, generate_tokens, sample_logits
-from worldsmith.autoregressive import presets as _presets  # noqa: F401  (registers the presets)
-from worldsmith.autoregressive.generate import CachedStepper, _static_step
-from worldsmith.autoregressive.gpt import GPTConfig
+from worldsmith.autoregressive.config import PRESETS, GPTConfig, SamplingConfig
 from worldsmith.autoregressive.kv_cache import KVCache
-from worldsmith.autoregressive.losses import cross_entropy_z_loss, shift_right
-from worldsmith.autoregressive.positions import raster_positions, rope_table, sinusoidal_embedding
-from worldsmith.config import preset
+from worldsmith.autoregressive.losses import cross_entropy_z_loss, next_token_loss, shift_right
+from worldsmith.autoregressive.model import VideoGPT
+from worldsmith.autoregressive.rollout import CachedStepper, _static_step, generate_tokens
+from worldsmith.autoregressive.sampling import filter_logits, sample_logits
 from worldsmith.errors import ConfigError, DataError
+from worldsmith.families import FAMILIES
+from worldsmith.nn.embeddings import raster_positions, sinusoidal_3d
+from worldsmith.nn.rope import apply_rope, rope_table
 
 VOCAB, GRID, FRAMES = 50, (3, 4), 3  # 12 tokens per frame, a window of 36 slots
 
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def tiny(**changes) -> VideoGPT:
     """The tiny preset, narrowed; the zero-initialised cross-attention outputs are woken up so text matters."""
     torch.manual_seed(0)
-    cfg = dataclasses.replace(preset("autoregressive", "tiny"), vocab_size=VOCAB, grid=GRID, max_frames=FRAMES,
+    cfg = dataclasses.replace(PRESETS["tiny"](), vocab_size=VOCAB, grid=GRID, max_frames=FRAMES,
                               dim=48, depth=2, heads=4, kv_heads=2, **changes)  # fmt: skip
     model = VideoGPT(cfg).eval()
     with torch.no_grad():
@@ -222,14 +223,14 @@ def test_loss_is_cross_entropy_plus_z_loss_and_trains():
     model = tiny().train()
     batch = {"tokens": tokens(), "text": text()[0], "text_mask": text()[1]}
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    first = model.loss(batch)[0].item()
+    first = next_token_loss(model, batch)[0].item()
     assert first == pytest.approx(math.log(VOCAB), rel=0.2)
     for _ in range(30):
-        loss, _ = model.loss(batch)
+        loss, _ = next_token_loss(model, batch)
         opt.zero_grad(), loss.backward(), opt.step()
     assert loss.item() < 0.5 * first
     with pytest.raises(ValueError, match="do not fit"):
-        model.loss({"tokens": torch.zeros(1, FRAMES + 1, *GRID, dtype=torch.long)})
+        next_token_loss(model, {"tokens": torch.zeros(1, FRAMES + 1, *GRID, dtype=torch.long)})
 
 
 def test_sampling_filters():
@@ -260,23 +261,22 @@ def test_positions_rope_is_relative_and_the_absolute_embedding_distinct():
     table = torch.view_as_complex(rope_table(4, 3, 5, hd, 10000.0))  # (60, hd/2): slots of a (4, 3, 5) window
     slot = lambda t, y, x: t * 15 + y * 5 + x
     def score(pq, pk):
-        from worldsmith.diffusion.rope import apply_rope
 
         return (apply_rope(q, table[slot(*pq)]) * apply_rope(k, table[slot(*pk)])).sum().item()
     assert score((3, 1, 2), (1, 0, 0)) == pytest.approx(score((2, 2, 4), (0, 1, 2)), abs=1e-4)
     assert score((3, 1, 2), (1, 0, 0)) != pytest.approx(score((3, 1, 2), (1, 0, 1)), abs=1e-3)
     # the model's table follows the raster layout of its window
     assert model.rope.shape == (FRAMES * 12, model.cfg.head_dim // 2, 2)
-    emb = sinusoidal_embedding(raster_positions(2, 3, 4), 48)
+    emb = sinusoidal_3d(raster_positions(2, 3, 4), 48)
     assert emb.shape == (24, 48) and len({tuple(r) for r in emb.round(decimals=5).tolist()}) == 24
     assert raster_positions(2, 3, 4)[13].tolist() == [1, 0, 1]
 
 
 def test_presets_and_config_errors():
     for size in ("tiny", "small", "base"):
-        cfg = preset("autoregressive", size)
+        cfg = PRESETS[size]()
         assert cfg.dim % cfg.heads == 0 and cfg.heads % cfg.kv_heads == 0
-    assert preset("autoregressive", "tiny").max_len == 8 * 64
+    assert PRESETS["tiny"]().max_len == 8 * 64
     with pytest.raises(ConfigError, match="kv_heads"):
         GPTConfig(heads=8, kv_heads=3)
     with pytest.raises(ConfigError, match="heads"):
@@ -284,4 +284,4 @@ def test_presets_and_config_errors():
     with pytest.raises(ConfigError, match="RoPE"):
         GPTConfig(dim=16, heads=4, kv_heads=2)  # head width 4 is too narrow for three axes
     with pytest.raises(ConfigError, match="preset"):
-        preset("autoregressive", "huge")
+        FAMILIES["autoregressive"].preset("huge")

@@ -10,15 +10,16 @@ import pytest
 import torch
 from torch import nn
 
-from worldsmith.config import from_dict, preset, to_dict
-from worldsmith.diffusion import presets as _presets  # noqa: F401  (registers the presets)
+from worldsmith.config import from_dict, to_dict
 from worldsmith.diffusion.condition import Condition, null_text
+from worldsmith.diffusion.config import PRESETS, DiTConfig, WorldModelConfig
 from worldsmith.diffusion.edm import edm_loss, karras_sigmas, logsnr_sigmas, loss_weight, precondition
+from worldsmith.diffusion.losses import world_model_loss
 from worldsmith.diffusion.model import DiffusionWorldModel, with_condition_frames
-from worldsmith.diffusion.presets import DiTConfig, WorldModelConfig
-from worldsmith.diffusion.rope import RoPE3D, apply_rope
 from worldsmith.diffusion.samplers import guided, sample
 from worldsmith.errors import ConfigError
+from worldsmith.families import FAMILIES
+from worldsmith.nn.rope import RoPE3D, apply_rope
 
 C = 16
 
@@ -29,7 +30,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def tiny(perturb: bool = True, cls=DiffusionWorldModel, **changes) -> DiffusionWorldModel:
     """The tiny preset; ``perturb`` wakes up the zero-initialized gates and output so every path is exercised."""
     torch.manual_seed(0)
-    model = cls(dataclasses.replace(preset("diffusion", "tiny"), **changes)).eval()
+    model = cls(dataclasses.replace(PRESETS["tiny"](), **changes)).eval()
     if perturb:
         with torch.no_grad():
             for p in model.parameters():
@@ -73,7 +74,7 @@ def test_zero_init_blocks_start_as_identity_and_predict_zero():
     out = net.blocks[0](tokens, torch.nn.functional.silu(emb), net.noise_embedder.lora(emb), torch.randn(2, 4, 384), None, rot)
     assert torch.equal(out, tokens)  # every gate is zero
     # the first step trains the output layer; the second reaches every block through it
-    loss, _ = model.train().loss({"latents": x, "text": torch.randn(2, 4, 384), "text_mask": torch.ones(2, 4, dtype=torch.bool)})
+    loss, _ = world_model_loss(model.train(), {"latents": x, "text": torch.randn(2, 4, 384), "text_mask": torch.ones(2, 4, dtype=torch.bool)})
     loss.backward()
     assert net.final.linear.weight.grad.abs().sum() > 0
 
@@ -98,12 +99,12 @@ def test_rope_depends_only_on_relative_positions_and_scales_time_by_fps():
 
 
 def test_sizes_never_seen_work_and_the_position_table_limit_is_clear():
-    model = tiny(dit=dataclasses.replace(preset("diffusion", "tiny").dit, max_latent=(4, 8, 8)))
+    model = tiny(dit=dataclasses.replace(PRESETS["tiny"]().dit, max_latent=(4, 8, 8)))
     for t, h, w in ((4, 8, 8), (1, 2, 8), (3, 6, 4)):  # any grid inside the table, in any shape
         assert model.denoiser(latents(t=t, h=h, w=w), torch.ones(2), text_cond()).shape == (2, C, t, h, w)
     with pytest.raises(ConfigError, match="exceeds the absolute position table"):
         model.denoiser(latents(t=5, h=4, w=4), torch.ones(2), text_cond())
-    rope_only = tiny(dit=dataclasses.replace(preset("diffusion", "tiny").dit, abs_pos=False, max_latent=(1, 2, 2)))
+    rope_only = tiny(dit=dataclasses.replace(PRESETS["tiny"]().dit, abs_pos=False, max_latent=(1, 2, 2)))
     out = rope_only.denoiser(latents(t=7, h=12, w=10), torch.ones(2), text_cond())  # RoPE alone: no limit
     assert out.shape == (2, C, 7, 12, 10) and torch.isfinite(out).all()
 
@@ -142,7 +143,7 @@ def test_loss_covers_only_generated_frames():
     cond = with_condition_frames(text_cond(), x0, k, torch.full((2,), 0.05))
 
     class OffByOne(nn.Module):  # denoises perfectly on condition frames, misses every generated value by 1
-        cfg = preset("diffusion", "tiny").edm
+        cfg = PRESETS["tiny"]().edm
 
         def forward(self, x, sigma, c):
             return torch.where(c.mask > 0, c.frames, x0 + 1)
@@ -160,9 +161,9 @@ def test_caption_dropout_feeds_the_null_text():
     dropped = tiny(caption_dropout=1.0).train()
     plain = tiny(caption_dropout=0.0).train()
     torch.manual_seed(3)
-    a, _ = dropped.loss(batch)
+    a, _ = world_model_loss(dropped, batch)
     torch.manual_seed(3)
-    b, _ = plain.loss({**batch, "text": torch.zeros(2, 4, 384), "text_mask": torch.arange(4).expand(2, 4) == 0})
+    b, _ = world_model_loss(plain, {**batch, "text": torch.zeros(2, 4, 384), "text_mask": torch.arange(4).expand(2, 4) == 0})
     assert torch.allclose(a, b)
 
 
@@ -261,7 +262,7 @@ def test_extra_condition_embedders_plug_into_the_slot(tmp_path):
     assert not torch.allclose(out, model.denoiser(x, torch.ones(2), dataclasses.replace(cond, extras={"actions": actions, "depth": -depth})))
     assert model.net.patch_embed.in_features == (C + 1 + 1) * 4  # latents + condition mask + depth channel
     batch = {"latents": x, "text": cond.text, "text_mask": cond.text_mask, "actions": actions, "depth": depth}
-    loss, _ = model.train().loss(batch)
+    loss, _ = world_model_loss(model.train(), batch)
     loss.backward()
     assert model.net.embedders[0].mlp[0].weight.grad.abs().sum() > 0
     model.save_pretrained(tmp_path)
@@ -288,8 +289,8 @@ def test_save_load_round_trip_is_bit_exact(tmp_path):
 
 
 def test_presets_and_config_errors_are_clear():
-    assert to_dict(from_dict(WorldModelConfig, to_dict(preset("diffusion", "small")))) == to_dict(preset("diffusion", "small"))
-    assert preset("diffusion", "2b").dit.width == 2048 and preset("diffusion", "tiny").dit.patch == 2
+    assert to_dict(from_dict(WorldModelConfig, to_dict(PRESETS["small"]()))) == to_dict(PRESETS["small"]())
+    assert PRESETS["2b"]().dit.width == 2048 and PRESETS["tiny"]().dit.patch == 2
     with pytest.raises(ConfigError, match="even head width"):
         DiTConfig(width=64, heads=8)
     with pytest.raises(ConfigError, match="cond_mask_channel"):
@@ -298,5 +299,5 @@ def test_presets_and_config_errors_are_clear():
         WorldModelConfig(caption_dropout=1.5)
     with pytest.raises(ConfigError, match="divisible by the patch"):
         tiny().denoiser(latents(h=3, w=4), torch.ones(2), text_cond())
-    with pytest.raises(ConfigError, match="unknown diffusion preset"):
-        preset("diffusion", "huge")
+    with pytest.raises(ConfigError, match="unknown diffusion preset 'huge'; choose one of: tiny, small"):
+        FAMILIES["diffusion"].preset("huge")

@@ -25,27 +25,32 @@ from typing import Any, Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from tqdm import tqdm
 
 from worldsmith.atomic import atomic_write_text
+from worldsmith.data.manifest import list_shards
+from worldsmith.data.shards import iter_shard
 from worldsmith.errors import ConfigError, DataError
+from worldsmith.io.frames import fit_frames
+from worldsmith.io.video import to_tensor
+from worldsmith.tokenizer.model import CausalVideoTokenizer
+from worldsmith.weights import load_tensors, read_metadata, save_tensors
 
 INDEX = "tokens.json"
 FORMAT = 1
 
 
-def square_frames(frames: np.ndarray, size: int) -> np.ndarray:
-    """uint8 (T, H, W, 3) -> uint8 (T, size, size, 3): short side resized to ``size`` (antialiased), centre crop."""
-    t, h, w, _ = frames.shape
-    if (h, w) != (size, size) and min(h, w) != size:
-        scale = size / min(h, w)
-        x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()  # (T, 3, H, W)
-        x = F.interpolate(x, size=(max(size, round(h * scale)), max(size, round(w * scale))), mode="bilinear",
-                          antialias=True, align_corners=False)  # fmt: skip
-        frames = x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
-        h, w = frames.shape[1:3]
-    top, left = (h - size) // 2, (w - size) // 2
-    return np.ascontiguousarray(frames[:, top : top + size, left : left + size])
+@dataclass
+class ARDataConfig:
+    tokens: str = ""  # token set folder (``tokenize`` writes it); empty: <run dir>/tokens
+    shards: str = ""  # clip shards to tokenize into the token set first (needs ``tokenizer``); empty: use tokens as is
+    size: int = 64  # frames are resized (short side) and centre-cropped to size x size before tokenizing
+    frames: int = 0  # latent frames per training window; 0: model.max_frames
+    caption_dropout: float = 0.2  # fraction of samples trained unconditioned (no text); 1: never load the text encoder
+
+    def __post_init__(self) -> None:
+        if self.size < 8 or self.frames < 0 or not 0.0 <= self.caption_dropout <= 1.0:
+            raise ConfigError("data.size >= 8, data.frames >= 0 and data.caption_dropout in [0, 1] are required.")
 
 
 def _tokenizer_settings(tokenizer, tokenizer_run: str | Path, size: int) -> dict[str, Any]:
@@ -66,14 +71,6 @@ def _tokenizer_settings(tokenizer, tokenizer_run: str | Path, size: int) -> dict
 def tokenize_shards(tokenizer_run: str | Path, shards: str, out: str | Path, *, size: int = 64,
                     device: str = "cpu", progress: bool = True) -> dict[str, Any]:  # fmt: skip
     """Encode every clip of ``shards`` with the DV tokenizer of ``tokenizer_run`` into the token set ``out``."""
-    from tqdm import tqdm
-
-    from worldsmith.data.manifest import list_shards
-    from worldsmith.data.shards import iter_shard
-    from worldsmith.io.video import to_tensor
-    from worldsmith.tokenizer.model import CausalVideoTokenizer
-    from worldsmith.train.checkpoint import save_tensors
-
     tokenizer = CausalVideoTokenizer.from_pretrained(tokenizer_run, device=device)
     settings = _tokenizer_settings(tokenizer, tokenizer_run, size)
     out = Path(out)
@@ -94,7 +91,7 @@ def tokenize_shards(tokenizer_run: str | Path, shards: str, out: str | Path, *, 
             continue
         tensors, captions, fps = {}, {}, {}
         for clip in iter_shard(shard):
-            frames = square_frames(clip.frames, size)
+            frames = fit_frames(clip.frames, size, square=True)
             frames = frames[: 1 + (len(frames) - 1) // ct * ct]
             video = to_tensor(frames)[None].to(device)  # (1, 3, T, S, S)
             pieces = list(tokenizer.encode_stream([video], chunk_frames=4 * ct, pad_tail=False))
@@ -111,10 +108,7 @@ def tokenize_shards(tokenizer_run: str | Path, shards: str, out: str | Path, *, 
 
 
 def _read_meta(path: Path) -> dict[str, Any]:
-    import safetensors
-
-    with safetensors.safe_open(str(path), framework="pt") as f:
-        meta = dict(f.metadata() or {})
+    meta = read_metadata(path)
     meta["captions"] = json.loads(meta.get("captions", "{}"))
     meta["fps"] = json.loads(meta.get("fps", "{}"))
     return meta
@@ -132,14 +126,12 @@ def read_index(path: str | Path) -> dict[str, Any]:
     index_path = Path(path) / INDEX
     if not index_path.is_file():
         raise DataError(f"{path} is not a token set (no {INDEX}); tokenize clip shards into it first "
-                        f"(`worldsmith ar tokenize` or data.shards when training).")  # fmt: skip
+                        f"(`worldsmith autoregressive tokenize` or --data when training).")  # fmt: skip
     return json.loads(index_path.read_text())
 
 
 def load_token_set(path: str | Path) -> tuple[dict[str, Any], list[TokenClip]]:
     """(index, clips) of a token set folder."""
-    from worldsmith.train.checkpoint import load_tensors
-
     index, clips = read_index(path), []
     for name in index["files"]:
         file = Path(path) / name
@@ -155,7 +147,7 @@ class TokenBatches:
     """``data(epoch)`` for the Trainer: batches {"tokens" (B, frames, H', W') int64, "text", "text_mask"}."""
 
     def __init__(self, clips: list[TokenClip], frames: int, batch_size: int, *, seed: int = 0,
-                 caption_dropout: float = 0.0, text_encoder=None) -> None:  # fmt: skip
+                 caption_dropout: float = 0.0, text_encoder=None, rank: int = 0, world: int = 1) -> None:  # fmt: skip
         self.clips = [c for c in clips if c.tokens.shape[0] >= frames]
         if not self.clips:
             longest = max(c.tokens.shape[0] for c in clips)
@@ -163,15 +155,10 @@ class TokenBatches:
                             f"use longer clips.")  # fmt: skip
         self.frames, self.batch_size, self.seed = frames, batch_size, seed
         self.caption_dropout, self.text_encoder = caption_dropout, text_encoder
-
-    def _rank(self) -> tuple[int, int]:
-        dist = torch.distributed
-        if dist.is_available() and dist.is_initialized():
-            return dist.get_rank(), dist.get_world_size()
-        return 0, 1
+        self.rank, self.world = rank, world  # this process's share of every batch (worldsmith.train.runtime)
 
     def __call__(self, epoch: int) -> Iterator[dict[str, Any]]:
-        rank, world = self._rank()
+        rank, world = self.rank, self.world
         n = len(self.clips)
         batches = n // (world * self.batch_size)
         if batches == 0:

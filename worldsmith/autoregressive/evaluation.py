@@ -15,20 +15,23 @@ from typing import Any
 import numpy as np
 import torch
 
-from worldsmith.autoregressive.sampling import SamplingConfig
+from worldsmith.autoregressive.config import SamplingConfig
+from worldsmith.autoregressive.generate import ARGenerator
+from worldsmith.data.manifest import list_shards
+from worldsmith.data.shards import iter_shard
 from worldsmith.errors import ConfigError, DataError
+from worldsmith.eval.features import frame_features, frechet_distance
+from worldsmith.eval.metrics import psnr, ssim
+from worldsmith.io.frames import fit_frames
+from worldsmith.io.video import to_tensor
 
 
 def _clips(shards: str | Path, size: int, need: int, max_clips: int) -> list[tuple[np.ndarray, str]]:
-    from worldsmith.autoregressive.data import square_frames
-    from worldsmith.data.manifest import list_shards
-    from worldsmith.data.shards import iter_shard
-
     out = []
     for shard in list_shards(str(shards)):
         for clip in iter_shard(shard):
             if clip.num_frames >= need:
-                out.append((square_frames(clip.frames[:need], size), clip.caption))
+                out.append((fit_frames(clip.frames[:need], size, square=True), clip.caption))
             if len(out) == max_clips:
                 return out
     return out
@@ -51,14 +54,9 @@ def score_rollouts(
 ) -> dict[str, Any]:
     """Mean PSNR, SSIM and feature Fréchet distance ``fd`` of rollouts vs the truth, plus per-step curves and the
     copy-last-frame floor. ``tokenizer_run_dir`` None: the tokenizer named in the run's config.yaml."""
-    from worldsmith.autoregressive.generate import stream_video
-    from worldsmith.autoregressive.pipeline import encode_prompts, load_run
-    from worldsmith.eval.metrics import psnr, ssim
-    from worldsmith.io.video import to_tensor
-
     if context_frames < 1 or frames < 1:
         raise ConfigError(f"context_frames and frames must be >= 1, got {context_frames} and {frames}.")
-    run = load_run(run_dir, tokenizer_run_dir, device)
+    run = ARGenerator.from_run(run_dir, device, tokenizer=tokenizer_run_dir, threads=None)
     clips = _clips(shards, run.size, context_frames + frames, max_clips)
     if not clips:
         raise DataError(f"no clip in {shards} has the {context_frames + frames} frames needed for scoring.")
@@ -68,11 +66,8 @@ def score_rollouts(
     for i in range(0, len(clips), batch_size):
         chunk = clips[i : i + batch_size]
         video = to_tensor(np.stack([c for c, _ in chunk])).to(device)  # (B, 3, context + frames, S, S)
-        text = text_mask = None
-        if use_captions and any(caption for _, caption in chunk):
-            text, text_mask = encode_prompts([caption for _, caption in chunk], device)
-        rollout = stream_video(run.model, run.tokenizer, video[:, :, :context_frames], frames, text=text,
-                               text_mask=text_mask, sampling=sampling, generator=generator)  # fmt: skip
+        prompts = [caption if use_captions else "" for _, caption in chunk]
+        rollout = run.rollout(video[:, :, :context_frames], frames, prompts, sampling, generator=generator)
         preds.append(torch.stack(list(rollout), dim=2).cpu())  # (B, 3, frames, S, S)
         truths.append(video[:, :, context_frames:].cpu())
         copies.append(video[:, :, context_frames - 1 : context_frames].expand_as(truths[-1]).cpu())
@@ -94,12 +89,8 @@ def score_rollouts(
 
 def _frechet(guess: torch.Tensor, truth: torch.Tensor) -> float | None:
     """Fréchet distance of EfficientNet-lite0 features of all frames; None for fewer than 2 frames or when the
-    feature network (worldsmith.eval.features and its weights package) is not installed."""
+    feature network's weights package is not installed."""
     if guess.shape[0] * guess.shape[2] < 2:
-        return None
-    try:
-        from worldsmith.eval.features import frame_features, frechet_distance
-    except ImportError:
         return None
     to_frames = lambda v: v.permute(0, 2, 1, 3, 4).flatten(0, 1)  # (N, 3, T, H, W) -> (N*T, 3, H, W)
     try:

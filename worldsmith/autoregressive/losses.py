@@ -6,12 +6,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 
-if TYPE_CHECKING:
-    from worldsmith.autoregressive.gpt import VideoGPT
+from worldsmith.autoregressive.model import VideoGPT
 
 
 def shift_right(targets: torch.Tensor, bos: int) -> torch.Tensor:
@@ -30,7 +27,7 @@ def cross_entropy_z_loss(logits: torch.Tensor, targets: torch.Tensor, z_weight: 
     return ce + z_weight * z_loss, {"ce": ce.detach(), "z_loss": z_loss.detach(), "accuracy": accuracy}
 
 
-def next_token_loss(model: "VideoGPT", batch: dict) -> tuple[torch.Tensor, dict]:
+def next_token_loss(model: VideoGPT, batch: dict) -> tuple[torch.Tensor, dict]:
     """Teacher-forced loss on ``batch["tokens"]`` (B, T', H', W') int with optional ``text`` (B, L, text_dim) and
     ``text_mask`` (B, L) (rows with an all-False mask are unconditioned: they see the null token only)."""
     tokens = batch["tokens"]

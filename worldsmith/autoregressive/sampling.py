@@ -10,26 +10,9 @@ logits were computed (with or without the KV cache). ``temperature == 0`` is gre
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-from worldsmith.errors import ConfigError
-
-
-@dataclass
-class SamplingConfig:
-    temperature: float = 1.0  # 0: greedy (argmax)
-    top_k: int = 0  # 0: no top-k cut
-    top_p: float = 1.0  # 1: no nucleus cut
-
-    def __post_init__(self) -> None:
-        if self.temperature < 0:
-            raise ConfigError(f"temperature must be >= 0 (0 is greedy), got {self.temperature}.")
-        if self.top_k < 0:
-            raise ConfigError(f"top_k must be >= 0 (0 keeps every token), got {self.top_k}.")
-        if not 0.0 < self.top_p <= 1.0:
-            raise ConfigError(f"top_p must be in (0, 1] (1 keeps every token), got {self.top_p}.")
+from worldsmith.autoregressive.config import SamplingConfig
 
 
 def top_p_mask(sorted_probs: torch.Tensor, top_p: float) -> torch.Tensor:

@@ -1,11 +1,6 @@
-"""Diffusion world model (Cosmos design): latent DiT, EDM preconditioning and loss, samplers, generation."""
+"""Diffusion world model (Cosmos design): latent DiT, EDM preconditioning and loss, samplers, generation.
 
-from worldsmith.diffusion.condition import Condition
-from worldsmith.diffusion.dit import DiT
-from worldsmith.diffusion.edm import EDMDenoiser, edm_loss, karras_sigmas
-from worldsmith.diffusion.model import DiffusionWorldModel
-from worldsmith.diffusion.presets import DiTConfig, EDMConfig, WorldModelConfig
-from worldsmith.diffusion.samplers import SAMPLERS, guided, sample
-
-__all__ = ["SAMPLERS", "Condition", "DiT", "DiTConfig", "DiffusionWorldModel", "EDMConfig", "EDMDenoiser",
-           "WorldModelConfig", "edm_loss", "guided", "karras_sigmas", "sample"]
+Rooms: config.py (configs, PRESETS), model.py (DiffusionWorldModel), dit.py (the backbone), condition.py and
+embedders.py (what the backbone is conditioned on, and its slot for extra conditions), edm.py (preconditioning,
+EDM loss, noise schedules), samplers.py, losses.py, data.py, train.py, generate.py, cli.py.
+"""

@@ -16,33 +16,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from worldsmith.diffusion.condition import Condition
-from worldsmith.diffusion.embedders import ConditionEmbedder, NoiseEmbedder, PositionEmbedding
-from worldsmith.diffusion.presets import DiTConfig
-from worldsmith.diffusion.rope import RoPE3D, apply_rope
+from worldsmith.diffusion.config import DiTConfig
+from worldsmith.diffusion.embedders import ConditionEmbedder, NoiseEmbedder
 from worldsmith.errors import ConfigError
-
-EPS = 1e-6
-
-
-def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """LayerNorm(x) * (1 + scale) + shift; x (B, T, S, D), shift/scale (B, Tm, 1, D) with Tm in {1, T}."""
-    return torch.addcmul(shift, F.layer_norm(x, x.shape[-1:], eps=EPS), 1 + scale)
-
-
-class Modulation(nn.Module):
-    """AdaLN-LoRA (Cosmos): ``up(down(SiLU(emb))) + lora`` -> ``n`` groups of (shift, scale, gate)-wide vectors."""
-
-    def __init__(self, width: int, rank: int, chunks: int) -> None:
-        super().__init__()
-        self.chunks = chunks
-        self.down = nn.Linear(width, rank, bias=False)
-        self.up = nn.Linear(rank, chunks * width, bias=False)
-
-    def forward(self, emb_act: torch.Tensor, lora: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """emb_act = SiLU(emb) (B, Tm, D), lora (B, Tm, 3D) -> ``chunks`` tensors (B, Tm, 1, D)."""
-        m = self.up(self.down(emb_act))  # (B, Tm, chunks*D)
-        m = m + lora.repeat(1, 1, self.chunks // 3) if self.chunks % 3 == 0 else m + lora[..., : m.shape[-1]]
-        return m[:, :, None].chunk(self.chunks, dim=-1)
+from worldsmith.nn.embeddings import PositionEmbedding
+from worldsmith.nn.modulation import EPS, Modulation, modulate
+from worldsmith.nn.rope import RoPE3D, apply_rope
 
 
 class SelfAttention(nn.Module):

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from worldsmith.diffusion.condition import Condition
-from worldsmith.diffusion.presets import EDMConfig
+from worldsmith.diffusion.config import EDMConfig
 
 
 def precondition(sigma: torch.Tensor, sigma_data: float) -> tuple[torch.Tensor, ...]:

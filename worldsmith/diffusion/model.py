@@ -1,32 +1,24 @@
-"""``DiffusionWorldModel``: the DiT wrapped by EDM, trained jointly on Text2World and Video2World.
+"""``DiffusionWorldModel``: the DiT wrapped by EDM's preconditioning, over a tokenizer's normalised latents.
 
-Batches (from pipeline.py) hold tokenizer ``latents`` (B, C, T', H', W'), ``text`` (B, L, D_text) + ``text_mask``
-(B, L), optionally ``fps`` (B,) in latent frames per second and the values of extra condition embedders by name.
-Latents are normalised per channel with statistics measured on the training data (buffers saved with the
-weights) to the standard deviation ``sigma_data`` that EDM assumes.
-
-Training draws, per sample: caption dropout (the text replaced by the "no text" token), and with probability
-``video2world_prob`` a Video2World task: the first k in 1..max_cond_latents latent frames become conditions,
-noise-augmented at a log-normal sigma_cond; the loss covers the other frames only (edm.py).
+Latents (B, C, T', H', W') are normalised per channel with statistics measured on the training data (buffers saved
+with the weights) to the standard deviation ``sigma_data`` that EDM assumes. The model denoises (``denoiser``) and
+samples (``generate``); its training objective lives in losses.py, its data in data.py.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from torch import nn
 
-from worldsmith.diffusion.condition import Condition, null_text
+from worldsmith.diffusion.condition import Condition
+from worldsmith.diffusion.config import WorldModelConfig
 from worldsmith.diffusion.dit import DiT
-from worldsmith.diffusion.edm import EDMDenoiser, edm_loss, sample_sigma
-from worldsmith.diffusion.presets import WorldModelConfig
+from worldsmith.diffusion.edm import EDMDenoiser
 from worldsmith.diffusion.samplers import sample
+from worldsmith.weights import Pretrained
 
-RESERVED = ("latents", "text", "text_mask", "fps")
 
-
-class DiffusionWorldModel(nn.Module):
+class DiffusionWorldModel(nn.Module, Pretrained):
     Config = WorldModelConfig
 
     def __init__(self, cfg: WorldModelConfig) -> None:
@@ -66,29 +58,7 @@ class DiffusionWorldModel(nn.Module):
         self.latent_mean.copy_(flat.mean(1))
         self.latent_std.copy_(flat.std(1).clamp_min(1e-4))
 
-    # -- training ---------------------------------------------------------------------------------------------
-    def loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
-        x0 = self.normalize(batch["latents"].float())  # (B, C, T', H', W')
-        b, t = x0.shape[0], x0.shape[2]
-        cfg = self.cfg
-        # 1. caption dropout: some samples see the "no text" token instead of their caption
-        text, mask = batch["text"].float(), batch["text_mask"].bool()
-        drop = torch.rand(b, device=x0.device) < cfg.caption_dropout
-        if bool(drop.any()):
-            text = torch.where(drop[:, None, None], 0.0, text)
-            mask = torch.where(drop[:, None], torch.arange(mask.shape[1], device=mask.device) == 0, mask)
-        cond = Condition(text, mask, fps=batch.get("fps"), extras={k: v for k, v in batch.items() if k not in RESERVED})
-        # 2. Video2World samples: condition on the first k latent frames, noise-augmented
-        k = torch.zeros(b, dtype=torch.long, device=x0.device)
-        if t > 1 and cfg.video2world_prob > 0:
-            v2w = torch.rand(b, device=x0.device) < cfg.video2world_prob
-            k = torch.where(v2w, torch.randint(1, min(cfg.max_cond_latents, t - 1) + 1, (b,), device=x0.device), 0)
-        if bool((k > 0).any()):
-            cond = with_condition_frames(cond, x0, k, sample_sigma(b, cfg.cond_sigma_mean, cfg.cond_sigma_std, x0.device))
-        # 3. EDM loss over the generated frames
-        loss, logs = edm_loss(self.denoiser, x0, cond)
-        return loss, logs | {"video2world": (k > 0).float().mean()}
-
+    # -- training hooks (the Trainer's) -------------------------------------------------------------------------
     def checkpoint_modules(self) -> list[nn.Module]:
         return list(self.net.blocks)
 
@@ -108,17 +78,6 @@ class DiffusionWorldModel(nn.Module):
         return sample(self.denoiser, noise, cond, steps=steps, guidance=guidance, uncond=uncond, sampler=sampler,
                       sigma_min=edm.sigma_min, sigma_max=edm.sigma_max, rho=edm.rho)  # fmt: skip
 
-    @classmethod
-    def from_pretrained(cls, run_dir: str | Path, device: str | torch.device = "cpu", ema: bool = True):
-        from worldsmith.train.checkpoint import load_pretrained
-
-        return load_pretrained(cls, run_dir, ema=ema, device=device)
-
-    def save_pretrained(self, run_dir: str | Path) -> Path:
-        from worldsmith.train.checkpoint import save_pretrained
-
-        return save_pretrained(self, self.cfg, run_dir)
-
 
 def with_condition_frames(
     cond: Condition, x0: torch.Tensor, k: torch.Tensor, sigma_cond: torch.Tensor, noise: torch.Tensor | None = None
@@ -130,11 +89,3 @@ def with_condition_frames(
     noise = torch.randn_like(x0) if noise is None else noise
     frames_in = x0 + sigma_cond.view(b, 1, 1, 1, 1).to(x0) * noise
     return Condition(cond.text, cond.text_mask, cond.fps, mask, x0, frames_in, sigma_cond.to(x0), cond.extras)
-
-
-def text_condition(text: torch.Tensor | None, text_mask: torch.Tensor | None, batch: int, dim: int,
-                   device: torch.device | str, fps: torch.Tensor | None = None) -> Condition:  # fmt: skip
-    """A Text2World condition; ``text=None`` gives the "no text" condition."""
-    if text is None:
-        text, text_mask = null_text(batch, dim, device)
-    return Condition(text.to(device), text_mask.to(device), fps=fps)

@@ -94,11 +94,6 @@ def dpmpp_2m(fn: Guided, x: torch.Tensor, sigmas: list[float], callback=None) ->
 _STEPPERS = {"euler": euler, "heun": heun, "dpm++2m": dpmpp_2m}
 
 
-def function_calls(sampler: str, steps: int) -> int:
-    """Network evaluations (per guidance branch) of ``sampler`` with ``steps`` steps."""
-    return 2 * steps - 1 if sampler == "heun" else steps
-
-
 def sample(
     denoiser: Denoiser,
     noise: torch.Tensor,

@@ -1,8 +1,8 @@
-"""Configs of the diffusion world model and its named sizes (family ``diffusion``).
+"""Configs of the diffusion world model, its sampling settings and its named sizes (``PRESETS``).
 
-One dataclass per part: :class:`DiTConfig` (the backbone), :class:`EDMConfig` (noise levels and preconditioning)
-and :class:`WorldModelConfig` (both, plus how Text2World / Video2World training draws its conditions). Presets
-are shared by the CLI, the tests and the benchmarks:
+One dataclass per part: :class:`DiTConfig` (the backbone), :class:`EDMConfig` (noise levels and preconditioning),
+:class:`WorldModelConfig` (both, plus how Text2World / Video2World training draws its conditions) and
+:class:`SamplingConfig` (how generation samples). Presets are shared by the CLI, the tests and the benchmarks:
 
 =======  =====  =====  =====  ==========  ==============================================
 preset   width  depth  heads  AdaLN-LoRA  use
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from worldsmith.config import register_preset
 from worldsmith.errors import ConfigError
 
 
@@ -101,18 +100,29 @@ class WorldModelConfig:
             raise ConfigError("Video2World training needs model.dit.cond_mask_channel: true (or video2world_prob: 0).")
 
 
-SIZES = {  # name -> (width, depth, heads, adaln_lora_dim)
-    "tiny": (64, 2, 4, 16),
-    "small": (192, 6, 6, 64),
-    "base": (768, 12, 12, 256),
-    "2b": (2048, 28, 16, 256),
-}
+@dataclass
+class SamplingConfig:
+    """How a video is sampled (``worldsmith generate --steps/--guidance/--sampler/--negative-prompt``)."""
+
+    steps: int = 10  # sampler steps (dpm++2m: 10 is plenty; heun: ~35)
+    guidance: float = 1.0  # classifier-free guidance scale; 1 = conditional prediction only
+    sampler: str = "dpm++2m"  # euler | heun | dpm++2m
+    negative_prompt: str | None = None  # the unconditional branch of guidance; None = no text
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or not self.guidance >= 0:
+            raise ConfigError(f"sampling needs steps >= 1 and guidance >= 0, got {self.steps} and {self.guidance}.")
+        if self.sampler not in ("euler", "heun", "dpm++2m"):
+            raise ConfigError(f"unknown sampler {self.sampler!r}; choose one of: euler, heun, dpm++2m.")
 
 
-def make_config(size: str) -> WorldModelConfig:
-    width, depth, heads, lora = SIZES[size]
+def _preset(width: int, depth: int, heads: int, lora: int) -> WorldModelConfig:
     return WorldModelConfig(dit=DiTConfig(width=width, depth=depth, heads=heads, adaln_lora_dim=lora))
 
 
-for _size in SIZES:
-    register_preset("diffusion", _size, lambda _size=_size: make_config(_size))
+PRESETS = {  # name -> model config (width, depth, heads, AdaLN-LoRA rank)
+    "tiny": lambda: _preset(64, 2, 4, 16),
+    "small": lambda: _preset(192, 6, 6, 64),
+    "base": lambda: _preset(768, 12, 12, 256),
+    "2b": lambda: _preset(2048, 28, 16, 256),
+}

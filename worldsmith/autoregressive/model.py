@@ -9,7 +9,7 @@ Block (pre-norm, Llama: Touvron et al. 2023, arXiv 2302.13971)::
     x = x + CrossAttention(RMSNorm(x))   queries from the video, keys/values from text tokens
     x = x + SwiGLU(RMSNorm(x))           Shazeer 2020, arXiv 2002.05202, eq. 6
 
-Sequence layout: window slot ``n`` sits at the raster position of token ``n`` (see positions.py). Its input is token
+Sequence layout: window slot ``n`` sits at the raster position of token ``n`` (worldsmith.nn.embeddings.raster_positions). Its input is token
 ``n - 1`` (slot 0 reads a learned BOS token, id ``vocab_size``) and its output predicts token ``n``, so slot,
 position and target agree, a window of ``max_frames`` latent frames holds ``max_frames * H' * W'`` slots and the
 input embedding is ``token embedding + 3D sinusoidal embedding of the slot``.
@@ -21,66 +21,18 @@ present (so a sample without text attends to it alone), followed by the projecte
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from worldsmith.autoregressive.config import GPTConfig
 from worldsmith.autoregressive.kv_cache import KVCache
-from worldsmith.autoregressive.losses import next_token_loss
-from worldsmith.autoregressive.positions import raster_positions, rope_table, rotate, rotation, sinusoidal_embedding
-from worldsmith.diffusion.rope import axis_dims
-from worldsmith.errors import ConfigError
+from worldsmith.nn.embeddings import raster_positions, sinusoidal_3d
+from worldsmith.nn.rope import rope_table, rotate, rotation
+from worldsmith.weights import Pretrained
 
 # cross-attention context of one block: keys, values (B, Hkv, L, hd) and an additive mask (B, 1, 1, L) or None
 CrossKV = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
-
-
-@dataclass
-class GPTConfig:
-    vocab_size: int = 1000  # codes of the DV tokenizer (product of its FSQ levels); set from the tokenizer
-    grid: tuple[int, int] = (8, 8)  # latent tokens per frame (H', W'); set from the tokenizer and the frame size
-    max_frames: int = 8  # latent frames in the attention window (training crop and generation context)
-    dim: int = 256
-    depth: int = 6
-    heads: int = 8
-    kv_heads: int = 4  # grouped-query attention: every heads / kv_heads query heads share one key/value head
-    mlp_hidden: int = 0  # SwiGLU hidden width; 0: 8/3 * dim rounded up to a multiple of 32
-    text_dim: int = 384  # width of the text encoder's token states (MiniLM)
-    rope_theta: float = 10000.0
-    z_loss: float = 1e-4  # weight of the log(Z)^2 auxiliary loss (PaLM, Chowdhery et al. 2022, Sec. 5)
-
-    def __post_init__(self) -> None:
-        self.grid = tuple(self.grid)  # type: ignore[assignment]
-        if self.vocab_size < 2 or len(self.grid) != 2 or min(self.grid) < 1 or self.max_frames < 1:
-            raise ConfigError("model.vocab_size >= 2, model.grid = [H', W'] >= 1 and model.max_frames >= 1 are "
-                              "required.")
-        if self.depth < 1 or self.heads < 1 or self.dim % self.heads:
-            raise ConfigError(f"model.dim ({self.dim}) must split into model.heads ({self.heads}) equal heads and "
-                              f"model.depth must be >= 1.")
-        if self.kv_heads < 1 or self.heads % self.kv_heads:
-            raise ConfigError(f"model.heads ({self.heads}) must be a multiple of model.kv_heads ({self.kv_heads}).")
-        if self.head_dim % 2 or min(axis_dims(self.head_dim)) < 2 or self.dim % 2:
-            raise ConfigError(f"model.dim / model.heads = {self.head_dim} must be even and >= 6 for the 3D RoPE.")
-        if self.mlp_hidden < 0 or self.text_dim < 1 or self.z_loss < 0:
-            raise ConfigError("model.mlp_hidden >= 0, model.text_dim >= 1 and model.z_loss >= 0 are required.")
-
-    @property
-    def head_dim(self) -> int:
-        return self.dim // self.heads
-
-    @property
-    def hidden(self) -> int:
-        return self.mlp_hidden or -(-8 * self.dim // 3 // 32) * 32
-
-    @property
-    def tokens_per_frame(self) -> int:
-        return self.grid[0] * self.grid[1]
-
-    @property
-    def max_len(self) -> int:
-        return self.max_frames * self.tokens_per_frame
 
 
 class SelfAttention(nn.Module):
@@ -190,7 +142,7 @@ class TextContext(nn.Module):
         return torch.cat([null, self.proj(text.to(null.dtype))], dim=1), torch.cat([ones, mask.bool()], dim=1)
 
 
-class VideoGPT(nn.Module):
+class VideoGPT(nn.Module, Pretrained):
     Config = GPTConfig
 
     def __init__(self, cfg: GPTConfig) -> None:
@@ -204,7 +156,7 @@ class VideoGPT(nn.Module):
         table = rope_table(cfg.max_frames, *cfg.grid, cfg.head_dim, cfg.rope_theta)  # (max_len, hd/2, 2)
         self.register_buffer("rope", table, persistent=False)
         positions = raster_positions(cfg.max_frames, *cfg.grid)  # (max_len, 3)
-        self.register_buffer("abs_pos", sinusoidal_embedding(positions, cfg.dim), persistent=False)  # (max_len, D)
+        self.register_buffer("abs_pos", sinusoidal_3d(positions, cfg.dim), persistent=False)  # (max_len, D)
         self.initialize_weights()
 
     def initialize_weights(self) -> None:
@@ -267,18 +219,3 @@ class VideoGPT(nn.Module):
         cfg, weight = self.cfg, self.tok_emb.weight
         return KVCache(cfg.depth, batch, cfg.kv_heads, cfg.max_len, cfg.head_dim,
                        dtype=dtype or weight.dtype, device=weight.device)  # fmt: skip
-
-    def loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
-        """The training objective (losses.next_token_loss) in the Trainer's ``loss(batch)`` contract."""
-        return next_token_loss(self, batch)
-
-    @classmethod
-    def from_pretrained(cls, run_dir, device: str | torch.device = "cpu", ema: bool = True) -> "VideoGPT":
-        from worldsmith.train.checkpoint import load_pretrained
-
-        return load_pretrained(cls, run_dir, ema=ema, device=device)
-
-    def save_pretrained(self, run_dir):
-        from worldsmith.train.checkpoint import save_pretrained
-
-        return save_pretrained(self, self.cfg, run_dir)

@@ -10,6 +10,11 @@ frames per second sits at ``t * rope_fps / fps``, so the same motion at another 
 
 Layout: channels (2i, 2i + 1) form pair i, rotated as one complex number ``(x_2i + j x_2i+1) e^(j angle_i)``: one
 complex multiply per tensor (about 3x faster on a CPU than the "rotate half" form's six elementwise passes).
+
+Models that index rotations by a fixed slot (the autoregressive window) tabulate them once (``rope_table``, a real
+(cos, sin) tensor that a model's ``.to(dtype)`` cannot damage) and rotate with ``rotate``: the complex multiply in
+eager code, the same rotation in real arithmetic under ``torch.compile`` (which cannot generate code for complex
+numbers), so a compiled decode step fuses it.
 """
 
 from __future__ import annotations
@@ -75,3 +80,24 @@ def apply_rope(x: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
     pairs = torch.view_as_complex(x.to(torch.float32).reshape(*x.shape[:-1], -1, 2))  # (..., head_dim / 2)
     out = torch.view_as_real(pairs * rotation).flatten(-2)
     return out if out.dtype == x.dtype else out.to(x.dtype)
+
+
+def rope_table(frames: int, height: int, width: int, head_dim: int, theta: float) -> torch.Tensor:
+    """Rotations of every slot of a (frames, height, width) raster-order window as float32 (N, head_dim // 2, 2)."""
+    return torch.view_as_real(RoPE3D(head_dim, theta)(frames, height, width)).float().contiguous()
+
+
+def rotation(table: torch.Tensor) -> torch.Tensor:
+    """Rotations of slots, table (S, hd/2, 2), in the form ``rotate`` takes (build once per forward): complex
+    (S, 1, hd/2) in eager code, real (S, 1, hd/2, 2) (cos, sin) under torch.compile."""
+    table = table.float().unsqueeze(1)  # (S, 1, hd/2, 2)
+    return table if torch.compiler.is_compiling() else torch.view_as_complex(table)
+
+
+def rotate(x: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
+    """Rotate channel pairs of x (B, S, heads, hd) by ``rotation`` (from ``rotation(table)``)."""
+    if rotation.is_complex():
+        return apply_rope(x, rotation)
+    cos, sin = rotation.unbind(-1)  # (S, 1, hd/2) each
+    x0, x1 = x.float().unflatten(-1, (-1, 2)).unbind(-1)  # (B, S, heads, hd/2) each
+    return torch.stack([x0 * cos - x1 * sin, x0 * sin + x1 * cos], dim=-1).flatten(-2).type_as(x)

@@ -1,0 +1,148 @@
+"""Text2World and Video2World with a trained diffusion run: prompts and frames in, videos out.
+
+``DiffusionGenerator.from_run(run_dir)`` loads the model (EMA weights), its tokenizer (named in ``generation.json``,
+which training writes) and the MiniLM text encoder. Generation works chunk by chunk, each chunk being the clip
+length the model was trained on:
+
+1. encode the prompt (and the negative prompt for guidance);
+2. Text2World: the first chunk is generated from noise. Video2World: the last ``1 + (k - 1) * ct`` frames of the
+   given video are encoded into k condition latents (k <= model.max_cond_latents) and the chunk is generated
+   around them (the causal tokenizer makes the first of them an image latent, as in training);
+3. decode the chunk and append the frames after its condition frames;
+4. long videos: repeat 2-3, each chunk conditioned on the last frames generated so far, until ``frames``.
+
+Returned videos include the given frames unchanged, followed by the generated ones. Nothing here imports training.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from worldsmith.conditioning.text import default_text_encoder
+from worldsmith.diffusion.condition import Condition
+from worldsmith.diffusion.config import SamplingConfig
+from worldsmith.diffusion.model import DiffusionWorldModel, with_condition_frames
+from worldsmith.errors import CheckpointError, ConfigError, VideoError
+from worldsmith.family import GenerationRequest
+from worldsmith.io.frames import fit_frames
+from worldsmith.io.video import to_tensor, to_uint8
+from worldsmith.tokenizer.model import CausalVideoTokenizer
+
+GENERATION_FILE = "generation.json"  # what generation needs beyond the weights: tokenizer run, clip geometry, fps
+
+
+def load_tokenizer(run_dir: str | Path, device: str | torch.device = "cpu") -> CausalVideoTokenizer:
+    """The continuous tokenizer of ``run_dir`` in eval mode; clear errors for a missing or discrete one."""
+    if not run_dir:
+        raise ConfigError("no tokenizer: pass --tokenizer with the run directory of a trained continuous tokenizer.")
+    if not (Path(run_dir) / "config.yaml").is_file():
+        raise CheckpointError(f"{run_dir} is not a tokenizer run directory (no config.yaml); train one with "
+                              f"`worldsmith train tokenizer` and pass its --out directory.")  # fmt: skip
+    tok = CausalVideoTokenizer.from_pretrained(run_dir, device=device)
+    if tok.fsq is not None:
+        raise ConfigError(f"the diffusion model needs a continuous tokenizer (cv*), but {run_dir} holds a discrete "
+                          f"{tok.cfg.name} one; the discrete tokens are for the autoregressive model.")  # fmt: skip
+    return tok.requires_grad_(False)
+
+
+class DiffusionGenerator:
+    Sampling = SamplingConfig
+
+    def __init__(self, model: DiffusionWorldModel, tokenizer: CausalVideoTokenizer, text_encoder, *, frames: int,
+                 size: int, fps: float) -> None:  # fmt: skip
+        self.model, self.tokenizer, self.text_encoder = model.eval(), tokenizer.eval(), text_encoder
+        self.chunk_frames, self.size, self.fps = frames, size, fps
+        self.ct = tokenizer.cfg.temporal_compression
+        self.cs = tokenizer.cfg.spatial_compression * model.cfg.dit.patch  # pixels per latent token
+        self.device = next(model.parameters()).device
+
+    @classmethod
+    def from_run(cls, run: str | Path, device: str | torch.device = "cpu") -> "DiffusionGenerator":
+        path = Path(run) / GENERATION_FILE
+        if not path.is_file():
+            raise CheckpointError(f"{run} has no {GENERATION_FILE}, so it is not a finished diffusion run; train it "
+                                  f"with `worldsmith train diffusion` first.")  # fmt: skip
+        info = json.loads(path.read_text())
+        model = DiffusionWorldModel.from_pretrained(run, device=device)
+        tok = load_tokenizer(info["tokenizer"], device)
+        return cls(model, tok, default_text_encoder(device), frames=info["frames"], size=info["size"], fps=info["fps"])
+
+    # -- the Generator protocol: uint8 frames in and out ------------------------------------------------------
+    def generate(self, request: GenerationRequest, sampling: SamplingConfig | None = None) -> np.ndarray:
+        """uint8 (frames, H, W, 3): Text2World, or the request's frames (resized to the model) and what follows."""
+        video = None
+        if request.video is not None:
+            video = to_tensor(fit_frames(request.video, self.size, self.cs))[None]  # (1, 3, k, H, W)
+        out = self.generate_videos([request.prompt], video=video, frames=request.frames, sampling=sampling,
+                                   seed=request.seed)  # fmt: skip
+        return to_uint8(out[0].cpu())
+
+    # -- tensors ----------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate_videos(self, prompts: list[str], *, video: torch.Tensor | None = None, frames: int | None = None,
+                        sampling: SamplingConfig | None = None, seed: int = 0,
+                        size: tuple[int, int] | None = None) -> torch.Tensor:  # fmt: skip
+        """Videos (B, 3, frames, H, W) in [-1, 1]: Text2World (``video=None``) or a continuation of ``video``."""
+        s = sampling or SamplingConfig()
+        frames = frames or self.chunk_frames
+        if video is not None:
+            if video.ndim != 5 or video.shape[1] != 3 or video.shape[0] != len(prompts):
+                raise VideoError(f"video must be float (B={len(prompts)}, 3, k, H, W), got {tuple(video.shape)}.")
+            video = video.to(self.device, torch.float32)
+            size = tuple(video.shape[-2:])
+        size = size or (self.size, self.size)
+        if size[0] % self.cs or size[1] % self.cs:
+            raise ConfigError(f"frame size {size[0]}x{size[1]} must be a multiple of {self.cs} for this model.")
+        if self.chunk_frames - 1 < self.ct:
+            raise ConfigError("the model was trained on single latent frames, so it cannot continue a video.")
+        generator = torch.Generator(self.device).manual_seed(seed)
+        cond, uncond = self.conditions(prompts, s)
+        if video is None:
+            video = self.chunk(cond, uncond, None, size, s, generator)  # 1. Text2World: the first chunk from noise
+        while video.shape[2] < frames:  # 2. Video2World chunks, each on the last frames so far
+            n = self.context_frames(video.shape[2])
+            new = self.chunk(cond, uncond, video[:, :, -n:], size, s, generator)
+            video = torch.cat([video, new[:, :, n:]], dim=2)
+        return video[:, :, :frames]
+
+    def conditions(self, prompts: list[str], s: SamplingConfig) -> tuple[Condition, Condition | None]:
+        """(condition, unconditional branch) for a batch of prompts at the generator's frame rate."""
+        emb = self.text_encoder.encode(prompts)
+        fps = torch.full((len(prompts),), self.fps / self.ct, device=self.device)
+        cond = Condition(emb.tokens.to(self.device), emb.mask.to(self.device), fps=fps)
+        if s.guidance == 1.0:
+            return cond, None
+        if s.negative_prompt is None:
+            return cond, cond.without_text()
+        neg = self.text_encoder.encode([s.negative_prompt] * len(prompts))
+        return cond, cond.with_text(neg.tokens.to(self.device), neg.mask.to(self.device))
+
+    def chunk(self, cond: Condition, uncond: Condition | None, context: torch.Tensor | None, size: tuple[int, int],
+              s: SamplingConfig, generator: torch.Generator) -> torch.Tensor:  # fmt: skip
+        """One chunk of ``chunk_frames`` frames (B, 3, T, H, W) in [-1, 1], continuing ``context`` if given."""
+        t_lat = 1 + (self.chunk_frames - 1) // self.ct
+        cs = self.tokenizer.cfg.spatial_compression
+        shape = (t_lat, size[0] // cs, size[1] // cs)
+        if context is not None:
+            z = self.model.normalize(self.tokenizer.encode(context))  # (B, C, k, H', W')
+            b, k = z.shape[0], z.shape[2]
+            full = torch.cat([z, z.new_zeros(b, z.shape[1], t_lat - k, *shape[1:])], dim=2)  # (B, C, T', H', W')
+            sigma = torch.full((b,), self.model.cfg.cond_sigma, device=self.device)
+            noise = torch.randn(full.shape, generator=generator, device=self.device)
+            given = torch.full((b,), k, device=self.device)
+            cond = with_condition_frames(cond, full, given, sigma, noise)
+            if uncond is not None:
+                uncond = with_condition_frames(uncond, full, given, sigma, noise)
+        x = self.model.generate(cond, shape, steps=s.steps, guidance=s.guidance, uncond=uncond, sampler=s.sampler,
+                                generator=generator)  # fmt: skip
+        return self.tokenizer.decode(self.model.denormalize(x)).clamp(-1, 1)
+
+    def context_frames(self, available: int) -> int:
+        """Pixel frames to condition on, given ``available`` frames: 1 + (k - 1) * ct for the largest usable k."""
+        t_lat = 1 + (self.chunk_frames - 1) // self.ct
+        k = min(self.model.cfg.max_cond_latents, 1 + (available - 1) // self.ct, t_lat - 1)
+        return 1 + (k - 1) * self.ct

@@ -1,0 +1,136 @@
+"""``worldsmith train diffusion``: the diffusion world model trained on clip shards through a trained tokenizer.
+
+A run's ``config.yaml`` has ``model`` (WorldModelConfig, from a preset), ``train`` (the shared TrainConfig) and
+``data`` (DiffusionDataConfig), resolved as preset <- YAML <- ``--set`` <- flags (``Family.resolve``). To resume,
+run the same command again.
+
+Steps of ``train``: 1. decide the device (``init_runtime``) and load the frozen tokenizer and text encoder onto it;
+2. the data: cached latents (rank 0 encodes, the others wait) or clips encoded on the fly; 3. before the first step
+measure the latents' per-channel mean and std (buffers saved with the weights) and write ``generation.json`` (the
+tokenizer and clip geometry generation uses); 4. train, writing a Video2World preview every ``sample_every`` steps.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from worldsmith import config as C
+from worldsmith.atomic import atomic_write_text
+from worldsmith.conditioning.text import default_text_encoder
+from worldsmith.data.dataset import make_loader
+from worldsmith.diffusion.condition import Condition
+from worldsmith.diffusion.config import WorldModelConfig
+from worldsmith.diffusion.data import (CachedLatentBatches, DiffusionDataConfig, EncodedBatches, build_latent_cache,
+                                       dataset_config, read_latent_cache, text_batch)  # fmt: skip
+from worldsmith.diffusion.generate import GENERATION_FILE, load_tokenizer
+from worldsmith.diffusion.losses import world_model_loss
+from worldsmith.diffusion.model import DiffusionWorldModel, with_condition_frames
+from worldsmith.errors import ConfigError, DataError
+from worldsmith.io.video import encode_mp4, to_uint8
+from worldsmith.train.checkpoint import find_train_state
+from worldsmith.train.rng import seed_everything
+from worldsmith.train.runtime import init_runtime, main_first
+from worldsmith.train.train_config import TrainConfig
+from worldsmith.train.trainer import Trainer
+
+CACHE_FILE = "latent_cache.safetensors"
+
+
+def default_train_config() -> TrainConfig:
+    return TrainConfig(steps=20000, batch_size=8, lr=3e-4, warmup_steps=500, weight_decay=0.0, ema_decay=0.999,
+                       log_every=25, ckpt_every=1000)  # fmt: skip
+
+
+@dataclass
+class DiffusionRunConfig:
+    model: WorldModelConfig = field(default_factory=WorldModelConfig)
+    train: TrainConfig = field(default_factory=default_train_config)
+    data: DiffusionDataConfig = field(default_factory=DiffusionDataConfig)
+
+
+def check_geometry(cfg: DiffusionRunConfig, tok_cfg) -> WorldModelConfig:
+    """The model config fitted to the tokenizer (latent channels), after checking frames and size fit both."""
+    ct, cs, p, data = tok_cfg.temporal_compression, tok_cfg.spatial_compression, cfg.model.dit.patch, cfg.data
+    if (data.frames - 1) % ct:
+        raise ConfigError(f"data.frames must be 1 + k*{ct} for the {tok_cfg.name} tokenizer (e.g. {1 + 4 * ct}), "
+                          f"got {data.frames}.")  # fmt: skip
+    if data.size % (cs * p):
+        raise ConfigError(f"data.size must be a multiple of {cs * p} (tokenizer compression {cs} x patch {p}), got {data.size}.")
+    t, h, w = tok_cfg.latent_shape(data.frames, data.size, data.size)
+    tt, th, tw = cfg.model.dit.max_latent
+    if cfg.model.dit.abs_pos and (t > tt or h > th or w > tw):
+        raise ConfigError(f"model.dit.max_latent {[tt, th, tw]} is smaller than the training latents {[t, h, w]}; raise it.")
+    return C.merge(cfg.model, {"dit": {"latent_channels": tok_cfg.latent_channels}})
+
+
+@torch.no_grad()
+def write_preview(model: DiffusionWorldModel, tokenizer, batch: dict, out_dir: Path, fps: float) -> dict[str, float]:
+    """Video2World from the first latent frame of ``batch``; writes truth | generation side by side as preview.mp4."""
+    device = next(model.parameters()).device
+    x0 = model.normalize(batch["latents"].to(device).float())  # (B, C, T', H', W')
+    b = x0.shape[0]
+    cond = Condition(batch["text"].to(device), batch["text_mask"].to(device), fps=batch["fps"].to(device))
+    cond = with_condition_frames(cond, x0, torch.ones(b, dtype=torch.long, device=device),
+                                 torch.full((b,), model.cfg.cond_sigma, device=device))  # fmt: skip
+    x = model.generate(cond, tuple(x0.shape[2:]), steps=10, generator=torch.Generator(device).manual_seed(0))
+    truth, fake = (tokenizer.decode(model.denormalize(z)).clamp(-1, 1) for z in (x0, x))  # (B, 3, T, H, W)
+    side = torch.cat([truth, fake], dim=-1).permute(1, 2, 3, 0, 4).flatten(3)  # (3, T, H, B*2W)
+    encode_mp4(to_uint8(side.cpu()), out_dir / "preview.mp4", fps=fps)
+    return {"latent_mse": float((x - x0)[:, :, 1:].square().mean())}
+
+
+def train(cfg: DiffusionRunConfig, run_dir: str | Path, *, fresh: bool = False) -> dict[str, Any]:
+    """Train (or resume) the diffusion world model into ``run_dir``; returns a summary with the last logs."""
+    if not cfg.data.shards:
+        raise ConfigError("no training data: pass --data with a shard directory (e.g. from `worldsmith sim arm --out DIR`).")
+    run_dir = Path(run_dir)
+    # 1. the device, then the frozen helpers on it
+    device = init_runtime(cfg.train.device).device
+    tok = load_tokenizer(cfg.data.tokenizer, device)
+    cfg = C.merge(cfg, {"model": C.to_dict(check_geometry(cfg, tok.cfg))})
+    text_encoder = default_text_encoder(device)
+    seed_everything(cfg.train.seed)
+    model = DiffusionWorldModel(cfg.model)
+    ct = tok.cfg.temporal_compression
+    # 2. the data: cached latents or clips encoded on the fly
+    if cfg.data.cache_latents:
+        main_first(lambda: build_latent_cache(cfg.data, tok, run_dir / CACHE_FILE, cfg.train.seed))
+        cache = read_latent_cache(run_dir / CACHE_FILE)
+        data = CachedLatentBatches(cache["latents"], cache["captions"], cache["fps"], cfg.train.batch_size,
+                                   cfg.train.seed, text_encoder)  # fmt: skip
+        sample_latents, clip_fps = cache["latents"], float(cache["fps"].median()) * ct
+        preview = text_batch(cache["latents"][:4], cache["captions"][:4], cache["fps"][:4], text_encoder)
+    else:
+        loader = make_loader(dataset_config(cfg.data, cfg.train.seed, loop=True, shuffle=True), cfg.train.batch_size,
+                             cfg.data.num_workers, drop_last=True)  # fmt: skip
+        data = EncodedBatches(loader, tok, text_encoder)
+        stats = make_loader(dataset_config(cfg.data, cfg.train.seed + 1, loop=False, shuffle=True), cfg.train.batch_size)
+        batches = [b for _, b in zip(range(cfg.data.stats_batches), EncodedBatches(stats, tok, text_encoder))]
+        if not batches:
+            raise DataError(f"no clips of {cfg.data.frames} frames found in {cfg.data.shards}.")
+        sample_latents = torch.cat([b["latents"].cpu() for b in batches])
+        clip_fps = float(torch.cat([b["fps"] for b in batches]).median()) * ct
+        preview = {k: v[:4] for k, v in batches[0].items()}
+    # 3. latent statistics (a resumed run loads its own from the checkpoint) and the generation settings
+    if find_train_state(run_dir) is None or fresh:
+        model.set_latent_stats(sample_latents)
+    generation = {"tokenizer": str(Path(cfg.data.tokenizer).resolve()), "frames": cfg.data.frames,
+                  "size": cfg.data.size, "fps": cfg.data.fps or clip_fps}  # fmt: skip
+    main_first(lambda: _write_json(run_dir / GENERATION_FILE, generation))
+    # 4. train; every train.sample_every steps a Video2World preview (truth | generation) goes to samples/
+    trainer = Trainer(model, world_model_loss, cfg.train, run_dir, data, full_config=C.to_dict(cfg),
+                      sample_fn=lambda m, step, out: write_preview(m, tok, preview, out, generation["fps"]),
+                      resume=not fresh)  # fmt: skip
+    result = trainer.fit()
+    return {"run_dir": str(run_dir), "steps": result.step, "resumed_from": result.resumed_from,
+            "already_complete": result.already_complete, "last": result.last_logs}  # fmt: skip
+
+
+def _write_json(path: Path, value: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(value, indent=2))

@@ -1,0 +1,92 @@
+"""Generation jobs for any family: files in (an image or video, a JSONL of jobs), mp4 files out.
+
+What ``worldsmith generate`` and ``worldsmith batch`` run, through the Generator protocol only (family.py), so one
+piece of code serves every family. Sampling settings (steps, guidance, temperature ...) are the fields of the
+generator's ``Sampling`` dataclass, checked by name and type like every config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from worldsmith import config as C
+from worldsmith.errors import ConfigError, DataError
+from worldsmith.family import GenerationRequest, Generator
+from worldsmith.io.video import decode, encode_mp4, probe
+
+REQUEST_KEYS = ("prompt", "input", "frames", "seed", "name")  # the keys of a JSONL job besides sampling settings
+
+
+def sampling_config(generator: Generator, values: dict[str, Any]) -> Any:
+    """The generator's Sampling dataclass with ``values`` applied; one sentence names the valid settings."""
+    fields = [f.name for f in dataclasses.fields(generator.Sampling)]
+    unknown = [k for k in values if k not in fields]
+    if unknown:
+        family = type(generator).__name__.removesuffix("Generator") or "this"
+        valid = ", ".join(fields) or "none"
+        raise ConfigError(f"{unknown[0]!r} is not a sampling setting of {family} models; theirs are: {valid}.")
+    return C.merge(generator.Sampling(), values)
+
+
+def read_input(path: str | Path) -> tuple[np.ndarray, float]:
+    """An image or video file as uint8 (T, H, W, 3) and its frame rate."""
+    return decode(path), probe(path).fps
+
+
+def run_request(generator: Generator, request: GenerationRequest, sampling: Any, out: str | Path) -> Path:
+    """Generate one video into ``out`` (mp4, written atomically) at the model's frame rate or the input's."""
+    video = generator.generate(request, sampling)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    encode_mp4(video, out, fps=generator.fps or request.fps or 10.0)
+    return out
+
+
+def request_for(prompt: str = "", input_path: str | Path | None = None, frames: int | None = None,
+                seed: int = 0) -> GenerationRequest:  # fmt: skip
+    video, fps = read_input(input_path) if input_path else (None, None)
+    return GenerationRequest(prompt=prompt, video=video, frames=frames, seed=seed, fps=fps)
+
+
+def read_jobs(jsonl: str | Path) -> list[dict]:
+    """Lines of a JSONL file of jobs: each an object with a string "prompt" (other keys are checked when run)."""
+    path = Path(jsonl)
+    if not path.is_file():
+        raise DataError(f"{path} does not exist; pass a JSONL file with one {{\"prompt\": ...}} object per line.")
+    jobs = []
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            job = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path} line {i} is not valid JSON ({e.msg}).") from None
+        if not isinstance(job, dict) or not isinstance(job.get("prompt"), str):
+            raise DataError(f"{path} line {i} must be an object with a string \"prompt\".")
+        jobs.append(job | {"name": str(job.get("name", f"{len(jobs):05d}")), "line": i})
+    return jobs
+
+
+def run_jobs(generator: Generator, jsonl: str | Path, out_dir: str | Path, defaults: dict[str, Any]) -> list[dict]:
+    """Every job of ``jsonl`` into ``out_dir/<name>.mp4``; existing outputs are kept (run again to resume).
+    ``defaults``: sampling settings for jobs that do not set their own. All jobs are checked before any runs."""
+    jobs, planned = read_jobs(jsonl), []
+    for job in jobs:
+        settings = {k: v for k, v in job.items() if k not in (*REQUEST_KEYS, "line")}
+        try:
+            planned.append((job, sampling_config(generator, defaults | settings)))
+        except ConfigError as e:
+            raise DataError(f"{jsonl} line {job['line']}: {e}") from None
+    results = []
+    for job, sampling in planned:
+        out = Path(out_dir) / f"{job['name']}.mp4"
+        if not out.is_file():
+            request = request_for(job["prompt"], job.get("input"), job.get("frames"), int(job.get("seed", 0)))
+            run_request(generator, request, sampling, out)
+        results.append({"name": job["name"], "file": str(out)})
+    return results
