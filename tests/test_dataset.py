@@ -15,7 +15,7 @@ import torch
 from test_shards import gray_clip
 
 from worldsmith.data.dataset import ClipDataset, DatasetConfig, collate, make_loader, take_transitions
-from worldsmith.data.shards import ShardWriter
+from worldsmith.data.shard_writer import ShardWriter
 from worldsmith.errors import ConfigError, DataError
 
 NUM_CLIPS = 12

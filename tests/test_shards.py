@@ -17,15 +17,8 @@ import pytest
 
 from worldsmith.data.clip import Clip
 from worldsmith.data.manifest import list_shards, read_manifest, read_manifest_rows, rebuild_manifest
-from worldsmith.data.shards import (
-    ReadStats,
-    ShardWriter,
-    decode_clip,
-    encode_clip,
-    iter_samples,
-    iter_shard,
-    load_array,
-)
+from worldsmith.data.shard_writer import ShardWriter, encode_clip
+from worldsmith.data.shards import ReadStats, decode_clip, iter_samples, iter_shard, load_array
 from worldsmith.errors import ConfigError, DataError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -130,7 +123,7 @@ KILLED_WRITER = textwrap.dedent(
     import sys
     sys.path.insert(0, {tests!r})
     from test_shards import gray_clip
-    from worldsmith.data.shards import ShardWriter
+    from worldsmith.data.shard_writer import ShardWriter
     writer = ShardWriter({out!r}, max_clips_per_shard=2)
     for i in range(3):  # shard 0 is committed after 2 clips, shard 1 is open with 1 clip
         writer.write(gray_clip(f"c{{i}}"))
@@ -200,16 +193,16 @@ def test_exceptions_inside_the_writer(tmp_path, monkeypatch):
             raise RuntimeError("caller failed")
     assert [r["key"] for r in read_manifest_rows(tmp_path / "kept")] == ["a"]
 
-    from worldsmith.data import shards
+    from worldsmith.data import shard_writer
 
-    real_add = shards._OpenShard.add
+    real_add = shard_writer._OpenShard.add
 
     def failing_add(self, name, data):
         if name == "b.actions.npy":
             raise KeyboardInterrupt
         real_add(self, name, data)
 
-    monkeypatch.setattr(shards._OpenShard, "add", failing_add)
+    monkeypatch.setattr(shard_writer._OpenShard, "add", failing_add)
     with pytest.raises(KeyboardInterrupt):  # interrupted half way through a clip: the open shard is discarded
         with ShardWriter(tmp_path / "torn") as writer:
             writer.write(gray_clip("a", t=4))

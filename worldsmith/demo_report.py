@@ -13,6 +13,8 @@ import numpy as np
 
 from worldsmith.atomic import atomic_write_text
 from worldsmith.config import dump_yaml
+from worldsmith.io.video import contact_sheet, encode_mp4
+from worldsmith.train.progress import read_logs
 
 
 def svg_lines(series: dict[str, list[float]], *, title: str, xlabel: str, width: int = 520, height: int = 220) -> str:
@@ -47,8 +49,6 @@ def svg_lines(series: dict[str, list[float]], *, title: str, xlabel: str, width:
 
 
 def _loss_chart(run_dir: Path, title: str, log_every: int) -> str:
-    from worldsmith.train.progress import read_logs
-
     logs = [r for r in read_logs(run_dir / "logs.jsonl") if "loss" in r]
     return svg_lines({"train loss": [r["loss"] for r in logs]}, title=title,
                      xlabel=f"log step (every {log_every} optimizer steps)")  # fmt: skip
@@ -56,8 +56,6 @@ def _loss_chart(run_dir: Path, title: str, log_every: int) -> str:
 
 def write_report(out: Path, cfg: Any, stats: dict, metrics: dict, panels: list[np.ndarray]) -> dict[str, Path]:
     """Write rollouts.mp4, rollouts.png and index.html into ``out``; return the paths of everything to look at."""
-    from worldsmith.io.video import contact_sheet, encode_mp4
-
     video = np.concatenate(panels, axis=1)  # (n, E*H, 3W, 3): one row per held-out episode
     encode_mp4(video, out / "rollouts.mp4", fps=cfg.fps)
     contact_sheet(panels, out / "rollouts.png", max_frames=8, scale=2,

@@ -7,6 +7,12 @@ import os
 import platform
 from typing import Any
 
+import torch
+
+from worldsmith import __version__
+from worldsmith.config import list_presets, load_all_presets
+from worldsmith.worlds.registry import world_names
+
 
 def _version(dist: str) -> str:
     try:
@@ -16,20 +22,9 @@ def _version(dist: str) -> str:
 
 
 def collect_info() -> dict[str, Any]:
-    import torch
-
-    from worldsmith import __version__
-    from worldsmith.config import list_presets, load_all_presets
-
     load_all_presets()
     cuda = torch.cuda.is_available()
     mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
-    try:
-        from worldsmith.worlds.registry import world_names
-
-        worlds = list(world_names())
-    except ImportError as e:  # worlds need mujoco
-        worlds = [f"unavailable ({e})"]
     return {
         "worldsmith": __version__,
         "python": platform.python_version(),
@@ -46,7 +41,7 @@ def collect_info() -> dict[str, Any]:
         },
         "mps": mps,
         "mujoco_gl": os.environ.get("MUJOCO_GL", ""),
-        "worlds": worlds,
+        "worlds": world_names(),
         "presets": list_presets(),
     }
 

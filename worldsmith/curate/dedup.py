@@ -28,9 +28,12 @@ from typing import Literal
 
 import cv2
 import numpy as np
+import torch
 
 from worldsmith.curate.record import ClipRecord
 from worldsmith.errors import ConfigError
+from worldsmith.eval.features import frame_features
+from worldsmith.io.video import to_tensor
 
 KEEP_POLICIES = ("longest", "sharpest", "first", "centroid_far")
 
@@ -78,11 +81,6 @@ def phash(frame: np.ndarray) -> int:
 
 def clip_signature(frames: np.ndarray, cfg: DedupConfig) -> tuple[list[int], list[float]]:
     """(pHashes of ``cfg.frames`` sampled frames, unit-norm 1280-d clip embedding) of uint8 (T, H, W, 3) frames."""
-    import torch
-
-    from worldsmith.eval.features import frame_features
-    from worldsmith.io.video import to_tensor
-
     if not (isinstance(frames, np.ndarray) and frames.ndim == 4 and frames.shape[-1] == 3 and len(frames)):
         got = getattr(frames, "shape", frames)
         raise ValueError(f"clip_signature needs uint8 (T, H, W, 3) frames with T >= 1, got {got}")

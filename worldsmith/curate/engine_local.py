@@ -18,20 +18,18 @@ import os
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from tqdm import tqdm
+
+from worldsmith.curate.config import CurateConfig
+from worldsmith.curate.journal import Driver
 from worldsmith.curate.record import ClipRecord
 from worldsmith.curate.sources import Source
 from worldsmith.curate.tasks import one_thread, process_task, split_task
 from worldsmith.errors import WorldsmithError
 
-if TYPE_CHECKING:
-    from worldsmith.curate.pipeline import CurateConfig, Driver
 
-
-def _bars(n_sources: int, n_clips: int, enabled: bool):
-    from tqdm import tqdm
-
+def _bars(n_sources: int, n_clips: int, enabled: bool) -> tuple[tqdm, tqdm]:
     split_bar = tqdm(total=n_sources, desc="split  ", unit="source", disable=not enabled, position=0, leave=True)
     clip_bar = tqdm(total=n_clips, desc="process", unit="clip", disable=not enabled, position=1, leave=True)
     return split_bar, clip_bar
@@ -41,7 +39,7 @@ def _init_worker() -> None:
     one_thread()
 
 
-def run_local(sources: list[Source], clips: list[ClipRecord], cfg: "CurateConfig", work: Path, driver: "Driver") -> None:
+def run_local(sources: list[Source], clips: list[ClipRecord], cfg: CurateConfig, work: Path, driver: Driver) -> None:
     """Split ``sources`` and process ``clips`` plus every clip the splits yield, journaling each as it finishes."""
     workers = max(1, min(cfg.num_workers, len(sources) + len(clips)))
     split_bar, clip_bar = _bars(len(sources), len(clips), cfg.progress)

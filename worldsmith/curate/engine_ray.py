@@ -17,21 +17,22 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from tqdm import tqdm
+
+from worldsmith.curate.config import CurateConfig
+from worldsmith.curate.journal import Driver
 from worldsmith.curate.record import ClipRecord
 from worldsmith.curate.sources import Source
+from worldsmith.curate.tasks import process_task, split_task
 from worldsmith.errors import ConfigError
-
-if TYPE_CHECKING:
-    from worldsmith.curate.pipeline import CurateConfig, Driver
 
 
 def _split_fn(split_cfg: Any, work: str, done: frozenset[str]):
     def split(row: dict[str, Any]) -> list[dict[str, Any]]:
-        from worldsmith.curate.tasks import split_task
-
         if row["kind"] != "source":
             return [row]  # a clip split by an earlier run: straight to processing
         src = Source.from_json(json.loads(row["payload"]))
@@ -47,8 +48,6 @@ def _split_fn(split_cfg: Any, work: str, done: frozenset[str]):
 
 def _process_fn(filters: Any, annotate: Any, dedup: Any):
     def process(row: dict[str, Any]) -> dict[str, Any]:
-        from worldsmith.curate.tasks import process_task
-
         if row["kind"] != "clip":
             return row
         rec, seconds = process_task(ClipRecord.from_json(json.loads(row["payload"])), filters, annotate, dedup)
@@ -59,8 +58,6 @@ def _process_fn(filters: Any, annotate: Any, dedup: Any):
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:
     """Fail in seconds, with one sentence, on a ``host:port`` nobody listens on (Ray itself retries for minutes)."""
-    import socket
-
     hostport = address.removeprefix("ray://")
     host, _, port = hostport.rpartition(":")
     if address == "auto" or not host or not port.isdigit():
@@ -72,7 +69,7 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
                           "or leave it out to start a local Ray.") from None
 
 
-def _start(cfg: "CurateConfig") -> bool:
+def _start(cfg: CurateConfig) -> bool:
     """Connect to (or start) Ray; True when this call started it (and must shut it down)."""
     try:
         import ray
@@ -92,10 +89,8 @@ def _start(cfg: "CurateConfig") -> bool:
     return True
 
 
-def run_ray(sources: list[Source], clips: list[ClipRecord], cfg: "CurateConfig", work: Path, driver: "Driver") -> None:
+def run_ray(sources: list[Source], clips: list[ClipRecord], cfg: CurateConfig, work: Path, driver: Driver) -> None:
     """Split ``sources`` and process ``clips`` plus the clips the splits yield on Ray Data, journaling each row."""
-    from tqdm import tqdm
-
     started = _start(cfg)
     import ray
 

@@ -12,6 +12,9 @@ every line of the file is always a whole item. Rerunning reads the journal and s
 keys depend only on the source and the span, so a re-split source yields the same keys and its processed clips
 are found here.
 
+``Driver`` is what an engine talks to: it journals each item the moment the engine hands it over, and answers
+which clips of a split source still need processing.
+
 ``check_settings`` stores the run's settings (INPUT and every config value that changes the outputs) next to the
 journal and refuses to resume into an OUT made with other settings.
 """
@@ -20,12 +23,16 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from worldsmith.atomic import atomic_write_text
 from worldsmith.curate.record import ClipRecord
+from worldsmith.curate.sources import Source
 from worldsmith.errors import ConfigError
 
 JOURNAL_NAME = "journal.jsonl"
@@ -116,9 +123,27 @@ class Journal:
         self.close()
 
 
-def _json_default(value: Any) -> Any:
-    import numpy as np
+class Driver:
+    """Receives finished items from an engine, journals them, and says which clips of a split source to process."""
 
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+        self.seconds: Counter[str] = Counter()  # stage -> seconds in tasks (summed over workers) or on the driver
+
+    def source_finished(self, src: Source, result: dict[str, Any]) -> list[ClipRecord]:
+        self.seconds["split"] += result.get("seconds", 0.0)
+        if result["bad"]:
+            self.journal.source_bad(src.id, src.path or src.id, result["bad"])
+            return []
+        self.journal.source_done(src.id, result["records"], result["info"])
+        return [r for r in result["records"] if r.kept and r.key not in self.journal.state.clips]
+
+    def clip_finished(self, rec: ClipRecord, seconds: float) -> None:
+        self.seconds["process"] += seconds
+        self.journal.clip_done(rec)
+
+
+def _json_default(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):

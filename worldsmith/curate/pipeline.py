@@ -17,70 +17,23 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from worldsmith.curate.dedup import DedupConfig
-from worldsmith.curate.journal import Journal, check_settings
-from worldsmith.curate.process import AnnotateConfig, FilterConfig
+from worldsmith.config import to_dict
+from worldsmith.curate.config import ENGINE_FIELDS, CurateConfig
+from worldsmith.curate.dedup import deduplicate
+from worldsmith.curate.engine_local import run_local
+from worldsmith.curate.engine_ray import run_ray
+from worldsmith.curate.journal import Driver, Journal, check_settings
 from worldsmith.curate.record import ClipRecord
-from worldsmith.curate.shard import ShardConfig
+from worldsmith.curate.report import write_report
+from worldsmith.curate.shard import write_shards
 from worldsmith.curate.sources import BadFile, Source, input_folder, resolve_input
-from worldsmith.curate.split import SplitConfig
 from worldsmith.errors import ConfigError
-
-ENGINE_FIELDS = ("engine", "workers", "ray_address", "max_in_flight", "progress")  # may change on resume
-
-
-@dataclass
-class CurateConfig:
-    split: SplitConfig = field(default_factory=SplitConfig)
-    filters: FilterConfig = field(default_factory=FilterConfig)
-    annotate: AnnotateConfig = field(default_factory=AnnotateConfig)
-    dedup: DedupConfig = field(default_factory=DedupConfig)
-    shard: ShardConfig = field(default_factory=ShardConfig)
-    engine: Literal["local", "ray"] = "local"
-    workers: int = 0  # worker processes (local) or Ray CPUs (local Ray); 0 = one per core
-    ray_address: str = ""  # "" starts a local Ray; "auto" or "ray://host:10001" joins a cluster
-    max_in_flight: int = 0  # items submitted but not finished (bounds memory); 0 = 2 x workers
-    progress: bool = True  # progress bars on stderr
-
-    def __post_init__(self) -> None:
-        if self.workers < 0:
-            raise ConfigError(f"workers must be >= 0 (0 = one per core), got {self.workers}.")
-        if self.max_in_flight < 0:
-            raise ConfigError(f"max_in_flight must be >= 0, got {self.max_in_flight}.")
-
-    @property
-    def num_workers(self) -> int:
-        return self.workers or os.cpu_count() or 1
-
-
-class Driver:
-    """Receives finished items from an engine, journals them, and says which clips of a split source to process."""
-
-    def __init__(self, journal: Journal) -> None:
-        self.journal = journal
-        self.seconds: Counter[str] = Counter()  # stage -> seconds in tasks (summed over workers) or on the driver
-
-    def source_finished(self, src: Source, result: dict[str, Any]) -> list[ClipRecord]:
-        self.seconds["split"] += result.get("seconds", 0.0)
-        if result["bad"]:
-            self.journal.source_bad(src.id, src.path or src.id, result["bad"])
-            return []
-        self.journal.source_done(src.id, result["records"], result["info"])
-        return [r for r in result["records"] if r.kept and r.key not in self.journal.state.clips]
-
-    def clip_finished(self, rec: ClipRecord, seconds: float) -> None:
-        self.seconds["process"] += seconds
-        self.journal.clip_done(rec)
-
 
 def settings_of(input_spec: str, cfg: CurateConfig) -> dict[str, Any]:
     """Everything that changes the outputs of a run (engine settings excluded)."""
-    from worldsmith.config import to_dict
-
     d = to_dict(cfg)
     return {"input": input_spec, "config": {k: v for k, v in d.items() if k not in ENGINE_FIELDS}}
 
@@ -101,21 +54,13 @@ def _run_engine(todo_sources: list[Source], todo_clips: list[ClipRecord], cfg: C
     if not todo_sources and not todo_clips:
         return
     if cfg.engine == "ray":
-        from worldsmith.curate.engine_ray import run_ray
-
         run_ray(todo_sources, todo_clips, cfg, work, driver)
     else:
-        from worldsmith.curate.engine_local import run_local
-
         run_local(todo_sources, todo_clips, cfg, work, driver)
 
 
 def run_curation(input_spec: str | os.PathLike, out: str | os.PathLike, cfg: CurateConfig) -> dict[str, Any]:
     """Curate INPUT into OUT (resumable: run it again to finish); returns a summary (see ``summarize``)."""
-    from worldsmith.curate.dedup import deduplicate
-    from worldsmith.curate.report import write_report
-    from worldsmith.curate.shard import write_shards
-
     started = time.perf_counter()
     input_spec, out = os.fspath(input_spec), Path(out)
     # 1. resolve INPUT; refuse an OUT made with other settings

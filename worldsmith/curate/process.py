@@ -27,6 +27,7 @@ import numpy as np
 
 from worldsmith.curate.camera_motion import CameraMotionConfig, camera_motion
 from worldsmith.curate.captions import CaptionConfig, CaptionError, OpenAICaptioner, offline_caption
+from worldsmith.curate.dedup import clip_signature
 from worldsmith.curate.motion import MotionConfig, clip_motion, motion_scores, motion_verdict, scan_native
 from worldsmith.curate.quality import QualityConfig, quality_scores, quality_verdict
 from worldsmith.curate.record import ClipRecord
@@ -147,10 +148,8 @@ def process_clip(
         caption_clip(rec, frames, facts, annotate.caption, captioner)
     timings["annotate"] = time.perf_counter() - t
 
-    # 4. dedup signature (imported here: dropped clips never load the dedup stage)
+    # 4. dedup signature
     t = time.perf_counter()
-    from worldsmith.curate.dedup import clip_signature
-
     phash, embedding = clip_signature(frames, dedup)
     rec.phash, rec.embedding = [int(h) for h in phash], [float(x) for x in embedding]
     timings["signature"] = time.perf_counter() - t

@@ -18,9 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from worldsmith.atomic import atomic_write_text
+from worldsmith.config import dump_yaml
 from worldsmith.curate.record import ClipRecord
+from worldsmith.errors import VideoError
+from worldsmith.io.contact_sheet import contact_sheet
+from worldsmith.io.video import decode
 
 KEPT_COLOR, DROPPED_COLOR = "#2ca02c", "#d62728"
 STAGE_WORDS = {"split": "too short (split)", "dedup": "duplicates (dedup)", "process": "unreadable clips"}
@@ -61,8 +66,6 @@ def svg_histogram(kept: list[float], dropped: list[float], *, title: str, bins: 
 
 def _jpeg_data_uri(image: np.ndarray) -> str:
     """An inline JPEG (video frames compress ~10x better than as PNG, which keeps the page light)."""
-    from PIL import Image
-
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="JPEG", quality=85)
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
@@ -70,9 +73,6 @@ def _jpeg_data_uri(image: np.ndarray) -> str:
 
 def _sample_frames(rec: ClipRecord, n: int = 6, short_side: int = 72) -> np.ndarray | None:
     """``n`` frames spread over the clip, small, as uint8 (n, h, w, 3); None when the clip cannot be read."""
-    from worldsmith.errors import VideoError
-    from worldsmith.io.video import decode
-
     if not rec.path or not Path(rec.path).is_file():
         return None
     t = max(1, rec.num_frames)
@@ -87,8 +87,6 @@ def _sample_frames(rec: ClipRecord, n: int = 6, short_side: int = 72) -> np.ndar
 
 def thumbnails(records: list[ClipRecord], label, limit: int = 12) -> str:
     """An inline contact sheet: one strip of frames per clip, labelled."""
-    from worldsmith.io.contact_sheet import contact_sheet
-
     videos, labels = [], []
     for rec in records[:limit]:
         frames = _sample_frames(rec)
@@ -124,8 +122,6 @@ def _hours(h: float) -> str:
 
 def write_report(out: Path, records: list[ClipRecord], bad: list[Any], summary: dict[str, Any], cfg: Any) -> Path:
     """Write ``out/report.html`` (see the module docstring) and return its path."""
-    from worldsmith.config import dump_yaml
-
     s = summary
     kept = [r for r in records if r.kept]
     dropped = [r for r in records if not r.kept]

@@ -26,9 +26,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
 
+from worldsmith.atomic import atomic_open
 from worldsmith.curate.record import ClipRecord
+from worldsmith.data.clip import Clip
+from worldsmith.data.manifest import read_manifest_rows
+from worldsmith.data.shard_writer import ShardWriter
+from worldsmith.data.shards import iter_samples, load_array
 from worldsmith.errors import ConfigError, DataError
+from worldsmith.io.video import decode, iter_frames, probe
 
 MANIFEST = "manifest.parquet"
 
@@ -101,8 +110,6 @@ class _SourceArrays:
         if not shard or not key:
             return {}, {}
         if rec.source not in self._cache:
-            from worldsmith.data.shards import iter_samples, load_array
-
             arrays, meta = {}, {}
             for sample in iter_samples(shard, strict=False, read=lambda ext: ext.endswith(".npy")):
                 if sample["__key__"] == key:
@@ -128,8 +135,6 @@ def _crop_arrays(arrays: dict[str, np.ndarray], source_frames: int, start: int, 
 def _decode_frames(rec: ClipRecord, cfg: ShardConfig, stage: Path) -> np.ndarray:
     """The clip's frames uint8 (T, H, W, 3); a long or large clip goes through a memory-mapped file in ``stage``
     (frames are decoded one at a time into it and the encoder reads them back one at a time, so RAM stays bounded)."""
-    from worldsmith.io.video import decode, iter_frames, probe
-
     info = probe(rec.path)
     capacity = max(info.num_frames, rec.num_frames) + 8  # slack: a container's frame count can be approximate
     if capacity * info.height * info.width * 3 <= cfg.in_memory_mb * 2**20:
@@ -148,9 +153,7 @@ def _decode_frames(rec: ClipRecord, cfg: ShardConfig, stage: Path) -> np.ndarray
     return frames[:n]
 
 
-def _to_clip(rec: ClipRecord, arrays_of: _SourceArrays, cfg: ShardConfig, stage: Path):
-    from worldsmith.data.clip import Clip
-
+def _to_clip(rec: ClipRecord, arrays_of: _SourceArrays, cfg: ShardConfig, stage: Path) -> Clip:
     frames = _decode_frames(rec, cfg, stage)  # (T, H, W, 3)
     arrays, source_meta = arrays_of.get(rec)
     meta = clip_meta(rec)
@@ -167,11 +170,6 @@ def write_shards(records: list[ClipRecord], out_dir: str | os.PathLike, cfg: Sha
 
     Returns ``{key: shard path relative to out_dir}`` for every kept clip.
     """
-    from tqdm import tqdm
-
-    from worldsmith.data.manifest import read_manifest_rows
-    from worldsmith.data.shards import ShardWriter
-
     out = Path(out_dir)
     by_bucket: dict[str, list[ClipRecord]] = defaultdict(list)
     for rec in records:
@@ -198,10 +196,8 @@ def write_shards(records: list[ClipRecord], out_dir: str | os.PathLike, cfg: Sha
     return {r.key: shard_of[r.key] for r in records if r.kept and r.key in shard_of}
 
 
-def manifest_table(records: list[ClipRecord], shard_of: dict[str, str], cfg: ShardConfig):
+def manifest_table(records: list[ClipRecord], shard_of: dict[str, str], cfg: ShardConfig) -> pa.Table:
     """The Parquet table of every clip (see the module docstring for the columns)."""
-    import pyarrow as pa
-
     score_names = sorted({k for r in records for k in r.scores})
     tag_names = sorted({k for r in records for k in r.tags})
     cols: dict[str, Any] = {
@@ -238,10 +234,6 @@ def manifest_table(records: list[ClipRecord], shard_of: dict[str, str], cfg: Sha
 
 
 def write_manifest(records: list[ClipRecord], path: Path, shard_of: dict[str, str], cfg: ShardConfig) -> Path:
-    import pyarrow.parquet as pq
-
-    from worldsmith.atomic import atomic_open
-
     with atomic_open(path, "wb") as f:
         pq.write_table(manifest_table(records, shard_of, cfg), f)
     return path

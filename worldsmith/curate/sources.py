@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from worldsmith.data.manifest import list_shards
+from worldsmith.data.shards import ReadStats, iter_samples
 from worldsmith.errors import DataError
 
 LIST_SUFFIXES = (".txt", ".list")
@@ -79,8 +81,6 @@ def _file_sources(paths: list[Path]) -> tuple[list[Source], list[BadFile]]:
 
 def _shard_sources(shards: list[Path]) -> tuple[list[Source], list[BadFile]]:
     """One source per clip of the shards (headers only are read); unreadable samples become bad files."""
-    from worldsmith.data.shards import ReadStats, iter_samples
-
     sources, bad = [], []
     for shard in shards:
         stats = ReadStats()
@@ -112,8 +112,6 @@ def _read_list(path: Path) -> list[Path]:
 
 def resolve_input(spec: str | os.PathLike) -> tuple[list[Source], list[BadFile]]:
     """The sources of INPUT (sorted, duplicates removed) and the bad files found while resolving it."""
-    from worldsmith.data.manifest import list_shards
-
     text = os.fspath(spec)
     if _has_glob(text):
         paths = sorted(Path(p) for p in globlib.glob(text, recursive=True) if os.path.isfile(p))

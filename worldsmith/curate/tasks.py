@@ -13,9 +13,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+import cv2
+import torch
+
+from worldsmith.atomic import atomic_write_bytes
+from worldsmith.curate.dedup import DedupConfig
+from worldsmith.curate.process import AnnotateConfig, FilterConfig, process_clip
 from worldsmith.curate.record import ClipRecord, clip_key
 from worldsmith.curate.sources import Source
+from worldsmith.curate.split import SplitConfig, split_source
+from worldsmith.data.shards import iter_samples
 from worldsmith.errors import DataError, VideoError, WorldsmithError
+from worldsmith.io.video import probe
 
 _THREADS_SET = False
 
@@ -25,23 +34,13 @@ def one_thread() -> None:
     global _THREADS_SET
     if _THREADS_SET:
         return
-    import torch
-
     torch.set_num_threads(1)
-    try:
-        import cv2
-
-        cv2.setNumThreads(1)
-    except ImportError:  # pragma: no cover
-        pass
+    cv2.setNumThreads(1)
     _THREADS_SET = True
 
 
 def _extract_shard_clip(src: Source, dest_dir: Path) -> Path:
     """Write the main-view mp4 of clip ``src.key`` of shard ``src.shard`` to a file (atomically)."""
-    from worldsmith.atomic import atomic_write_bytes
-    from worldsmith.data.shards import iter_samples
-
     for sample in iter_samples(src.shard, strict=False, read=lambda ext: ext == "mp4"):
         if sample["__key__"] == src.key:
             dest = dest_dir / (hashlib.sha1(src.id.encode()).hexdigest()[:16] + ".mp4")
@@ -65,15 +64,12 @@ def _rekey(rec: ClipRecord, src: Source, clips_dir: Path) -> ClipRecord:
     return rec
 
 
-def split_task(src: Source, split_cfg: Any, work_dir: str) -> dict[str, Any]:
+def split_task(src: Source, split_cfg: SplitConfig, work_dir: str) -> dict[str, Any]:
     """Split one source into clips under ``work_dir/clips``.
 
     Returns ``{"id", "records", "info", "bad", "seconds"}``; ``bad`` is the one-sentence reason when the source
     cannot be read (then ``records`` is empty).
     """
-    from worldsmith.curate.split import split_source
-    from worldsmith.io.video import probe
-
     one_thread()
     started = time.perf_counter()
     work = Path(work_dir)
@@ -100,10 +96,9 @@ def split_task(src: Source, split_cfg: Any, work_dir: str) -> dict[str, Any]:
             os.unlink(extracted)
 
 
-def process_task(rec: ClipRecord, filters: Any, annotate: Any, dedup: Any) -> tuple[ClipRecord, float]:
+def process_task(rec: ClipRecord, filters: FilterConfig, annotate: AnnotateConfig,
+                 dedup: DedupConfig) -> tuple[ClipRecord, float]:  # fmt: skip
     """Filter, annotate and sign one clip (``process.process_clip``); a clip that cannot be read is dropped."""
-    from worldsmith.curate.process import process_clip
-
     one_thread()
     started = time.perf_counter()
     if rec.kept:

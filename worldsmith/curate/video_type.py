@@ -30,8 +30,11 @@ from typing import Protocol
 
 import cv2
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from worldsmith.errors import ConfigError
+from worldsmith.eval.features import efficientnet_lite0
 
 # ImageNet-1k class indices of screens and printed or rendered text (names in the module docstring)
 SCREEN_CLASSES = (916, 922, 918, 917, 921, 781, 664, 782, 851, 620, 527, 681, 590)
@@ -75,13 +78,8 @@ class ImageNetTypeClassifier:
     def __init__(self, frames: int = 4, input_size: int = 160) -> None:
         self.frames, self.input_size = frames, input_size
 
-    def imagenet_probs(self, frames: np.ndarray):
+    def imagenet_probs(self, frames: np.ndarray) -> torch.Tensor:
         """Mean ImageNet class probabilities (1000,) of sampled frames (torch tensor, float32)."""
-        import torch
-        import torch.nn.functional as F
-
-        from worldsmith.eval.features import efficientnet_lite0
-
         idx = np.linspace(0, len(frames) - 1, min(self.frames, len(frames))).round().astype(int)
         x = torch.from_numpy(np.ascontiguousarray(frames[idx])).permute(0, 3, 1, 2).float() / 127.5 - 1  # (n,3,H,W)
         x = F.interpolate(x, size=(self.input_size,) * 2, mode="bilinear", antialias=True, align_corners=False)

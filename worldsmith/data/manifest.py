@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from worldsmith.atomic import atomic_open
+from worldsmith.data.shards import iter_samples
 from worldsmith.errors import DataError
 
 try:  # advisory lock against two writers in one directory; absent on Windows
@@ -60,7 +61,7 @@ META_PREFIX = "meta_"
 
 
 def manifest_row(header: dict[str, Any], shard: str, nbytes: int) -> dict[str, Any]:
-    """One manifest row from a clip's JSON header (``shards.clip_header``), its shard path and its byte size."""
+    """One manifest row from a clip's JSON header (``shard_writer.clip_header``), its shard path and its byte size."""
     arrays = header.get("arrays", {})
     row: dict[str, Any] = {
         "key": header["key"],
@@ -117,8 +118,6 @@ def write_manifest(path: str | os.PathLike, rows: list[dict[str, Any]]) -> Path:
 
 def index_shard(path: Path, root: Path) -> list[dict[str, Any]]:
     """Manifest rows of a complete shard, built from its JSON headers only (videos are not read)."""
-    from worldsmith.data.shards import iter_samples  # shards imports this module
-
     rel = os.path.relpath(path, root).replace(os.sep, "/")
     samples = iter_samples(path, strict=True, read=lambda ext: False)
     return [manifest_row(s["__header__"], rel, s["__size__"]) for s in samples]

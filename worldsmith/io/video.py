@@ -30,10 +30,10 @@ import math
 import numbers
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import av
 import numpy as np
+import torch
 from av.video.reformatter import Interpolation, VideoReformatter
 
 from worldsmith.errors import VideoError
@@ -41,9 +41,6 @@ from worldsmith.io.contact_sheet import contact_sheet
 from worldsmith.io.encode import encode_mp4, encode_mp4_bytes
 from worldsmith.io.source import Source, VideoInput
 from worldsmith.io.timing import Orientation, check_fps, frame_time, is_irregular, nearest_in_time, output_count
-
-if TYPE_CHECKING:
-    import torch
 
 __all__ = [
     "Source", "VideoError", "VideoInfo", "probe", "decode", "iter_frames", "to_tensor", "to_uint8",
@@ -156,8 +153,6 @@ def iter_frames(source: Source, *, fps: float | None = None, size: Size | None =
 
 def to_tensor(frames: np.ndarray) -> torch.Tensor:
     """uint8 (T, H, W, 3) -> float32 (3, T, H, W) in [-1, 1]; a batch (B, T, H, W, 3) -> (B, 3, T, H, W)."""
-    import torch
-
     ok = isinstance(frames, np.ndarray) and frames.dtype == np.uint8 and frames.ndim in (4, 5)
     if not ok or frames.shape[-1] != 3:
         raise VideoError(f"to_tensor needs uint8 (T, H, W, 3) or (B, T, H, W, 3) frames, got {_describe(frames)}.")
@@ -168,8 +163,6 @@ def to_tensor(frames: np.ndarray) -> torch.Tensor:
 
 def to_uint8(video: torch.Tensor) -> np.ndarray:
     """float (3, T, H, W) or (B, 3, T, H, W) in [-1, 1] -> uint8 (T, H, W, 3) / (B, T, H, W, 3), clamped, rounded."""
-    import torch
-
     channel_dim = video.ndim - 4 if isinstance(video, torch.Tensor) else -1
     if channel_dim not in (0, 1) or video.shape[channel_dim] != 3:
         raise VideoError(f"to_uint8 needs a tensor (3, T, H, W) or (B, 3, T, H, W), got {_describe(video)}.")

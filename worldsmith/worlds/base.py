@@ -109,7 +109,7 @@ class MujocoWorld(World):
         self._renderer: SceneRenderer | None = None
 
     def _load(self, model) -> None:
-        from worldsmith.worlds.render import mujoco
+        import mujoco  # loaded already by worldsmith.worlds.render, after it chose the GL backend
 
         if self._renderer is None:
             self._renderer = SceneRenderer(self.cfg.size, self.cfg.size, shadows=self.cfg.shadows)

@@ -20,8 +20,12 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+from tqdm import tqdm
 
+from worldsmith.atomic import atomic_write_text
 from worldsmith.data.clip import Clip
+from worldsmith.data.manifest import read_manifest
+from worldsmith.data.shard_writer import ShardWriter
 from worldsmith.errors import ConfigError
 from worldsmith.worlds import base
 from worldsmith.worlds.base import World, WorldConfig
@@ -115,8 +119,6 @@ def _check(world: str, episodes: int, frames: int, workers: int | None, shard_si
 
 def _check_same_run(out: Path, settings: dict[str, Any]) -> None:
     """Record a run's settings in ``out/sim.json``; refuse to resume into a directory made with other settings."""
-    from worldsmith.atomic import atomic_write_text
-
     path = out / "sim.json"
     if path.is_file():
         saved = json.loads(path.read_text())
@@ -150,11 +152,6 @@ def simulate(
     Returns a summary: world, episodes, written, skipped (already in the manifest), frames written, seconds,
     frames_per_second, out and the shards written by this run.
     """
-    from tqdm import tqdm
-
-    from worldsmith.data.manifest import read_manifest
-    from worldsmith.data.shards import ShardWriter
-
     _check(world, episodes, frames, workers, shard_size, seed)
     cfg = WorldConfig(size=size, fps=float(fps), views=views)
     make_world(world, cfg).close()  # fail early, in this process, on a config the world rejects (builds nothing)
