@@ -6,6 +6,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import torch
 
 from worldsmith.cli import main
 
@@ -36,13 +37,11 @@ def write_audio_only(path: str | Path, seconds: float = 1.0, rate: int = 16000) 
             container.mux(packet)
 
 
-def fit(model, batch: dict, steps: int, lr: float):
-    """``steps`` Adam steps of ``model.loss(batch)`` (overfitting a fixed batch); returns the model."""
-    import torch
-
+def fit(model, loss_fn, batch: dict, steps: int, lr: float):
+    """``steps`` Adam steps of ``loss_fn(model, batch)`` (overfitting a fixed batch); returns the model."""
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     for _ in range(steps):
-        loss, _ = model.loss(batch)
+        loss, _ = loss_fn(model, batch)
         opt.zero_grad()
         loss.backward()
         opt.step()

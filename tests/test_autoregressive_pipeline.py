@@ -1,7 +1,7 @@
 """The autoregressive pipeline end to end on tiny arm-world clips with a briefly trained DV tokenizer.
 
 One module fixture simulates 4 arm episodes, trains a dv4x8x8 tokenizer for a few seconds, tokenizes the clips and
-overfits a narrowed tiny GPT on them through ``worldsmith ar train``; the tests then regenerate the clips from
+overfits a narrowed tiny GPT on them through ``worldsmith train autoregressive``; the tests then regenerate the clips from
 their first frame, swap prompts, reload the weights, generate videos from files and score rollouts.
 """
 
@@ -17,19 +17,30 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import fit, run_cli
 from typer.testing import CliRunner
 
-from worldsmith.autoregressive import SamplingConfig, VideoGPT, generate_tokens, stream_video
-from worldsmith.autoregressive.cli import app
+from worldsmith import cli
+
+from worldsmith.autoregressive.config import PRESETS, SamplingConfig
 from worldsmith.autoregressive.data import TokenBatches, load_token_set
 from worldsmith.autoregressive.evaluation import score_rollouts
-from worldsmith.autoregressive.pipeline import encode_prompts, generate_from_run, load_run
-from worldsmith.config import load_yaml, preset
-from worldsmith.errors import CheckpointError, ConfigError, DataError
+from worldsmith.autoregressive.generate import ARGenerator, encode_prompts
+from worldsmith.autoregressive.losses import next_token_loss
+from worldsmith.autoregressive.model import VideoGPT
+from worldsmith.autoregressive.rollout import generate_tokens, stream_video
+from worldsmith.conditioning.text import TextEmbedding
+from worldsmith.config import load_yaml
+from worldsmith.data.manifest import list_shards
+from worldsmith.data.shards import iter_shard
+from worldsmith.errors import CheckpointError, DataError
+from worldsmith.family import GenerationRequest
 from worldsmith.io.video import decode, encode_mp4, probe, to_tensor
-from worldsmith.tokenizer import CausalVideoTokenizer
-from worldsmith.tokenizer import presets as _presets  # noqa: F401  (registers the presets)
-from worldsmith.train import read_logs
+from worldsmith.tokenizer.config import PRESETS as TOKENIZER_PRESETS
+from worldsmith.tokenizer.losses import TokenizerLoss, TokenizerLossConfig
+from worldsmith.tokenizer.model import CausalVideoTokenizer
+from worldsmith.train.progress import read_logs
+from worldsmith.worlds.generate import simulate
 
 ROOT = Path(__file__).resolve().parents[1]
 GREEDY = SamplingConfig(temperature=0.0)
@@ -40,41 +51,44 @@ TRAIN_ARGS = ["--preset", "tiny", "--set", "model.dim=64", "--set", "model.depth
               "--set", "train.tensorboard=false", "--set", "data.caption_dropout=0"]  # fmt: skip
 
 
-def run(*args) -> str:
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    assert result.exit_code == 0, result.output
-    return result.stdout
+@pytest.fixture
+def run(capsys):
+    """``worldsmith ARGS`` in-process: its stdout; a failure raises its one-line error as an AssertionError."""
+
+    def call(*args) -> str:
+        code, out, err = run_cli(capsys, *(str(a) for a in args))
+        assert code == 0, err
+        return out
+
+    return call
+
+
+def cli_error(capsys, *args) -> str:
+    code, _, err = run_cli(capsys, *(str(a) for a in args))
+    assert code == 1 and err.startswith("error: ") and err.count("\n") == 1, err
+    return err
 
 
 def train_tokenizer(shards: Path, out: Path, steps: int = 40) -> None:
     """A dv4x8x8-tiny tokenizer fitted to the clips for a few seconds (pixel L1 only): distinct, stable tokens."""
-    from worldsmith.data.manifest import list_shards
-    from worldsmith.data.shards import iter_shard
-
     torch.manual_seed(0)
-    cfg = preset("tokenizer", "dv4x8x8-tiny")
-    model = CausalVideoTokenizer(dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, perceptual=0.0)))
+    model = CausalVideoTokenizer(TOKENIZER_PRESETS["dv4x8x8-tiny"]())
     video = torch.stack([to_tensor(c.frames) for s in list_shards(str(shards)) for c in iter_shard(s)])
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(steps):
-        loss, _ = model.loss({"video": video})
-        opt.zero_grad(), loss.backward(), opt.step()
+    fit(model, TokenizerLoss(TokenizerLossConfig(perceptual=0.0)), {"video": video}, steps=steps, lr=3e-3)
     model.save_pretrained(out)
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from worldsmith.worlds.generate import simulate
-
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny ops: one thread is fastest and leaves the other core to the rest
     root = tmp_path_factory.mktemp("ar")
     simulate("arm", episodes=4, frames=17, size=64, fps=5.0, out=root / "shards", seed=0, workers=1, progress=False)
     train_tokenizer(root / "shards", root / "tok")
-    output = run("train", "--out", root / "run", "--data", root / "shards", "--tokenizer", root / "tok", *TRAIN_ARGS)
-    summary = json.loads(output)
+    output = CliRunner().invoke(cli.app, ["train", "autoregressive", "--out", str(root / "run"), "--data",
+                                          str(root / "shards"), "--tokenizer", str(root / "tok"), *TRAIN_ARGS])
+    assert output.exit_code == 0, output.output
+    summary = json.loads(output.stdout)
     yield {"root": root, "shards": root / "shards", "tok": root / "tok", "run": root / "run", "summary": summary}
     torch.set_num_threads(threads)
 
@@ -83,18 +97,18 @@ def clips_and_tokens(world) -> list:
     return load_token_set(world["run"] / "tokens")[1]
 
 
-def test_training_run_layout_and_resume(world):
+def test_training_run_layout_and_resume(world, run):
     run_dir, summary = world["run"], world["summary"]
     assert summary["steps"] == 150 and summary["clips"] == 4
     config = load_yaml(run_dir / "config.yaml")
-    assert config["model_class"] == "worldsmith.autoregressive.gpt:VideoGPT"
+    assert config["model_class"] == "worldsmith.autoregressive.model:VideoGPT"
     assert config["model"]["vocab_size"] == 1000 and config["model"]["grid"] == [8, 8]  # from the DV tokenizer
     assert Path(config["tokenizer"]) == world["tok"].resolve() and config["data"]["size"] == 64
     logs = read_logs(run_dir / "logs.jsonl")
     assert logs[-1]["step"] == 150 and logs[-1]["ce"] < 0.2 * logs[0]["ce"] and "z_loss" in logs[-1]
     index = json.loads((run_dir / "tokens" / "tokens.json").read_text())
     assert index["tokenizer_name"] == "dv4x8x8" and index["clips"] == 4
-    again = run("train", "--out", run_dir, "--data", world["shards"], "--tokenizer", world["tok"], *TRAIN_ARGS)
+    again = run("train", "autoregressive", "--out", run_dir, "--data", world["shards"], "--tokenizer", world["tok"], *TRAIN_ARGS)
     assert "already complete" in again and json.loads(again[again.index("{") :])["already_complete"]
 
 
@@ -140,12 +154,12 @@ def test_save_load_round_trip(world, tmp_path):
     again = VideoGPT.from_pretrained(tmp_path / "copy")
     tokens = clips_and_tokens(world)[1].tokens.long()[None]
     batch = {"tokens": tokens}
-    torch.testing.assert_close(model.loss(batch)[0], again.loss(batch)[0], rtol=0, atol=0)
+    torch.testing.assert_close(next_token_loss(model, batch)[0], next_token_loss(again, batch)[0], rtol=0, atol=0)
     raw = VideoGPT.from_pretrained(world["run"], ema=False)  # train_state/ weights (no EMA in this run: the same)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), raw.state_dict().values()))
     with pytest.raises(CheckpointError, match="no config.yaml"):
         VideoGPT.from_pretrained(tmp_path / "nowhere")
-    wrong = preset("autoregressive", "tiny")  # other widths than the saved run
+    wrong = PRESETS["tiny"]()  # other widths than the saved run
     VideoGPT(dataclasses.replace(wrong, vocab_size=1000)).save_pretrained(tmp_path / "other")
     (tmp_path / "other" / "model.safetensors").replace(tmp_path / "copy" / "model.safetensors")
     with pytest.raises(CheckpointError, match="do not fit"):
@@ -153,11 +167,8 @@ def test_save_load_round_trip(world, tmp_path):
 
 
 def test_stream_video_yields_decoded_frames_as_they_come(world):
-    loaded = load_run(world["run"])
+    loaded = ARGenerator.from_run(world["run"])
     clip = clips_and_tokens(world)[0]
-    from worldsmith.data.manifest import list_shards
-    from worldsmith.data.shards import iter_shard
-
     frames = next(iter_shard(list_shards(str(world["shards"]))[0])).frames
     context = to_tensor(frames[:1])[None]  # (1, 3, 1, 64, 64)
     text, mask = encode_prompts([clip.caption])
@@ -171,27 +182,26 @@ def test_stream_video_yields_decoded_frames_as_they_come(world):
     assert (got - truth.clamp(-1, 1)).abs().mean() < 0.02
 
 
-def test_generate_from_run_writes_context_and_rollouts(world, tmp_path):
-    from worldsmith.data.manifest import list_shards
-    from worldsmith.data.shards import iter_shard
-
+def test_generator_and_cli_write_context_and_rollout(world, tmp_path, run, capsys):
     frames = next(iter_shard(list_shards(str(world["shards"]))[0])).frames
-    encode_mp4(frames[:7], tmp_path / "in.mp4", fps=5.0)
-    out = generate_from_run(world["run"], input_path=tmp_path / "in.mp4", prompt="The robot arm moves.", frames=6,
-                            top_k=20, top_p=0.9, temperature=0.9, seed=1, out=tmp_path / "out.mp4",
-                            samples=2)  # fmt: skip
-    video = decode(out)
-    assert video.shape == (5 + 6, 64, 128, 3)  # context cut to 1 + 4k = 5 frames, 6 new; 2 rollouts side by side
-    assert probe(out).fps == pytest.approx(5.0)
+    gen = ARGenerator.from_run(world["run"])
+    request = GenerationRequest(prompt="The robot arm moves.", video=frames[:7], frames=11, seed=1)
+    sampling = SamplingConfig(top_k=20, top_p=0.9, temperature=0.9)
+    video = gen.generate(request, sampling)
+    assert video.shape == (5 + 6, 64, 64, 3)  # context cut to 1 + 4k = 5 frames, then 6 new ones
+    assert np.array_equal(video, gen.generate(request, sampling))  # a seed gives one video
+    encode_mp4(frames[:1], tmp_path / "in.mp4", fps=5.0)
     out_cli = tmp_path / "cli.mp4"
-    printed = run("generate", world["run"], "--input", tmp_path / "in.mp4", "--out", out_cli, "--frames", "3",
-                  "--context-frames", "1", "--temperature", "0")  # fmt: skip
-    assert Path(printed.strip()) == out_cli and decode(out_cli).shape == (1 + 3, 64, 64, 3)
-    with pytest.raises(ConfigError, match="top_p"):
-        generate_from_run(world["run"], input_path=tmp_path / "in.mp4", top_p=0.0, out=tmp_path / "x.mp4")
+    printed = run("generate", "--model", world["run"], "--input", tmp_path / "in.mp4", "--out", out_cli, "--frames",
+                  "4", "--temperature", "0")  # fmt: skip
+    assert Path(printed.strip()) == out_cli and decode(out_cli).shape == (4, 64, 64, 3)
+    assert probe(out_cli).fps == pytest.approx(5.0)  # the input's frame rate
+    assert "top_p must be in (0, 1]" in cli_error(capsys, "generate", "--model", world["run"], "--input",
+                                                  tmp_path / "in.mp4", "--top-p", "0", "--out", tmp_path / "x.mp4")
+    assert "continues a video" in cli_error(capsys, "generate", "--model", world["run"], "--out", tmp_path / "x.mp4")
 
 
-def test_score_rollouts_against_the_true_continuation(world):
+def test_score_rollouts_against_the_true_continuation(world, run):
     result = score_rollouts(world["run"], world["tok"], world["shards"], context_frames=1, frames=8,
                             sampling=GREEDY, max_clips=4)  # fmt: skip
     assert result["clips"] == 4 and len(result["psnr_per_step"]) == 8
@@ -200,16 +210,15 @@ def test_score_rollouts_against_the_true_continuation(world):
     assert result["psnr"] > 15  # memorised clips come back close to the truth (tokenizer quality bounds it)
     with pytest.raises(DataError, match="no clip"):
         score_rollouts(world["run"], None, world["shards"], context_frames=10, frames=10)
-    printed = json.loads(run("score", world["run"], world["shards"], "--frames", "4", "--max-clips", "2", "--top-k", "5"))
+    printed = json.loads(run("autoregressive", "score", world["run"], world["shards"], "--frames", "4", "--max-clips", "2", "--top-k", "5"))
     assert printed["clips"] == 2 and printed["frames"] == 4 and printed["ssim"] > 0
 
 
-def test_batches_split_across_ranks_and_drop_captions(world, monkeypatch):
+def test_batches_split_across_ranks_and_drop_captions(world):
     clips = clips_and_tokens(world)
     seen = []
     for rank in (0, 1):
-        data = TokenBatches(clips, 3, 2, seed=0)
-        monkeypatch.setattr(data, "_rank", lambda rank=rank: (rank, 2))
+        data = TokenBatches(clips, 3, 2, seed=0, rank=rank, world=2)
         batches = list(data(0))
         assert len(batches) == 1 and batches[0]["tokens"].shape == (2, 3, 8, 8)
         seen += [b["tokens"] for b in batches]
@@ -222,34 +231,29 @@ def test_batches_split_across_ranks_and_drop_captions(world, monkeypatch):
 
 
 def _embedding(n: int):
-    from worldsmith.conditioning.text import TextEmbedding
-
     return TextEmbedding(torch.zeros(n, 3, 384), torch.ones(n, 3, dtype=torch.bool), torch.zeros(n, 384))
 
 
-def test_tokenize_command_writes_a_token_set(world, tmp_path):
-    printed = json.loads(run("tokenize", world["tok"], world["shards"], "--out", tmp_path / "tokens", "--size", "32"))
+def test_tokenize_command_writes_a_token_set(world, tmp_path, run):
+    printed = json.loads(run("autoregressive", "tokenize", world["tok"], world["shards"], "--out", tmp_path / "tokens", "--size", "32"))
     assert printed["clips"] == 4 and printed["grid"] == [4, 4] and printed["vocab_size"] == 1000
     index, clips = load_token_set(tmp_path / "tokens")
     assert clips[0].tokens.shape == (5, 4, 4) and clips[0].tokens.dtype == torch.int32 and clips[0].caption
     before = (tmp_path / "tokens" / index["files"][0]).stat().st_mtime_ns
-    run("tokenize", world["tok"], world["shards"], "--out", tmp_path / "tokens", "--size", "32")  # resumes: no rewrite
+    run("autoregressive", "tokenize", world["tok"], world["shards"], "--out", tmp_path / "tokens", "--size", "32")  # resumes: no rewrite
     assert (tmp_path / "tokens" / index["files"][0]).stat().st_mtime_ns == before
 
 
-def test_user_errors_are_one_sentence(world, tmp_path):
-    with pytest.raises(ConfigError, match="no training data"):
-        run("train", "--out", tmp_path / "r")
-    with pytest.raises(ConfigError, match="tokenizer"):
-        run("train", "--out", tmp_path / "r", "--data", world["shards"])
-    with pytest.raises(DataError, match="not a token set"):
-        run("train", "--out", tmp_path / "r", "--tokens", tmp_path)
+def test_user_errors_are_one_sentence(world, tmp_path, capsys):
+    assert "no training data" in cli_error(capsys, "train", "autoregressive", "--out", tmp_path / "r")
+    assert "tokenizer" in cli_error(capsys, "train", "autoregressive", "--out", tmp_path / "r", "--data", world["shards"])
+    assert "not a token set" in cli_error(capsys, "train", "autoregressive", "--out", tmp_path / "r", "--tokens", tmp_path)
     torch.manual_seed(0)
-    CausalVideoTokenizer(preset("tokenizer", "cv4x8x8-tiny")).save_pretrained(tmp_path / "cv")
-    with pytest.raises(ConfigError, match="continuous"):
-        run("tokenize", tmp_path / "cv", world["shards"], "--out", tmp_path / "t")
-    with pytest.raises(ConfigError, match="other settings"):
-        run("tokenize", world["tok"], world["shards"], "--out", world["run"] / "tokens", "--size", "32")
+    CausalVideoTokenizer(TOKENIZER_PRESETS["cv4x8x8-tiny"]()).save_pretrained(tmp_path / "cv")
+    assert "continuous" in cli_error(capsys, "autoregressive", "tokenize", tmp_path / "cv", world["shards"], "--out",
+                                     tmp_path / "t")  # fmt: skip
+    assert "other settings" in cli_error(capsys, "autoregressive", "tokenize", world["tok"], world["shards"], "--out",
+                                         world["run"] / "tokens", "--size", "32")  # fmt: skip
 
 
 @pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
@@ -259,7 +263,7 @@ def test_two_process_ddp_training(world, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR")}
     env |= {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
-           "worldsmith.autoregressive.cli", "train", "--out", str(tmp_path / "ddp"), "--data", str(world["shards"]),
+           "worldsmith.cli", "train", "autoregressive", "--out", str(tmp_path / "ddp"), "--data", str(world["shards"]),
            "--tokenizer", str(world["tok"]), "--set", "train.steps=2", "--set", "train.batch_size=2", "--set",
            "data.caption_dropout=1", "--set", "model.dim=48", "--set", "model.depth=1", "--set", "model.max_frames=5",
            "--set", "train.progress=false", "--set", "train.tensorboard=false", "--set",

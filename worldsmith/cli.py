@@ -13,7 +13,16 @@ from typing import Optional
 
 import typer
 
+from worldsmith import config as C
+from worldsmith.cli_options import ConfigOption, DeviceOption, DryRunOption, SetOption
+from worldsmith.curate.pipeline import CurateConfig, plan, run_curation
+from worldsmith.data.inspect import format_stats, inspect
+from worldsmith.demo import DemoConfig, quick_config, run_demo
 from worldsmith.errors import WorldsmithError
+from worldsmith.families import FAMILIES, load_generator
+from worldsmith.info import collect_info, format_info
+from worldsmith.jobs import request_for, run_jobs, run_request, sampling_config
+from worldsmith.worlds.generate import simulate
 
 app = typer.Typer(
     name="worldsmith",
@@ -29,38 +38,12 @@ app.add_typer(data_app, name="data")
 train_app = typer.Typer(help="Train a model family on clip shards (resume: run the same command again).",
                         no_args_is_help=True)  # fmt: skip
 app.add_typer(train_app, name="train")
-
-
-def _mount_model_families() -> None:
-    """Each model family brings a typer sub-app (its commands import the heavy modules lazily)."""
-    from worldsmith.autoregressive import cli as ar_cli
-    from worldsmith.diffusion import cli as diffusion_cli
-    from worldsmith.tokenizer import cli as tokenizer_cli
-
-    app.add_typer(tokenizer_cli.app, name="tokenizer")
-    app.add_typer(diffusion_cli.app, name="diffusion")
-    app.add_typer(ar_cli.app, name="autoregressive")
-    train_app.command("tokenizer", help="Train a causal video tokenizer (same as `worldsmith tokenizer train`).")(
-        tokenizer_cli.train
-    )
-    train_app.command("diffusion", help="Train a diffusion world model (same as `worldsmith diffusion train`).")(
-        diffusion_cli.train
-    )
-    train_app.command("autoregressive", help="Train an autoregressive world model on tokenized clips.")(
-        ar_cli.train
-    )
-
-
-_mount_model_families()
+for _family in FAMILIES.values():  # `worldsmith train NAME` and `worldsmith NAME ...` for every family
+    train_app.command(_family.name, help=_family.train_command.__doc__)(_family.train_command)
+    if _family.commands is not None:
+        app.add_typer(_family.commands, name=_family.name)
 
 _state = {"debug": False}
-
-SetOption = typer.Option(
-    None, "--set", help="Override a config value, e.g. --set train.lr=3e-4 (repeatable; values are type-checked)."
-)
-ConfigOption = typer.Option(None, "--config", help="YAML file with (partial) config sections to apply.")
-DryRunOption = typer.Option(False, "--dry-run", help="Print the resolved config and exit without running.")
-
 
 @app.callback()
 def _root(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors.")) -> None:
@@ -71,24 +54,20 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show full traceback
 @app.command()
 def info() -> None:
     """Print versions, threads, accelerators, and the worlds, model families and presets that exist."""
-    from worldsmith.info import collect_info, format_info
-
     typer.echo(format_info(collect_info()))
 
 
 @app.command("config")
 def show_config(
-    family: str = typer.Argument(..., help="Model family, e.g. 'baseline' (see `worldsmith info`)."),
-    preset: str = typer.Option("tiny", "--preset", "-p", help="Named preset of that family."),
+    family: str = typer.Argument(..., help=f"Model family: {', '.join(FAMILIES)}."),
+    preset: Optional[str] = typer.Option(None, "--preset", "-p", help="Named preset of that family."),
     config: Optional[Path] = ConfigOption,
     overrides: Optional[list[str]] = SetOption,
 ) -> None:
-    """Print the resolved config of a model family: preset <- YAML file <- --set overrides."""
-    from worldsmith import config as C
-
-    C.load_all_presets()
-    cfg = C.resolve(C.preset(family, preset), config, overrides or [])
-    typer.echo(C.dump_yaml(cfg), nl=False)
+    """Print the resolved training config of a model family: preset <- YAML file <- --set overrides."""
+    if family not in FAMILIES:
+        raise WorldsmithError(f"unknown model family {family!r}; choose one of: {', '.join(FAMILIES)}.")
+    typer.echo(C.dump_yaml(FAMILIES[family].resolve(preset, config, overrides or [])), nl=False)
 
 
 @data_app.command("inspect")
@@ -98,8 +77,6 @@ def data_inspect(
     as_json: bool = typer.Option(False, "--json", help="Print the statistics as JSON."),
 ) -> None:
     """Print statistics of a clip dataset and write a contact sheet of a few clips."""
-    from worldsmith.data.inspect import format_stats, inspect
-
     stats = inspect(str(path), out_png=out)
     typer.echo(json.dumps(stats, indent=2, default=str) if as_json else format_stats(stats))
 
@@ -120,62 +97,61 @@ def sim(
 
     Run the same command again after an interruption to finish the missing episodes.
     """
-    from worldsmith.worlds.generate import simulate
-
     summary = simulate(
         world, episodes=episodes, frames=frames, size=size, fps=fps, out=out, seed=seed, views=views, workers=workers
     )
     typer.echo(json.dumps(summary, indent=2, default=str))
 
 
-def model_family(run_dir: Path) -> str:
-    """'diffusion' or 'autoregressive', from the ``model_class`` a run directory's config.yaml records."""
-    from worldsmith.config import load_yaml
-    from worldsmith.errors import CheckpointError
-
-    if not (run_dir / "config.yaml").is_file():
-        raise CheckpointError(f"{run_dir} is not a run directory (no config.yaml); pass the folder a training run wrote.")
-    model_class = str(load_yaml(run_dir / "config.yaml").get("model_class", ""))
-    for family in ("diffusion", "autoregressive"):
-        if model_class.startswith(f"worldsmith.{family}."):
-            return family
-    raise CheckpointError(f"{run_dir} holds a {model_class or 'unknown'} model, not a diffusion or autoregressive world model.")
+SAMPLING_HELP = "Sampling setting (applies to the families that have it; see `worldsmith generate --help`)."
 
 
 @app.command()
 def generate(
-    model: Path = typer.Option(..., "--model", "-m", help="A diffusion or autoregressive run directory."),
+    model: Path = typer.Option(..., "--model", "-m", help="A run directory of any model family."),
     out: Path = typer.Option(..., "--out", "-o", help="Output mp4."),
     prompt: str = typer.Option("", "--prompt", help="What happens in the video."),
     input_path: Optional[Path] = typer.Option(None, "--input", "-i", help="Image or video to continue (Video2World)."),
-    frames: Optional[int] = typer.Option(None, "--frames", min=1, help="Frames to generate (default: the model's)."),
+    frames: Optional[int] = typer.Option(None, "--frames", min=1, help="Frames in the output, the input's included "
+                                         "(default: the model's)."),
     seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same video."),
-    steps: int = typer.Option(10, "--steps", min=1, help="Diffusion: sampler steps."),
-    guidance: float = typer.Option(1.0, "--guidance", min=0.0, help="Diffusion: classifier-free guidance (1 = none)."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Diffusion: sampler steps (default 10)."),
+    guidance: Optional[float] = typer.Option(None, "--guidance", min=0.0, help="Diffusion: classifier-free "
+                                             "guidance (default 1 = none)."),
     negative_prompt: Optional[str] = typer.Option(None, "--negative-prompt", help="Diffusion: prompt to avoid."),
-    sampler: str = typer.Option("dpm++2m", "--sampler", help="Diffusion: euler, heun or dpm++2m."),
-    temperature: float = typer.Option(1.0, "--temperature", min=0.0, help="Autoregressive: sampling temperature."),
-    top_k: int = typer.Option(0, "--top-k", min=0, help="Autoregressive: sample among the k likeliest tokens."),
-    top_p: float = typer.Option(1.0, "--top-p", help="Autoregressive: nucleus mass in (0, 1]."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
-) -> None:
-    """Generate a video with a trained world model; the run directory says which family it is."""
-    family = model_family(model)
-    if family == "diffusion":
-        from worldsmith.diffusion.generation import generate_from_run
+    sampler: Optional[str] = typer.Option(None, "--sampler", help="Diffusion: euler, heun or dpm++2m (default)."),
+    temperature: Optional[float] = typer.Option(None, "--temperature", min=0.0, help="Autoregressive: sampling "
+                                                "temperature (default 1; 0 = greedy)."),
+    top_k: Optional[int] = typer.Option(None, "--top-k", min=0, help="Autoregressive: the k likeliest tokens."),
+    top_p: Optional[float] = typer.Option(None, "--top-p", help="Autoregressive: nucleus mass in (0, 1]."),
+    overrides: Optional[list[str]] = typer.Option(None, "--set", help="Any other sampling setting, e.g. "
+                                                  "--set steps=20."),
+    device: str = DeviceOption,
+) -> None:  # fmt: skip
+    """Generate a video with a trained model of any family (the run directory says which): Text2World from a
+    prompt, or Video2World continuing --input."""
+    values = {"steps": steps, "guidance": guidance, "negative_prompt": negative_prompt, "sampler": sampler,
+              "temperature": temperature, "top_k": top_k, "top_p": top_p}  # fmt: skip
+    values = {k: v for k, v in values.items() if v is not None} | C.parse_overrides(overrides or [])
+    generator = load_generator(model, device)
+    sampling = sampling_config(generator, values)
+    typer.echo(str(run_request(generator, request_for(prompt, input_path, frames, seed), sampling, out)))
 
-        path = generate_from_run(model, prompt=prompt, input_path=input_path, frames=frames, steps=steps,
-                                 guidance=guidance, seed=seed, out=out, negative_prompt=negative_prompt,
-                                 sampler=sampler, device=device)  # fmt: skip
-    else:
-        from worldsmith.autoregressive.pipeline import generate_from_run
 
-        if input_path is None:
-            raise WorldsmithError("the autoregressive model continues a video: pass --input image.png or video.mp4.")
-        path = generate_from_run(model, input_path=input_path, prompt=prompt or None, frames=frames or 16,
-                                 temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, out=out,
-                                 device=device)  # fmt: skip
-    typer.echo(str(path))
+@app.command()
+def batch(
+    jobs: Path = typer.Argument(..., help='JSONL file: one {"prompt": ..., "input"?, "frames"?, "seed"?, "name"?, '
+                                '<sampling settings>?} per line.'),
+    model: Path = typer.Option(..., "--model", "-m", help="A run directory of any model family."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for <name>.mp4 outputs (existing ones are kept)."),
+    overrides: Optional[list[str]] = typer.Option(None, "--set", help="Sampling settings for every job that does not "
+                                                  "set its own, e.g. --set steps=20."),
+    device: str = DeviceOption,
+) -> None:  # fmt: skip
+    """Generate every job of a JSONL file with one model; run again to finish an interrupted batch."""
+    generator = load_generator(model, device)
+    for result in run_jobs(generator, jobs, out, C.parse_overrides(overrides or [])):
+        typer.echo(json.dumps(result))
 
 
 @app.command()
@@ -193,9 +169,6 @@ def demo(
     Settings (see --dry-run): world, episodes, frames, size, tokenizer.*, diffusion.* ... e.g.
     --set diffusion.train.steps=2000.
     """
-    from worldsmith import config as C
-    from worldsmith.demo import DemoConfig, quick_config, run_demo
-
     cfg = C.resolve(quick_config() if quick else DemoConfig(), config, overrides or [])
     if dry_run:
         typer.echo(C.dump_yaml(cfg), nl=False)
@@ -223,9 +196,6 @@ def curate(
     Unreadable files are listed in the report and skipped; the input is never modified. Interrupted? Run the same
     command again to resume. Settings: see --dry-run, e.g. --set split.detector=adaptive --set filters.motion.enabled=false.
     """
-    from worldsmith import config as C
-    from worldsmith.curate.pipeline import CurateConfig, plan, run_curation
-
     cfg = C.resolve(CurateConfig(), config, overrides or [])
     engine = engine or ("ray" if ray_address else None)
     flags = {"engine": engine, "ray_address": ray_address, "workers": workers}

@@ -25,24 +25,33 @@ import torch
 
 from worldsmith import config as C
 from worldsmith.atomic import atomic_write_text
-from worldsmith.diffusion.pipeline import DiffusionRunConfig
+from worldsmith.data.inspect import format_stats, inspect
+from worldsmith.data.manifest import list_shards
+from worldsmith.data.shards import iter_shard
+from worldsmith.demo_report import write_report
+from worldsmith.diffusion.config import SamplingConfig
+from worldsmith.diffusion.generate import DiffusionGenerator
+from worldsmith.diffusion.train import DiffusionRunConfig
 from worldsmith.errors import ConfigError
-from worldsmith.tokenizer.pipeline import TokenizerRunConfig
-from worldsmith.train import TrainConfig
+from worldsmith.eval.metrics import psnr, ssim
+from worldsmith.family import GenerationRequest
+from worldsmith.families import FAMILIES
+from worldsmith.io.video import to_tensor
+from worldsmith.tokenizer.train import TokenizerRunConfig
+from worldsmith.train.train_config import TrainConfig
+from worldsmith.worlds.generate import simulate
+
+TOKENIZER, DIFFUSION = FAMILIES["tokenizer"], FAMILIES["diffusion"]
 
 
 def _tokenizer_run(preset: str, **train: Any) -> TokenizerRunConfig:
-    import worldsmith.tokenizer.presets  # noqa: F401  (registers the presets)
-
-    cfg = TokenizerRunConfig(model=C.preset("tokenizer", preset), train=TrainConfig(**train))
+    cfg = TOKENIZER.run_config(model=TOKENIZER.preset(preset), train=TrainConfig(**train))
     # L2 only: PSNR's own measure; on arm-world clips ~1 dB above L1 at equal steps, and no perceptual network to run
-    return C.merge(cfg, {"model": {"loss": {"l1": 0.0, "l2": 1.0, "perceptual": 0.0}}})
+    return C.merge(cfg, {"loss": {"l1": 0.0, "l2": 1.0, "perceptual": 0.0}})
 
 
 def _diffusion_run(preset: str, **train: Any) -> DiffusionRunConfig:
-    import worldsmith.diffusion.presets  # noqa: F401
-
-    cfg = DiffusionRunConfig(model=C.preset("diffusion", preset), train=TrainConfig(**train))
+    cfg = DIFFUSION.run_config(model=DIFFUSION.preset(preset), train=TrainConfig(**train))
     return C.merge(cfg, {"model": {"video2world_prob": 0.9}})  # the demo scores Video2World: train mostly on it
 
 
@@ -80,11 +89,6 @@ def quick_config() -> DemoConfig:
 
 def run_demo(cfg: DemoConfig, out: str | Path, *, progress: bool = True) -> dict[str, Any]:
     """Run the whole demo into ``out``; return the metrics and output paths."""
-    from worldsmith.data.inspect import format_stats, inspect
-    from worldsmith.diffusion.pipeline import train_diffusion
-    from worldsmith.tokenizer.pipeline import train as train_tokenizer
-    from worldsmith.worlds.generate import simulate
-
     out = Path(out)
     t0 = time.time()
     say = print if progress else (lambda *a, **k: None)
@@ -107,14 +111,14 @@ def run_demo(cfg: DemoConfig, out: str | Path, *, progress: bool = True) -> dict
                                       "train": {"progress": cfg.tokenizer.train.progress and progress,
                                                 "seed": cfg.seed}})  # fmt: skip
     say(f"[3/6] training the {tok_cfg.model.name} video tokenizer ({tok_cfg.train.steps} steps)")
-    train_tokenizer(out / "tokenizer", tok_cfg)
+    TOKENIZER.train(tok_cfg, out / "tokenizer")
 
     # 4. the diffusion world model, on cached latents
     dit_cfg = C.merge(cfg.diffusion, {"data": {**data, "shards": str(train_dir), "tokenizer": str(out / "tokenizer"),
                                                "cache_latents": True},
-                                      "train": {"seed": cfg.seed}})  # fmt: skip
+                                      "train": {"seed": cfg.seed, "progress": cfg.diffusion.train.progress and progress}})  # fmt: skip
     say(f"[4/6] training the diffusion world model ({dit_cfg.train.steps} steps on cached latents)")
-    train_diffusion(dit_cfg, out / "world_model", progress=progress and dit_cfg.train.progress)
+    DIFFUSION.train(dit_cfg, out / "world_model")
 
     # 5. Video2World rollouts on held-out episodes
     say(f"[5/6] generating {cfg.clip_frames - 1} frames from the first frame of {cfg.heldout} held-out episodes")
@@ -122,8 +126,6 @@ def run_demo(cfg: DemoConfig, out: str | Path, *, progress: bool = True) -> dict
 
     # 6. report
     say("[6/6] writing the report")
-    from worldsmith.demo_report import write_report
-
     paths = write_report(out, cfg, stats, metrics, panels)
     metrics["seconds"] = round(time.time() - t0, 1)
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
@@ -142,21 +144,16 @@ ROWS = ("model", "tokenizer", "copy_first")  # the generation, its ceiling and i
 def evaluate_rollouts(run_dir: Path, heldout: Path, cfg: DemoConfig) -> tuple[dict[str, Any], list[np.ndarray]]:
     """Per-frame PSNR/SSIM of Video2World generations (first frame + caption -> the rest of the clip), of the
     tokenizer's reconstruction of the truth and of copying the first frame; (truth | generation | error) panels."""
-    from worldsmith.data.manifest import list_shards
-    from worldsmith.data.shards import iter_shard
-    from worldsmith.diffusion.generation import WorldGenerator
-    from worldsmith.eval.metrics import psnr, ssim
-    from worldsmith.io.video import to_tensor, to_uint8
-
-    gen = WorldGenerator.from_run(run_dir)
+    gen = DiffusionGenerator.from_run(run_dir)
+    sampling = SamplingConfig(steps=cfg.sample_steps, sampler=cfg.sampler)
     n = cfg.clip_frames
     per_step: dict[str, dict[str, list]] = {k: {"psnr": [], "ssim": []} for k in ROWS}
     panels, captions = [], []
     for shard in list_shards(str(heldout)):
         for clip in iter_shard(shard):
             truth_u8 = clip.frames[:n]  # (n, H, W, 3)
-            video = gen.video2world(truth_u8[:1], clip.caption, frames=n, steps=cfg.sample_steps,
-                                    sampler=cfg.sampler, seed=cfg.seed)  # (n, H, W, 3) uint8
+            request = GenerationRequest(prompt=clip.caption, video=truth_u8[:1], frames=n, seed=cfg.seed)
+            video = gen.generate(request, sampling)  # (n, H, W, 3) uint8
             truth = to_tensor(truth_u8)[None]  # (1, 3, n, H, W)
             guesses = {"model": to_tensor(video)[None],
                        "tokenizer": gen.tokenizer.decode(gen.tokenizer.encode(truth)).clamp(-1, 1),
