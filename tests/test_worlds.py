@@ -9,7 +9,7 @@ import pytest
 
 import worldsmith  # noqa: F401  (sets MUJOCO_GL before mujoco is imported)
 from worldsmith.errors import ConfigError, WorldsmithError
-from worldsmith.worlds import render, scene
+from worldsmith.worlds import captions, mjcf, render
 from worldsmith.worlds.base import WorldConfig, record_episode
 from worldsmith.worlds.bounce import MOVE_THRESHOLD, BounceWorld
 from worldsmith.worlds.drive import DriveConfig, DriveWorld
@@ -35,27 +35,27 @@ def geom_names(model, ids: np.ndarray) -> np.ndarray:
 # -- scene helpers, config ---------------------------------------------------------------------------------------
 def test_scene_helpers_build_every_shape_and_speak_plain_english():
     rng = np.random.default_rng(0)
-    picked = scene.distinct_colors(rng, 8)
-    assert len(scene.COLORS) >= 10 and len(set(picked)) == 8 and set(picked) <= set(scene.COLORS)
-    mj = scene.MJCF("t")
-    mj.assets += scene.ground_assets(rng, "ground")
+    picked = mjcf.distinct_colors(rng, 8)
+    assert len(mjcf.COLORS) >= 10 and len(set(picked)) == 8 and set(picked) <= set(mjcf.COLORS)
+    mj = mjcf.MJCF("t")
+    mj.assets += mjcf.ground_assets(rng, "ground")
     mj.worldbody.append('<geom type="plane" size="2 2 1" material="ground"/>')
-    mj.worldbody += scene.random_lights(rng)
-    for i, shape in enumerate(scene.SHAPES):
-        obj = scene.random_object(rng, f"o{i}", shapes=(shape,))
+    mj.worldbody += mjcf.random_lights(rng)
+    for i, shape in enumerate(mjcf.SHAPES):
+        obj = mjcf.random_object(rng, f"o{i}", shapes=(shape,))
         assert obj.description == f"{obj.color} {shape}"
         mj.assets.append(obj.material_xml(rng))
         mj.worldbody.append(obj.body_xml((i * 0.3, 0, obj.half_height)))
-    mj.worldbody.append(scene.camera_xml("cam", (1, 1, 1), (0, 0, 0), 45))
+    mj.worldbody.append(mjcf.camera_xml("cam", (1, 1, 1), (0, 0, 0), 45))
     model = mj.compile()
-    assert model.nbody == 1 + len(scene.SHAPES) and model.ncam == 1
+    assert model.nbody == 1 + len(mjcf.SHAPES) and model.ncam == 1
     right, away = np.array([1.0, 0, 0]), np.array([0, 1.0, 0])
-    assert scene.direction_words(np.array([1.0, 0.0]), right, away) == "to the right"
-    assert scene.direction_words(np.array([0.0, -1.0]), right, away) == "toward the camera"
-    assert scene.direction_words(np.array([-1.0, 1.0]), right, away) == "to the left and away from the camera"
-    assert scene.count_phrase(1, "orange cone") == "an orange cone"
-    assert scene.count_phrase(2, "red car") == "two red cars"
-    assert scene.join_phrases(["a", "b", "c"]) == "a, b and c" and scene.sentence("hi there") == "Hi there."
+    assert captions.direction_words(np.array([1.0, 0.0]), right, away) == "to the right"
+    assert captions.direction_words(np.array([0.0, -1.0]), right, away) == "toward the camera"
+    assert captions.direction_words(np.array([-1.0, 1.0]), right, away) == "to the left and away from the camera"
+    assert captions.count_phrase(1, "orange cone") == "an orange cone"
+    assert captions.count_phrase(2, "red car") == "two red cars"
+    assert captions.join_phrases(["a", "b", "c"]) == "a, b and c" and captions.sentence("hi there") == "Hi there."
 
 
 @pytest.mark.parametrize("kwargs", [{"size": 4}, {"fps": 0.0}, {"views": 0}])

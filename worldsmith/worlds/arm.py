@@ -24,7 +24,8 @@ from worldsmith.worlds.arm_control import ArmController, action_bounds, top_down
 from worldsmith.worlds.arm_model import CAMERAS, PAD_GEOMS, TIMESTEP, ArmScene, build_mjcf, sample_scene
 from worldsmith.worlds.arm_policy import ScriptedPolicy
 from worldsmith.worlds.base import MujocoWorld, WorldConfig
-from worldsmith.worlds.scene import direction_words, mat_to_quat, sentence
+from worldsmith.worlds.camera import mat_to_quat
+from worldsmith.worlds.captions import direction_words, sentence
 
 mujoco = render.mujoco
 MOVED = 0.02  # m: an object "moved" when it got this far from where it started at some frame

@@ -29,8 +29,8 @@ import numpy as np
 
 from worldsmith.errors import WorldsmithError
 from worldsmith.worlds.arm_model import ARM_JOINTS, EE_TO_TIP, FINGER_JOINTS, FINGER_OPEN, FINGER_SQUEEZE
+from worldsmith.worlds.camera import mat_to_quat
 from worldsmith.worlds.render import mujoco
-from worldsmith.worlds.scene import mat_to_quat
 
 MAX_TRANSLATION = 0.04  # m per frame, each axis (0.4 m/s at 10 fps)
 MAX_ROTATION = 0.2  # rad per frame, rotation-vector norm

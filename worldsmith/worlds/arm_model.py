@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from worldsmith.worlds import scene
-from worldsmith.worlds.scene import MJCF, ObjectSpec, fmt
+from worldsmith.worlds import camera, mjcf
+from worldsmith.worlds.mjcf import MJCF, ObjectSpec, fmt
 
 ARM_JOINTS = ("waist", "shoulder", "elbow", "forearm_roll", "wrist_pitch", "wrist_roll")
 FINGER_JOINTS = ("finger_left", "finger_right")
@@ -36,7 +36,7 @@ FINGER_SQUEEZE = 0.01  # m, closed target beyond contact, so a closed gripper sq
 EE_TO_TIP = 0.03  # m, from the ee site to the fingertips along gripper x
 OBJECT_SHAPES = ("cube", "block", "ball", "cylinder")
 FLAT_TOPPED = ("cube", "block", "cylinder")  # shapes another object can be stacked on
-OBJECT_SCALE = (0.02, 0.03)  # half size range (m) handed to scene.random_object
+OBJECT_SCALE = (0.02, 0.03)  # half size range (m) handed to mjcf.random_object
 WORKSPACE_RADIUS = (0.28, 0.48)  # object placement: distance from the base axis (m)
 WORKSPACE_ANGLE = 0.55  # object placement: |azimuth| around the base (rad)
 
@@ -78,11 +78,11 @@ def sample_scene(rng: np.random.Generator, randomize: bool = True) -> ArmScene:
     colour and home pose); the number of objects, their colours (captions need them) and layout still vary.
     """
     n = int(rng.integers(1, 5))
-    colors = scene.distinct_colors(rng, n)
+    colors = mjcf.distinct_colors(rng, n)
     objects, positions, yaws = [], [], []
     for i in range(n):
         if randomize:
-            obj = scene.random_object(rng, f"obj{i}", shapes=OBJECT_SHAPES, scale=OBJECT_SCALE, color=colors[i])
+            obj = mjcf.random_object(rng, f"obj{i}", shapes=OBJECT_SHAPES, scale=OBJECT_SCALE, color=colors[i])
         else:
             obj = ObjectSpec(name=f"obj{i}", shape="cube", color=colors[i], size=(0.022, 0.022, 0.022))
         objects.append(obj)
@@ -91,9 +91,9 @@ def sample_scene(rng: np.random.Generator, randomize: bool = True) -> ArmScene:
     cameras = [CameraSpec(np.array([0.86, -0.46, 0.5]), np.array([0.25, 0.0, 0.17]), 50.0),
                CameraSpec(np.array([0.86, 0.46, 0.5]), np.array([0.25, 0.0, 0.17]), 50.0)]
     if randomize:
-        cameras = [CameraSpec(*scene.jitter_camera(rng, c.pos, c.target, fovy=c.fovy)) for c in cameras]
+        cameras = [CameraSpec(*camera.jitter_camera(rng, c.pos, c.target, fovy=c.fovy)) for c in cameras]
     home = np.array([0.34, 0.0, 0.15]) + (rng.uniform([-0.04, -0.06, -0.02], [0.04, 0.06, 0.02]) if randomize else 0.0)
-    arm_rgb = scene.random_muted_rgb(rng, 0.15, 0.45) if randomize else np.array([0.25, 0.25, 0.28])
+    arm_rgb = mjcf.random_muted_rgb(rng, 0.15, 0.45) if randomize else np.array([0.25, 0.25, 0.28])
     return ArmScene(objects, np.array(positions), np.array(yaws), cameras, arm_rgb, home,
                     float(rng.uniform(-0.5, 0.5)) if randomize else 0.0)
 
@@ -111,11 +111,11 @@ def _place(rng: np.random.Generator, obj: ObjectSpec, placed: list[ObjectSpec], 
 def build_mjcf(spec: ArmScene, rng: np.random.Generator, randomize: bool = True, size: int = 64) -> MJCF:
     """The episode's MJCF document (compile with ``.compile()``); ``rng`` draws table/floor/light appearance."""
     look = rng if randomize else None
-    mj = MJCF("arm", timestep=TIMESTEP, headlight=scene.headlight_xml(look), offscreen=(size, size))
+    mj = MJCF("arm", timestep=TIMESTEP, headlight=mjcf.headlight_xml(look), offscreen=(size, size))
     # 1. appearance: table and floor textures, lights, materials
     if randomize:
-        mj.assets += scene.ground_assets(rng, "table", repeat=3.0) + scene.ground_assets(rng, "floor", repeat=8.0)
-        mj.worldbody += scene.random_lights(rng)
+        mj.assets += mjcf.ground_assets(rng, "table", repeat=3.0) + mjcf.ground_assets(rng, "floor", repeat=8.0)
+        mj.worldbody += mjcf.random_lights(rng)
     else:
         mj.assets += ['<material name="table" rgba="0.55 0.45 0.35 1"/>',
                       '<material name="floor" rgba="0.4 0.4 0.42 1"/>']
@@ -129,7 +129,7 @@ def build_mjcf(spec: ArmScene, rng: np.random.Generator, randomize: bool = True,
     mj.worldbody.append('<geom name="table" type="box" pos="0.3 0 -0.02" size="0.65 0.75 0.02" material="table" '
                         'class="static"/>')
     for name, cam in zip(CAMERAS, spec.cameras):
-        mj.worldbody.append(scene.camera_xml(name, cam.pos, cam.target, cam.fovy))
+        mj.worldbody.append(mjcf.camera_xml(name, cam.pos, cam.target, cam.fovy))
     # 3. the arm, then the objects (1 mm above the table; reset lets them settle)
     mj.worldbody.append(_arm_xml())
     for obj, xy, yaw in zip(spec.objects, spec.positions, spec.yaws):

@@ -15,7 +15,8 @@ import numpy as np
 
 from worldsmith.data.clip import Clip
 from worldsmith.errors import ConfigError
-from worldsmith.worlds.render import SceneRenderer
+from worldsmith.worlds.render import SceneRenderer, mujoco
+
 
 @dataclass
 class WorldConfig:
@@ -109,8 +110,6 @@ class MujocoWorld(World):
         self._renderer: SceneRenderer | None = None
 
     def _load(self, model) -> None:
-        import mujoco  # loaded already by worldsmith.worlds.render, after it chose the GL backend
-
         if self._renderer is None:
             self._renderer = SceneRenderer(self.cfg.size, self.cfg.size, shadows=self.cfg.shadows)
         self.model = model

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from worldsmith.worlds import render, scene
+from worldsmith.worlds import camera, mjcf, render
 from worldsmith.worlds.base import MujocoWorld, WorldConfig
-from worldsmith.worlds.scene import direction_words, join_phrases, sentence
+from worldsmith.worlds.captions import direction_words, join_phrases, sentence
 
 mujoco = render.mujoco
 
@@ -42,34 +42,34 @@ class BounceWorld(MujocoWorld):
     def __init__(self, cfg: WorldConfig | None = None, bounce: BounceConfig | None = None) -> None:
         super().__init__(cfg)
         self.bcfg = bounce or BounceConfig()
-        self.objects: list[scene.ObjectSpec] = []
+        self.objects: list[mjcf.ObjectSpec] = []
 
     # -- episode construction ----------------------------------------------------------------------------------
-    def _build(self, rng: np.random.Generator) -> scene.MJCF:
+    def _build(self, rng: np.random.Generator) -> mjcf.MJCF:
         c, randomize = self.bcfg, self.cfg.randomize
         half = float(rng.uniform(*c.arena)) if randomize else float(np.mean(c.arena))
         n = int(rng.integers(c.num_objects[0], c.num_objects[1] + 1))
-        colors = scene.distinct_colors(rng, n) if randomize else list(scene.COLORS)[:n]
-        shapes = tuple(scene.SHAPES) if randomize else ("ball", "cube")
+        colors = mjcf.distinct_colors(rng, n) if randomize else list(mjcf.COLORS)[:n]
+        shapes = tuple(mjcf.SHAPES) if randomize else ("ball", "cube")
         self.objects = [
-            scene.random_object(rng, f"obj{i}", shapes=("ball", "cube") if i == 0 else shapes, scale=c.object_scale,
+            mjcf.random_object(rng, f"obj{i}", shapes=("ball", "cube") if i == 0 else shapes, scale=c.object_scale,
                                 color=colors[i])  # fmt: skip
             for i in range(n)
         ]
         self.half = half
         n_steps = int(np.ceil(1.0 / (self.cfg.fps * c.max_timestep)))
         self.substeps = n_steps
-        mj = scene.MJCF("bounce", timestep=1.0 / (self.cfg.fps * n_steps), integrator="Euler",
-                        headlight=scene.headlight_xml(rng if randomize else None))  # fmt: skip
+        mj = mjcf.MJCF("bounce", timestep=1.0 / (self.cfg.fps * n_steps), integrator="Euler",
+                        headlight=mjcf.headlight_xml(rng if randomize else None))  # fmt: skip
         mj.sections.append(
             f'<default><geom friction="{c.friction} 0.005 0.0001" condim="6" solref="0.004 0.4"/></default>'
         )
-        mj.assets += scene.ground_assets(rng, "floor", repeat=2.0 * half)
-        wall_rgb = scene.random_muted_rgb(rng, 0.3, 0.9)
-        mj.assets.append(f'<material name="wall" rgba="{scene.fmt(wall_rgb)} 1"/>')
-        mj.worldbody.append(scene.tag("geom", name="floor", type="plane", size=[half + 1.5] * 3, material="floor"))
-        mj.worldbody += scene.square_walls(half, 0.02, float(rng.uniform(0.05, 0.1)), "wall")
-        mj.worldbody += scene.random_lights(rng) if randomize else []
+        mj.assets += mjcf.ground_assets(rng, "floor", repeat=2.0 * half)
+        wall_rgb = mjcf.random_muted_rgb(rng, 0.3, 0.9)
+        mj.assets.append(f'<material name="wall" rgba="{mjcf.fmt(wall_rgb)} 1"/>')
+        mj.worldbody.append(mjcf.tag("geom", name="floor", type="plane", size=[half + 1.5] * 3, material="floor"))
+        mj.worldbody += mjcf.square_walls(half, 0.02, float(rng.uniform(0.05, 0.1)), "wall")
+        mj.worldbody += mjcf.random_lights(rng) if randomize else []
         for obj, (pos, quat) in zip(self.objects, self._placements(rng)):
             mj.assets.append(obj.material_xml(rng if randomize else None))
             mj.worldbody.append(obj.body_xml(pos, quat=quat))
@@ -81,10 +81,10 @@ class BounceWorld(MujocoWorld):
             center = np.array([0.1 * half * np.cos(azim + np.pi), 0.1 * half * np.sin(azim + np.pi), 0.1])
             pos = center + dist * np.array([np.cos(elev) * np.cos(azim), np.cos(elev) * np.sin(azim), np.sin(elev)])
             if randomize:
-                pos, target, fovy = scene.jitter_camera(rng, pos, center, pos_std=0.02 * dist, target_std=0.02)
+                pos, target, fovy = camera.jitter_camera(rng, pos, center, pos_std=0.02 * dist, target_std=0.02)
             else:
                 target, fovy = center, 45.0
-            mj.worldbody.append(scene.camera_xml(f"cam{k}", pos, target, fovy))
+            mj.worldbody.append(mjcf.camera_xml(f"cam{k}", pos, target, fovy))
         return mj
 
     def _placements(self, rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -187,7 +187,7 @@ class BounceWorld(MujocoWorld):
     def policy(self, rng: np.random.Generator):
         """Push the agent toward a randomly chosen object at a cruising speed, with smooth noise and rare hops."""
         speed = rng.uniform(0.25, 0.6)
-        rolls = self.objects[0].shape in scene.ROLLING_SHAPES
+        rolls = self.objects[0].shape in mjcf.ROLLING_SHAPES
         state = {"target": 1 + int(rng.integers(len(self.objects) - 1)), "until": 0, "noise": np.zeros(2)}
 
         def act(t: int) -> np.ndarray:
@@ -235,7 +235,7 @@ class BounceWorld(MujocoWorld):
         shift = p[-1, :2] - p[land, :2]
         where = direction_words(shift, right, away) if np.linalg.norm(shift) > MOVE_THRESHOLD else ""
         tumbled = abs(float(np.dot(quat[0], quat[-1]))) < np.cos(np.deg2rad(30))
-        verb = "rolls" if obj.shape in scene.ROLLING_SHAPES else ("tumbles" if tumbled else "slides")
+        verb = "rolls" if obj.shape in mjcf.ROLLING_SHAPES else ("tumbles" if tumbled else "slides")
         if airborne:
             below = self.resting_on(i)
             onto = "the floor" if below is None else f"the {self.objects[below].description}"

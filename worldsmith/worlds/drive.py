@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from worldsmith.errors import ConfigError
-from worldsmith.worlds import render, scene
+from worldsmith.worlds import camera, captions, mjcf, render
 from worldsmith.worlds.base import MujocoWorld, WorldConfig
 from worldsmith.worlds.road import Road, road_meshes, vehicle_xml
 
@@ -69,32 +69,32 @@ class DriveWorld(MujocoWorld):
         return self.cfg.views or 3
 
     # -- episode construction ----------------------------------------------------------------------------------
-    def _build(self, rng: np.random.Generator) -> scene.MJCF:
+    def _build(self, rng: np.random.Generator) -> mjcf.MJCF:
         c = self.dcfg
         self.road = Road.random(rng, c.lane_width)
-        mj = scene.MJCF("drive", headlight=scene.headlight_xml(rng))
+        mj = mjcf.MJCF("drive", headlight=mjcf.headlight_xml(rng))
         mj.sections.append('<default><geom contype="0" conaffinity="0"/></default>')  # kinematic: no contacts
         sky = np.clip(np.array([0.45, 0.65, 0.95]) * rng.uniform(0.8, 1.1), 0, 1)
-        mj.assets.append(scene.tag("texture", type="skybox", builtin="gradient", rgb1=sky, rgb2=(0.92, 0.94, 0.98),
+        mj.assets.append(mjcf.tag("texture", type="skybox", builtin="gradient", rgb1=sky, rgb2=(0.92, 0.94, 0.98),
                                    width=32, height=32))  # fmt: skip
-        mj.assets += scene.ground_assets(rng, "ground", repeat=60.0)
+        mj.assets += mjcf.ground_assets(rng, "ground", repeat=60.0)
         size = self.road.extent + 60.0
-        mj.worldbody.append(scene.tag("geom", name="ground", type="plane", size=(size, size, size / 4),
+        mj.worldbody.append(mjcf.tag("geom", name="ground", type="plane", size=(size, size, size / 4),
                                       material="ground"))  # fmt: skip
-        mj.worldbody += scene.random_lights(rng, n=(1, 2), height=100.0)
+        mj.worldbody += mjcf.random_lights(rng, n=(1, 2), height=100.0)
         assets, geoms = road_meshes(self.road, rng)
         mj.assets += assets
         mj.worldbody += geoms + self._scenery(rng)
         pitch = np.deg2rad(c.cam_pitch_deg)
         cams = "".join(  # the rig rides on the ego car, a mocap body moved by the bicycle model
-            scene.tag("camera", name=name, pos=(c.cam_forward, 0, c.cam_height), fovy=c.cam_fovy,
-                      quat=scene.mat_to_quat(scene.yaw_pitch_matrix(np.deg2rad(VIEWS[name]), pitch)))  # fmt: skip
+            mjcf.tag("camera", name=name, pos=(c.cam_forward, 0, c.cam_height), fovy=c.cam_fovy,
+                      quat=camera.mat_to_quat(camera.yaw_pitch_matrix(np.deg2rad(VIEWS[name]), pitch)))  # fmt: skip
             for name in self.view_names
         )
-        mj.worldbody.append(scene.tag("body", cams, name="ego", mocap="true"))
+        mj.worldbody.append(mjcf.tag("body", cams, name="ego", mocap="true"))
         self._ego_s0 = rng.uniform(0, self.road.length)
         self.ego_speed0, self.cruise = rng.uniform(5.0, 10.0), rng.uniform(7.0, 13.0)
-        colors = scene.distinct_colors(rng, len(scene.COLORS))
+        colors = mjcf.distinct_colors(rng, len(mjcf.COLORS))
         mj.worldbody += self._traffic(rng, colors) + self._obstacles(rng, colors)
         return mj
 
@@ -111,8 +111,8 @@ class DriveWorld(MujocoWorld):
             speed = rng.uniform(0.5, 0.9) * self.cruise if same else rng.uniform(6.0, 12.0)
             color = colors.pop()
             self.vehicles.append({"kind": kind, "color": color, "lane": 1 if same else -1, "s": s, "v": speed})
-            geoms = vehicle_xml(kind, scene.COLORS[color], f"veh{i}")
-            bodies.append(scene.tag("body", geoms, name=f"veh{i}", mocap="true"))
+            geoms = vehicle_xml(kind, mjcf.COLORS[color], f"veh{i}")
+            bodies.append(mjcf.tag("body", geoms, name=f"veh{i}", mocap="true"))
         return bodies
 
     def _obstacles(self, rng: np.random.Generator, colors: list[str]) -> list[str]:
@@ -128,9 +128,9 @@ class DriveWorld(MujocoWorld):
             color = {"cone": "orange", "barrier": "gray"}.get(kind) or colors.pop()
             yaw = heading + (rng.uniform(-0.1, 0.1) if kind != "barrier" else 0.0)
             name = f"obs{len(self.obstacles)}"
-            geoms = vehicle_xml(kind, scene.COLORS[color], name)
+            geoms = vehicle_xml(kind, mjcf.COLORS[color], name)
             quat = (np.cos(yaw / 2), 0, 0, np.sin(yaw / 2))
-            bodies.append(scene.tag("body", geoms, name=name, pos=(x, y, 0), quat=quat))
+            bodies.append(mjcf.tag("body", geoms, name=name, pos=(x, y, 0), quat=quat))
             self.obstacles.append({"kind": kind, "color": color, "side": "right" if side > 0 else "left", "xy": [x, y],
                                    "s": s})  # fmt: skip
         return bodies
@@ -147,12 +147,12 @@ class DriveWorld(MujocoWorld):
                 r, h = rng.uniform(1.5, 3.0), rng.uniform(3.0, 6.0)
                 green = (*(np.array([0.1, 0.4, 0.1]) * rng.uniform(0.7, 1.3)), 1)
                 bark = (0.35, 0.22, 0.1, 1)
-                out.append(scene.tag("geom", type="cylinder", pos=(x, y, h / 2), size=(0.3, h / 2), rgba=bark))
-                out.append(scene.tag("geom", type="sphere", pos=(x, y, h), size=(r,), rgba=green))
+                out.append(mjcf.tag("geom", type="cylinder", pos=(x, y, h / 2), size=(0.3, h / 2), rgba=bark))
+                out.append(mjcf.tag("geom", type="sphere", pos=(x, y, h), size=(r,), rgba=green))
             else:  # a building
                 size = rng.uniform([3, 3, 3], [8, 8, 12])
-                rgba = (*scene.random_muted_rgb(rng, 0.3, 0.9), 1)
-                out.append(scene.tag("geom", type="box", pos=(x, y, size[2]), size=size, rgba=rgba,
+                rgba = (*mjcf.random_muted_rgb(rng, 0.3, 0.9), 1)
+                out.append(mjcf.tag("geom", type="box", pos=(x, y, size[2]), size=size, rgba=rgba,
                                      euler=(0, 0, rng.uniform(0, 180))))  # fmt: skip
         return out
 
@@ -271,7 +271,7 @@ class DriveWorld(MujocoWorld):
         text = f"the ego car {verb} along {road}"
         lead = self.lead_vehicles()
         if lead:
-            text += " behind " + scene.join_phrases([scene.with_article(self._desc(self.vehicles[i])) for i in lead])
+            text += " behind " + captions.join_phrases([captions.with_article(self._desc(self.vehicles[i])) for i in lead])
         cars = np.stack(self.vehicle_history)[:, :, :2]  # (T, M, 2)
         passed = [("oncoming " + self._desc(self.vehicles[i]), "") for i in self._passed(cars, 12.0)]
         obs_xy = np.array([o["xy"] for o in self.obstacles]).reshape(1, -1, 2).repeat(len(ego), 0)
@@ -279,10 +279,10 @@ class DriveWorld(MujocoWorld):
             o = self.obstacles[i]
             parked = "parked " if o["kind"] in ("car", "truck", "van") else ""
             passed.append((parked + self._desc(o), f" on the {o['side']}"))
-        passes = [f"{scene.count_phrase(n, noun)}{where}" for (noun, where), n in Counter(passed).items()]
+        passes = [f"{captions.count_phrase(n, noun)}{where}" for (noun, where), n in Counter(passed).items()]
         if passes:
-            text += ", passing " + scene.join_phrases(passes)
-        return scene.sentence(text)
+            text += ", passing " + captions.join_phrases(passes)
+        return captions.sentence(text)
 
     @staticmethod
     def _desc(thing: dict) -> str:

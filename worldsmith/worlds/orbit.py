@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from worldsmith.worlds import render, scene
+from worldsmith.worlds import camera, captions, mjcf, render
 from worldsmith.worlds.base import MujocoWorld, WorldConfig
 
 mujoco = render.mujoco
@@ -55,21 +55,21 @@ class OrbitWorld(MujocoWorld):
         return -high, high
 
     # -- episode construction ----------------------------------------------------------------------------------
-    def _build(self, rng: np.random.Generator) -> scene.MJCF:
+    def _build(self, rng: np.random.Generator) -> mjcf.MJCF:
         c, rand = self.ocfg, self.cfg.randomize
-        mj = scene.MJCF("orbit", headlight=scene.headlight_xml(rng if rand else None))
-        self.ground_kind = list(scene.GROUND_KINDS)[int(rng.integers(len(scene.GROUND_KINDS)))] if rand else "checker"
-        mj.assets += scene.ground_assets(rng, "floor", repeat=2.0, kind=self.ground_kind)
-        mj.assets += scene.ground_assets(rng, "wall", repeat=1.0)
-        floor = scene.tag("geom", name="floor", type="plane", size=(c.room, c.room, c.room / 2), material="floor")
-        mj.worldbody += [floor, *scene.square_walls(c.room, 0.05, 2.5, "wall")]
-        default_light = scene.tag("light", directional="true", dir=(0, 0.3, -1), castshadow="false")
-        mj.worldbody += scene.random_lights(rng) if rand else [default_light]
+        mj = mjcf.MJCF("orbit", headlight=mjcf.headlight_xml(rng if rand else None))
+        self.ground_kind = list(mjcf.GROUND_KINDS)[int(rng.integers(len(mjcf.GROUND_KINDS)))] if rand else "checker"
+        mj.assets += mjcf.ground_assets(rng, "floor", repeat=2.0, kind=self.ground_kind)
+        mj.assets += mjcf.ground_assets(rng, "wall", repeat=1.0)
+        floor = mjcf.tag("geom", name="floor", type="plane", size=(c.room, c.room, c.room / 2), material="floor")
+        mj.worldbody += [floor, *mjcf.square_walls(c.room, 0.05, 2.5, "wall")]
+        default_light = mjcf.tag("light", directional="true", dir=(0, 0.3, -1), castshadow="false")
+        mj.worldbody += mjcf.random_lights(rng) if rand else [default_light]
         n = int(rng.integers(c.num_objects[0], c.num_objects[1] + 1))
-        colors = scene.distinct_colors(rng, n)
+        colors = mjcf.distinct_colors(rng, n)
         self.objects, placed = [], []
         for i in range(n):
-            obj = scene.random_object(rng, f"obj{i}", scale=c.object_scale, color=colors[i])
+            obj = mjcf.random_object(rng, f"obj{i}", scale=c.object_scale, color=colors[i])
             for _ in range(200):
                 xy = rng.uniform(-1.2, 1.2, size=2)
                 if all(np.linalg.norm(xy - q) > obj.radius + r + 0.05 for q, r in placed):
@@ -127,7 +127,7 @@ class OrbitWorld(MujocoWorld):
         self._trajectory(rng)
         mujoco.mj_forward(self.model, self.data)
         self.K = render.camera_K(self.model, 0, self.cfg.size, self.cfg.size)
-        self.rig = np.deg2rad(scene.rig_yaws(self.num_views, self.ocfg.view_step_deg))
+        self.rig = np.deg2rad(camera.rig_yaws(self.num_views, self.ocfg.view_step_deg))
         self.frame_index = 0
         self.cam = self._pose(0.0)
         self.history = []
@@ -151,7 +151,7 @@ class OrbitWorld(MujocoWorld):
         m = self.model
         for k, dyaw in enumerate(self.rig):
             m.cam_pos[k] = self.cam[:3]
-            m.cam_quat[k] = scene.mat_to_quat(scene.yaw_pitch_matrix(self.cam[3] + dyaw, self.cam[4]))
+            m.cam_quat[k] = camera.mat_to_quat(camera.yaw_pitch_matrix(self.cam[3] + dyaw, self.cam[4]))
         mujoco.mj_camlight(m, self.data)
         self._views = [self._render(k) for k in range(self.num_views)]
         c2w = np.stack([render.camera_c2w(self.data, k) for k in range(self.num_views)])  # (V, 4, 4)
@@ -202,10 +202,10 @@ class OrbitWorld(MujocoWorld):
     # -- captions ----------------------------------------------------------------------------------------------
     def caption(self) -> str:
         h = np.stack(self.history)  # (T, 5) x, y, z, yaw, pitch
-        things = scene.join_phrases([scene.with_article(o.description) for o in self.objects])
-        floor = scene.with_article(f"{scene.GROUND_KINDS[self.ground_kind]} floor")
+        things = captions.join_phrases([captions.with_article(o.description) for o in self.objects])
+        floor = captions.with_article(f"{mjcf.GROUND_KINDS[self.ground_kind]} floor")
         motion, back = self._motion_words(h)
-        return scene.sentence(f"the camera {motion} a room with {things} on {floor}{', then returns' if back else ''}")
+        return captions.sentence(f"the camera {motion} a room with {things} on {floor}{', then returns' if back else ''}")
 
     def _motion_words(self, h: np.ndarray) -> tuple[str, bool]:
         """What the camera did, measured on its recorded states, and whether it came back."""

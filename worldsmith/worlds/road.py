@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from worldsmith.worlds import scene
+from worldsmith.worlds import mjcf
 
 
 @dataclass
@@ -119,10 +119,10 @@ def _mesh_xml(name: str, verts: np.ndarray, faces: np.ndarray, rgb: np.ndarray) 
     remap[used] = np.arange(len(used))
     faces_text = " ".join(map(str, remap[faces].ravel()))
     asset = [
-        scene.tag("mesh", name=name, inertia="shell", vertex=verts[used].ravel(), face=faces_text),
-        scene.tag("material", name=f"{name}_mat", rgba=(*rgb, 1), specular=0.05),
+        mjcf.tag("mesh", name=name, inertia="shell", vertex=verts[used].ravel(), face=faces_text),
+        mjcf.tag("material", name=f"{name}_mat", rgba=(*rgb, 1), specular=0.05),
     ]
-    return asset, scene.tag("geom", name=name, type="mesh", mesh=name, material=f"{name}_mat")
+    return asset, mjcf.tag("geom", name=name, type="mesh", mesh=name, material=f"{name}_mat")
 
 
 def road_meshes(road: Road, rng: np.random.Generator) -> tuple[list[str], list[str]]:
@@ -151,7 +151,7 @@ def vehicle_xml(kind: str, rgb, name: str) -> str:
     col, dark, white = (*rgb, 1), (0.1, 0.1, 0.1, 1), (0.85, 0.85, 0.85, 1)
 
     def box(part: str, pos, size, rgba) -> str:
-        return scene.tag("geom", name=f"{name}_{part}", type="box", pos=pos, size=size, rgba=rgba)
+        return mjcf.tag("geom", name=f"{name}_{part}", type="box", pos=pos, size=size, rgba=rgba)
 
     parts = {
         "car": [box("body", (0, 0, 0.55), (2.2, 0.9, 0.35), col), box("cabin", (-0.3, 0, 1.1), (1.1, 0.8, 0.3), col),
@@ -159,7 +159,7 @@ def vehicle_xml(kind: str, rgb, name: str) -> str:
         "van": [box("body", (0, 0, 1.1), (2.5, 1.0, 0.9), col), box("glass", (2.3, 0, 1.4), (0.22, 0.95, 0.35), dark)],
         "truck": [box("cab", (2.6, 0, 1.4), (0.9, 1.2, 1.1), col),
                   box("cargo", (-1.0, 0, 1.7), (2.6, 1.25, 1.4), white)],
-        "cone": [scene.tag("geom", name=f"{name}_cone", type="cylinder", pos=(0, 0, 0.4), size=(0.25, 0.4), rgba=col),
+        "cone": [mjcf.tag("geom", name=f"{name}_cone", type="cylinder", pos=(0, 0, 0.4), size=(0.25, 0.4), rgba=col),
                  box("base", (0, 0, 0.03), (0.35, 0.35, 0.03), col)],
         "barrier": [box("block", (0, 0, 0.5), (2.0, 0.3, 0.5), col)],
     }  # fmt: skip

@@ -1,8 +1,8 @@
-"""MJCF building blocks for per-episode domain randomisation, and caption words, shared by every world.
+"""MJCF building blocks for per-episode domain randomisation, shared by every world.
 
 Named colours (so captions can say "the red ball"), object shapes with random sizes, random ground/object
-materials from MuJoCo's builtin textures, random lights, look-at cameras with small jitter. Everything takes an
-explicit ``np.random.Generator`` so an episode is a pure function of its seed:
+materials from MuJoCo's builtin textures, random lights, look-at cameras, and the ``MJCF`` document they go into.
+Everything takes an explicit ``np.random.Generator`` so an episode is a pure function of its seed:
 
     mj = MJCF("bounce")
     mj.assets += ground_assets(rng, "ground")
@@ -10,6 +10,8 @@ explicit ``np.random.Generator`` so an episode is a pure function of its seed:
     mj.assets.append(obj.material_xml(rng))
     mj.worldbody += [tag("geom", type="plane", size=(2, 2, 1), material="ground"), obj.body_xml((0, 0, 0.1))]
     model = mj.compile()
+
+Camera placement maths (look-at frames, jitter, rigs) is in ``camera.py``, caption grammar in ``captions.py``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
+
+from worldsmith.worlds.camera import look_at_xyaxes
 
 # Well-separated, caption-friendly colours (linear RGB in [0, 1]).
 COLORS: dict[str, tuple[float, float, float]] = {
@@ -196,7 +200,7 @@ def random_object(
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# ground, lights, cameras
+# ground, lights, camera elements
 # ---------------------------------------------------------------------------------------------------------------
 GROUND_KINDS = {"checker": "checkered", "gradient": "shaded", "flat": "plain", "grid": "tiled"}  # kind -> caption word
 
@@ -262,61 +266,9 @@ def headlight_xml(rng: np.random.Generator | None = None) -> str:
     return tag("headlight", ambient=(amb, amb, amb), diffuse=(dif, dif, dif), specular=(0, 0, 0))
 
 
-def look_at_xyaxes(pos: Sequence[float], target: Sequence[float], up: Sequence[float] = (0.0, 0.0, 1.0)) -> np.ndarray:
-    """MuJoCo camera frame (3, 3) whose columns are the camera x, y, z axes for a camera at ``pos`` looking at
-    ``target`` (MuJoCo cameras look along -z, +y up). Use ``fmt(R[:, :2].T.ravel())`` as the ``xyaxes`` attribute."""
-    fwd = np.asarray(target, float) - np.asarray(pos, float)
-    fwd /= np.linalg.norm(fwd)
-    right = np.cross(fwd, np.asarray(up, float))
-    if np.linalg.norm(right) < 1e-8:  # looking straight up/down: pick any right vector
-        right = np.cross(fwd, np.array([0.0, 1.0, 0.0]))
-    right /= np.linalg.norm(right)
-    cam_up = np.cross(right, fwd)
-    return np.stack([right, cam_up, -fwd], axis=1)
-
-
-def jitter_camera(
-    rng: np.random.Generator,
-    pos: Sequence[float],
-    target: Sequence[float],
-    *,
-    pos_std: float = 0.03,
-    target_std: float = 0.02,
-    fovy: float = 45.0,
-    fovy_std: float = 2.0,
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """Small random perturbation of a look-at camera: (pos, target, fovy_deg)."""
-    p = np.asarray(pos, float) + rng.normal(0.0, pos_std, size=3)
-    t = np.asarray(target, float) + rng.normal(0.0, target_std, size=3)
-    return p, t, float(np.clip(fovy + rng.normal(0.0, fovy_std), 10.0, 120.0))
-
-
 def camera_xml(name: str, pos: Sequence[float], target: Sequence[float], fovy: float, *, mode: str = "fixed") -> str:
     R = look_at_xyaxes(pos, target)
     return tag("camera", name=name, mode=mode, pos=pos, xyaxes=R[:, :2].T.ravel(), fovy=float(fovy))
-
-
-def rig_yaws(views: int, step_deg: float) -> list[float]:
-    """Yaw offsets (degrees, + = left) of a camera rig: main view first, then alternating left/right:
-    ``rig_yaws(3, 50) -> [0, 50, -50]``."""
-    return [0.0] + [s * step_deg * (1 + k // 2) for k, s in zip(range(views - 1), [1, -1] * views)]
-
-
-def yaw_pitch_matrix(yaw: float, pitch: float) -> np.ndarray:
-    """MuJoCo camera frame (3, 3) (columns x right, y up, z backward) heading ``yaw`` (radians, from +x toward +y)
-    and tilted up by ``pitch``, no roll."""
-    fwd = np.array([np.cos(pitch) * np.cos(yaw), np.cos(pitch) * np.sin(yaw), np.sin(pitch)])
-    right = np.array([np.sin(yaw), -np.cos(yaw), 0.0])
-    return np.stack([right, np.cross(right, fwd), -fwd], axis=1)
-
-
-def mat_to_quat(R: np.ndarray) -> np.ndarray:
-    """Rotation matrix (3, 3) -> unit quaternion (w, x, y, z) (MuJoCo's convention)."""
-    import mujoco
-
-    q = np.empty(4)
-    mujoco.mju_mat2Quat(q, np.ascontiguousarray(R, dtype=np.float64).ravel())
-    return q
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -354,50 +306,3 @@ class MJCF:
         import mujoco
 
         return mujoco.MjModel.from_xml_string(self.xml())
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# caption words
-# ---------------------------------------------------------------------------------------------------------------
-def direction_words(shift: np.ndarray, right: np.ndarray, away: np.ndarray) -> str:
-    """A planar displacement in words relative to a viewer: "to the left", "away from the camera", or both.
-
-    ``right`` and ``away`` are the viewer's right and viewing directions (3-D; only x, y are used).
-    """
-    r, a = np.asarray(right, float)[:2], np.asarray(away, float)[:2]
-    r, a = r / max(np.linalg.norm(r), 1e-9), a / max(np.linalg.norm(a), 1e-9)
-    x, y = float(np.dot(shift[:2], r)), float(np.dot(shift[:2], a))
-    side = "to the right" if x > 0 else "to the left"
-    depth = "away from the camera" if y > 0 else "toward the camera"
-    if abs(x) > 2 * abs(y):
-        return side
-    if abs(y) > 2 * abs(x):
-        return depth
-    return f"{side} and {depth}"
-
-
-def join_phrases(items: Sequence[str]) -> str:
-    """``["a", "b", "c"] -> "a, b and c"``."""
-    items = list(items)
-    if len(items) <= 1:
-        return "".join(items)
-    return f"{', '.join(items[:-1])} and {items[-1]}"
-
-
-def sentence(text: str) -> str:
-    """Capitalise the first letter and end with a full stop."""
-    text = text.strip()
-    return (text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")) if text else ""
-
-
-def with_article(phrase: str) -> str:
-    """``"orange ball" -> "an orange ball"``, ``"red cube" -> "a red cube"``."""
-    return f"{'an' if phrase[:1].lower() in 'aeiou' else 'a'} {phrase}"
-
-
-def count_phrase(n: int, noun: str) -> str:
-    """``(1, "red car") -> "a red car"``, ``(2, "traffic cone") -> "two traffic cones"``."""
-    if n == 1:
-        return with_article(noun)
-    words = {2: "two", 3: "three", 4: "four", 5: "five"}
-    return f"{words.get(n, str(n))} {noun}s"
