@@ -16,34 +16,21 @@ import pytest
 import torch
 import train_resume_script
 from torch import nn
-from trainer_toys import CountingStatefulData, EpochDataset, ToyConfig, ToyNet, batches
+from trainer_toys import CountingStatefulData, EpochDataset, ToyConfig, ToyGANLoss, ToyNet, batches, toy_loss
 
 from worldsmith.config import from_dict, load_yaml
-from worldsmith.errors import ConfigError, DataError
-from worldsmith.train import (
-    EMA,
-    CheckpointError,
-    TrainConfig,
-    Trainer,
-    ema_decay_at,
-    load_pretrained,
-    lr_at,
-    read_logs,
-    save_pretrained,
-)
-from worldsmith.train.checkpoint import (
-    decode_optimizer_state,
-    encode_optimizer_state,
-    find_train_state,
-    load_tensors,
-    read_train_state,
-    save_tensors,
-)
+from worldsmith.errors import CheckpointError, ConfigError, DataError
+from worldsmith.train import checkpoint as ckpt
 from worldsmith.train.data_stream import DataStream, count_samples, move_to_device
+from worldsmith.train.ema import EMA, ema_decay_at
 from worldsmith.train.optim import build_optimizer, split_decay
 from worldsmith.train.parallel import apply_activation_checkpointing, full_optimizer_state, load_optimizer_state
-from worldsmith.train.progress import RunLog, truncate_logs
-from worldsmith.train.trainer import cpu_has_native_bf16
+from worldsmith.train.progress import RunLog, read_logs, truncate_logs
+from worldsmith.train.runtime import cpu_has_native_bf16
+from worldsmith.train.schedule import lr_at
+from worldsmith.train.train_config import TrainConfig
+from worldsmith.train.trainer import Trainer
+from worldsmith.weights import load_pretrained, load_tensors, save_pretrained, save_tensors
 
 SCRIPT = Path(__file__).with_name("train_resume_script.py")
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,11 +125,11 @@ def test_safetensors_round_trip_keeps_tied_weights_and_views():
 def test_optimizer_state_encode_decode_round_trip():
     model = toy()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.8, 0.9))
-    model.loss(next(batches(0)))[0].backward()
+    toy_loss(model, next(batches(0)))[0].backward()
     opt.step()
-    tensors, meta = encode_optimizer_state(opt.state_dict())
+    tensors, meta = ckpt.encode_optimizer_state(opt.state_dict())
     json.dumps(meta)  # the non-tensor part is plain JSON
-    back = decode_optimizer_state(tensors, meta)
+    back = ckpt.decode_optimizer_state(tensors, meta)
     orig = opt.state_dict()
     assert back["param_groups"] == orig["param_groups"]
     for pid, st in orig["state"].items():
@@ -155,7 +142,7 @@ def test_name_keyed_optimizer_state_matches_torch_distributed_checkpoint_layout(
 
     model = toy()
     opt = build_optimizer(model, TrainConfig())
-    model.loss(next(batches(0)))[0].backward()
+    toy_loss(model, next(batches(0)))[0].backward()
     opt.step()
     mine = full_optimizer_state(model, opt)
     dcp = get_optimizer_state_dict(model, opt, options=StateDictOptions(full_state_dict=True))
@@ -178,9 +165,9 @@ def test_grad_accumulation_equals_one_big_batch(tmp_path):
 
     cfg = dict(steps=3, ema_decay=0.0, grad_clip=0.0)
     big = toy(dropout=0.0, flip=False)
-    Trainer(big, quiet(**cfg), tmp_path / "big", lambda e: batches(e, batch_size=8, noise=0.0)).fit()
+    Trainer(big, toy_loss, quiet(**cfg), tmp_path / "big", lambda e: batches(e, batch_size=8, noise=0.0)).fit()
     acc = toy(dropout=0.0, flip=False)
-    Trainer(acc, quiet(grad_accum=2, **cfg), tmp_path / "acc", halves).fit()
+    Trainer(acc, toy_loss, quiet(grad_accum=2, **cfg), tmp_path / "acc", halves).fit()
     for (sa, la), (sb, lb) in zip(losses(tmp_path / "big"), losses(tmp_path / "acc"), strict=True):
         assert sa == sb and la == pytest.approx(lb, rel=1e-5)
     for pa, pb in zip(big.parameters(), acc.parameters(), strict=True):
@@ -190,7 +177,7 @@ def test_grad_accumulation_equals_one_big_batch(tmp_path):
 @pytest.mark.parametrize("clip", [0.05, 0.0])
 def test_grad_clipping_limits_the_update_norm_and_logs_the_raw_norm(tmp_path, clip):
     model = toy()
-    trainer = Trainer(model, quiet(steps=3, grad_clip=clip, ema_decay=0.0), tmp_path, batches)
+    trainer = Trainer(model, toy_loss, quiet(steps=3, grad_clip=clip, ema_decay=0.0), tmp_path, batches)
     seen: list[float] = []
     trainer.optimizer.register_step_pre_hook(
         lambda opt, args, kwargs: seen.append(math.sqrt(sum(float(p.grad.pow(2).sum()) for p in model.parameters())))
@@ -209,7 +196,7 @@ def test_activation_checkpointing_gives_same_loss_and_grads():
     results = []
     for model in (plain, ckpt):
         torch.manual_seed(7)  # same dropout masks and flips
-        loss, _ = model.loss(batch)
+        loss, _ = toy_loss(model, batch)
         loss.backward()
         results.append((loss.detach(), [p.grad for p in model.parameters()]))
     assert torch.equal(results[0][0], results[1][0])
@@ -233,9 +220,9 @@ def test_hooks_see_ema_weights_log_metrics_and_leave_training_untouched(tmp_path
         return {"w": float(model.out.weight.sum())}
 
     cfg = quiet(steps=4, ema_decay=0.5, ema_warmup="none", sample_every=2, eval_every=2)
-    trainer = Trainer(toy(), cfg, tmp_path / "hooks", batches, sample_fn=sample_fn, eval_fn=eval_fn)
+    trainer = Trainer(toy(), toy_loss, cfg, tmp_path / "hooks", batches, sample_fn=sample_fn, eval_fn=eval_fn)
     trainer.fit()
-    Trainer(toy(), cfg, tmp_path / "plain", batches).fit()
+    Trainer(toy(), toy_loss, cfg, tmp_path / "plain", batches).fit()
     assert losses(tmp_path / "hooks") == losses(tmp_path / "plain")
     assert ("sample", 2, False, False) in calls and ("eval", 4, False) in calls
     assert (tmp_path / "hooks" / "samples" / "step_00000004" / "sample.txt").read_text() == "4"
@@ -246,30 +233,90 @@ def test_hooks_see_ema_weights_log_metrics_and_leave_training_untouched(tmp_path
 
 
 def test_bf16_autocast_on_request_and_nan_loss_is_a_clear_error(tmp_path):
-    Trainer(toy(), quiet(steps=2, precision="bf16"), tmp_path / "bf16", batches).fit()
-    Trainer(toy(), quiet(steps=2), tmp_path / "fp32", batches).fit()
+    Trainer(toy(), toy_loss, quiet(steps=2, precision="bf16"), tmp_path / "bf16", batches).fit()
+    Trainer(toy(), toy_loss, quiet(steps=2), tmp_path / "fp32", batches).fit()
     bf16, fp32 = losses(tmp_path / "bf16"), losses(tmp_path / "fp32")
     assert bf16 != fp32 and bf16[0][1] == pytest.approx(fp32[0][1], rel=2e-2)  # rounded, not broken
-    broken = toy()
-    broken.loss = lambda batch: (torch.tensor(float("nan"), requires_grad=True), {})
+    def nan_loss(model, batch):
+        return torch.tensor(float("nan"), requires_grad=True), {}
+
     with pytest.raises(FloatingPointError, match="loss is nan at step 1"):
-        Trainer(broken, quiet(steps=2), tmp_path / "nan", batches).fit()
+        Trainer(toy(), nan_loss, quiet(steps=2), tmp_path / "nan", batches).fit()
 
 
-def test_fsdp_without_cuda_is_a_clear_error(tmp_path):
-    with pytest.raises(ConfigError, match="fsdp needs CUDA"):
-        Trainer(toy(), quiet(fsdp=True), tmp_path, batches)
+def test_fsdp_in_a_single_process_is_ignored_with_a_note(tmp_path, capsys):
+    Trainer(toy(), toy_loss, quiet(steps=2, fsdp=True), tmp_path / "fsdp", batches).fit()
+    assert "train.fsdp is ignored in a single process" in capsys.readouterr().out
+    Trainer(toy(), toy_loss, quiet(steps=2), tmp_path / "plain", batches).fit()
+    assert losses(tmp_path / "fsdp") == losses(tmp_path / "plain")
 
 
 def test_loss_contract_errors(tmp_path):
-    with pytest.raises(TypeError, match="no loss"):
-        Trainer(nn.Linear(2, 2), quiet(), tmp_path, batches)
-    bad = toy()
-    bad.loss = lambda batch: torch.ones(2)
-    with pytest.raises(TypeError, match="scalar loss tensor"):
-        Trainer(bad, quiet(), tmp_path, batches).fit()
+    with pytest.raises(TypeError, match=r"loss must be a callable loss\(model, batch\) -> \(loss, logs\), got str"):
+        Trainer(toy(), "mse", quiet(), tmp_path, batches)
+
+    def tensor_loss(model, batch):
+        return toy_loss(model, batch)[0].expand(2)
+
+    message = r"the loss tensor_loss\(model, batch\) must return \(scalar loss tensor, dict of logs\), not a Tensor"
+    with pytest.raises(TypeError, match=message):
+        Trainer(toy(), tensor_loss, quiet(), tmp_path, batches).fit()
+    with pytest.raises(TypeError, match="not a tuple of 3"):
+        Trainer(toy(), lambda model, batch: (*toy_loss(model, batch), 0), quiet(), tmp_path, batches).fit()
     with pytest.raises(DataError, match="no batches"):
-        Trainer(toy(), quiet(), tmp_path / "empty", lambda epoch: []).fit()
+        Trainer(toy(), toy_loss, quiet(), tmp_path / "empty", lambda epoch: []).fit()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# a loss that owns networks: a trainable discriminator and a frozen feature network
+# ---------------------------------------------------------------------------------------------------------------
+DISC_STATE = {"disc.body.weight", "disc.body.bias", "disc.head.weight", "disc.head.bias", "disc.seen"}
+
+
+def _param_ids(optimizer: torch.optim.Optimizer) -> set[int]:
+    return {id(p) for group in optimizer.param_groups for p in group["params"]}
+
+
+def test_a_loss_network_trains_with_its_own_optimizer_outside_the_ema_and_the_weights(tmp_path):
+    model, loss = toy(), ToyGANLoss()
+    disc0 = {k: v.clone() for k, v in loss.disc.state_dict().items()}
+    features0 = {k: v.clone() for k, v in loss.features.state_dict().items()}
+    trainer = Trainer(model, loss, quiet(steps=3, ema_decay=0.9, warmup_steps=2), tmp_path, batches)
+    lrs: list[float] = []
+    trainer.loss_optimizer.register_step_pre_hook(lambda opt, args, kwargs: lrs.append(opt.param_groups[0]["lr"]))
+    trainer.fit()
+    # 1. the discriminator alone has the second optimizer, on the model's schedule; the frozen network has none
+    assert _param_ids(trainer.loss_optimizer) == {id(p) for p in loss.disc.parameters()}
+    assert _param_ids(trainer.optimizer) == {id(p) for p in model.parameters()}
+    assert lrs == [lr_at(s, trainer.cfg) for s in range(3)]
+    assert not torch.equal(loss.disc.body.weight, disc0["body.weight"]) and int(loss.disc.seen) == 3 * 8
+    assert all(torch.equal(v, loss.features.state_dict()[k]) for k, v in features0.items())
+    # 2. the EMA and the weights files hold the model only
+    assert set(trainer.ema.shadow) == {n for n, _ in model.named_parameters()}
+    assert load_tensors(tmp_path / "model.safetensors").keys() == model.state_dict().keys()
+    saved = ckpt.read_train_state(ckpt.find_train_state(tmp_path))
+    assert saved.model.keys() == model.state_dict().keys() and saved.ema.keys() == trainer.ema.shadow.keys()
+    # 3. train_state holds the discriminator (with its buffer) and its optimizer, keyed by name
+    loss_sd, loss_optim = saved.loss
+    assert loss_sd.keys() == DISC_STATE and all(torch.equal(v, loss.state_dict()[k]) for k, v in loss_sd.items())
+    live = full_optimizer_state(loss, trainer.loss_optimizer)
+    assert loss_optim["state"].keys() == live["state"].keys() == DISC_STATE - {"disc.seen"}
+    assert all(torch.equal(loss_optim["state"][n][k], v) for n, st in live["state"].items() for k, v in st.items())
+    # 4. the frozen network is saved nowhere
+    for path in tmp_path.rglob("*.safetensors"):
+        assert not [k for k in load_tensors(path) if "features" in k], path
+    assert {"disc", "adv", "feature"} <= read_logs(tmp_path / "logs.jsonl")[-1].keys()
+
+
+def test_resume_refuses_a_loss_whose_networks_changed(tmp_path):
+    Trainer(toy(), ToyGANLoss(), quiet(steps=2), tmp_path / "gan", batches).fit()
+    with pytest.raises(CheckpointError, match="holds a loss's trainable networks but the loss toy_loss has none"):
+        Trainer(toy(), toy_loss, quiet(steps=3), tmp_path / "gan", batches).fit()
+    with pytest.raises(CheckpointError, match=r"loss.safetensors do not fit ToyGANLoss \(shape mismatch \['disc"):
+        Trainer(toy(), ToyGANLoss(hidden=4), quiet(steps=3), tmp_path / "gan", batches).fit()
+    Trainer(toy(), toy_loss, quiet(steps=2), tmp_path / "plain", batches).fit()
+    with pytest.raises(CheckpointError, match="no loss.safetensors although the loss ToyGANLoss has trainable"):
+        Trainer(toy(), ToyGANLoss(), quiet(steps=3), tmp_path / "plain", batches).fit()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -277,7 +324,7 @@ def test_loss_contract_errors(tmp_path):
 # ---------------------------------------------------------------------------------------------------------------
 def test_checkpoint_round_trip_and_pretrained_loading(tmp_path):
     model = toy()
-    trainer = Trainer(model, quiet(steps=3, ema_decay=0.9), tmp_path, batches, model_config=model.cfg,
+    trainer = Trainer(model, toy_loss, quiet(steps=3, ema_decay=0.9), tmp_path, batches,
                       full_config={"data": {"name": "toy"}})
     trainer.fit()
     config = load_yaml(tmp_path / "config.yaml")
@@ -289,7 +336,7 @@ def test_checkpoint_round_trip_and_pretrained_loading(tmp_path):
     assert not ema.training
     for name, p in ema.named_parameters():
         assert torch.equal(p, trainer.ema.shadow[name])
-    saved = read_train_state(find_train_state(tmp_path))
+    saved = ckpt.read_train_state(ckpt.find_train_state(tmp_path))
     assert saved.state["step"] == 3 and saved.state["world_size"] == 1
     live = trainer.optimizer.state_dict()["state"]
     names = [n for group in saved.optimizer["param_groups"] for n in group["params"]]
@@ -317,17 +364,19 @@ def test_save_pretrained_standalone_and_clear_errors(tmp_path):
 
 
 def test_resume_refuses_a_changed_config_but_allows_more_steps_and_fresh(tmp_path):
-    Trainer(toy(), quiet(steps=2), tmp_path, batches, model_config=ToyConfig()).fit()
+    loss_cfg = {"loss": {"weight": 1.0}}
+    Trainer(toy(), toy_loss, quiet(steps=2), tmp_path, batches, full_config=loss_cfg).fit()
     with pytest.raises(ConfigError, match=r"train\.lr \(saved 0\.01, now 0\.02\)"):
-        Trainer(toy(), quiet(steps=2, lr=2e-2), tmp_path, batches, model_config=ToyConfig()).fit()
+        Trainer(toy(), toy_loss, quiet(steps=2, lr=2e-2), tmp_path, batches, full_config=loss_cfg).fit()
     with pytest.raises(ConfigError, match=r"model\.hidden"):
-        Trainer(toy(hidden=8), quiet(steps=2), tmp_path, batches, model_config=ToyConfig(hidden=8)).fit()
-    done = Trainer(toy(), quiet(steps=2, log_every=5), tmp_path, batches, model_config=ToyConfig()).fit()
+        Trainer(toy(hidden=8), toy_loss, quiet(steps=2), tmp_path, batches, full_config=loss_cfg).fit()
+    with pytest.raises(ConfigError, match=r"loss\.weight \(saved 1\.0, now 2\.0\)"):
+        Trainer(toy(), toy_loss, quiet(steps=2), tmp_path, batches, full_config={"loss": {"weight": 2.0}}).fit()
+    done = Trainer(toy(), toy_loss, quiet(steps=2, log_every=5), tmp_path, batches, full_config=loss_cfg).fit()
     assert done.already_complete and done.step == 2
-    more = Trainer(toy(), quiet(steps=3), tmp_path, batches, model_config=ToyConfig()).fit()
+    more = Trainer(toy(), toy_loss, quiet(steps=3), tmp_path, batches, full_config=loss_cfg).fit()
     assert more.resumed_from == 2 and [s for s, _ in losses(tmp_path)] == [1, 2, 3]
-    fresh = Trainer(toy(hidden=8), quiet(steps=1), tmp_path, batches, model_config=ToyConfig(hidden=8),
-                    resume=False).fit()
+    fresh = Trainer(toy(hidden=8), toy_loss, quiet(steps=1), tmp_path, batches, resume=False).fit()
     assert fresh.resumed_from is None and [s for s, _ in losses(tmp_path)] == [1]
 
 
@@ -343,11 +392,11 @@ def test_crash_then_resume_truncates_logs_purges_tensorboard_and_matches(tmp_pat
 
     cfg = quiet(steps=10, ckpt_every=3, tensorboard=True, ema_decay=0.8)
     with pytest.raises(RuntimeError, match="disk unplugged"):
-        Trainer(toy(), cfg, tmp_path / "crash", failing).fit()
+        Trainer(toy(), toy_loss, cfg, tmp_path / "crash", failing).fit()
     assert [s for s, _ in losses(tmp_path / "crash")] == [1, 2, 3, 4, 5, 6, 7]
     assert truncate_logs(tmp_path / "crash" / "logs.jsonl", 7) == 0
-    Trainer(toy(seed=5), cfg, tmp_path / "crash", batches).fit()  # resumes from step 6: logs 7 dropped, redone
-    Trainer(toy(), cfg, tmp_path / "whole", batches).fit()
+    Trainer(toy(seed=5), toy_loss, cfg, tmp_path / "crash", batches).fit()  # resumes from step 6: logs 7 dropped, redone
+    Trainer(toy(), toy_loss, cfg, tmp_path / "whole", batches).fit()
     assert losses(tmp_path / "crash") == losses(tmp_path / "whole")
     acc = EventAccumulator(str(tmp_path / "crash" / "tb"))
     acc.Reload()
@@ -451,7 +500,7 @@ def test_kill_and_resume_equals_an_uninterrupted_run_exactly(tmp_path):
     assert _run_script(killed, "--kill", "after_ckpt", "--kill-step", "4") == -signal.SIGKILL
     # 2. resumes from 4, killed while writing the checkpoint of step 8: step 6's must survive
     assert _run_script(killed, "--kill", "mid_write", "--kill-step", "8") == -signal.SIGKILL
-    assert read_train_state(find_train_state(killed)).state["step"] == 6
+    assert ckpt.read_train_state(ckpt.find_train_state(killed)).state["step"] == 6
     assert list(killed.glob(".train_state.*.tmp"))  # the torn write is left aside, never loaded
     # 3. resumes from 6, killed between atomic_dir's renames at step 10: only .train_state.old (step 8) remains
     assert _run_script(killed, "--kill", "between_renames", "--kill-step", "10") == -signal.SIGKILL
@@ -461,13 +510,32 @@ def test_kill_and_resume_equals_an_uninterrupted_run_exactly(tmp_path):
     with one_thread():
         train_resume_script.train(killed)
     assert sorted(p.name for p in killed.iterdir()) == ["config.yaml", "logs.jsonl", "model.safetensors", "train_state"]
-    keys = ("step", "loss", "lr", "grad_norm", "epoch", "max_err")
-    records = [[{k: r[k] for k in keys} for r in read_logs(d / "logs.jsonl")] for d in (whole, killed)]
-    assert len(records[0]) == 12 and records[0] == records[1]  # ==, not approx
-    for name in ("model.safetensors", "train_state/model.safetensors", "train_state/ema.safetensors",
-                 "train_state/optimizer.safetensors"):
-        a, b = load_tensors(whole / name), load_tensors(killed / name)
+    assert_same_run(whole, killed, logs=("max_err",), files=("optimizer",))
+
+
+def assert_same_run(whole: Path, resumed: Path, logs: tuple[str, ...], files: tuple[str, ...]) -> None:
+    """The logs (timings aside) and the weight files of two runs are equal bit for bit."""
+    keys = ("step", "loss", "lr", "grad_norm", "epoch", *logs)
+    records = [[{k: r[k] for k in keys} for r in read_logs(d / "logs.jsonl")] for d in (whole, resumed)]
+    assert len(records[0]) == train_resume_script.STEPS and records[0] == records[1]  # ==, not approx
+    names = ("model.safetensors", "train_state/model.safetensors", "train_state/ema.safetensors",
+             *(f"train_state/{f}.safetensors" for f in files))  # fmt: skip
+    for name in names:
+        a, b = load_tensors(whole / name), load_tensors(resumed / name)
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+
+
+def test_kill_and_resume_with_a_loss_network_equals_an_uninterrupted_run_exactly(tmp_path):
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    with one_thread():
+        train_resume_script.train(whole, "gan")
+    assert _run_script(killed, "--loss", "gan", "--kill", "after_ckpt", "--kill-step", "6") == -signal.SIGKILL
+    assert ckpt.read_train_state(ckpt.find_train_state(killed)).state["step"] == 6
+    with one_thread():
+        train_resume_script.train(killed, "gan")  # resumes from 6
+    assert int(load_tensors(killed / "train_state/loss.safetensors")["disc.seen"]) == 12 * 2 * 8  # steps, micro, judged
+    assert_same_run(whole, killed, logs=("disc", "adv", "feature"),
+                    files=("optimizer", "loss", "loss_optimizer"))  # fmt: skip
 
 
 def test_native_bf16_is_read_from_the_cpu_flags():

@@ -2,7 +2,10 @@
 
 The test runs the uninterrupted reference and the final resume in-process through :func:`train`.
 
-    python tests/train_resume_script.py RUN_DIR [--kill after_ckpt|mid_write|between_renames --kill-step K]
+    python tests/train_resume_script.py RUN_DIR [--loss plain|gan]
+                                        [--kill after_ckpt|mid_write|between_renames --kill-step K]
+
+``--loss gan`` trains with ``ToyGANLoss`` (a trainable discriminator with its own optimizer, a frozen network).
 
 * ``after_ckpt``: right after the checkpoint of step K is complete;
 * ``mid_write``: while writing the checkpoint of step K (weights written into the temporary directory, optimizer
@@ -23,11 +26,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from trainer_toys import ToyConfig, ToyNet, batches  # noqa: E402
+from trainer_toys import ToyConfig, ToyGANLoss, ToyNet, batches, toy_loss  # noqa: E402
 
 from worldsmith import atomic  # noqa: E402
-from worldsmith.train import TrainConfig, Trainer  # noqa: E402
 from worldsmith.train import checkpoint as ckpt  # noqa: E402
+from worldsmith.train.train_config import TrainConfig  # noqa: E402
+from worldsmith.train.trainer import Trainer  # noqa: E402
 
 STEPS = 12
 
@@ -77,23 +81,25 @@ def install_kill(mode: str, kill_step: int) -> None:
         atomic.os = OsWithDyingReplace()  # type: ignore[assignment]
 
 
-def train(run_dir: str | Path) -> None:
+def train(run_dir: str | Path, loss: str = "plain") -> None:
     """The run under test (also called in-process by the test, with one thread like here)."""
     torch.manual_seed(0)
     model = ToyNet(ToyConfig())
-    Trainer(model, make_config(), run_dir, batches, model_config=model.cfg).fit()
+    loss_fn = ToyGANLoss() if loss == "gan" else toy_loss
+    Trainer(model, loss_fn, make_config(), run_dir, batches, full_config={"loss": {"name": loss}}).fit()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("run_dir")
+    parser.add_argument("--loss", choices=["plain", "gan"], default="plain")
     parser.add_argument("--kill", choices=["after_ckpt", "mid_write", "between_renames"])
     parser.add_argument("--kill-step", type=int, default=-1)
     args = parser.parse_args()
     torch.set_num_threads(1)  # same kernels and reduction order in every run
     if args.kill:
         install_kill(args.kill, args.kill_step)
-    train(args.run_dir)
+    train(args.run_dir, args.loss)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
-"""A tiny model and synthetic data for the Trainer tests (imported by tests and by the scripts they launch).
+"""A tiny model, its losses and synthetic data for the Trainer tests (imported by tests and the scripts they launch).
 
-The model draws dropout masks and a random input flip from the global torch RNG and the data adds noise from
-it, so an exact resume really depends on the RNG state being saved and restored.
+The model draws dropout masks, the loss a random input flip from the global torch RNG, and the data adds noise
+from it, so an exact resume really depends on the RNG state being saved and restored. ``ToyGANLoss`` is a loss
+that owns networks, as the tokenizer's does: a trainable discriminator and a frozen feature network.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -19,7 +21,7 @@ class ToyConfig:
     depth: int = 2
     vocab: int = 5  # a class embedding, to exercise the no-weight-decay group
     dropout: float = 0.1
-    flip: bool = True  # random sign flip of inputs (augmentation in the loss, global RNG)
+    flip: bool = True  # random sign flip of inputs (augmentation in toy_loss, global RNG)
 
 
 class ToyBlock(nn.Module):
@@ -56,13 +58,59 @@ class ToyNet(nn.Module):
             h = block(h)
         return self.out(h) * self.scale
 
-    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        x, y, c = batch["x"], batch["y"], batch["c"]
-        if self.cfg.flip and self.training:
-            sign = torch.where(torch.rand(x.shape[0], 1, device=x.device) < 0.5, -1.0, 1.0)
-            x, y = x * sign, y * sign
-        err = (self(x, c) - y).pow(2)
-        return err.mean(), {"max_err": err.max().detach()}
+
+def _predict(model: ToyNet, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(prediction, target), both (B, dim), after a random sign flip of x and y in training."""
+    x, y, c = batch["x"], batch["y"], batch["c"]
+    if model.cfg.flip and model.training:
+        sign = torch.where(torch.rand(x.shape[0], 1, device=x.device) < 0.5, -1.0, 1.0)
+        x, y = x * sign, y * sign
+    return model(x, c), y
+
+
+def toy_loss(model: ToyNet, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Mean squared error, with the largest error logged."""
+    pred, y = _predict(model, batch)
+    err = (pred - y).pow(2)
+    return err.mean(), {"max_err": err.max().detach()}
+
+
+class ToyDiscriminator(nn.Module):
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.body = nn.Linear(dim, hidden)
+        self.head = nn.Linear(hidden, 1)
+        self.register_buffer("seen", torch.zeros((), dtype=torch.int64))  # samples judged: a buffer resume restores
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, dim) -> (B,)
+        self.seen += x.shape[0]
+        return self.head(torch.tanh(self.body(x))).squeeze(-1)
+
+    def judge(self, x: torch.Tensor) -> torch.Tensor:  # (B, dim) -> (B,)
+        """The same scores through detached weights: the gradient reaches x (the generator) only."""
+        h = torch.tanh(F.linear(x, self.body.weight.detach(), self.body.bias.detach()))
+        return F.linear(h, self.head.weight.detach(), self.head.bias.detach()).squeeze(-1)
+
+
+class ToyGANLoss(nn.Module):
+    """MSE + a frozen-feature distance + a non-saturating GAN term, with the discriminator trained in the same
+    backward (its loss on real targets and detached predictions is added to the total)."""
+
+    def __init__(self, dim: int = 8, hidden: int = 8, adv_weight: float = 0.1, feature_weight: float = 0.5):
+        super().__init__()
+        self.adv_weight, self.feature_weight = adv_weight, feature_weight
+        self.disc = ToyDiscriminator(dim, hidden)
+        with torch.random.fork_rng():  # a fixed "pretrained" network: the same in every process, never saved
+            torch.manual_seed(1234)
+            self.features = nn.Sequential(nn.Linear(dim, 2 * dim), nn.Tanh()).requires_grad_(False)
+
+    def forward(self, model: ToyNet, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        pred, y = _predict(model, batch)
+        feature = (self.features(pred) - self.features(y)).pow(2).mean()
+        adv = F.softplus(-self.disc.judge(pred)).mean()
+        disc = F.softplus(-self.disc(y)).mean() + F.softplus(self.disc(pred.detach())).mean()
+        total = (pred - y).pow(2).mean() + self.feature_weight * feature + self.adv_weight * adv + disc
+        return total, {"feature": feature.detach(), "adv": adv.detach(), "disc": disc.detach()}
 
 
 def batches(epoch: int, n_batches: int = 6, batch_size: int = 4, dim: int = 8, noise: float = 0.05,

@@ -1,32 +1,30 @@
-"""How a model is wrapped for training: loss-as-forward, activation checkpointing, DDP, FSDP2, full state dicts.
+"""How a model and its loss are wrapped for training: LossStep, activation checkpointing, DDP, FSDP2, full state.
 
-Model hooks (all optional except ``loss``):
+Model hooks (all optional):
 
-* ``loss(batch) -> (loss, logs)``: the training objective (required).
 * ``checkpoint_modules() -> Iterable[nn.Module]``: the blocks to recompute in backward when
   ``activation_checkpointing`` is on (typically the transformer blocks).
 * ``fsdp_modules() -> Iterable[nn.Module]``: the units FSDP2 shards one by one; defaults to
   ``checkpoint_modules()``.
 
-DDP synchronises gradients only through ``forward``, so the Trainer never calls ``model.loss`` directly: it calls
-:class:`LossStep`, a parameter-free module whose ``forward`` is ``model.loss``. DDP (and ``torch.compile``) wrap
-that. Under FSDP2 the model itself is the root, and ``loss`` is registered as a forward method so FSDP's
-all-gather hooks run around it.
+DDP synchronises gradients only through ``forward``, and FSDP2 all-gathers parameters in forward hooks, so the
+Trainer never calls ``loss(model, batch)`` directly: it calls :class:`LossStep`, one module whose ``forward`` is the
+loss and whose submodules are the model and (when it is a module) the loss with its own networks. DDP, FSDP2 (as
+the root) and ``torch.compile`` wrap that. FSDP2 runs on GPUs (NCCL) and on CPUs (gloo) alike.
 """
 
 from __future__ import annotations
 
+import contextlib
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from worldsmith.errors import ConfigError
-from worldsmith.errors import CheckpointError
-from worldsmith.weights import load_into
+from worldsmith.errors import CheckpointError, ConfigError
 
 
 class LossStep(nn.Module):
@@ -104,6 +102,21 @@ def apply_fsdp(step: LossStep, bf16: bool) -> None:
     fully_shard(step, mp_policy=root_policy)
 
 
+@contextlib.contextmanager
+def gathered(root: nn.Module | None) -> Iterator[None]:
+    """The FSDP root's own parameters (those outside the units) all-gathered, so the model can run a forward
+    outside the root's (the eval and sample hooks); the units gather themselves in their own forward hooks.
+    ``None`` (no FSDP): nothing to do. Every rank must enter it together."""
+    if root is None:
+        yield
+        return
+    root.unshard()
+    try:
+        yield
+    finally:
+        root.reshard()
+
+
 def set_gradient_sync(model: nn.Module, enabled: bool) -> None:
     """FSDP2's ``no_sync``: skip the reduce-scatter on non-final gradient-accumulation micro-steps."""
     fn = getattr(model, "set_requires_gradient_sync", None)
@@ -130,19 +143,29 @@ def full_model_state(model: nn.Module, sharded: bool = False) -> dict[str, torch
 
 
 def load_model_state(model: nn.Module, state: dict[str, torch.Tensor], source: str, sharded: bool = False,
-                     strict: bool = True) -> None:  # fmt: skip
-    """Load a full state dict (on every rank) into a plain, DDP-wrapped or FSDP-sharded model; ``strict=False``
-    for a part of it (a loss module's trainable networks, not its frozen ones)."""
+                     names: set[str] | None = None) -> None:  # fmt: skip
+    """Load a full state dict (on every rank) into a plain, DDP-wrapped or FSDP-sharded model.
+
+    ``names``: the part of the model's state dict that ``state`` holds (a loss module's trainable networks, not
+    its frozen ones); by default all of it. A state that does not fit is one CheckpointError naming the first keys.
+    """
+    expected = {k: v for k, v in model.state_dict().items() if names is None or k in names}
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
+              if k in state and tuple(state[k].shape) != tuple(v.shape)]  # fmt: skip
+    if missing or unexpected or shapes:
+        parts = [f"missing {missing[:3]}" if missing else "", f"unexpected {unexpected[:3]}" if unexpected else "",
+                 f"shape mismatch {shapes[:3]}" if shapes else ""]  # fmt: skip
+        raise CheckpointError(f"weights in {source} do not fit {type(model).__name__} "
+                              f"({'; '.join(p for p in parts if p)}); the checkpoint was made for a different model "
+                              f"or config: resume with the saved config, or start over with --fresh.")  # fmt: skip
     if sharded:
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
 
-        set_model_state_dict(model, state, options=StateDictOptions(full_state_dict=True, strict=strict))
-    elif strict:
-        load_into(model, state, source)
+        set_model_state_dict(model, state, options=StateDictOptions(full_state_dict=True, strict=names is None))
     else:
-        unexpected = model.load_state_dict(state, strict=False).unexpected_keys
-        if unexpected:
-            raise CheckpointError(f"weights in {source} do not fit {type(model).__name__} (unexpected {unexpected[:3]}).")
+        model.load_state_dict(state, strict=names is None)
 
 
 def _names_by_index(model: nn.Module, optimizer: torch.optim.Optimizer) -> list[str]:

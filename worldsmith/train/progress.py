@@ -10,14 +10,18 @@ from __future__ import annotations
 import json
 import math
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm import tqdm
 
 from worldsmith.atomic import atomic_write_text
+from worldsmith.train.runtime import all_reduce_mean
 
 LOGS = "logs.jsonl"
+RESERVED = frozenset({"step", "loss", "lr", "grad_norm", "samples_per_s", "time", "epoch"})  # the Trainer's keys
 
 
 def read_logs(path: str | Path) -> list[dict[str, Any]]:
@@ -128,3 +132,33 @@ class RunLog:
         if self._file is not None:
             self._file.close()
         self._bar = self._tb = self._file = None
+
+
+class LossMeter:
+    """Sums of the loss and the loss's logs since the last log step, kept on device (no sync per step).
+
+    A log named like one of the Trainer's own keys (``loss``, ``lr`` ...) is recorded as ``model/NAME``.
+    """
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count = 0
+        self.samples = 0
+        self.started = time.perf_counter()
+        self.paused = 0.0  # seconds spent in hooks and checkpoints, left out of samples/s
+
+    def add(self, loss: torch.Tensor, logs: dict[str, Any], samples: int) -> None:
+        self.count += 1
+        self.samples += samples
+        items = {"loss": loss.detach().float()}
+        for k, v in logs.items():
+            value = torch.as_tensor(v, device=loss.device).detach().float().mean()
+            items[f"model/{k}" if k in RESERVED else k] = value
+        for k, v in items.items():
+            self.sums[k] = self.sums[k] + v if k in self.sums else v
+
+    def means(self) -> dict[str, float]:
+        """Averages over micro-batches and, in a distributed run, over ranks (every rank must call this)."""
+        keys = sorted(self.sums)
+        values = all_reduce_mean(torch.stack([self.sums[k] for k in keys]) / max(self.count, 1))
+        return dict(zip(keys, values.tolist()))

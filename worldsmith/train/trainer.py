@@ -54,9 +54,9 @@ from worldsmith.train import parallel
 from worldsmith.train.data_stream import DataStream, count_samples, move_to_device
 from worldsmith.train.ema import EMA
 from worldsmith.train.optim import build_optimizer
-from worldsmith.train.progress import RunLog
+from worldsmith.train.progress import LossMeter, RunLog
 from worldsmith.train.rng import capture_rng_state, restore_rng_state, rng_isolated, seed_everything
-from worldsmith.train.runtime import all_reduce_mean, barrier, cpu_has_native_bf16, gather_json, init_runtime
+from worldsmith.train.runtime import barrier, cpu_has_native_bf16, gather_json, init_runtime
 from worldsmith.train.schedule import lr_at
 from worldsmith.train.train_config import RESUME_SAFE_KEYS, TrainConfig
 from worldsmith.weights import class_path, save_tensors
@@ -64,7 +64,6 @@ from worldsmith.weights import class_path, save_tensors
 Loss = Callable[[nn.Module, Any], tuple[torch.Tensor, dict[str, Any]]]
 
 STATE_FORMAT = 1
-_RESERVED = frozenset({"step", "loss", "lr", "grad_norm", "samples_per_s", "time", "epoch"})
 
 
 @dataclass
@@ -73,33 +72,6 @@ class FitResult:
     resumed_from: int | None  # checkpoint step the run continued from (None for a fresh start)
     already_complete: bool  # the run directory already held a finished run; nothing was done
     last_logs: dict[str, Any] = field(default_factory=dict)  # the last record written to logs.jsonl
-
-
-class _Meter:
-    """Sums of the loss and model logs since the last log step, kept on device (no sync per step)."""
-
-    def __init__(self) -> None:
-        self.sums: dict[str, torch.Tensor] = {}
-        self.count = 0
-        self.samples = 0
-        self.started = time.perf_counter()
-        self.paused = 0.0  # seconds spent in hooks and checkpoints, left out of samples/s
-
-    def add(self, loss: torch.Tensor, logs: dict[str, Any], samples: int) -> None:
-        self.count += 1
-        self.samples += samples
-        items = {"loss": loss.detach().float()}
-        for k, v in logs.items():
-            value = torch.as_tensor(v, device=loss.device).detach().float().mean()
-            items[f"model/{k}" if k in _RESERVED else k] = value
-        for k, v in items.items():
-            self.sums[k] = self.sums[k] + v if k in self.sums else v
-
-    def means(self) -> dict[str, float]:
-        """Averages over micro-batches and, under DDP, over ranks (every rank must call this)."""
-        keys = sorted(self.sums)
-        values = all_reduce_mean(torch.stack([self.sums[k] for k in keys]) / max(self.count, 1))
-        return dict(zip(keys, values.tolist()))
 
 
 class Trainer:
@@ -187,7 +159,7 @@ class Trainer:
                      tensorboard=self.cfg.tensorboard, progress=self.cfg.progress)
         log.message(f"resuming {self.run_dir} from step {start}." if state_dir else f"training {self.run_dir}.")
         last: dict[str, Any] = {}
-        meter, self._t0 = _Meter(), time.perf_counter()
+        meter, self._t0 = LossMeter(), time.perf_counter()
         self.model.train()
         try:
             for step in range(start + 1, self.cfg.steps + 1):
@@ -195,7 +167,7 @@ class Trainer:
                 log.advance()
                 record: dict[str, Any] = {}
                 if step % self.cfg.log_every == 0 or step == self.cfg.steps:
-                    record, meter = self._train_record(step, lr, grad_norm, meter), _Meter()
+                    record, meter = self._train_record(step, lr, grad_norm, meter), LossMeter()
                 t_pause = time.perf_counter()
                 record |= self._run_hooks(step)
                 if record:
@@ -208,7 +180,7 @@ class Trainer:
         return FitResult(step=self.cfg.steps, resumed_from=start if state_dir else None, already_complete=False,
                          last_logs=last)
 
-    def _train_record(self, step: int, lr: float, grad_norm: torch.Tensor, meter: _Meter) -> dict[str, Any]:
+    def _train_record(self, step: int, lr: float, grad_norm: torch.Tensor, meter: LossMeter) -> dict[str, Any]:
         """The logs.jsonl record of a log step: means since the last one (over ranks too), lr, norm, speed."""
         now = time.perf_counter()
         means = meter.means()
@@ -258,7 +230,7 @@ class Trainer:
             return ddp.no_sync()
         return contextlib.nullcontext()
 
-    def _train_step(self, step: int, meter: _Meter) -> tuple[float, torch.Tensor]:
+    def _train_step(self, step: int, meter: LossMeter) -> tuple[float, torch.Tensor]:
         """One optimizer step (step is 1-based); returns (learning rate, pre-clip gradient norm)."""
         cfg = self.cfg
         lr = lr_at(step - 1, cfg)
@@ -299,8 +271,8 @@ class Trainer:
             return out
         swap = self.ema.swapped_in() if self.ema is not None else contextlib.nullcontext()
         self.model.eval()
-        try:
-            with rng_isolated(), swap, torch.no_grad(), self._autocast():
+        try:  # EMA weights into the (sharded) parameters first, then gathered for a forward outside the root's
+            with rng_isolated(), swap, parallel.gathered(self.fsdp_root), torch.no_grad(), self._autocast():
                 if due_eval:
                     out |= {f"eval/{k}": v for k, v in (self.eval_fn(self.model, step) or {}).items()}
                 if due_sample:
@@ -342,7 +314,7 @@ class Trainer:
     def _load(self, state_dir: Path) -> int:
         """Load weights, optimizer, EMA, data position and RNG from ``state_dir`` (every rank); returns the step."""
         files = ckpt.read_train_state(state_dir)
-        parallel.load_model_state(self.model, files.model, str(state_dir), self.fsdp)
+        parallel.load_model_state(self.model, files.model, f"{state_dir}/model.safetensors", self.fsdp)
         parallel.load_optimizer_state(self.model, self.optimizer, files.optimizer, self.fsdp)
         if self.ema is not None:
             if files.ema is None:
@@ -350,12 +322,16 @@ class Trainer:
                     f"{state_dir} has no ema.safetensors although EMA is on; start over with --fresh."
                 )
             self.ema.load_state_dict({n: parallel.shard_like(t, self.ema.shadow[n]) for n, t in files.ema.items()})
-        if self.loss_optimizer is not None:
-            if files.loss is None:
-                raise ckpt.CheckpointError(f"{state_dir} has no loss.safetensors although the loss has trainable "
-                                           f"networks (e.g. a discriminator); start over with --fresh.")  # fmt: skip
+        if (files.loss is None) != (self.loss_optimizer is None):
+            problem = (f"has no loss.safetensors although the loss {_name(self.loss)} has trainable networks (e.g. a "
+                       f"discriminator)" if files.loss is None else
+                       f"holds a loss's trainable networks but the loss {_name(self.loss)} has none")  # fmt: skip
+            raise ckpt.CheckpointError(f"{state_dir} {problem}; resume with the loss the run used, or start over "
+                                       f"with --fresh.")  # fmt: skip
+        if files.loss is not None:
             loss_sd, loss_optim = files.loss
-            parallel.load_model_state(self.loss_module, loss_sd, str(state_dir), self.fsdp, strict=False)
+            keep = trainable_state_names(self.loss_module)
+            parallel.load_model_state(self.loss_module, loss_sd, f"{state_dir}/loss.safetensors", self.fsdp, keep)
             parallel.load_optimizer_state(self.loss_module, self.loss_optimizer, loss_optim, self.fsdp)
         state, rank = files.state, self.dist.rank
         ranks = state["ranks"]
@@ -372,18 +348,24 @@ class Trainer:
 
 
 def trainable_state_names(module: nn.Module) -> set[str]:
-    """State-dict names of ``module``'s trainable parameters and of the buffers of the submodules that own them."""
-    names: set[str] = set()
+    """State-dict names of what training changes in a loss module: its trainable parameters, and the buffers of
+    every submodule that holds trainable parameters (a discriminator's statistics). A frozen network (no trainable
+    parameter anywhere inside it) contributes nothing: the loss rebuilds it, so it is saved nowhere."""
+    names = {n for n, p in module.named_parameters() if p.requires_grad}
     for prefix, sub in module.named_modules():
-        own = dict(sub.named_parameters(recurse=False))
-        if any(p.requires_grad for p in own.values()):
-            names |= {f"{prefix}.{n}" if prefix else n for n in [*own, *dict(sub.named_buffers(recurse=False))]}
+        if any(p.requires_grad for p in sub.parameters()):
+            names |= {f"{prefix}.{n}" if prefix else n for n, _ in sub.named_buffers(recurse=False)}
     return names
 
 
-def _check_loss_output(out: Any, loss: Any) -> tuple[torch.Tensor, dict[str, Any]]:
+def _check_loss_output(out: Any, loss: Loss) -> tuple[torch.Tensor, dict[str, Any]]:
     if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[0], torch.Tensor) and out[0].ndim == 0
             and isinstance(out[1], dict)):
-        name = getattr(loss, "__name__", type(loss).__name__)
-        raise TypeError(f"the loss {name}(model, batch) must return (scalar loss tensor, dict of logs).")
+        got = f"a tuple of {len(out)}" if isinstance(out, tuple) else f"a {type(out).__name__}"
+        raise TypeError(f"the loss {_name(loss)}(model, batch) must return (scalar loss tensor, dict of logs), "
+                        f"not {got}.")
     return out
+
+
+def _name(loss: Loss) -> str:
+    return getattr(loss, "__name__", type(loss).__name__)
