@@ -1,4 +1,5 @@
-"""Causal video tokenizer: shapes, causality, image = first frame, streaming, FSQ, overfitting, save/load, errors."""
+"""Causal video tokenizer: shapes, causality, image = first frame, streaming, FSQ, the loss module (overfitting,
+terms, discriminator), save/load (old run folders too), errors."""
 
 from __future__ import annotations
 
@@ -7,25 +8,45 @@ import math
 
 import pytest
 import torch
-from helpers import fit
 
-from worldsmith.config import from_dict, load_all_presets, preset, to_dict
+from worldsmith.config import from_dict, save_yaml, to_dict
 from worldsmith.errors import ConfigError, WorldsmithError
 from worldsmith.eval.metrics import psnr
 from worldsmith.tokenizer import CausalVideoTokenizer, TokenizerConfig, TokenizerInputError
+from worldsmith.tokenizer.config import PRESETS
 from worldsmith.tokenizer.fsq import FSQ
+from worldsmith.tokenizer.losses import TokenizerLoss, TokenizerLossConfig, random_crop
+from worldsmith.tokenizer.train import TokenizerRunConfig, load_init_weights
 from worldsmith.tokenizer.wavelet import HaarPatcher
-
-load_all_presets()
-
+from worldsmith.weights import load_tensors, save_tensors
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def preset(name: str) -> TokenizerConfig:
+    return PRESETS[name]()
+
+
+def pixel_loss(**changes) -> TokenizerLoss:
+    """The objective without the perceptual term (no feature net to load), plus ``changes``."""
+    return TokenizerLoss(TokenizerLossConfig(**({"perceptual": 0.0} | changes)))
+
+
+def fit(model: CausalVideoTokenizer, loss: TokenizerLoss, batch: dict, steps: int, lr: float) -> CausalVideoTokenizer:
+    """``steps`` Adam steps of ``loss(model, batch)`` (overfitting a fixed batch); returns the model."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    for _ in range(steps):
+        value, _ = loss(model, batch)
+        opt.zero_grad()
+        value.backward()
+        opt.step()
+    return model
 
 
 def tiny(name: str = "cv4x8x8-tiny", perturb: bool = True, **changes) -> CausalVideoTokenizer:
     """A tiny preset; ``perturb`` wakes up the zero-initialized residual branches so every path is exercised."""
     torch.manual_seed(0)
-    cfg = dataclasses.replace(preset("tokenizer", name), **changes)
+    cfg = dataclasses.replace(preset(name), **changes)
     model = CausalVideoTokenizer(cfg).eval()
     if perturb:
         with torch.no_grad():
@@ -82,14 +103,16 @@ def test_shapes_of_every_variant(name):
     assert tuple(model.decode(z).shape) == tuple(x.shape)
 
 
-def test_presets_registered_with_cosmos_compressions():
-    cfg = preset("tokenizer", "dv8x16x16-base")
+def test_presets_have_cosmos_compressions():
+    cfg = preset("dv8x16x16-base")
     assert (cfg.kind, cfg.temporal_compression, cfg.spatial_compression) == ("discrete", 8, 16)
     assert cfg.fsq_levels == (8, 8, 8, 5, 5, 5) and math.prod(cfg.fsq_levels) == 64000
-    assert preset("tokenizer", "cv4x8x8-small").latent_channels == 16
-    assert preset("tokenizer", "tiny") == preset("tokenizer", "cv4x8x8-tiny")
-    cfg = preset("tokenizer", "cv8x8x8-small")
+    assert preset("cv4x8x8-small").latent_channels == 16
+    assert preset("tiny") == preset("cv4x8x8-tiny")
+    assert len(PRESETS) == 10 * 3 + 3 and preset("tiny") is not preset("tiny")  # a fresh config every call
+    cfg = preset("cv8x8x8-small")
     assert from_dict(TokenizerConfig, to_dict(cfg)) == cfg  # YAML round trip of the whole config
+    assert "loss" not in to_dict(cfg)  # the architecture only: the objective is TokenizerLossConfig
 
 
 def test_haar_patching_is_invertible_and_keeps_the_first_frame_alone():
@@ -204,14 +227,12 @@ def test_fsq_gradient_passes_the_rounding():
 # ---------------------------------------------------------------------------------------------------------------
 def test_tiny_model_overfits_two_clips_above_30_db():
     torch.manual_seed(0)
-    cfg = preset("tokenizer", "cv4x8x8-tiny")
-    cfg = dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, perceptual=0.0))
-    model = CausalVideoTokenizer(cfg)
+    model, loss_fn = CausalVideoTokenizer(preset("cv4x8x8-tiny")), pixel_loss()
     x = moving_blobs()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     best = 0.0
     for step in range(1, 301):  # about 75 steps (a few seconds) reach 30 dB
-        loss, logs = model.loss({"video": x})
+        loss, logs = loss_fn(model, {"video": x})
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -246,16 +267,15 @@ def test_shortcut_trains_faster_than_the_plain_network():
     scores = {}
     for shortcut in (False, True):
         torch.manual_seed(0)
-        cfg = dataclasses.replace(preset("tokenizer", "cv4x8x8-tiny"), shortcut=shortcut)
-        cfg = dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, perceptual=0.0, l1=0.0, l2=1.0))
-        model = fit(CausalVideoTokenizer(cfg), {"video": x}, steps=40, lr=1e-3)
+        cfg = dataclasses.replace(preset("cv4x8x8-tiny"), shortcut=shortcut)
+        model = fit(CausalVideoTokenizer(cfg), pixel_loss(l1=0.0, l2=1.0), {"video": x}, steps=40, lr=1e-3)
         scores[shortcut] = float(psnr(model.eval().decode(model.encode(x)), x))
     assert scores[True] > scores[False] + 1.0, scores
 
 
 def test_kl_variant_samples_in_training_and_logs_kl():
     model = tiny("cv4x8x8-tiny", kl=True).train()
-    loss, logs = model.loss({"video": video(t=5)})
+    loss, logs = pixel_loss()(model, {"video": video(t=5)})
     assert torch.isfinite(loss) and "kl" in logs and float(logs["kl"]) > 0
     model.eval()
     x = video(t=5)
@@ -264,18 +284,31 @@ def test_kl_variant_samples_in_training_and_logs_kl():
 
 
 def test_joint_image_and_perceptual_terms_are_logged():
-    model = tiny()
-    model.cfg.loss.image, model.cfg.loss.temporal = 0.5, 0.5
-    loss, logs = model.train().loss({"video": video(t=5)})
+    model, loss_fn = tiny(), TokenizerLoss(TokenizerLossConfig(image=0.5, temporal=0.5))
+    loss, logs = loss_fn(model.train(), {"video": video(t=5)})
     assert {"l1", "perceptual", "temporal", "image_l1", "psnr"} <= set(logs)
     loss.backward()
     assert all(p.grad is not None for p in model.encoder.parameters())
+    assert all(p.grad is None for p in loss_fn.perceptual_net.parameters())  # frozen
+
+
+def test_the_loss_owns_its_networks_and_the_model_only_codes():
+    model = tiny(perturb=False)
+    assert not hasattr(model, "discriminator") and not hasattr(model, "loss")
+    assert not any(k.startswith("discriminator.") for k in model.state_dict())
+    a, b = TokenizerLoss(TokenizerLossConfig(adversarial=0.1, disc_channels=16)), TokenizerLoss(TokenizerLossConfig())
+    assert a.perceptual_net is not b.perceptual_net  # each loss has its own copy: no process-wide global
+    assert not any(p.requires_grad for p in a.perceptual_net.parameters())
+    assert all(p.requires_grad for p in a.discriminator.parameters()) and b.discriminator is None
+    a.train()
+    assert a.discriminator.training and not a.perceptual_net.training  # the feature net stays in eval mode
+    assert pixel_loss().perceptual_net is None  # perceptual: 0 loads no feature net
 
 
 def test_l2_term_is_the_mean_squared_error_and_matches_the_logged_psnr():
-    model = tiny(loss=dataclasses.replace(preset("tokenizer", "tiny").loss, l1=0.0, l2=1.0, perceptual=0.0))
+    model, loss_fn = tiny(), pixel_loss(l1=0.0, l2=1.0)
     x = video(t=5).clamp(-0.9, 0.9)
-    loss, logs = model.train().loss({"video": x})
+    loss, logs = loss_fn(model.train(), {"video": x})
     recon, _ = model(x)
     torch.testing.assert_close(loss, ((recon - x) ** 2).mean())
     torch.testing.assert_close(logs["l2"], loss.detach())
@@ -284,25 +317,30 @@ def test_l2_term_is_the_mean_squared_error_and_matches_the_logged_psnr():
     assert float(clamped_mse) <= float(loss.detach())
     assert logs["l1"] > 0  # logged, though not part of the loss
     with pytest.raises(ConfigError, match="l2"):
-        dataclasses.replace(model.cfg.loss, l2=-1.0)
+        dataclasses.replace(loss_fn.cfg, l2=-1.0)
     with pytest.raises(ConfigError, match="reconstruction term"):
-        dataclasses.replace(model.cfg.loss, l2=0.0)
+        dataclasses.replace(loss_fn.cfg, l2=0.0)
 
 
 def test_adversarial_terms_train_each_side_only():
-    model = tiny(loss=dataclasses.replace(preset("tokenizer", "tiny").loss, adversarial=0.1, disc_channels=16))
+    model, loss_fn = tiny(), pixel_loss(adversarial=0.1, disc_channels=16)
+    disc = loss_fn.discriminator
     x = video(t=5)
     recon, _ = model.train()(x)
-    g_loss, d_loss = model.discriminator.losses(x, recon)
+    g_loss, d_loss = disc.losses(x, recon)
     g_loss.backward(retain_graph=True)
-    assert all(p.grad is None for p in model.discriminator.parameters())
+    assert all(p.grad is None for p in disc.parameters())
     assert model.decoder.conv_in.spatial.conv.weight.grad is not None
     model.zero_grad(set_to_none=True)
     d_loss.backward()
     assert all(p.grad is None for p in model.decoder.parameters())
-    assert all(p.grad is not None for p in model.discriminator.parameters())
-    loss, logs = model.loss({"video": x})
+    assert all(p.grad is not None for p in disc.parameters())
+    disc.zero_grad(set_to_none=True)
+    loss, logs = loss_fn(model, {"video": x})  # the single backward reaches both networks
     assert {"gan_g", "gan_d"} <= set(logs)
+    loss.backward()
+    assert all(p.grad is not None for p in disc.parameters())
+    assert model.decoder.conv_in.spatial.conv.weight.grad is not None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -319,6 +357,37 @@ def test_save_load_round_trip_is_bit_exact(tmp_path, name):
     x = video(t=5 if model.cfg.is_video else 2)
     assert torch.equal(model.encode(x), loaded.encode(x))
     assert torch.equal(model.decode(model.encode(x)), loaded.decode(loaded.encode(x)))
+
+
+def write_old_layout_run(run_dir, model: CausalVideoTokenizer, disc_channels: int = 8) -> dict:
+    """A run folder as worldsmith wrote it while the model owned its loss: config.yaml with ``model.loss`` and
+    ``discriminator.*`` tensors among the weights (model.safetensors and train_state/model.safetensors)."""
+    disc = TokenizerLoss(TokenizerLossConfig(perceptual=0.0, adversarial=0.1, disc_channels=disc_channels))
+    state = model.state_dict() | {f"discriminator.{k}": v for k, v in disc.discriminator.state_dict().items()}
+    loss = to_dict(TokenizerLossConfig(adversarial=0.1, disc_channels=disc_channels))
+    config = {"model_class": "worldsmith.tokenizer.model:CausalVideoTokenizer",
+              "model": to_dict(model.cfg) | {"loss": loss}, "train": {"steps": 3}}  # fmt: skip
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_yaml(config, run_dir / "config.yaml")
+    save_tensors(state, run_dir / "model.safetensors")
+    save_tensors(state, run_dir / "train_state" / "model.safetensors")
+    return state
+
+
+def test_an_old_run_folder_with_the_loss_in_the_model_still_loads(tmp_path):
+    model = tiny()
+    state = write_old_layout_run(tmp_path / "old", model)
+    assert any(k.startswith("discriminator.") for k in load_tensors(tmp_path / "old" / "model.safetensors"))
+    for ema in (True, False):  # model.safetensors and the raw weights of train_state/
+        loaded = CausalVideoTokenizer.from_pretrained(tmp_path / "old", ema=ema)
+        assert loaded.cfg == model.cfg
+        assert loaded.state_dict().keys() == model.state_dict().keys()
+        assert all(torch.equal(v, state[k]) for k, v in loaded.state_dict().items())
+    x = video(t=5)
+    assert torch.equal(loaded.encode(x), model.encode(x))
+    fresh = CausalVideoTokenizer(model.cfg)
+    load_init_weights(fresh, tmp_path / "old")  # --init-from an old run works too
+    assert all(torch.equal(v, state[k]) for k, v in fresh.state_dict().items())
 
 
 def test_clear_errors_on_bad_inputs():
@@ -350,29 +419,38 @@ def test_clear_errors_on_bad_inputs():
         ({"spatial_compression": 16, "channels": (16, 32)}, "needs at least 3 levels"),
         ({"kind": "discrete", "kl": True}, "discrete tokenizer"),
         ({"channels": (12, 24)}, "multiples of 8"),
-        ({"loss": {"crop": 12}}, "crop must be a multiple of the spatial compression 8"),
     ],
 )
 def test_config_errors_are_clear(changes, message):
-    from worldsmith.config import from_dict
-
     with pytest.raises(ConfigError, match=message):
         from_dict(TokenizerConfig, changes)
 
 
-def test_crop_training_sees_latent_aligned_windows_and_the_model_still_codes_whole_frames():
-    from worldsmith.tokenizer.losses import random_crop
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"loss": {"crop": 12}}, "loss.crop must be a multiple of the spatial compression 8"),
+        ({"loss": {"l1": 0.0, "perceptual": 0.0}}, "reconstruction term"),
+        ({"data": {"frames": 10}}, "data.frames must be 1 \\+ k\\*4"),
+        ({"data": {"size": 60}}, "data.size must be a multiple of the spatial compression 8"),
+        ({"model": {"loss": {"l1": 1.0}}}, "unknown config key 'model.loss'"),  # the loss is its own section now
+    ],
+)
+def test_run_config_errors_are_clear(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        from_dict(TokenizerRunConfig, changes)
 
+
+def test_crop_training_sees_latent_aligned_windows_and_the_model_still_codes_whole_frames():
     torch.manual_seed(0)
     ramp = torch.arange(32.0).view(1, 1, 1, 1, 32).expand(2, 3, 5, 32, 32)  # pixel value = its column
     lefts = {int(random_crop(ramp, 16, 8)[0, 0, 0, 0, 0]) for _ in range(60)}
     tops = {int(random_crop(ramp.transpose(-1, -2), 16, 8)[0, 0, 0, 0, 0]) for _ in range(60)}
     assert lefts == tops == {0, 8, 16}  # every window on the latent grid, and all of them drawn
-    model = tiny()
-    model.cfg.loss.crop = 16
+    model, loss_fn = tiny(), TokenizerLoss(TokenizerLossConfig(crop=16))
     seen = []
     hook = model.register_forward_pre_hook(lambda m, args: seen.append(tuple(args[0].shape)))
-    loss, _ = model.train().loss({"video": video(t=5)})
+    loss, _ = loss_fn(model.train(), {"video": video(t=5)})
     hook.remove()
     assert seen == [(2, 3, 5, 16, 16)] and torch.isfinite(loss)
     x = video(t=5)

@@ -1,25 +1,42 @@
-"""`worldsmith tokenizer train|encode|decode|eval` on tiny synthetic shards and videos (the CLI sub-app)."""
+"""`worldsmith train tokenizer` and `worldsmith tokenizer encode|decode|eval` on tiny synthetic shards and videos
+(the family's commands mounted on a local typer app, as worldsmith/cli.py mounts them); the discriminator's place
+in a run; resume after a crash; the generator."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import typer
+import yaml
 from typer.testing import CliRunner
 
-from worldsmith.config import load_yaml
+from worldsmith.config import load_yaml, save_yaml
 from worldsmith.data.clip import Clip
-from worldsmith.data.shards import ShardWriter
-from worldsmith.errors import ConfigError, DataError
-from worldsmith.io.video import encode_mp4, probe
-from worldsmith.tokenizer import CausalVideoTokenizer
-from worldsmith.tokenizer.cli import app
-from worldsmith.train import read_logs
+from worldsmith.data.shard_writer import ShardWriter
+from worldsmith.errors import CheckpointError, ConfigError, DataError
+from worldsmith.eval.metrics import psnr
+from worldsmith.family import GenerationRequest
+from worldsmith.io.video import encode_mp4, probe, to_tensor, to_uint8
+from worldsmith.tokenizer import CausalVideoTokenizer, TokenizerInputError
+from worldsmith.tokenizer.cli import FAMILY
+from worldsmith.tokenizer.evaluation import evaluate_batches, shard_batches
+from worldsmith.tokenizer.generate import TokenizerGenerator
+from worldsmith.tokenizer.losses import TokenizerLoss
+from worldsmith.train.progress import read_logs
+from worldsmith.weights import load_tensors
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+app = typer.Typer()  # `worldsmith train tokenizer` and `worldsmith tokenizer ...`, as the root CLI mounts them
+train_app = typer.Typer()
+train_app.command(FAMILY.name)(FAMILY.train_command)
+app.add_typer(train_app, name="train")
+app.add_typer(FAMILY.commands, name=FAMILY.name)
 
 QUIET = ["--set", "train.progress=false", "--set", "train.tensorboard=false", "--set", "train.log_every=1"]
 
@@ -56,7 +73,7 @@ def run(*args: str) -> str:
 
 
 def train_tiny(run_dir: Path, shards: Path, *extra: str) -> str:
-    args = ["train", "--out", run_dir, "--data", shards, "--preset", "cv4x8x8-tiny", "--set", "train.steps=3",
+    args = ["train", "tokenizer", "--out", run_dir, "--data", shards, "--preset", "cv4x8x8-tiny", "--set", "train.steps=3",
             "--set", "train.batch_size=2", "--set", "data.frames=9", "--set", "data.size=32", *QUIET, *extra]
     return run(*args)
 
@@ -71,6 +88,7 @@ def trained(tmp_path_factory, shards) -> Path:
 def test_train_writes_a_loadable_resumable_run(trained, shards):
     config = load_yaml(trained / "config.yaml")
     assert config["model"]["channels"] == [16, 32] and config["data"]["frames"] == 9
+    assert "loss" not in config["model"] and config["loss"]["l1"] == 1.0  # the objective is its own section
     logs = [r for r in read_logs(trained / "logs.jsonl") if "loss" in r]
     assert [r["step"] for r in logs] == [1, 2, 3] and all(np.isfinite(r["l1"]) for r in logs)
     assert "eval/psnr" in read_logs(trained / "logs.jsonl")[-1]
@@ -80,64 +98,150 @@ def test_train_writes_a_loadable_resumable_run(trained, shards):
 
 
 def test_dry_run_and_config_errors(tmp_path, shards):
-    out = run("train", "--out", tmp_path / "r", "--data", shards, "--preset", "dv8x8x8-tiny", "--dry-run")
+    out = run("train", "tokenizer", "--out", tmp_path / "r", "--data", shards, "--preset", "dv8x8x8-tiny", "--dry-run",
+              "--set", "loss.l2=1")  # fmt: skip
     assert "kind: discrete" in out and f"shards: {shards}" in out and not (tmp_path / "r").exists()
+    assert yaml.safe_load(out)["loss"]["l2"] == 1.0
+    out = run("train", "tokenizer", "--out", tmp_path / "r", "--data", shards, "--dry-run")
+    assert "channels: [32, 64]" in out  # the default preset, cv4x8x8-small
     with pytest.raises(ConfigError, match="data.frames must be 1 \\+ k\\*8"):
-        run("train", "--out", tmp_path / "r", "--data", shards, "--preset", "dv8x8x8-tiny", "--set", "data.frames=13")
+        run("train", "tokenizer", "--out", tmp_path / "r", "--data", shards, "--preset", "dv8x8x8-tiny",
+            "--set", "data.frames=13")  # fmt: skip
     with pytest.raises(ConfigError, match="no training data"):
-        run("train", "--out", tmp_path / "r", "--preset", "cv4x8x8-tiny")
+        run("train", "tokenizer", "--out", tmp_path / "r", "--preset", "cv4x8x8-tiny")
+    with pytest.raises(ConfigError, match="unknown tokenizer preset 'cv5'"):
+        run("train", "tokenizer", "--out", tmp_path / "r", "--data", shards, "--preset", "cv5")
+    with pytest.raises(ConfigError, match="unknown config key 'model.loss'"):  # the loss left the model section
+        run("train", "tokenizer", "--out", tmp_path / "r", "--data", shards, "--set", "model.loss.l2=1")
 
 
-def test_adversarial_fine_tuning_starts_from_a_trained_run(tmp_path, trained, shards):
-    train_tiny(tmp_path, shards, "--init-from", trained, "--set", "model.loss.adversarial=0.1",
-               "--set", "model.loss.disc_channels=16")  # fmt: skip
+ADVERSARIAL = ("--set", "loss.adversarial=0.1", "--set", "loss.disc_channels=16")
+
+
+def test_adversarial_fine_tuning_keeps_the_discriminator_out_of_the_model(tmp_path, trained, shards):
+    train_tiny(tmp_path, shards, "--init-from", trained, *ADVERSARIAL)
     logs = [r for r in read_logs(tmp_path / "logs.jsonl") if "loss" in r]
     assert all("gan_d" in r and "gan_g" in r for r in logs)
     start = CausalVideoTokenizer.from_pretrained(trained).state_dict()
     tuned = CausalVideoTokenizer.from_pretrained(tmp_path)
-    assert tuned.discriminator is not None
     # initialized from the trained run: after three small steps the weights are close to it, not to a fresh init
     w0, w1 = start["encoder.conv_in.spatial.conv.weight"], tuned.state_dict()["encoder.conv_in.spatial.conv.weight"]
     assert (w1 - w0).abs().max() < 0.05
+    # the discriminator is the loss's: not in the weights, the raw weights, the EMA or the tokenizer's optimizer...
+    state = tmp_path / "train_state"
+    for name in ("model.safetensors", "train_state/model.safetensors", "train_state/ema.safetensors",
+                 "train_state/optimizer.safetensors"):  # fmt: skip
+        keys = load_tensors(tmp_path / name).keys()
+        assert keys and not any("discriminator" in k for k in keys), name
+    assert load_tensors(tmp_path / "model.safetensors").keys() == tuned.state_dict().keys()
+    # ...but in train_state/ with its own optimizer (and the frozen perceptual net nowhere)
+    disc = TokenizerLoss(FAMILY.resolve("cv4x8x8-tiny", overrides=ADVERSARIAL[1::2]).loss).discriminator
+    saved = load_tensors(state / "loss.safetensors")
+    assert sorted(saved) == sorted(f"discriminator.{k}" for k in disc.state_dict())
+    moments = load_tensors(state / "loss_optimizer.safetensors")
+    assert moments and all("discriminator." in k for k in moments)
+    assert (state / "loss_optimizer.json").is_file()
+
+
+def test_a_crashed_adversarial_run_resumes_bit_exactly(tmp_path, shards, monkeypatch):
+    """The run crashes in step 4 (last checkpoint: step 3, in the middle of an epoch of two batches) and is resumed
+    by the same command; every weight, EMA, optimizer moment (the discriminator's included) and log line equals an
+    uninterrupted run's."""
+    # no perceptual term: its random frame choice draws from the global RNG, which resuming a ClipLoader advances
+    # by one draw more than an uninterrupted run does (the DataLoader iterator's base seed); a data-layer issue
+    args = (*ADVERSARIAL, "--set", "loss.perceptual=0", "--set", "loss.l2=1", "--set", "train.steps=5",
+            "--set", "train.ckpt_every=3")
+    train_tiny(tmp_path / "whole", shards, *args)
+    calls, forward = [0], TokenizerLoss.forward
+
+    def crash_in_step_4(self, model, batch):
+        calls[0] += 1
+        if calls[0] == 4:
+            raise RuntimeError("power cut")
+        return forward(self, model, batch)
+
+    monkeypatch.setattr(TokenizerLoss, "forward", crash_in_step_4)
+    with pytest.raises(RuntimeError, match="power cut"):
+        train_tiny(tmp_path / "crashed", shards, *args)
+    monkeypatch.setattr(TokenizerLoss, "forward", forward)
+    assert json.loads((tmp_path / "crashed" / "train_state" / "state.json").read_text())["step"] == 3
+    train_tiny(tmp_path / "crashed", shards, *args)
+    keys = ("step", "loss", "l1", "gan_g", "gan_d", "grad_norm")
+    logs = [[{k: r[k] for k in keys} for r in read_logs(d / "logs.jsonl") if "loss" in r]
+            for d in (tmp_path / "whole", tmp_path / "crashed")]  # fmt: skip
+    assert [r["step"] for r in logs[0]] == [1, 2, 3, 4, 5] and logs[0] == logs[1]  # ==, not approx
+    for name in ("model.safetensors", "train_state/model.safetensors", "train_state/ema.safetensors",
+                 "train_state/optimizer.safetensors", "train_state/loss.safetensors",
+                 "train_state/loss_optimizer.safetensors"):  # fmt: skip
+        a, b = load_tensors(tmp_path / "whole" / name), load_tensors(tmp_path / "crashed" / name)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+
+
+def test_an_old_run_is_not_continued_in_place_but_seeds_a_new_one(tmp_path, trained, shards):
+    old = tmp_path / "old"
+    shutil.copytree(trained, old)
+    config = load_yaml(old / "config.yaml")
+    config["model"]["loss"] = config.pop("loss")  # the layout of runs written before the loss left the model
+    save_yaml(config, old / "config.yaml")
+    with pytest.raises(ConfigError, match="older worldsmith .* --init-from") as info:
+        train_tiny(old, shards)
+    assert str(info.value).count(". ") == 0  # one sentence
+    assert CausalVideoTokenizer.from_pretrained(old).cfg == CausalVideoTokenizer.from_pretrained(trained).cfg
+    train_tiny(tmp_path / "new", shards, "--init-from", old)
+    with pytest.raises(CheckpointError, match="--init-from needs a run of the same architecture"):
+        train_tiny(tmp_path / "other", shards, "--init-from", old, "--set", "model.latent_channels=8")
 
 
 def test_encode_decode_video_files_round_trip(tmp_path, trained):
     videos = tmp_path / "videos"
     videos.mkdir()
     encode_mp4(blob_frames(11, 40, 48, 7), videos / "a.mp4", fps=8.0)  # 11 frames: the tail is padded
-    out = run("encode", trained, videos, "--out", tmp_path / "lat", "--chunk", "3")
+    out = run("tokenizer", "encode", trained, videos, "--out", tmp_path / "lat", "--chunk", "3")
     info = json.loads(out.splitlines()[0])
     assert info["frames"] == 11 and info["latent_shape"] == [16, 4, 5, 6]  # 1 + ceil(10/4) latent frames
-    run("decode", trained, tmp_path / "lat" / "a.safetensors", "--out", tmp_path / "dec")
+    run("tokenizer", "decode", trained, tmp_path / "lat" / "a.safetensors", "--out", tmp_path / "dec")
     meta = probe(tmp_path / "dec" / "a.mp4")
     assert (meta.num_frames, meta.height, meta.width, meta.fps) == (11, 40, 48, 8.0)
     with pytest.raises(DataError, match="no videos found"):
-        run("encode", trained, tmp_path / "lat", "--out", tmp_path / "x")
+        run("tokenizer", "encode", trained, tmp_path / "lat", "--out", tmp_path / "x")
 
 
 def test_eval_prints_a_table_and_writes_the_side_by_side_video(tmp_path, trained, shards):
-    out = run("eval", trained, shards, "--size", "32", "--frames", "9", "--video", tmp_path / "cmp.mp4")
+    out = run("tokenizer", "eval", trained, shards, "--size", "32", "--frames", "9", "--video", tmp_path / "cmp.mp4")
     assert "PSNR (dB)" in out and "SSIM" in out and "Fréchet distance" in out
     meta = probe(tmp_path / "cmp.mp4")
     assert (meta.width, meta.height, meta.num_frames) == (96, 32, 4 * 9)  # input | recon | error, 4 clips
-    result = json.loads(run("eval", trained, shards, "--size", "32", "--frames", "9", "--json", "-n", "2"))
+    result = json.loads(run("tokenizer", "eval", trained, shards, "--size", "32", "--frames", "9", "--json", "-n", "2"))
     assert result["clips"] == 2 and result["frames"] == 18 and result["fd"] >= 0 and 0 < result["ssim"] <= 1
     videos = tmp_path / "videos"
     videos.mkdir()
     encode_mp4(blob_frames(9, 32, 32, 1), videos / "b.mp4", fps=8.0)
-    result = json.loads(run("eval", trained, videos, "--json"))
+    result = json.loads(run("tokenizer", "eval", trained, videos, "--json"))
     assert result["clips"] == 1 and result["frames"] == 9
     with pytest.raises(DataError, match="--size"):
-        run("eval", trained, shards)
+        run("tokenizer", "eval", trained, shards)
 
 
 def test_reconstruction_metrics_match_direct_computation(trained, shards):
-    from worldsmith.eval.metrics import psnr
-    from worldsmith.tokenizer.evaluation import evaluate_batches, shard_batches
-    from worldsmith.tokenizer.pipeline import TokenizerDataConfig
-
     model = CausalVideoTokenizer.from_pretrained(trained)
-    batches = list(shard_batches(str(shards), TokenizerDataConfig(frames=9, size=32), 2))
+    batches = list(shard_batches(str(shards), 9, 32, 2))
     x = torch.cat([b["video"] for b in batches])
     expected = float(psnr(model.decode(model.encode(x)).clamp(-1, 1), x))
     assert evaluate_batches(model, batches, features=False)["psnr"] == pytest.approx(expected, abs=1e-4)
+
+
+def test_generator_returns_the_reconstruction_of_any_number_of_frames(trained):
+    generator = TokenizerGenerator.from_run(trained)
+    assert generator.fps is None and generator.Sampling() is not None
+    model = CausalVideoTokenizer.from_pretrained(trained)
+    frames = blob_frames(9, 32, 32, 3)
+    out = generator.generate(GenerationRequest(video=frames), generator.Sampling())
+    expected = to_uint8(model.decode(model.encode(to_tensor(frames)[None]))[0])
+    assert out.dtype == np.uint8 and out.shape == frames.shape and np.array_equal(out, expected)
+    odd = generator.generate(GenerationRequest(video=frames[:7]))  # 7 frames: padded inside the stream, trimmed
+    assert odd.shape == (7, 32, 32, 3) and np.array_equal(odd[:5], out[:5])  # causal: frames 0..4 unchanged
+    with pytest.raises(TokenizerInputError, match="pass one") as info:
+        generator.generate(GenerationRequest(prompt="a robot arm"))
+    assert str(info.value).count(". ") == 0
+    with pytest.raises(TokenizerInputError, match="not divisible by"):
+        generator.generate(GenerationRequest(video=blob_frames(9, 36, 32, 3)))

@@ -1,7 +1,8 @@
-"""``worldsmith tokenizer train|encode|decode|eval``: thin commands over worldsmith/tokenizer/pipeline.py.
+"""The tokenizer's commands: ``worldsmith train tokenizer`` (``train_command``) and ``worldsmith tokenizer
+encode|decode|eval`` (``app``), and the family record ``FAMILY`` that the top-level CLI mounts.
 
-Mounted by worldsmith/cli.py as ``app.add_typer(tokenizer_app, name="tokenizer")``; errors are WorldsmithErrors
-that the root command prints as one line.
+Thin: each command calls one library function and prints. Errors are WorldsmithErrors, which the root command
+prints as one sentence.
 """
 
 from __future__ import annotations
@@ -12,33 +13,49 @@ from typing import Optional
 
 import typer
 
-app = typer.Typer(help="Train causal video tokenizers; encode videos to latents/tokens and back; evaluate.",
+from worldsmith.cli_options import (
+    ConfigOption,
+    DataOption,
+    DeviceOption,
+    DryRunOption,
+    FreshOption,
+    OutOption,
+    SetOption,
+    preset_option,
+)
+from worldsmith.config import dump_yaml
+from worldsmith.family import Family
+from worldsmith.tokenizer.config import PRESETS
+from worldsmith.tokenizer.evaluation import evaluate, format_results
+from worldsmith.tokenizer.files import decode_latent_files, encode_videos
+from worldsmith.tokenizer.generate import TokenizerGenerator
+from worldsmith.tokenizer.model import CausalVideoTokenizer
+from worldsmith.tokenizer.train import TokenizerRunConfig, train
+
+DEFAULT_PRESET = "cv4x8x8-small"
+
+app = typer.Typer(help="Encode videos to latents/tokens and back; evaluate a trained causal video tokenizer.",
                   no_args_is_help=True)  # fmt: skip
 
-DeviceOption = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N.")
 
-
-@app.command()
-def train(
-    out: Path = typer.Option(..., "--out", "-o", help="Run directory (config.yaml, model.safetensors, logs)."),
-    data: Optional[str] = typer.Option(None, "--data", "-d", help="Training shards (directory, glob, .tar, manifest)."),
-    preset: str = typer.Option("cv4x8x8-small", "--preset", "-p", help="Tokenizer preset (see `worldsmith info`)."),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML file with (partial) model/train/data sections."),
-    overrides: Optional[list[str]] = typer.Option(None, "--set", help="Override a value, e.g. --set train.steps=2000."),
+def train_command(
+    out: Path = OutOption,
+    data: Optional[str] = DataOption,
+    preset: str = preset_option(DEFAULT_PRESET, "{cv,dv}{4x8x8,8x8x8,8x16x16}-{tiny,small,base}, "
+                                "{ci,di}{8x8,16x16}-{tiny,small,base}, or tiny / small / base (cv4x8x8)"),
+    config: Optional[Path] = ConfigOption,
+    overrides: Optional[list[str]] = SetOption,
     init_from: Optional[Path] = typer.Option(None, "--init-from", help="Start from this run's weights (fine-tuning)."),
-    fresh: bool = typer.Option(False, "--fresh", help="Delete the run's outputs and start over instead of resuming."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved config and exit."),
+    fresh: bool = FreshOption,
+    dry_run: bool = DryRunOption,
 ) -> None:
-    """Train a tokenizer on clip shards. Run the same command again to resume."""
-    from worldsmith.config import dump_yaml
-    from worldsmith.tokenizer import pipeline
-
-    cfg = pipeline.resolve_run_config(preset, config, overrides or [], data=data,
-                                      init_from=str(init_from) if init_from else None)  # fmt: skip
+    """Train a causal video tokenizer on clip shards. Run the same command again to resume."""
+    flags = {"data": {"shards": data}, "init_from": str(init_from) if init_from else None}
+    cfg = FAMILY.resolve(preset, config, overrides or [], flags=flags)
     if dry_run:
         typer.echo(dump_yaml(cfg), nl=False)
         return
-    typer.echo(json.dumps(pipeline.train(out, cfg, fresh=fresh), indent=2, default=str))
+    typer.echo(json.dumps(train(cfg, out, fresh=fresh), indent=2, default=str))
 
 
 @app.command()
@@ -51,9 +68,7 @@ def encode(
     device: str = DeviceOption,
 ) -> None:
     """Encode videos to latents (continuous) or integer tokens (discrete), streaming in bounded memory."""
-    from worldsmith.tokenizer import pipeline
-
-    for result in pipeline.encode(run, list(inputs), out, size=size, device=device, chunk=chunk):
+    for result in encode_videos(run, list(inputs), out, size=size, device=device, chunk=chunk):
         typer.echo(json.dumps(result))
 
 
@@ -65,14 +80,12 @@ def decode(
     device: str = DeviceOption,
 ) -> None:
     """Decode latent/token files back to mp4 videos, streaming."""
-    from worldsmith.tokenizer import pipeline
-
-    for result in pipeline.decode(run, list(inputs), out, device=device):
+    for result in decode_latent_files(run, list(inputs), out, device=device):
         typer.echo(json.dumps(result))
 
 
 @app.command("eval")
-def evaluate(
+def evaluate_command(
     run: Path = typer.Argument(..., help="Tokenizer run directory."),
     data: list[str] = typer.Argument(..., help="Shards (directory, glob, .tar, manifest) or video files/folders."),
     frames: Optional[int] = typer.Option(None, "--frames", "-t", min=1, help="Frames per clip (default 1 + 4*ct)."),
@@ -83,8 +96,19 @@ def evaluate(
     device: str = DeviceOption,
 ) -> None:
     """Reconstruction quality: PSNR, SSIM and Fréchet distance on EfficientNet-lite0 features."""
-    from worldsmith.tokenizer.evaluation import evaluate as run_eval
-    from worldsmith.tokenizer.evaluation import format_results
-
-    result = run_eval(run, list(data), frames=frames, size=size, max_clips=max_clips, video=video, device=device)
+    result = evaluate(run, list(data), frames=frames, size=size, max_clips=max_clips, video=video, device=device)
     typer.echo(json.dumps(result, indent=2) if as_json else format_results(result))
+
+
+FAMILY = Family(
+    name="tokenizer",
+    help="Causal video tokenizers (Cosmos CV/DV): compress video into latents or tokens and back.",
+    presets=PRESETS,
+    default_preset=DEFAULT_PRESET,
+    run_config=TokenizerRunConfig,
+    train=train,
+    model=CausalVideoTokenizer,
+    generator=TokenizerGenerator,
+    train_command=train_command,
+    commands=app,
+)

@@ -2,12 +2,14 @@
 
 The reference tokenizer code has no adversarial stage; users asked for one to sharpen reconstructions after the
 L1/perceptual stage. Enable it by fine-tuning a trained model with ``loss.adversarial > 0`` (see
-``worldsmith tokenizer train --init-from``).
+``worldsmith train tokenizer --init-from``). The discriminator belongs to the loss (``TokenizerLoss`` in
+losses.py), never to the tokenizer: the shared Trainer gives it its own optimizer, keeps it out of the EMA and of
+``model.safetensors``, and checkpoints it in ``train_state/``.
 
-Single-optimizer formulation: the shared Trainer steps one optimizer on ``model.loss``. The generator term is
-computed through a *detached copy of the discriminator's parameters* (``torch.func.functional_call``), so it only
-moves the tokenizer, and the discriminator term sees the reconstruction detached, so it only moves the
-discriminator; the two are summed and one backward pass trains both in the right directions.
+Single-backward formulation: the generator term is computed through a *detached copy of the discriminator's
+parameters* (``torch.func.functional_call``), so it only moves the tokenizer, and the discriminator term sees the
+reconstruction detached, so it only moves the discriminator; the two are summed and one backward pass gives both
+networks their gradients, each then stepped by its own optimizer.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from worldsmith.tokenizer.losses import frames_of
+from worldsmith.tokenizer.tensors import frames_of
 
 
 class PatchDiscriminator(nn.Module):
@@ -31,7 +33,7 @@ class PatchDiscriminator(nn.Module):
             nn.Conv2d(c, 2 * c, 4, 2, 1), nn.GroupNorm(8, 2 * c), nn.LeakyReLU(0.2),
             nn.Conv2d(2 * c, 4 * c, 4, 2, 1), nn.GroupNorm(8, 4 * c), nn.LeakyReLU(0.2),
             nn.Conv2d(4 * c, 1, 3, 1, 1),
-        )
+        )  # fmt: skip
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         return self.net(frames)

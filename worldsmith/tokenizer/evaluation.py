@@ -16,12 +16,14 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 import torch
 
+from worldsmith.data.dataset import DatasetConfig, make_loader
 from worldsmith.errors import DataError
 from worldsmith.eval.features import frame_features, frechet_distance
 from worldsmith.eval.metrics import psnr, ssim
-from worldsmith.tokenizer.losses import frames_of
+from worldsmith.io.video import encode_mp4, probe, to_uint8
+from worldsmith.tokenizer.files import frame_chunks, video_files
 from worldsmith.tokenizer.model import CausalVideoTokenizer
-from worldsmith.tokenizer.pipeline import TokenizerDataConfig, dataset_config, frame_chunks, video_files
+from worldsmith.tokenizer.tensors import frames_of
 
 ERROR_GAIN = 4.0  # the error panel shows |recon - input| * 4
 
@@ -36,12 +38,14 @@ def is_shard_source(path: str | Path) -> bool:
     return p.is_dir() and (any(p.glob("*.tar")) or (p / "manifest.parquet").is_file())
 
 
-def shard_batches(shards: str, data: TokenizerDataConfig, max_clips: int, batch_size: int = 1) -> Iterator[dict]:
-    """Batches of the first ``max_clips`` clips of shards (first ``data.frames`` frames, ``data.size`` crop)."""
-    from worldsmith.data.dataset import make_loader
-
+def shard_batches(shards: str, frames: int, size: int, max_clips: int, batch_size: int = 1,
+                  fps: float | None = None) -> Iterator[dict]:  # fmt: skip
+    """Batches of the first ``max_clips`` clips of shards: their first ``frames`` frames (resampled to ``fps``
+    when given), resized and centre-cropped to ``size x size``, in shard order."""
+    cfg = DatasetConfig(shards=shards, frames=frames, fps=fps, size=(size, size), temporal_crop="start",
+                        shuffle=False, loop=False, arrays=[], drop_short=True)  # fmt: skip
     seen = 0
-    for batch in make_loader(dataset_config(data, shards, train=False), batch_size):
+    for batch in make_loader(cfg, batch_size):
         keep = min(batch["video"].shape[0], max_clips - seen)
         yield {"video": batch["video"][:keep], "fps": float(batch["fps"][0]) if "fps" in batch else 10.0}
         seen += keep
@@ -52,8 +56,6 @@ def shard_batches(shards: str, data: TokenizerDataConfig, max_clips: int, batch_
 def folder_batches(inputs: list[str | Path], model: CausalVideoTokenizer, frames: int, size: int | None,
                    max_clips: int) -> Iterator[dict]:  # fmt: skip
     """One batch per video file: its first ``frames`` frames (cut to 1 + k*ct), cropped to the compression."""
-    from worldsmith.io.video import probe
-
     ct = model.cfg.temporal_compression
     for path in video_files(inputs)[:max_clips]:
         chunks, n = [], 0
@@ -101,8 +103,6 @@ def evaluate_batches(model: CausalVideoTokenizer, batches: Iterable[dict], *, fe
 
 def write_comparison(real: torch.Tensor, recon: torch.Tensor, path: str | Path, fps: float = 10.0) -> Path:
     """mp4 of clips (B, 3, T, H, W) one after another, each frame ``input | reconstruction | error x4``."""
-    from worldsmith.io.video import encode_mp4, to_uint8
-
     recon = recon.clamp(-1, 1)
     error = ((recon - real).abs() * ERROR_GAIN).clamp(0, 1) * 2 - 1  # 0 error = black
     panels = torch.cat([real, recon, error], dim=-1)  # (B, 3, T, H, 3W)
@@ -121,7 +121,7 @@ def evaluate(run_dir: str | Path, data: list[str | Path], *, frames: int | None 
         if size is None or size % cs:
             raise DataError(f"evaluating shards needs --size, a multiple of {cs} (frames are centre-cropped to it).")
         frames = 1 + (frames - 1) // ct * ct
-        batches = shard_batches(str(data[0]), TokenizerDataConfig(frames=frames, size=size), max_clips)
+        batches = shard_batches(str(data[0]), frames, size, max_clips)
     else:
         batches = folder_batches(data, model, frames, size, max_clips)
     result = evaluate_batches(model, batches, comparison=Path(video) if video else None)

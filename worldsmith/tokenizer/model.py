@@ -16,33 +16,39 @@ Bottlenecks (``cfg.kind`` / ``cfg.kl``):
 
 Tensors: videos (B, 3, T, H, W) float in [-1, 1]; continuous latents (B, C, T', H', W'); tokens (B, T', H', W')
 int64. ``decode`` returns the raw network output (clamp to [-1, 1] for display).
+
+The model only codes: the training objective, the discriminator and the frozen perceptual network live in
+losses.py (``TokenizerLoss``). Weights load with ``CausalVideoTokenizer.from_pretrained(run_dir)``
+(worldsmith.weights); run folders written before the loss moved out of the model load too (``upgrade``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import torch
 from torch import nn
 
-from worldsmith.errors import WorldsmithError
+from worldsmith.tokenizer import stream
 from worldsmith.tokenizer.blocks import ResBlock
 from worldsmith.tokenizer.causal_conv import State
-from worldsmith.tokenizer.discriminator import PatchDiscriminator
+from worldsmith.tokenizer.config import TokenizerConfig
 from worldsmith.tokenizer.fsq import FSQ
-from worldsmith.tokenizer.losses import kl_loss, tokenizer_loss
 from worldsmith.tokenizer.networks import Decoder, Encoder, initialize_weights
 from worldsmith.tokenizer.shortcut import FoldShortcut, UnfoldShortcut
-from worldsmith.tokenizer.tokenizer_config import TokenizerConfig
+from worldsmith.tokenizer.tensors import TokenizerInputError, check_latents, check_video
 from worldsmith.tokenizer.wavelet import HaarPatcher
+from worldsmith.weights import Pretrained
+
+__all__ = ["CausalVideoTokenizer", "TokenizerInputError"]
+
+# what older run folders hold that the model no longer owns: the loss weights in config.yaml's ``model.loss`` and
+# the patch discriminator's tensors in model.safetensors (both belong to losses.TokenizerLoss now)
+_OLD_LOSS_KEY, _OLD_DISCRIMINATOR_PREFIX = "loss", "discriminator."
 
 
-class TokenizerInputError(WorldsmithError):
-    """A video, latent or token tensor has the wrong shape, dtype or size for this tokenizer."""
-
-
-class CausalVideoTokenizer(nn.Module):
+class CausalVideoTokenizer(nn.Module, Pretrained):
     Config = TokenizerConfig
 
     def __init__(self, cfg: TokenizerConfig) -> None:
@@ -55,7 +61,6 @@ class CausalVideoTokenizer(nn.Module):
         self.fsq = FSQ(cfg.fsq_levels) if cfg.kind == "discrete" else None
         self.quant = nn.Linear(c, self.fsq.dim) if self.fsq else None  # (.., C) -> (.., d)
         self.post_quant = nn.Linear(self.fsq.dim, c) if self.fsq else None  # (.., d) -> (.., C)
-        self.discriminator = PatchDiscriminator(cfg.loss.disc_channels) if cfg.loss.adversarial > 0 else None
         self.enc_shortcut = self.dec_shortcut = None
         if cfg.shortcut:  # linear paths around encoder and decoder (shortcut.py)
             r, s = cfg.temporal_compression // cfg.temporal_patch, cfg.spatial_compression // cfg.patch_size
@@ -68,47 +73,13 @@ class CausalVideoTokenizer(nn.Module):
                 self.dec_shortcut.proj.bias.zero_()
 
     # ---------------------------------------------------------------------------------------------------------
-    # input checks
+    # input checks (tensors.py)
     # ---------------------------------------------------------------------------------------------------------
     def check_video(self, video: torch.Tensor, first_chunk: bool = True) -> None:
-        cfg, name = self.cfg, self.cfg.name
-        is_video = isinstance(video, torch.Tensor) and video.ndim == 5 and video.shape[1] == 3
-        if not (is_video and video.is_floating_point()):
-            got = f"{video.dtype} {tuple(video.shape)}" if isinstance(video, torch.Tensor) else type(video).__name__
-            raise TokenizerInputError(
-                f"the {name} tokenizer expects a float video tensor (B, 3, T, H, W) in [-1, 1], got {got}."
-            )
-        t, h, w = video.shape[2:]
-        ct, cs = cfg.temporal_compression, cfg.spatial_compression
-        if h % cs or w % cs or h == 0 or w == 0:
-            raise TokenizerInputError(
-                f"frame size {h}x{w} is not divisible by the {name} tokenizer's spatial compression {cs}; "
-                f"resize or crop the frames to multiples of {cs}."
-            )
-        ok = (t >= 1 and (t - 1) % ct == 0) if first_chunk else (t >= ct and t % ct == 0)
-        if not ok:
-            need = f"1 + k*{ct} frames (1, {1 + ct}, {1 + 2 * ct}, ...)" if first_chunk else f"k*{ct} frames"
-            raise TokenizerInputError(
-                f"the {name} tokenizer needs {need}, got {t}; trim or pad the video (encode_stream pads the tail)."
-            )
+        check_video(self.cfg, video, first_chunk)
 
     def check_latents(self, z: torch.Tensor) -> None:
-        cfg, name = self.cfg, self.cfg.name
-        if self.fsq is not None:
-            if not isinstance(z, torch.Tensor) or z.ndim != 4 or z.is_floating_point() or z.is_complex():
-                got = f"{z.dtype} {tuple(z.shape)}" if isinstance(z, torch.Tensor) else type(z).__name__
-                raise TokenizerInputError(f"the {name} tokenizer decodes integer tokens (B, T', H', W'), got {got}.")
-            if z.numel() and (int(z.min()) < 0 or int(z.max()) >= self.fsq.codebook_size):
-                raise TokenizerInputError(
-                    f"tokens must lie in [0, {self.fsq.codebook_size}) for FSQ levels {list(cfg.fsq_levels)}, "
-                    f"got values in [{int(z.min())}, {int(z.max())}]."
-                )
-        elif not (isinstance(z, torch.Tensor) and z.ndim == 5 and z.shape[1] == cfg.latent_channels
-                  and z.is_floating_point()):
-            got = f"{z.dtype} {tuple(z.shape)}" if isinstance(z, torch.Tensor) else type(z).__name__
-            raise TokenizerInputError(
-                f"the {name} tokenizer decodes float latents (B, {cfg.latent_channels}, T', H', W'), got {got}."
-            )
+        check_latents(self.cfg, z)
 
     # ---------------------------------------------------------------------------------------------------------
     # chunk-level encode / decode (whole videos are one chunk with state=None)
@@ -130,8 +101,8 @@ class CausalVideoTokenizer(nn.Module):
         return out if self.dec_shortcut is None else out + self.dec_shortcut(z, state)
 
     def _bottleneck(self, h: torch.Tensor, sample: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Encoder output (B, T', H', W', C*) -> decoder input (B, T', H', W', C), plus "codes" (discrete) or
-        "kl" (VAE; ``sample`` draws from the posterior instead of taking its mean)."""
+        """Encoder output (B, T', H', W', C*) -> decoder input (B, T', H', W', C), plus "codes" (discrete) or the
+        posterior's "mean" and "logvar" (VAE; ``sample`` draws from the posterior instead of taking its mean)."""
         if self.fsq is not None:
             codes = self.fsq.quantize(self.quant(h).permute(0, 4, 1, 2, 3))  # (B, d, T', H', W')
             return self.post_quant(codes.permute(0, 2, 3, 4, 1)), {"codes": codes}
@@ -139,7 +110,7 @@ class CausalVideoTokenizer(nn.Module):
             mean, logvar = h.chunk(2, dim=-1)  # (B, T', H', W', C) each
             logvar = logvar.clamp(-30.0, 20.0)
             z = mean + torch.randn_like(mean) * (0.5 * logvar).exp() if sample else mean
-            return z, {"kl": kl_loss(mean, logvar)}
+            return z, {"mean": mean, "logvar": logvar}
         return h, {}
 
     def encode_chunk(self, video: torch.Tensor, state: State = None) -> torch.Tensor:
@@ -177,45 +148,33 @@ class CausalVideoTokenizer(nn.Module):
         self, chunks: Iterable[torch.Tensor], chunk_frames: int | None = None, pad_tail: bool = True
     ) -> Iterator[torch.Tensor]:
         """Latent chunks of a video given as chunks of any length (see stream.py)."""
-        from worldsmith.tokenizer.stream import encode_stream
-
-        return encode_stream(self, chunks, chunk_frames=chunk_frames, pad_tail=pad_tail)
+        return stream.encode_stream(self, chunks, chunk_frames=chunk_frames, pad_tail=pad_tail)
 
     def decode_stream(self, chunks: Iterable[torch.Tensor], chunk_latents: int = 4) -> Iterator[torch.Tensor]:
         """Video chunks of a latent stream (see stream.py)."""
-        from worldsmith.tokenizer.stream import decode_stream
-
-        return decode_stream(self, chunks, chunk_latents=chunk_latents)
+        return stream.decode_stream(self, chunks, chunk_latents=chunk_latents)
 
     # ---------------------------------------------------------------------------------------------------------
-    # training
+    # training forward
     # ---------------------------------------------------------------------------------------------------------
     def forward(self, video: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Reconstruction (B, 3, T, H, W) with gradients through the bottleneck, and the bottleneck's extras."""
+        """Reconstruction (B, 3, T, H, W) with gradients through the bottleneck, and the bottleneck's extras
+        ("codes" of a discrete model; "mean" / "logvar" of a VAE, which samples its posterior in training)."""
         self.check_video(video)
         z, extras = self._bottleneck(self._features(video, None), sample=self.training)  # (B, T', H', W', C)
         return self.patcher.unpatchify(self._patches(z, None)), extras
-
-    def loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
-        return tokenizer_loss(self, batch)
 
     def checkpoint_modules(self) -> list[nn.Module]:
         return [m for m in self.modules() if isinstance(m, ResBlock)]
 
     # ---------------------------------------------------------------------------------------------------------
-    # weights
+    # older run folders
     # ---------------------------------------------------------------------------------------------------------
     @classmethod
-    def from_pretrained(
-        cls, run_dir: str | Path, device: str | torch.device = "cpu", ema: bool = True
-    ) -> "CausalVideoTokenizer":
-        """Load a run directory (config.yaml + model.safetensors) written by training or ``save_pretrained``."""
-        from worldsmith.train.checkpoint import load_pretrained
-
-        return load_pretrained(cls, run_dir, ema=ema, device=device)
-
-    def save_pretrained(self, run_dir: str | Path) -> Path:
-        """Write ``model.safetensors`` and the ``model:`` section of ``config.yaml`` into ``run_dir``."""
-        from worldsmith.train.checkpoint import save_pretrained
-
-        return save_pretrained(self, self.cfg, run_dir)
+    def upgrade(cls, model_config: dict[str, Any], state: dict[str, torch.Tensor],
+                run_dir: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:  # fmt: skip
+        """A run written when the model owned its loss: drop ``model.loss`` and the ``discriminator.*`` tensors
+        (the tokenizer's own weights are unchanged); newer runs pass through untouched."""
+        model_config = {k: v for k, v in model_config.items() if k != _OLD_LOSS_KEY}
+        state = {k: v for k, v in state.items() if not k.startswith(_OLD_DISCRIMINATOR_PREFIX)}
+        return model_config, state

@@ -24,7 +24,7 @@ from worldsmith.tokenizer.attention import CausalTemporalAttention, SpatialAtten
 from worldsmith.tokenizer.blocks import FrameNorm, ResBlock
 from worldsmith.tokenizer.causal_conv import CausalTemporalConv, FactorizedCausalConv, State
 from worldsmith.tokenizer.resample import SpatialDown, SpatialUp, TemporalDown, TemporalUp
-from worldsmith.tokenizer.tokenizer_config import TokenizerConfig
+from worldsmith.tokenizer.config import TokenizerConfig
 
 
 class Stage(nn.ModuleList):

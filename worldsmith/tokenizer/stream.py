@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 
 import torch
 
+from worldsmith.tokenizer.tensors import TokenizerInputError
+
 if TYPE_CHECKING:
     from worldsmith.tokenizer.model import CausalVideoTokenizer
 
@@ -42,8 +44,6 @@ def encode_stream(
     pad_tail: bool = True,
 ) -> Iterator[torch.Tensor]:
     """Yield latents (B, C, t', H', W') or tokens (B, t', H', W') for video chunks (B, 3, t, H, W) of any length."""
-    from worldsmith.tokenizer.model import TokenizerInputError
-
     ct = model.cfg.temporal_compression
     limit = max(chunk_frames or 4 * ct, ct) + 1  # frames per network call (the first piece may hold 1 + k*ct)
     state: dict = {}
