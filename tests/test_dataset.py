@@ -14,7 +14,8 @@ import pytest
 import torch
 from test_shards import gray_clip
 
-from worldsmith.data.dataset import ClipDataset, DatasetConfig, collate, make_loader, take_transitions
+from worldsmith.data.clip_sampling import take_transitions
+from worldsmith.data.dataset import ClipDataset, DatasetConfig, collate, make_loader
 from worldsmith.data.shard_writer import ShardWriter
 from worldsmith.errors import ConfigError, DataError
 
@@ -98,11 +99,11 @@ def test_determinism_and_epochs(many):
 
 
 def test_frame_cache_keeps_the_stream_identical_and_respects_its_budget(many, monkeypatch):
-    from worldsmith.data import dataset as dataset_module
+    from worldsmith.data import clip_sampling
 
     decodes = []
-    real = dataset_module.decode_video_member
-    monkeypatch.setattr(dataset_module, "decode_video_member",
+    real = clip_sampling.decode_video_member
+    monkeypatch.setattr(clip_sampling, "decode_video_member",
                         lambda *a, **k: decodes.append(a[0]["__key__"]) or real(*a, **k))  # fmt: skip
     cfg = DatasetConfig(str(many), frames=5, shuffle_buffer=3, views=True, loop=True, size=(16, 16))
 
