@@ -1,7 +1,13 @@
 """Fixtures shared by the test modules."""
 
+from pathlib import Path
+
 import pytest
 import torch
+
+from worldsmith import config as C
+from worldsmith.families import FAMILIES
+from worldsmith.worlds.generate import simulate
 
 
 @pytest.fixture(scope="module")
@@ -12,3 +18,39 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# tiny real data and tokenizers, shared by the family contract tests (tests/family_contract.py)
+# ---------------------------------------------------------------------------------------------------------------
+TINY = {"frames": 5, "size": 32}  # one latent frame after the first at ct=4: the smallest real video clip
+QUICK_TRAIN = {"steps": 4, "batch_size": 2, "warmup_steps": 0, "lr_schedule": "constant", "log_every": 1,
+               "ckpt_every": 2, "progress": False, "tensorboard": False, "ema_decay": 0.9}
+
+
+@pytest.fixture(scope="session")
+def arm_shards(tmp_path_factory) -> Path:
+    """6 simulated arm-world episodes of 9 frames at 32x32 (seconds to make)."""
+    out = tmp_path_factory.mktemp("arm") / "shards"
+    simulate("arm", episodes=6, frames=9, size=32, fps=10.0, out=out, seed=0, workers=1, progress=False)
+    return out
+
+
+def _tokenizer_run(root: Path, preset: str, shards: Path) -> Path:
+    family = FAMILIES["tokenizer"]
+    cfg = family.resolve(preset, flags={"data": {"shards": str(shards), **TINY},
+                                        "loss": {"l1": 1.0, "perceptual": 0.0}, "train": QUICK_TRAIN})
+    family.train(C.merge(cfg, {"train": {"steps": 12}}), root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def cv_tokenizer(tmp_path_factory, arm_shards) -> Path:
+    """A continuous cv4x8x8-tiny tokenizer run, trained for a few steps on ``arm_shards``."""
+    return _tokenizer_run(tmp_path_factory.mktemp("cv"), "cv4x8x8-tiny", arm_shards)
+
+
+@pytest.fixture(scope="session")
+def dv_tokenizer(tmp_path_factory, arm_shards) -> Path:
+    """A discrete dv4x8x8-tiny tokenizer run (1,000 codes), trained for a few steps on ``arm_shards``."""
+    return _tokenizer_run(tmp_path_factory.mktemp("dv"), "dv4x8x8-tiny", arm_shards)

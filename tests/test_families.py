@@ -1,0 +1,67 @@
+"""Every model family joins the family contract (tests/family_contract.py) with a tiny config on real arm clips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import QUICK_TRAIN, TINY
+from family_contract import FamilyContract
+
+from worldsmith.data.manifest import list_shards
+from worldsmith.data.shards import iter_shard
+from worldsmith.families import FAMILIES
+from worldsmith.family import GenerationRequest
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def first_clip(shards: Path, frames: int) -> np.ndarray:
+    return next(iter_shard(list_shards(str(shards))[0])).frames[:frames]  # uint8 (frames, 32, 32, 3)
+
+
+def test_every_family_is_in_the_registry_and_tested_here():
+    tested = {cls.name for cls in FamilyContract.__subclasses__()}
+    assert tested == set(FAMILIES) == {"tokenizer", "diffusion", "autoregressive"}
+
+
+class TestTokenizerFamily(FamilyContract):
+    name = "tokenizer"
+    returns_given_frames = False  # it returns its reconstruction
+
+    def config(self, data):
+        return self.family.resolve("cv4x8x8-tiny", flags={"data": {"shards": str(data["arm_shards"]), **TINY},
+                                                           "loss": {"perceptual": 0.0}, "train": QUICK_TRAIN})
+
+    def request(self, data):
+        return GenerationRequest(video=first_clip(data["arm_shards"], 9), fps=10.0)
+
+
+class TestDiffusionFamily(FamilyContract):
+    name = "diffusion"
+    needs = ("cv_tokenizer",)
+    sampling = {"steps": 2}
+
+    def config(self, data):
+        flags = {"data": {"shards": str(data["arm_shards"]), "tokenizer": str(data["cv_tokenizer"]), **TINY,
+                          "cache_latents": True, "cache_crops": 1}, "train": QUICK_TRAIN}  # fmt: skip
+        return self.family.resolve("tiny", flags=flags)
+
+    def request(self, data):
+        return GenerationRequest(prompt="the robot arm moves", video=first_clip(data["arm_shards"], 1), frames=9)
+
+
+class TestAutoregressiveFamily(FamilyContract):
+    name = "autoregressive"
+    needs = ("dv_tokenizer",)
+    sampling = {"top_k": 20}
+
+    def config(self, data):
+        flags = {"data": {"shards": str(data["arm_shards"]), "size": TINY["size"]}, "tokenizer": str(data["dv_tokenizer"]),
+                 "model": {"dim": 32, "depth": 1, "heads": 2, "kv_heads": 1, "max_frames": 3},
+                 "train": QUICK_TRAIN}  # fmt: skip
+        return self.family.resolve("tiny", flags=flags)
+
+    def request(self, data):
+        return GenerationRequest(prompt="the robot arm moves", video=first_clip(data["arm_shards"], 1), frames=5)
