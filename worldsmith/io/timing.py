@@ -103,10 +103,6 @@ class Orientation:
         rotation = {(False, False): 0, (True, False): 90, (False, True): 180, (True, True): 270}[(transpose, vflip)]
         return Orientation(rotation, transpose, vflip, hflip)
 
-    @property
-    def is_identity(self) -> bool:
-        return not (self.transpose or self.vflip or self.hflip)
-
     def stored_size(self, height: int, width: int) -> tuple[int, int]:
         """(height, width) before orientation of a frame displayed as (height, width)."""
         return (width, height) if self.transpose else (height, width)

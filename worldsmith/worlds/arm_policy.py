@@ -66,7 +66,9 @@ class ScriptedPolicy:
         self.noise = float(rng.uniform(0.5, 1.5))
         self.frame_scale = min(1.0, REFERENCE_FPS / world.cfg.fps)  # shorter frames: smaller steps, longer holds
         self.pace = float(rng.uniform(0.8, 1.0)) * self.frame_scale
-        self._plan: Iterator[Waypoint] = getattr(self, f"_{self.behavior}")()
+        plans = {"reach": self._reach, "push": self._push, "pick_place": self._pick_place, "stack": self._stack,
+                 "explore": self._explore}  # fmt: skip
+        self._plan: Iterator[Waypoint] = plans[self.behavior]()
         self._wp: Waypoint | None = None
         self._age = self._dwell = 0  # frames since the waypoint became active / since it was reached
         self._advance()

@@ -35,11 +35,6 @@ class WorldConfig:
             raise ConfigError(f"world views must be an integer in [1, 16] (or None: the default), got {self.views!r}.")
 
 
-def substeps_per_frame(timestep: float, fps: float) -> int:
-    """Physics steps per video frame: the frame period rounded to a whole number of steps (at least 1)."""
-    return max(1, int(round(1.0 / (fps * timestep))))
-
-
 class World:
     """Base class. Subclasses set ``name`` and ``action_dim`` and implement the abstract methods."""
 
