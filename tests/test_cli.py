@@ -13,11 +13,15 @@ from worldsmith.cli import main
 def test_help_lists_commands(capsys):
     code, out, _ = run_cli(capsys, "--help")
     assert code == 0
-    for command in ("info", "config", "sim", "data", "demo"):
+    for command in ("info", "config", "sim", "data", "demo", "train", "generate", "batch", "curate", "tokenizer",
+                    "autoregressive"):
         assert command in out
 
 
-@pytest.mark.parametrize("command", ["info", "config", "sim", "demo", "data inspect"])
+@pytest.mark.parametrize("command", ["info", "config", "sim", "demo", "data inspect", "train tokenizer",
+                                     "train diffusion", "train autoregressive", "generate", "batch", "curate",
+                                     "tokenizer encode", "tokenizer decode", "tokenizer eval",
+                                     "autoregressive tokenize", "autoregressive score"])
 def test_every_command_has_help(capsys, command):
     code, out, _ = run_cli(capsys, *command.split(), "--help")
     assert code == 0 and "Usage" in out and len(out.splitlines()) > 3
@@ -26,22 +30,25 @@ def test_every_command_has_help(capsys, command):
 def test_info(capsys):
     code, out, _ = run_cli(capsys, "info")
     assert code == 0
-    assert "torch" in out and "CUDA:" in out and "threads:" in out and "baseline" in out and "bounce" in out
+    assert "torch" in out and "CUDA:" in out and "threads:" in out and "bounce" in out
+    for family in ("tokenizer", "diffusion", "autoregressive"):
+        assert family in out
 
 
 def test_config_prints_resolved_yaml(capsys, tmp_path):
-    (tmp_path / "c.yaml").write_text("depth: 3\n")
-    code, out, _ = run_cli(capsys, "config", "baseline", "--preset", "small", "--config", str(tmp_path / "c.yaml"),
-                           "--set", "width=40")
-    assert code == 0 and "width: 40" in out and "depth: 3" in out
+    (tmp_path / "c.yaml").write_text("model:\n  dit:\n    depth: 3\n")
+    code, out, _ = run_cli(capsys, "config", "diffusion", "--preset", "small", "--config", str(tmp_path / "c.yaml"),
+                           "--set", "model.dit.width=48", "--set", "model.dit.heads=4")
+    assert code == 0 and "width: 48" in out and "depth: 3" in out and "heads: 4" in out
 
 
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["config", "baseline", "--set", "width=wide"], "error: width must be an integer"),
-        (["config", "baseline", "--preset", "huge"], "error: unknown baseline preset 'huge'"),
-        (["config", "baseline", "--config", "/nonexistent.yaml"], "error: config file not found"),
+        (["config", "diffusion", "--set", "model.dit.width=wide"], "error: model.dit.width must be an integer"),
+        (["config", "diffusion", "--preset", "huge"], "error: unknown diffusion preset 'huge'"),
+        (["config", "baseline"], "error: unknown model family 'baseline'; choose one of: tokenizer, diffusion"),
+        (["config", "tokenizer", "--config", "/nonexistent.yaml"], "error: config file not found"),
         (["data", "inspect", "/nonexistent/shards"], "error:"),
         (["sim", "nosuchworld", "--out", "/tmp/x"], "error:"),
     ],
@@ -59,7 +66,7 @@ def test_bad_flag_is_a_usage_error(capsys):
 
 def test_entry_point_and_debug_flag():
     exe = [sys.executable, "-m", "worldsmith.cli"]
-    quiet = subprocess.run([*exe, "config", "baseline", "--set", "width=x"], capture_output=True, text=True)
+    quiet = subprocess.run([*exe, "config", "diffusion", "--set", "train.lr=x"], capture_output=True, text=True)
     assert quiet.returncode == 1 and quiet.stderr.startswith("error:") and "Traceback" not in quiet.stderr
-    loud = subprocess.run([*exe, "--debug", "config", "baseline", "--set", "width=x"], capture_output=True, text=True)
+    loud = subprocess.run([*exe, "--debug", "config", "diffusion", "--set", "train.lr=x"], capture_output=True, text=True)
     assert loud.returncode != 0 and "Traceback" in loud.stderr

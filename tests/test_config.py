@@ -7,6 +7,7 @@ import pytest
 
 from worldsmith import config as C
 from worldsmith.errors import ConfigError
+from worldsmith.families import FAMILIES
 
 
 @dataclass
@@ -71,18 +72,14 @@ def test_bad_yaml_files(tmp_path):
         C.load_yaml(tmp_path / "list.yaml")
 
 
-def test_preset_registry():
-    C.load_all_presets()
-    assert {"tiny", "small", "base"} <= set(C.list_presets()["baseline"])
-    a, b = C.preset("baseline", "tiny"), C.preset("baseline", "tiny")
+def test_presets_are_fresh_objects_and_unknown_ones_are_named():
+    family = FAMILIES["diffusion"]
+    a, b = family.preset("tiny"), family.preset("tiny")
     assert a == b and a is not b  # fresh object each time
-    with pytest.raises(ConfigError, match="unknown baseline preset 'huge'; choose one of: tiny"):
-        C.preset("baseline", "huge")
-    with pytest.raises(ConfigError, match="unknown model family"):
-        C.preset("nope", "tiny")
+    with pytest.raises(ConfigError, match="unknown diffusion preset 'huge'; choose one of: tiny"):
+        family.preset("huge")
 
 
 def test_dataclass_validation_becomes_config_error():
-    C.load_all_presets()
-    with pytest.raises(ConfigError, match="invalid"):
-        C.resolve(C.preset("baseline", "tiny"), overrides=["width=1"])
+    with pytest.raises(ConfigError, match="model.dit.width"):
+        C.resolve(FAMILIES["diffusion"].preset("tiny"), overrides=["dit.width=7"])

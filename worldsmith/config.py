@@ -1,7 +1,8 @@
-"""Typed dataclass configs: presets, YAML files, ``--set a.b=value`` overrides, saving next to the weights.
+"""Typed dataclass configs: YAML files, ``--set a.b=value`` overrides, saving next to the weights.
 
-Every module owns one ``@dataclass`` config. A *preset* is a named config factory registered per model family
-(``tiny``, ``small``, ``base`` ...) and shared by the CLI, the tests and the benchmarks. A config is resolved as
+Every module owns one ``@dataclass`` config. A *preset* is a named model config of a family (``tiny``, ``small``,
+``base`` ...), kept in that family's ``config.PRESETS`` dict and shared by the CLI, the tests and the benchmarks
+(``worldsmith.families``). A config is resolved as
 
     defaults (or preset)  <-  YAML file (partial)  <-  --set overrides
 
@@ -16,7 +17,7 @@ import dataclasses
 import types
 import typing
 from pathlib import Path
-from typing import Any, Callable, Literal, TypeVar, Union, get_args, get_origin
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 
@@ -24,47 +25,6 @@ from worldsmith.atomic import atomic_write_text
 from worldsmith.errors import ConfigError
 
 T = TypeVar("T")
-
-# ---------------------------------------------------------------------------------------------------------------
-# preset registry: family -> name -> factory
-# ---------------------------------------------------------------------------------------------------------------
-_PRESETS: dict[str, dict[str, Callable[[], Any]]] = {}
-
-
-def register_preset(family: str, name: str, factory: Callable[[], Any]) -> None:
-    """Register ``factory`` (returns a config dataclass) as preset ``name`` of ``family``."""
-    _PRESETS.setdefault(family, {})[name] = factory
-
-
-def preset(family: str, name: str) -> Any:
-    """A fresh config for preset ``name`` of ``family``; a clear ConfigError names the valid choices."""
-    if family not in _PRESETS:
-        raise ConfigError(f"unknown model family {family!r}; known families: {', '.join(sorted(_PRESETS)) or 'none'}.")
-    if name not in _PRESETS[family]:
-        raise ConfigError(f"unknown {family} preset {name!r}; choose one of: {', '.join(_PRESETS[family])}.")
-    return _PRESETS[family][name]()
-
-
-def list_presets() -> dict[str, list[str]]:
-    return {family: list(names) for family, names in sorted(_PRESETS.items())}
-
-
-# Modules that register presets when imported; listed here (not discovered) so nothing is imported by string magic.
-PRESET_MODULES: tuple[str, ...] = (
-    "worldsmith.baseline",
-    "worldsmith.tokenizer.presets",
-    "worldsmith.diffusion.presets",
-    "worldsmith.autoregressive.presets",
-)
-
-
-def load_all_presets() -> None:
-    """Import every module that registers presets, so the CLI and ``info`` see all families."""
-    import importlib
-
-    for name in PRESET_MODULES:
-        importlib.import_module(name)
-
 
 # ---------------------------------------------------------------------------------------------------------------
 # dataclass <-> plain dict, with type checking

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from worldsmith import __version__
-from worldsmith.config import list_presets, load_all_presets
+from worldsmith.families import FAMILIES
 from worldsmith.worlds.registry import world_names
 
 
@@ -22,7 +22,6 @@ def _version(dist: str) -> str:
 
 
 def collect_info() -> dict[str, Any]:
-    load_all_presets()
     cuda = torch.cuda.is_available()
     mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
     return {
@@ -42,7 +41,7 @@ def collect_info() -> dict[str, Any]:
         "mps": mps,
         "mujoco_gl": os.environ.get("MUJOCO_GL", ""),
         "worlds": world_names(),
-        "presets": list_presets(),
+        "presets": {name: list(family.presets) for name, family in FAMILIES.items()},
     }
 
 

@@ -4,7 +4,7 @@ For each clip long enough: the first ``context_frames`` frames condition the mod
 model rolls out ``frames`` frames, and these are compared with the clip's next ``frames`` frames: PSNR and SSIM
 per frame (``worldsmith.eval.metrics``), and the Fréchet distance between EfficientNet-lite0 features of all
 generated and all true frames (``worldsmith.eval.features``). The "copy the last context frame" floor is scored
-the same way, so the numbers sit in one table with the diffusion model and the baseline.
+the same way, so the numbers sit in one table with the diffusion model.
 """
 
 from __future__ import annotations
