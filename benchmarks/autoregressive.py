@@ -33,11 +33,10 @@ BEGIN, END = markers("autoregressive")
 
 
 def build(size: str, grid: tuple[int, int], max_frames: int, device: str):
-    import worldsmith.autoregressive.presets  # noqa: F401
-    from worldsmith.autoregressive import VideoGPT
-    from worldsmith.config import preset
+    from worldsmith.autoregressive.config import PRESETS
+    from worldsmith.autoregressive.model import VideoGPT
 
-    cfg = dataclasses.replace(preset("autoregressive", size), vocab_size=1000, grid=grid, max_frames=max_frames)
+    cfg = dataclasses.replace(PRESETS[size](), vocab_size=1000, grid=grid, max_frames=max_frames)
     return VideoGPT(cfg).to(device).eval()
 
 
@@ -45,8 +44,9 @@ def bench_cache(context: int, use_cache: bool, steps: int, device: str) -> dict:
     """tokens/s of `steps` next-token steps (network + top-k sampling) after `context` tokens."""
     import torch
 
-    from worldsmith.autoregressive.generate import CachedStepper, FullStepper
-    from worldsmith.autoregressive.sampling import SamplingConfig, sample_logits
+    from worldsmith.autoregressive.config import SamplingConfig
+    from worldsmith.autoregressive.rollout import CachedStepper, FullStepper
+    from worldsmith.autoregressive.sampling import sample_logits
 
     torch.manual_seed(0)
     model = build("tiny", (16, 16), -(-(context + steps + 1) // 256), device)
@@ -70,17 +70,16 @@ def bench_frames(size: str, tokenizer: str, batch: int, frames: int, compile: bo
     """Video frames/s of 64x64 generation (per rollout and for the whole batch)."""
     import torch
 
-    import worldsmith.autoregressive.presets  # noqa: F401
-    import worldsmith.tokenizer.presets  # noqa: F401
-    from worldsmith.autoregressive import SamplingConfig, stream_video
-    from worldsmith.config import preset
+    from worldsmith.autoregressive.config import PRESETS, SamplingConfig
+    from worldsmith.autoregressive.rollout import stream_video
+    from worldsmith.tokenizer.config import PRESETS as TOKENIZERS
     from worldsmith.tokenizer.model import CausalVideoTokenizer
 
     torch.manual_seed(0)
     name = tokenizer
-    tokenizer = CausalVideoTokenizer(preset("tokenizer", name)).to(device).eval()
+    tokenizer = CausalVideoTokenizer(TOKENIZERS[name]()).to(device).eval()
     grid = 64 // tokenizer.cfg.spatial_compression
-    model = build(size, (grid, grid), preset("autoregressive", size).max_frames, device)
+    model = build(size, (grid, grid), PRESETS[size]().max_frames, device)
     context = (torch.rand(batch, 3, 1, 64, 64, device=device) * 2 - 1)
     generator = torch.Generator(device).manual_seed(0)
     kwargs = dict(sampling=SamplingConfig(1.0, top_k=50), generator=generator, compile=compile)

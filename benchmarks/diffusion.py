@@ -5,7 +5,7 @@
    AdaLN-LoRA rank, MLP ratio, text width, condition-mask channel; RoPE only, no extra absolute embedding on
    either side; random init) at 3 token counts. The two are timed alternately, median of ``--repeats``.
    Goal: ours >= 1.3x faster.
-2. Clip generation, end to end (prompt -> uint8 frames): worldsmith's ``WorldGenerator`` vs diffusers'
+2. Clip generation, end to end (prompt -> uint8 frames): worldsmith's ``DiffusionGenerator`` vs diffusers'
    ``CosmosTextToWorldPipeline`` built from random-init parts of the same sizes: the same transformer config, an
    ``AutoencoderKLCosmos`` configured like our tokenizer, a 6-layer 384-wide T5 encoder (MiniLM's size; the real
    T5-XXL and the guardrail models cannot be downloaded here, so the guardrail is a pass-through stub) fed by
@@ -37,7 +37,7 @@ from results_md import machine as cpu_and_python  # benchmarks/results_md.py
 from results_md import markers, publish
 from worldsmith.diffusion.condition import Condition
 from worldsmith.diffusion.dit import DiT
-from worldsmith.diffusion.presets import DiTConfig
+from worldsmith.diffusion.config import DiTConfig
 
 BEGIN, END = markers("diffusion")
 BACKBONE = dict(width=384, heads=6, depth=8, adaln_lora_dim=64)  # Dh = 64, as Cosmos
@@ -152,27 +152,31 @@ def cosmos_pipeline(tok_cfg, size: int):
 
 
 def bench_clip(repeats: int, size: int = 128, frames: int = 17, steps: int = 35) -> dict[str, Any]:
-    from worldsmith.config import preset
     from worldsmith.conditioning.text import default_text_encoder
-    from worldsmith.diffusion.generation import WorldGenerator
+    from worldsmith.diffusion.config import SamplingConfig, WorldModelConfig
+    from worldsmith.diffusion.generate import DiffusionGenerator
     from worldsmith.diffusion.model import DiffusionWorldModel
-    from worldsmith.diffusion.presets import WorldModelConfig
-    from worldsmith.tokenizer import CausalVideoTokenizer
-    from worldsmith.tokenizer import presets as _presets  # noqa: F401
+    from worldsmith.tokenizer.config import PRESETS
+    from worldsmith.tokenizer.model import CausalVideoTokenizer
 
     torch.manual_seed(0)
-    tok_cfg = preset("tokenizer", "cv4x8x8-small")
+    tok_cfg = PRESETS["cv4x8x8-small"]()
     model = DiffusionWorldModel(WorldModelConfig(dit=DiTConfig(**BACKBONE, abs_pos=False)))
-    gen = WorldGenerator(model, CausalVideoTokenizer(tok_cfg), default_text_encoder(), frames=frames, size=size, fps=10.0)
+    gen = DiffusionGenerator(model, CausalVideoTokenizer(tok_cfg), default_text_encoder(), frames=frames, size=size,
+                             fps=10.0)  # fmt: skip
     pipe = cosmos_pipeline(tok_cfg, size)
     prompt, negative = "a robot arm picks up the red cube and places it on the plate", "blurry, static, distorted"
-    kw = dict(prompt=prompt, size=(size, size), guidance=7.0, negative_prompt=negative)
+
+    def ours(steps: int, sampler: str):
+        sampling = SamplingConfig(steps=steps, sampler=sampler, guidance=7.0, negative_prompt=negative)
+        return gen.generate_videos([prompt], size=(size, size), sampling=sampling)[0]
+
     runs = {
-        f"ours euler {steps}": lambda: gen.text2world(**kw, steps=steps, sampler="euler"),
+        f"ours euler {steps}": lambda: ours(steps, "euler"),
         f"diffusers euler {steps}": lambda: pipe(prompt=prompt, negative_prompt=negative, height=size, width=size,
                                                 num_frames=frames, num_inference_steps=steps, guidance_scale=7.0, fps=10,
                                                 output_type="np", max_sequence_length=64).frames[0],  # fmt: skip
-        "ours dpm++2m 10": lambda: gen.text2world(**kw, steps=10, sampler="dpm++2m"),
+        "ours dpm++2m 10": lambda: ours(10, "dpm++2m"),
     }
     shapes = {k: np.asarray(f()).shape for k, f in runs.items()}
     with torch.no_grad():
@@ -191,8 +195,7 @@ SAMPLER_RUNS = (("dpm++2m", 10), ("heun", 35), ("euler", 35), ("euler", 10))
 
 
 def train_arm(work: Path, a: argparse.Namespace) -> tuple[Path, str, dict[str, float]]:
-    from worldsmith.diffusion import pipeline as diffusion
-    from worldsmith.tokenizer import pipeline as tokenizer
+    from worldsmith.families import FAMILIES
     from worldsmith.worlds.generate import simulate
 
     quiet = ["train.progress=false", "train.tensorboard=false"]
@@ -204,16 +207,18 @@ def train_arm(work: Path, a: argparse.Namespace) -> tuple[Path, str, dict[str, f
     if not a.tokenizer:
         start = time.perf_counter()
         sets = [f"train.steps={a.tokenizer_steps}", "data.frames=17", "data.size=64", f"train.ckpt_every={a.tokenizer_steps}"]
-        tokenizer.train(tok_dir, tokenizer.resolve_run_config("cv4x8x8-small", overrides=sets + quiet, data=str(work / "train")))
+        family = FAMILIES["tokenizer"]
+        family.train(family.resolve("cv4x8x8-small", overrides=sets + quiet, flags={"data": {"shards": str(work / "train")}}),
+                     tok_dir)  # fmt: skip
         seconds["tokenizer_train"] = time.perf_counter() - start
     sets = ["data.frames=17", "data.size=64", "data.cache_latents=true", "data.cache_crops=4", f"train.steps={a.steps}",
             "train.batch_size=16", "train.lr=1e-3", "train.warmup_steps=100", "train.ema_decay=0.995",
             f"train.ckpt_every={a.steps}"]  # fmt: skip
-    command = (f"worldsmith diffusion train --out RUN --data {work / 'train'} --tokenizer {tok_dir} --preset small "
+    command = (f"worldsmith train diffusion --out RUN --data {work / 'train'} --tokenizer {tok_dir} --preset small "
                + " ".join(f"--set {s}" for s in sets))  # fmt: skip
     start = time.perf_counter()
-    cfg = diffusion.resolve_run_config("small", overrides=sets + quiet, data=str(work / "train"), tokenizer=str(tok_dir))
-    diffusion.train_diffusion(cfg, work / "diffusion", progress=False)
+    flags = {"data": {"shards": str(work / "train"), "tokenizer": str(tok_dir)}}
+    FAMILIES["diffusion"].train(FAMILIES["diffusion"].resolve("small", overrides=sets + quiet, flags=flags), work / "diffusion")
     seconds["diffusion_train"] = time.perf_counter() - start
     return work / "diffusion", command, seconds
 
@@ -221,14 +226,16 @@ def train_arm(work: Path, a: argparse.Namespace) -> tuple[Path, str, dict[str, f
 def bench_arm(work: Path, a: argparse.Namespace) -> dict[str, Any]:
     from worldsmith.data.manifest import list_shards
     from worldsmith.data.shards import iter_shard
-    from worldsmith.diffusion.generation import WorldGenerator
+    from worldsmith.diffusion.config import SamplingConfig
+    from worldsmith.diffusion.generate import DiffusionGenerator
     from worldsmith.eval.features import frame_features, frechet_distance
+    from worldsmith.family import GenerationRequest
     from worldsmith.eval.metrics import psnr, ssim
     from worldsmith.config import load_yaml
     from worldsmith.io.video import to_tensor, to_uint8
 
     run_dir, command, train_seconds = train_arm(work, a)
-    gen = WorldGenerator.from_run(run_dir)
+    gen = DiffusionGenerator.from_run(run_dir)
     tok_dir = Path(json.loads((run_dir / "generation.json").read_text())["tokenizer"])
     clips = [c for shard in list_shards(str(work / "heldout")) for c in iter_shard(shard)]
     truth = np.stack([c.frames[: a.rollout] for c in clips])  # (N, T, 64, 64, 3)
@@ -252,7 +259,8 @@ def bench_arm(work: Path, a: argparse.Namespace) -> dict[str, Any]:
     outputs = {}
     for sampler, steps in SAMPLER_RUNS:
         start = time.perf_counter()
-        videos = np.stack([gen.video2world(c.frames[:1], c.caption, frames=a.rollout, steps=steps, sampler=sampler, seed=i)
+        sampling = SamplingConfig(steps=steps, sampler=sampler)
+        videos = np.stack([gen.generate(GenerationRequest(c.caption, c.frames[:1], a.rollout, seed=i), sampling)
                            for i, c in enumerate(clips)])  # fmt: skip
         outputs[(sampler, steps)] = videos
         results["samplers"][f"{sampler} {steps}"] = {**score(videos), "seconds_per_clip": (time.perf_counter() - start) / len(clips)}
@@ -266,7 +274,7 @@ def bench_arm(work: Path, a: argparse.Namespace) -> dict[str, Any]:
 def render_arm(r: dict[str, Any]) -> list[str]:
     t = r["train_seconds"]
     lines = [f"Arm world: {r['episodes']} simulated training episodes of {r.get('episode_frames', 41)} frames (64x64, 10 fps); "
-             f"tokenizer trained with `worldsmith tokenizer train --preset cv4x8x8-small --set train.steps="
+             f"tokenizer trained with `worldsmith train tokenizer --preset cv4x8x8-small --set train.steps="
              f"{r['tokenizer_steps']} --set data.frames=17 --set data.size=64`; diffusion preset small trained {r['steps']} steps "
              f"({t.get('diffusion_train', 0) / 60:.1f} min on this CPU, latents cached) with:", "",
              f"    {r['command']}", "",

@@ -48,31 +48,31 @@ def train_seconds(run_dir: Path) -> float:
 
 def train_all(work: Path, a: argparse.Namespace) -> dict[str, float]:
     """Both tokenizers and both world models (reused when complete); returns the logged training seconds."""
-    from worldsmith.autoregressive import pipeline as ar
-    from worldsmith.diffusion import pipeline as diffusion
-    from worldsmith.tokenizer import pipeline as tokenizer
+    from worldsmith.families import FAMILIES
 
     train = str(work / "train")
-    tok_sets = [f"train.steps={a.steps_tokenizer}", "data.frames=17", "data.size=64", "model.loss.perceptual=0",
+    tok_sets = [f"train.steps={a.steps_tokenizer}", "data.frames=17", "data.size=64", "loss.perceptual=0",
                 "train.lr=1e-3", "train.warmup_steps=50", f"train.ckpt_every={a.steps_tokenizer}"] + QUIET  # fmt: skip
     seconds = {}
     for kind in ("cv", "dv"):
         # DV: 1,000 codes (FSQ [8, 5, 5, 5]) instead of the preset's 64,000: the GPT's output layer and logits scale
         # with the vocabulary, and at 64,000 codes one CPU training step of the small GPT takes ~17 s
         levels = ["model.fsq_levels=[8,5,5,5]"] if kind == "dv" else []
-        cfg = tokenizer.resolve_run_config(f"{kind}4x8x8-small", overrides=tok_sets + levels, data=train)
-        tokenizer.train(work / f"tokenizer_{kind}", cfg)
+        family = FAMILIES["tokenizer"]
+        cfg = family.resolve(f"{kind}4x8x8-small", overrides=tok_sets + levels, flags={"data": {"shards": train}})
+        family.train(cfg, work / f"tokenizer_{kind}")
         seconds[f"{kind}_tokenizer"] = train_seconds(work / f"tokenizer_{kind}")
     dit_sets = ["data.frames=17", "data.size=64", "data.cache_latents=true", "data.cache_crops=4",
                 f"train.steps={a.steps_dit}", "train.batch_size=16", "train.lr=1e-3", "train.warmup_steps=50",
                 "train.ema_decay=0.995", f"train.ckpt_every={a.steps_dit}"] + QUIET  # fmt: skip
-    cfg = diffusion.resolve_run_config("small", overrides=dit_sets, data=train, tokenizer=str(work / "tokenizer_cv"))
-    diffusion.train_diffusion(cfg, work / "diffusion", progress=False)
+    flags = {"data": {"shards": train, "tokenizer": str(work / "tokenizer_cv")}}
+    FAMILIES["diffusion"].train(FAMILIES["diffusion"].resolve("small", overrides=dit_sets, flags=flags), work / "diffusion")
     seconds["diffusion"] = train_seconds(work / "diffusion")
     gpt_sets = [f"train.steps={a.steps_gpt}", "train.batch_size=8", "train.warmup_steps=50", "train.ema_decay=0.995",
                 f"train.ckpt_every={a.steps_gpt}", "data.size=64"] + QUIET  # fmt: skip
-    cfg = ar.resolve_run_config("small", overrides=gpt_sets, data=train, tokenizer=str(work / "tokenizer_dv"))
-    ar.train(work / "autoregressive", cfg, progress=False)
+    flags = {"data": {"shards": train}, "tokenizer": str((work / "tokenizer_dv").resolve())}
+    FAMILIES["autoregressive"].train(FAMILIES["autoregressive"].resolve("small", overrides=gpt_sets, flags=flags),
+                                     work / "autoregressive")
     seconds["autoregressive"] = train_seconds(work / "autoregressive")
     return seconds
 
@@ -104,28 +104,26 @@ class Scorer:
 @torch.no_grad()
 def rollouts(work: Path, clips: list, frames: int, a: argparse.Namespace) -> dict[str, tuple[np.ndarray, float]]:
     """Each family's generations (N, frames, 64, 64, 3) uint8 from first frame + caption, and seconds per clip."""
-    from worldsmith.autoregressive.generate import stream_video
-    from worldsmith.autoregressive.pipeline import encode_prompts, load_run
-    from worldsmith.autoregressive.sampling import SamplingConfig
-    from worldsmith.diffusion.generation import WorldGenerator
+    from worldsmith.autoregressive.config import SamplingConfig
+    from worldsmith.autoregressive.generate import ARGenerator
+    from worldsmith.diffusion.config import SamplingConfig as DiffusionSampling
+    from worldsmith.diffusion.generate import DiffusionGenerator
+    from worldsmith.family import GenerationRequest
     from worldsmith.io.video import to_tensor, to_uint8
 
     out = {}
-    gen = WorldGenerator.from_run(work / "diffusion")
+    gen = DiffusionGenerator.from_run(work / "diffusion")
     start = time.perf_counter()
-    videos = [gen.video2world(c.frames[:1], c.caption, frames=frames, steps=10, sampler="dpm++2m", seed=i)
-              for i, c in enumerate(clips)]  # fmt: skip
+    dpm = DiffusionSampling(steps=10, sampler="dpm++2m")
+    videos = [gen.generate(GenerationRequest(c.caption, c.frames[:1], frames, seed=i), dpm) for i, c in enumerate(clips)]
     out["diffusion (DiT small, dpm++2m 10 steps)"] = (np.stack(videos), (time.perf_counter() - start) / len(clips))
-    run = load_run(work / "autoregressive")
+    run = ARGenerator.from_run(work / "autoregressive", threads=None)
     sampling = SamplingConfig(temperature=a.temperature, top_k=a.top_k)
     start = time.perf_counter()
     videos = []
     for i, c in enumerate(clips):
         first = to_tensor(c.frames[:1])[None]  # (1, 3, 1, H, W)
-        text, mask = encode_prompts([c.caption])
-        g = torch.Generator().manual_seed(i)
-        rest = list(stream_video(run.model, run.tokenizer, first, frames - 1, text=text, text_mask=mask,
-                                 sampling=sampling, generator=g))  # fmt: skip
+        rest = list(run.rollout(first, frames - 1, [c.caption], sampling, seed=i))
         videos.append(to_uint8(torch.cat([first, torch.stack(rest, dim=2)], dim=2)[0]))
     label = f"autoregressive (GPT small, temperature {a.temperature:g}, top-k {a.top_k})"
     out[label] = (np.stack(videos), (time.perf_counter() - start) / len(clips))
