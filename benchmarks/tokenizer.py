@@ -36,24 +36,29 @@ from results_md import markers, update_section
 from torch import nn
 
 from worldsmith.atomic import atomic_write_text
-from worldsmith.config import load_all_presets
-from worldsmith.config import preset as get_preset
-from worldsmith.tokenizer import CausalVideoTokenizer, TokenizerConfig
-from worldsmith.tokenizer.losses import tokenizer_loss
+from worldsmith.data.dataset import make_loader
+from worldsmith.tokenizer.config import PRESETS, TokenizerConfig
+from worldsmith.tokenizer.evaluation import evaluate_batches, shard_batches
+from worldsmith.tokenizer.losses import TokenizerLoss, TokenizerLossConfig
+from worldsmith.tokenizer.model import CausalVideoTokenizer
+from worldsmith.tokenizer.train import TokenizerDataConfig, default_train_config, training_clips
+from worldsmith.train.rng import seed_everything
+from worldsmith.train.trainer import Trainer
+from worldsmith.weights import load_tensors
+from worldsmith.worlds.generate import simulate
 
-load_all_presets()
 BEGIN, END = markers("tokenizer")
 
 
 class CosmosReference(nn.Module):
     """diffusers' AutoencoderKLCosmos, configured like a worldsmith TokenizerConfig, behind the same interface
-    (``forward``, ``loss``, ``encode``, ``decode``) so the same Trainer, loss and evaluation run both."""
+    (``forward``, ``encode``, ``decode``, ``cfg``) so the same Trainer, loss and evaluation run both."""
 
     def __init__(self, cfg: TokenizerConfig, resolution: int) -> None:
         super().__init__()
         from diffusers import AutoencoderKLCosmos
 
-        self.cfg, self.fsq, self.discriminator = cfg, None, None
+        self.cfg, self.fsq = cfg, None
         # diffusers' block i maps widths[i] -> widths[i + 1]: a leading c0 makes its levels ours (conv_in -> c0)
         widths = (cfg.channels[0], *cfg.channels)
         self.vae = AutoencoderKLCosmos(
@@ -70,9 +75,6 @@ class CosmosReference(nn.Module):
 
     def forward(self, video: torch.Tensor) -> tuple[torch.Tensor, dict]:
         return self.decode(self.encode(video)), {}
-
-    def loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
-        return tokenizer_loss(self, batch)
 
 
 def parameters(model: nn.Module) -> int:
@@ -109,13 +111,6 @@ def bench_speed(cfg: TokenizerConfig, size: int, frames: int, repeats: int) -> d
 # 2. quality
 # ---------------------------------------------------------------------------------------------------------------
 def bench_quality(cfg: TokenizerConfig, steps: int, episodes: int, work: Path) -> dict[str, Any]:
-    from worldsmith.train import Trainer, seed_everything
-    from worldsmith.train.checkpoint import load_tensors
-    from worldsmith.data.dataset import make_loader
-    from worldsmith.tokenizer.evaluation import evaluate_batches, shard_batches
-    from worldsmith.tokenizer.pipeline import TokenizerDataConfig, dataset_config, default_train_config
-    from worldsmith.worlds.generate import simulate
-
     frames, size = 1 + 4 * cfg.temporal_compression, 64
     simulate("arm", episodes=episodes, frames=frames + 8, size=size, out=work / "train", seed=0, progress=False)
     simulate("arm", episodes=8, frames=frames, size=size, out=work / "eval", seed=1000, progress=False)
@@ -131,13 +126,14 @@ def bench_quality(cfg: TokenizerConfig, steps: int, episodes: int, work: Path) -
     for name, build in models:
         seed_everything(0)
         model = build()
-        loader = make_loader(dataset_config(data, data.shards, train=True), train_cfg.batch_size)
+        loss = TokenizerLoss(TokenizerLossConfig())  # L1 + perceptual, the default objective
+        loader = make_loader(training_clips(data, seed=0), train_cfg.batch_size)
         start = time.perf_counter()
         run = work / name.replace(" ", "_")
-        Trainer(model, train_cfg, run, loader, model_config=cfg).fit()
+        Trainer(model, loss, train_cfg, run, loader).fit()
         seconds = time.perf_counter() - start
         model.load_state_dict(load_tensors(run / "model.safetensors"))  # the EMA weights
-        batches = shard_batches(str(work / "eval"), TokenizerDataConfig(frames=frames, size=size), 8)
+        batches = shard_batches(str(work / "eval"), frames, size, 8)
         results[name] = {**evaluate_batches(model.eval(), batches), "train_seconds": seconds}
         print(f"  {name}: {results[name]['psnr']:.2f} dB after {steps} steps ({seconds:.0f} s)", flush=True)
     return {"steps": steps, "episodes": episodes, "frames": frames, "size": size, **results}
@@ -165,7 +161,7 @@ def synthetic_chunks(frames: int, size: int, chunk: int):
 
 def memory_child(preset: str, frames: int, size: int, chunk: int) -> None:
     torch.manual_seed(0)
-    model = CausalVideoTokenizer(get_preset("tokenizer", preset)).eval()
+    model = CausalVideoTokenizer(PRESETS[preset]()).eval()
     marks, done = {}, 0
     latents = model.encode_stream(synthetic_chunks(frames, size, chunk), chunk_frames=chunk)
     for video in model.decode_stream(latents, chunk_latents=chunk // model.cfg.temporal_compression or 1):
@@ -208,7 +204,7 @@ def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
             f"| AutoencoderKLCosmos, same config | {s['reference_params']:,} | {s['reference_fps']:.1f} | 1.00x |",
             "",
         ]
-        if get_preset("tokenizer", args.preset).shortcut:
+        if PRESETS[args.preset]().shortcut:
             lines += ["Ours includes the preset's linear encoder/decoder shortcuts (worldsmith/tokenizer/shortcut.py), "
                       "which the reference lacks; the quality table also trains ours without them.", ""]
     if "quality" in results:
@@ -261,7 +257,9 @@ def main() -> None:
     sys.stdout.reconfigure(line_buffering=True)  # progress lines appear as they happen, even when piped
     if args.memory_child:
         return memory_child(args.preset, args.memory_frames, args.memory_size, args.chunk)
-    cfg = get_preset("tokenizer", args.preset)
+    if args.preset not in PRESETS:
+        raise SystemExit(f"unknown tokenizer preset {args.preset!r}; choose one of: {', '.join(PRESETS)}.")
+    cfg = PRESETS[args.preset]()
     results: dict[str, Any] = {"machine": machine(), "preset": args.preset}
     if "speed" not in args.skip:
         results["speed"] = s = bench_speed(cfg, args.size, args.frames, args.repeats)

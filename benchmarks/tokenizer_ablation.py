@@ -38,17 +38,15 @@ CHANGES = {
 def load(shards: str, frames: int, clips: int | None, train: bool) -> torch.Tensor:
     """Clips as uint8 (N, 3, frames, 64, 64): whole training episodes, or the first frames of held-out ones."""
     from worldsmith.tokenizer.evaluation import shard_batches
-    from worldsmith.tokenizer.pipeline import TokenizerDataConfig
 
-    data = TokenizerDataConfig(frames=frames, size=64)
-    x = torch.cat([b["video"] for b in shard_batches(shards, data, clips or 10**9, batch_size=16)])
+    x = torch.cat([b["video"] for b in shard_batches(shards, frames, 64, clips or 10**9, batch_size=16)])
     return ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8) if train else x
 
 
 def run(variant: str, train: torch.Tensor, heldout: torch.Tensor, a: argparse.Namespace) -> dict:
     from worldsmith.eval.metrics import psnr
     from worldsmith.tokenizer.model import CausalVideoTokenizer
-    from worldsmith.tokenizer.presets import make_config
+    from worldsmith.tokenizer.config import make_config
 
     opts = {"shortcut": False, "loss": "l1", "bf16": True, "channels": (32, 64), "num_res_blocks": 1, "lr": 1e-3,
             "batch": 4, "fused": False, "crop": 0}

@@ -11,7 +11,7 @@ scored on held-out episodes (PSNR >= 30 dB is the goal).
 5. write the ``tokenizer-arm`` section of benchmarks/RESULTS.md.
 
 It resumes: data and a run that is already complete are reused. The training settings are those of
-``worldsmith tokenizer train`` (printed in RESULTS.md as a command line):
+``worldsmith train tokenizer`` (printed in RESULTS.md as a command line):
 
     python benchmarks/tokenizer_arm.py [--work runs/bench_tokenizer_arm] [--steps 8400] [--threads 1]
                                        [--set model.num_res_blocks=2 ...] [--json out.json]
@@ -29,7 +29,7 @@ from results_md import machine, markers, publish
 
 SETTINGS = [  # on top of the cv4x8x8-small preset (linear shortcuts on); see the tokenizer-ablation section
     "model.channels=[64,64]", "train.lr=2e-3", "train.warmup_steps=100", "train.betas=[0.9,0.99]",
-    "train.precision=bf16", "model.loss.l1=0", "model.loss.l2=1", "model.loss.perceptual=0", "data.cache_mb=2048",
+    "train.precision=bf16", "loss.l1=0", "loss.l2=1", "loss.perceptual=0", "data.cache_mb=2048",
 ]  # fmt: skip
 
 
@@ -72,11 +72,11 @@ def overrides(a: argparse.Namespace, heldout: Path) -> list[str]:
 
 def train(run: Path, train_dir: Path, sets: list[str]) -> float:
     """Train (or resume / reuse) the run; returns the CPU seconds this process spent on it."""
-    from worldsmith.tokenizer.pipeline import resolve_run_config, train as train_tokenizer
+    from worldsmith.tokenizer.cli import FAMILY
 
-    cfg = resolve_run_config("cv4x8x8-small", overrides=sets, data=str(train_dir))
+    cfg = FAMILY.resolve("cv4x8x8-small", overrides=sets, flags={"data": {"shards": str(train_dir)}})
     cpu = time.process_time()
-    train_tokenizer(run, cfg)
+    FAMILY.train(cfg, run)
     return time.process_time() - cpu
 
 
@@ -86,11 +86,9 @@ def score(run: Path, heldout: Path, clips: int = 16) -> dict[str, float]:
     from worldsmith.eval.metrics import psnr
     from worldsmith.tokenizer.evaluation import evaluate_batches, shard_batches
     from worldsmith.tokenizer.model import CausalVideoTokenizer
-    from worldsmith.tokenizer.pipeline import TokenizerDataConfig
 
     model = CausalVideoTokenizer.from_pretrained(run).eval()
-    data = TokenizerDataConfig(frames=17, size=64)
-    batches = list(shard_batches(str(heldout), data, max_clips=clips, batch_size=8))
+    batches = list(shard_batches(str(heldout), frames=17, size=64, max_clips=clips, batch_size=8))
     scores = evaluate_batches(model, batches, features=True, comparison=run / f"heldout{clips}.mp4")
     x = torch.cat([b["video"] for b in batches])
     with torch.no_grad():
@@ -121,12 +119,13 @@ def section(a: argparse.Namespace, sets: list[str], final: dict, hist: list[dict
     rows = "\n".join(f"| {r['step']:,} | {r['time'] / 60:.1f} | {r['eval/psnr']:.2f} | {r['eval/ssim']:.3f} |"
                      for r in hist)  # fmt: skip
     command = " \\\n    ".join(
-        ["worldsmith tokenizer train --preset cv4x8x8-small --data data/arm64 --out runs/tok-arm64"]
+        ["worldsmith train tokenizer --preset cv4x8x8-small --data data/arm64 --out runs/tok-arm64"]
         + [f"--set {s}" for s in sets]
     ).replace(str(a.heldout), "data/arm64-eval")
     cpu_note = f"; CPU time of the process {cpu_s / 60:.1f} min" if cpu_s > 60 else ""
     run_cfg = load_yaml(a.work / "run" / "config.yaml")  # the prose below describes the run as it was trained
     tr, model = run_cfg["train"], run_cfg["model"]
+    loss = run_cfg.get("loss") or model["loss"]  # runs written before the loss left the model kept it in model.loss
     shortcut = ", linear encoder/decoder shortcuts" if model["shortcut"] else ""
     more = (f"\n{m['clips']} further held-out episodes (seed 5000, same scoring; the verdict's figure, as 16 episodes "
             f"are too few: episodes differ by ~2 dB): PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}.") if m else ""
@@ -139,8 +138,8 @@ held-out episodes. **Status: {verdict}: {figures}** (first 17 frames of each).
 {time.strftime('%Y-%m-%d')}, {machine()}, {a.threads} torch thread(s), precision {tr['precision']}, load average
 {os.getloadavg()[0]:.1f} at the end. Training: {last['step']:,} steps in {last['time'] / 60:.1f} min of wall time on
 {a.threads} thread(s){cpu_note}. {a.episodes:,} training episodes of 33 frames, random 17-frame clips, batch
-{tr['batch_size']}, loss weights L1 {model['loss']['l1']:g} / L2 {model['loss']['l2']:g} / perceptual
-{model['loss']['perceptual']:g}, lr {tr['lr']:g} ({tr['warmup_steps']} warmup steps, {tr['lr_schedule']} to {tr['min_lr_ratio']:.0%}), EMA weights, channels
+{tr['batch_size']}, loss weights L1 {loss['l1']:g} / L2 {loss['l2']:g} / perceptual
+{loss['perceptual']:g}, lr {tr['lr']:g} ({tr['warmup_steps']} warmup steps, {tr['lr_schedule']} to {tr['min_lr_ratio']:.0%}), EMA weights, channels
 {model['channels']}, {model['num_res_blocks']} residual block(s) per level{shortcut}.
 
 Held-out PSNR during training (the first 8 of the 16 held-out episodes, scored every {a.eval_every:,} steps; at the
