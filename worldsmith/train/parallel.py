@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
@@ -77,11 +78,22 @@ def apply_activation_checkpointing(model: nn.Module) -> int:
     return len(mods)
 
 
+def broadcast_from_main(module: nn.Module) -> None:
+    """Give every rank rank 0's parameters and buffers, as DDP does when it wraps a model (FSDP2 does not)."""
+    seen: set[int] = set()
+    with torch.no_grad():
+        for t in [*module.parameters(), *module.buffers()]:
+            if id(t) not in seen:
+                seen.add(id(t))
+                dist.broadcast(t, src=0)
+
+
 def apply_fsdp(step: LossStep, bf16: bool) -> None:
     """Shard the model of ``step`` with FSDP2: ``fully_shard`` on each unit of the model's ``fsdp_modules()`` /
     ``checkpoint_modules()``, then on ``step`` as the root (its forward is the loss, so the root's all-gather
-    covers every parameter outside the units, the loss's own networks included). Needs an initialised process group
-    (NCCL on GPUs, or gloo on CPUs).
+    covers every parameter outside the units, the loss's own networks included). Rank 0's weights are broadcast
+    first, so every rank starts from the same model, as under DDP. Needs an initialised process group (NCCL on
+    GPUs, gloo on CPUs).
 
     With ``bf16`` parameters are all-gathered in bf16 and gradients reduced in fp32.
     """
@@ -94,6 +106,7 @@ def apply_fsdp(step: LossStep, bf16: bool) -> None:
             f"train.fsdp is on but {type(model).__name__} lists no fsdp_modules() or checkpoint_modules() to shard "
             f"one by one; add one of these methods or set train.fsdp=false."
         )
+    broadcast_from_main(step)
     param_dtype = torch.bfloat16 if bf16 else None
     for unit in units:
         fully_shard(unit, mp_policy=MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=torch.float32))

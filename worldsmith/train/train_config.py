@@ -47,7 +47,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda (cuda:LOCAL_RANK under torchrun)
     activation_checkpointing: bool = False  # recompute model.checkpoint_modules() in backward
     compile: bool = False  # torch.compile the loss step
-    fsdp: bool = False  # FSDP2 fully_shard (CUDA only) instead of DDP when world_size > 1
+    fsdp: bool = False  # FSDP2 fully_shard instead of DDP under torchrun (GPUs with NCCL, CPUs with gloo)
     log_every: int = 10
     ckpt_every: int = 1000  # plus one at the end
     sample_every: int = 0  # 0: never call sample_fn
