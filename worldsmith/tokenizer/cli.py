@@ -41,8 +41,8 @@ app = typer.Typer(help="Encode videos to latents/tokens and back; evaluate a tra
 def train_command(
     out: Path = OutOption,
     data: Optional[str] = DataOption,
-    preset: str = preset_option(DEFAULT_PRESET, "{cv,dv}{4x8x8,8x8x8,8x16x16}-{tiny,small,base}, "
-                                "{ci,di}{8x8,16x16}-{tiny,small,base}, or tiny / small / base (cv4x8x8)"),
+    preset: str = preset_option(DEFAULT_PRESET, "VARIANT-SIZE, e.g. cv4x8x8-tiny, dv8x16x16-base, ci8x8-small "
+                                "(see `worldsmith info`)"),
     config: Optional[Path] = ConfigOption,
     overrides: Optional[list[str]] = SetOption,
     init_from: Optional[Path] = typer.Option(None, "--init-from", help="Start from this run's weights (fine-tuning)."),
