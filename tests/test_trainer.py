@@ -263,6 +263,10 @@ def test_loss_contract_errors(tmp_path):
         Trainer(toy(), tensor_loss, quiet(), tmp_path, batches).fit()
     with pytest.raises(TypeError, match="not a tuple of 3"):
         Trainer(toy(), lambda model, batch: (*toy_loss(model, batch), 0), quiet(), tmp_path, batches).fit()
+    model, loss = toy(), ToyGANLoss()
+    loss.net = model  # a loss that keeps the model would train it twice
+    with pytest.raises(ValueError, match="the loss ToyGANLoss holds parameters of the model"):
+        Trainer(model, loss, quiet(), tmp_path, batches)
     with pytest.raises(DataError, match="no batches"):
         Trainer(toy(), toy_loss, quiet(), tmp_path / "empty", lambda epoch: []).fit()
 
@@ -329,6 +333,8 @@ def test_checkpoint_round_trip_and_pretrained_loading(tmp_path):
     trainer.fit()
     config = load_yaml(tmp_path / "config.yaml")
     assert config["model_class"] == "trainer_toys:ToyNet" and config["data"] == {"name": "toy"}
+    with pytest.raises(ValueError, match=r"full_config\['model'\] differs from model.cfg given to the Trainer"):
+        Trainer(toy(), toy_loss, quiet(), tmp_path / "other", batches, full_config={"model": {"hidden": 3}})
     assert config["model"]["hidden"] == 16 and config["train"]["steps"] == 3
     raw = load_pretrained(ToyNet, tmp_path, ema=False)
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in raw.state_dict().items())

@@ -17,7 +17,9 @@ One optimizer step = ``grad_accum`` micro-batches, each ``(loss / grad_accum).ba
 clipping, AdamW with the warmup + cosine learning rate of :func:`lr_at`, and the EMA update. bf16 autocast on CUDA
 (``precision: auto``). Device, rank and world size come from :func:`worldsmith.train.runtime.init_runtime` (the
 caller may have asked first, to place frozen helpers on the same device). Under ``torchrun`` the model trains
-with DDP (gradients synchronised on the last micro-step only) or, with ``fsdp: true``, FSDP2.
+with DDP (gradients synchronised on the last micro-step only) or, with ``fsdp: true``, FSDP2 (GPUs with NCCL or
+CPUs with gloo; tests/test_fsdp.py runs it on 2 CPU processes). The Trainer switches the model between train and
+eval mode, never the loss: a loss module keeps its frozen networks in eval mode itself.
 
 Resume: run the same command again. If ``run_dir/train_state`` exists the run continues from it, after checking
 that the ``model``, ``loss`` and ``train`` config sections match (see ``RESUME_SAFE_KEYS``); on CPU the losses and
@@ -108,6 +110,9 @@ class Trainer:
         # a loss module's own trainable networks (a discriminator): their own optimizer, no EMA, not in the weights
         self.loss_module = loss if isinstance(loss, nn.Module) else None
         if self.loss_module is not None:
+            if {id(p) for p in model.parameters()} & {id(p) for p in self.loss_module.parameters()}:
+                raise ValueError(f"the loss {_name(loss)} holds parameters of the model (does it keep a reference to "
+                                 f"it?); the Trainer passes the model to the loss as its first argument.")
             self.loss_module.to(self.device)
         has_aux = self.loss_module is not None and any(p.requires_grad for p in self.loss_module.parameters())
         if cfg.activation_checkpointing:
@@ -133,13 +138,13 @@ class Trainer:
 
     # -- config ---------------------------------------------------------------------------------------------------
     def _resolve_config(self, full_config: dict[str, Any] | None, model_config: Any) -> dict[str, Any]:
-        """config.yaml's content: ``model_class``, ``model`` (model_config), ``train`` (cfg), full_config's rest."""
+        """config.yaml's content: ``model_class``, ``model`` (model.cfg), ``train`` (cfg), full_config's rest."""
         rest = {k: v for k, v in (full_config or {}).items() if k != "model_class"}
         train = to_dict(self.cfg)
         model = to_dict(model_config) if model_config is not None else rest.get("model")
-        for name, mine in (("train", train), ("model", model)):
+        for name, mine, source in (("train", train, "the TrainConfig"), ("model", model, "model.cfg")):
             if name in rest and to_dict(rest.pop(name)) != mine:
-                raise ValueError(f"full_config[{name!r}] differs from the {name} config given to the Trainer.")
+                raise ValueError(f"full_config[{name!r}] differs from {source} given to the Trainer; pass the same.")
         config = {"model_class": class_path(type(self.model))}
         if model is not None:
             config["model"] = model
