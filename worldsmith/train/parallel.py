@@ -88,16 +88,19 @@ def broadcast_from_main(module: nn.Module) -> None:
                 dist.broadcast(t, src=0)
 
 
-def apply_fsdp(step: LossStep, bf16: bool) -> None:
+def apply_fsdp(step: LossStep, bf16: bool, device: torch.device) -> None:
     """Shard the model of ``step`` with FSDP2: ``fully_shard`` on each unit of the model's ``fsdp_modules()`` /
     ``checkpoint_modules()``, then on ``step`` as the root (its forward is the loss, so the root's all-gather
     covers every parameter outside the units, the loss's own networks included). Rank 0's weights are broadcast
     first, so every rank starts from the same model, as under DDP. Needs an initialised process group (NCCL on
     GPUs, gloo on CPUs).
 
-    With ``bf16`` parameters are all-gathered in bf16 and gradients reduced in fp32.
+    The device mesh is every rank on ``device``'s type (the runtime's decision; torch's default would be the
+    machine's accelerator even for a CPU run). With ``bf16`` parameters are all-gathered in bf16 and gradients
+    reduced in fp32.
     """
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+    from torch.distributed.tensor import init_device_mesh
 
     model = step.model
     units = _hook_modules(model, "fsdp_modules", "checkpoint_modules")
@@ -107,12 +110,14 @@ def apply_fsdp(step: LossStep, bf16: bool) -> None:
             f"one by one; add one of these methods or set train.fsdp=false."
         )
     broadcast_from_main(step)
+    mesh = init_device_mesh(device.type, (dist.get_world_size(),))
     param_dtype = torch.bfloat16 if bf16 else None
+    unit_policy = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=torch.float32)
     for unit in units:
-        fully_shard(unit, mp_policy=MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=torch.float32))
+        fully_shard(unit, mesh=mesh, mp_policy=unit_policy)
     # the batch holds targets too: leave its dtypes alone at the root
     root_policy = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=torch.float32, cast_forward_inputs=False)
-    fully_shard(step, mp_policy=root_policy)
+    fully_shard(step, mesh=mesh, mp_policy=root_policy)
 
 
 @contextlib.contextmanager

@@ -119,7 +119,7 @@ class Trainer:
             parallel.apply_activation_checkpointing(model)
         step_module: nn.Module = parallel.LossStep(model, loss)
         if self.fsdp:
-            parallel.apply_fsdp(step_module, bf16=self.bf16)
+            parallel.apply_fsdp(step_module, bf16=self.bf16, device=self.device)
         elif self.dist.world_size > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             step_module = DistributedDataParallel(step_module, device_ids=ids)  # broadcasts rank 0's weights
