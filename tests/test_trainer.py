@@ -29,7 +29,7 @@ from worldsmith.train.progress import RunLog, read_logs, truncate_logs
 from worldsmith.train.runtime import cpu_has_native_bf16
 from worldsmith.train.schedule import lr_at
 from worldsmith.train.train_config import TrainConfig
-from worldsmith.train.trainer import Trainer
+from worldsmith.train.trainer import Trainer, trainable_state_names
 from worldsmith.weights import load_pretrained, load_tensors, save_pretrained, save_tensors
 
 SCRIPT = Path(__file__).with_name("train_resume_script.py")
@@ -312,6 +312,18 @@ def test_a_loss_network_trains_with_its_own_optimizer_outside_the_ema_and_the_we
     assert {"disc", "adv", "feature"} <= read_logs(tmp_path / "logs.jsonl")[-1].keys()
 
 
+def test_trainable_state_is_what_training_changes_and_never_a_frozen_network():
+    loss = ToyGANLoss()
+    loss.disc.body = nn.utils.parametrizations.spectral_norm(loss.disc.body)  # power-iteration vectors: buffers
+    loss.features.append(nn.BatchNorm1d(16).requires_grad_(False))  # frozen, with running statistics
+    loss.register_buffer("calls", torch.zeros(()))  # the loss's own counter
+    names = trainable_state_names(loss)
+    assert {"disc.seen", "disc.body.parametrizations.weight.0._u", "disc.body.parametrizations.weight.original",
+            "calls"} <= names  # fmt: skip
+    assert not [n for n in names if n.startswith("features.")]
+    assert trainable_state_names(loss.features) == set()
+
+
 def test_resume_refuses_a_loss_whose_networks_changed(tmp_path):
     Trainer(toy(), ToyGANLoss(), quiet(steps=2), tmp_path / "gan", batches).fit()
     with pytest.raises(CheckpointError, match="holds a loss's trainable networks but the loss toy_loss has none"):
@@ -539,7 +551,8 @@ def test_kill_and_resume_with_a_loss_network_equals_an_uninterrupted_run_exactly
     assert ckpt.read_train_state(ckpt.find_train_state(killed)).state["step"] == 6
     with one_thread():
         train_resume_script.train(killed, "gan")  # resumes from 6
-    assert int(load_tensors(killed / "train_state/loss.safetensors")["disc.seen"]) == 12 * 2 * 8  # steps, micro, judged
+    judged = 12 * 2 * 8  # steps x micro-steps x (4 real + 4 fake): the discriminator's buffer was restored
+    assert int(load_tensors(killed / "train_state/loss.safetensors")["disc.seen"]) == judged
     assert_same_run(whole, killed, logs=("disc", "adv", "feature"),
                     files=("optimizer", "loss", "loss_optimizer"))  # fmt: skip
 

@@ -6,7 +6,8 @@ A run directory::
                          ``train:``, ``data:`` ... and ``model_class: "module:Class"`` (information only, never
                          imported)
     model.safetensors    the weights to use: EMA weights when EMA is on, else the raw ones (+ buffers)
-    train_state/         raw weights, EMA, optimizer, step, RNG and data position (see write_train_state)
+    train_state/         raw weights, EMA, optimizer, step, RNG, data position, and a loss's trainable networks
+                         with their optimizer (see write_train_state)
     logs.jsonl, tb/, samples/
 
 Nothing is pickled: tensors go to safetensors, everything else to JSON/YAML. Every file is written atomically and

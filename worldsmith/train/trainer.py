@@ -353,13 +353,20 @@ class Trainer:
 
 
 def trainable_state_names(module: nn.Module) -> set[str]:
-    """State-dict names of what training changes in a loss module: its trainable parameters, and the buffers of
-    every submodule that holds trainable parameters (a discriminator's statistics). A frozen network (no trainable
-    parameter anywhere inside it) contributes nothing: the loss rebuilds it, so it is saved nowhere."""
-    names = {n for n, p in module.named_parameters() if p.requires_grad}
+    """State-dict names of what training changes in a loss module: its trainable parameters, and every buffer
+    whose nearest enclosing module with parameters has a trainable one (a discriminator's statistics, a spectral
+    norm's vectors). A frozen network (parameters, none trainable) contributes nothing: the loss rebuilds it."""
+    trains: dict[str, bool | None] = {}  # module name -> holds a trainable parameter (None: holds no parameters)
     for prefix, sub in module.named_modules():
-        if any(p.requires_grad for p in sub.parameters()):
-            names |= {f"{prefix}.{n}" if prefix else n for n, _ in sub.named_buffers(recurse=False)}
+        flags = [p.requires_grad for p in sub.parameters()]
+        trains[prefix] = any(flags) if flags else None
+    names = {n for n, p in module.named_parameters() if p.requires_grad}
+    for name, _ in module.named_buffers():
+        owner = name.rpartition(".")[0]
+        while owner and trains[owner] is None:  # a module without parameters: ask the one around it
+            owner = owner.rpartition(".")[0]
+        if trains[owner]:
+            names.add(name)
     return names
 
 
