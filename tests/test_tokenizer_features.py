@@ -8,6 +8,7 @@ import torch
 from worldsmith.eval.features import (
     EfficientNetLite0,
     _checkpoint_key,
+    _cached_network,
     efficientnet_lite0,
     frame_features,
     frechet_distance,
@@ -65,6 +66,16 @@ def test_feature_maps_scales_and_sensitivity(net):
     far = (feats[:3] - feats[[1, 2, 0]]).norm(dim=1)  # vs a different image
     assert (near < far).all()
     assert torch.isfinite(net(x)).all() and net(x).shape == (3, 1000)
+
+
+def test_the_cached_network_serves_autograd_even_when_first_built_in_inference_mode():
+    _cached_network.cache_clear()  # as in a process whose first user is curation's dedup signature
+    with torch.inference_mode():
+        frame_features(smooth_images(1))
+    assert efficientnet_lite0() is efficientnet_lite0("cpu") is efficientnet_lite0(torch.device("cpu"))  # one copy
+    x = smooth_images(1).requires_grad_()
+    sum(m.square().sum() for m in efficientnet_lite0().feature_maps(x)).backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
 
 
 def test_perceptual_loss_is_zero_on_identity_and_has_gradients():

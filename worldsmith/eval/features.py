@@ -169,10 +169,17 @@ def pretrained(fold: bool = True) -> EfficientNetLite0:
     return model
 
 
+def efficientnet_lite0(device: str | torch.device = "cpu") -> EfficientNetLite0:
+    """The folded pretrained network, cached per device (one copy per device and process)."""
+    return _cached_network(str(torch.device(device)))
+
+
 @functools.lru_cache(maxsize=4)
-def efficientnet_lite0(device: str = "cpu") -> EfficientNetLite0:
-    """The folded pretrained network, cached per device (one copy per process)."""
-    return pretrained(fold=True).to(device)
+def _cached_network(device: str) -> EfficientNetLite0:
+    # built outside inference mode whoever asks first: a copy made inside ``torch.inference_mode()`` (curation's
+    # dedup signature) would hold inference tensors, which a later autograd user (a perceptual loss) cannot use
+    with torch.inference_mode(False):
+        return pretrained(fold=True).to(device)
 
 
 # ---------------------------------------------------------------------------------------------------------------
