@@ -22,6 +22,7 @@ corpus has at least 10 minutes (a smaller ``--minutes`` is a dry run).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -35,6 +36,8 @@ from pathlib import Path
 import av
 
 from results_md import machine, markers, update_section  # benchmarks/results_md.py
+from worldsmith.curate.pipeline import CurateConfig, run_curation
+from worldsmith.curate.synth import make_corpus
 
 BEGIN, END = markers("curate")
 
@@ -54,8 +57,6 @@ def measure(fn) -> tuple[float, float]:
 
 def corpus(workdir: Path, minutes: float) -> tuple[list[Path], int, float]:
     """The corpus files (made once per --minutes), total frames and seconds of video."""
-    from worldsmith.curate.synth import make_corpus
-
     directory = workdir / f"corpus_{minutes:g}min"
     truth_file = directory / "truth.json"
     if truth_file.is_file():
@@ -81,10 +82,6 @@ def bare_decode(files: list[Path]) -> None:
 
 
 def worldsmith_curate(files: list[Path], out: Path, workers: int, detector: str) -> dict:
-    import dataclasses
-
-    from worldsmith.curate.pipeline import CurateConfig, run_curation
-
     listing = out.parent / "inputs.txt"
     listing.write_text("\n".join(str(f) for f in files) + "\n")
     shutil.rmtree(out, ignore_errors=True)

@@ -19,12 +19,15 @@ from pathlib import Path
 
 import av
 import numpy as np
+import torch
+
+from worldsmith.data.dataset import DatasetConfig, make_loader
+from worldsmith.io.video import decode, encode_mp4
+from worldsmith.worlds.generate import simulate
 
 
 def make_video(path: Path, frames: int, height: int = 256, width: int = 456) -> None:
     """A textured, moving test pattern (hard enough for the encoder not to make it trivially cheap)."""
-    from worldsmith.io.video import encode_mp4
-
     rng = np.random.default_rng(0)
     texture = rng.integers(0, 255, (height * 2, width * 2, 3), dtype=np.uint8)
     yy, xx = np.mgrid[0:height, 0:width]
@@ -56,8 +59,6 @@ def best_of(fn, repeats: int) -> float:
 
 
 def bench_decode(frames: int, repeats: int, workdir: Path) -> dict:
-    from worldsmith.io.video import decode
-
     path = workdir / "bench_256p.mp4"
     make_video(path, frames)
     ours = decode(path)
@@ -76,11 +77,6 @@ def bench_decode(frames: int, repeats: int, workdir: Path) -> dict:
 
 
 def bench_dataset(workdir: Path, episodes: int = 32, batches: int = 40) -> dict:
-    import torch
-
-    from worldsmith.data.dataset import DatasetConfig, make_loader
-    from worldsmith.worlds.generate import simulate
-
     shards = workdir / "bounce"
     simulate("bounce", episodes=episodes, frames=32, size=64, fps=10, out=shards, seed=0, progress=False, shard_size=8)
     cfg = DatasetConfig(shards=str(shards), frames=16, size=64, loop=True, arrays=["actions"])
