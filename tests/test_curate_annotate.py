@@ -15,9 +15,11 @@ import pytest
 from curate_clips import camera_clip, write, write_rotated
 from worldsmith.curate.camera_motion import CameraMotionConfig, camera_motion
 from worldsmith.curate.captions import CaptionConfig, CaptionError, OpenAICaptioner, dominant_colours, offline_caption
+from worldsmith.curate.dedup import DedupConfig
 from worldsmith.curate.motion import MotionConfig, flow_track, scan_native
 from worldsmith.curate.process import AnnotateConfig, FilterConfig, caption_clip, decode_working, process_clip
 from worldsmith.curate.record import ClipRecord
+from worldsmith.io.video import probe
 
 FPS = 12
 MOVES = {  # generated move -> expected (camera_motion, camera_direction)
@@ -173,7 +175,6 @@ def test_process_clip_captions_through_the_endpoint(one_torch_thread, server, mo
     filters.video_type.enabled = False
     path = moves["pan_left"]
     rec = ClipRecord("c2", path, 0, 30, 0.0, 2.5, FPS, 160, 120, path=path)
-    from worldsmith.curate.dedup import DedupConfig
 
     rec = process_clip(rec, filters, annotate, DedupConfig())
     assert rec.kept and rec.phash
@@ -184,8 +185,6 @@ def test_process_clip_captions_through_the_endpoint(one_torch_thread, server, mo
 def test_motion_vectors_follow_the_display_rotation(tmp_path):
     """A pan stored sideways in a phone clip (display matrix 90 degrees counter-clockwise) is a tilt on screen:
     the codec's vectors, turned like the frames, give the same tags as optical flow on the decoded frames."""
-    from worldsmith.io.video import probe
-
     path = write_rotated(camera_clip("pan_right", frames=24, seed=3), tmp_path / "phone.mp4", ccw=90)
     info = probe(path)
     assert info.rotation == 270 and (info.width, info.height) == (120, 160)

@@ -7,13 +7,17 @@ import numpy as np
 import pytest
 
 from curate_clips import camera_clip, cartoon, screen, with_text, write, write_mjpeg
+from worldsmith import config
+from worldsmith.curate.dedup import DedupConfig
 from worldsmith.curate.motion import MotionConfig, clip_motion, flow_track, motion_scores, motion_verdict, scan_native
 from worldsmith.curate.process import AnnotateConfig, FilterConfig, decode_working, process_clip
 from worldsmith.curate.quality import QualityConfig, quality_scores, quality_verdict
 from worldsmith.curate.record import ClipRecord, clip_key
-from worldsmith.curate.text_overlay import TextOverlayConfig, det_model_path, text_scores, text_verdict
-from worldsmith.curate.video_type import ImageNetTypeClassifier, VideoTypeConfig, video_type_verdict
-from worldsmith.errors import VideoError
+from worldsmith.curate.synth import render_shot
+from worldsmith.curate.text_overlay import TextOverlayConfig, det_model_path, detector, text_scores, text_verdict
+from worldsmith.curate.video_type import ImageNetTypeClassifier, VideoTypeConfig, default_classifier, video_type_verdict
+from worldsmith.errors import ConfigError, VideoError
+from worldsmith.io.video import encode_mp4
 
 FPS = 12
 
@@ -113,8 +117,6 @@ def test_text_detector_uses_the_shipped_model_and_never_downloads(monkeypatch, c
     import rapidocr
     import rapidocr.utils.download_file as download
 
-    from worldsmith.curate.text_overlay import detector
-
     def no_network(*args, **kwargs):
         raise AssertionError("the text detector tried to reach the network")
 
@@ -143,8 +145,6 @@ def test_text_overlay_filter(clips, name, dropped):
 def test_text_like_blobs_that_move_are_not_an_overlay():
     """Clusters of rectangles on a checkerboard (the split stage's synthetic 'pan' shot, seed 2) fool the detector
     in some frames, at different places: not text that stays."""
-    from worldsmith.curate.synth import render_shot
-
     frames = np.stack(list(render_shot("pan", 8, size=(160, 120), seed=2)))
     cfg = TextOverlayConfig()
     scores = text_scores(frames, cfg)
@@ -173,8 +173,6 @@ def test_video_type_filter(one_torch_thread, clips, name, winner, dropped):
 # process_clip end to end
 # ---------------------------------------------------------------------------------------------------------------
 def test_process_clip_keeps_a_good_clip_with_scores_tags_caption_and_signature(one_torch_thread, clips):
-    from worldsmith.curate.dedup import DedupConfig
-
     rec = process_clip(record(clips["pan"]), FilterConfig(), AnnotateConfig(), DedupConfig())
     assert rec.kept, rec.reason
     for score in ("sharpness", "brightness", "noise", "blockiness", "motion", "shakiness", "text_area",
@@ -188,8 +186,6 @@ def test_process_clip_keeps_a_good_clip_with_scores_tags_caption_and_signature(o
 
 
 def test_process_clip_keeps_a_source_caption(one_torch_thread, clips):
-    from worldsmith.curate.dedup import DedupConfig
-
     rec = process_clip(record(clips["tilt"], caption="A robot arm lifts a cube."), FilterConfig(), AnnotateConfig(),
                        DedupConfig())
     assert rec.kept and rec.caption == "A robot arm lifts a cube." and rec.caption_source == "source"
@@ -226,16 +222,11 @@ def test_process_clip_runs_a_custom_type_classifier_and_skips_disabled_filters(c
 
 
 def test_bad_settings_are_one_config_error():
-    from worldsmith import config
-    from worldsmith.errors import ConfigError
-
     with pytest.raises(ConfigError, match="work_fps > 0"):
         config.merge(FilterConfig(), {"work_fps": 0})
     with pytest.raises(ConfigError, match="frames >= 1"):
         config.merge(FilterConfig(), {"text": {"frames": 0}})
     with pytest.raises(ConfigError, match="unknown video-type classifier"):
-        from worldsmith.curate.video_type import default_classifier
-
         default_classifier(VideoTypeConfig(classifier="clip"))
     assert config.merge(FilterConfig(), {"motion": {"min_motion": 0.02}}).motion.min_motion == 0.02
 
@@ -244,9 +235,6 @@ def test_bad_settings_are_one_config_error():
 def test_motion_filter_on_the_split_stage_synthetic_shots(tmp_path, kind):
     """helper A's generated shots (x264 medium: B-frames, 3 references): static and shaky shots are dropped,
     the others kept."""
-    from worldsmith.curate.synth import render_shot
-    from worldsmith.io.video import encode_mp4
-
     path = tmp_path / f"{kind}.mp4"
     encode_mp4(np.stack(list(render_shot(kind, 36, size=(160, 120), seed=1))), path, FPS)
     cfg = MotionConfig()
@@ -259,9 +247,6 @@ def test_motion_filter_on_the_split_stage_synthetic_shots(tmp_path, kind):
 def test_motion_beyond_the_encoders_search_range_falls_back_to_flow(tmp_path):
     """A fast pan (about 20 px a frame at 320x240) leaves most of each P frame intra-coded: its few vectors lie,
     so the filter measures optical flow instead."""
-    from worldsmith.curate.synth import render_shot
-    from worldsmith.io.video import encode_mp4
-
     path = tmp_path / "fast_pan.mp4"
     encode_mp4(np.stack(list(render_shot("fast_pan", 36, size=(320, 240), seed=0))), path, FPS)
     scan = scan_native(path)

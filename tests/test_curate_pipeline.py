@@ -14,9 +14,12 @@ import pytest
 from curate_inputs import BAD_FILES, make_input_folder, shard_keys, tree_digest
 from helpers import run_cli
 from worldsmith.curate.pipeline import CurateConfig, run_curation
+from worldsmith.curate.record import ClipRecord
 from worldsmith.curate.shard import ShardConfig, aspect_bucket, bucket_of
 from worldsmith.curate.sources import resolve_input
+from worldsmith.data.shards import iter_shard
 from worldsmith.errors import ConfigError, DataError
+from worldsmith.worlds.generate import simulate
 
 BUCKET_RE = re.compile(r"^res_\d+/ar_\d+x\d+/frames_\d+-(\d+|max)/part-\d{6}\.tar$")
 
@@ -102,7 +105,6 @@ def test_buckets():
     cfg = ShardConfig()
     assert [aspect_bucket(w, h, cfg) for w, h in [(320, 240), (1920, 1080), (854, 480), (64, 64), (1000, 370)]] == [
         "4x3", "16x9", "16x9", "1x1", "100x37"]  # fmt: skip
-    from worldsmith.curate.record import ClipRecord
 
     rec = ClipRecord("k", "s", 0, 100, 0.0, 4.0, 25.0, 320, 240)
     assert bucket_of(rec, cfg) == "res_240/ar_4x3/frames_64-128"
@@ -112,9 +114,6 @@ def test_buckets():
 
 def test_curate_sim_output_keeps_captions_and_arrays(tmp_path, one_torch_thread):
     """Clips of `worldsmith sim` are sources whose captions and per-frame arrays carry over to the curated clips."""
-    from worldsmith.data.shards import iter_shard
-    from worldsmith.worlds.generate import simulate
-
     sim = tmp_path / "sim"
     simulate("bounce", episodes=2, frames=30, size=64, fps=10.0, out=sim, seed=3, workers=1, progress=False)
     source = {c.key: c for tar in sorted(sim.glob("*.tar")) for c in iter_shard(tar)}

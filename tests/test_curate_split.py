@@ -10,6 +10,7 @@ import av
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from helpers import write_audio_only
 from worldsmith.curate import shot_detect, split, synth
@@ -193,7 +194,6 @@ def test_bad_sources_raise_one_clear_video_error(tmp_path, gop_source):
     whole = faststart.read_bytes()
     mdat = whole.index(b"mdat")
     (tmp_path / "half.mp4").write_bytes(whole[: mdat + (len(whole) - mdat) // 2])
-    from PIL import Image
 
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "still.png")
     for name, message in cases.items():

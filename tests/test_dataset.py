@@ -14,6 +14,7 @@ import pytest
 import torch
 from test_shards import gray_clip
 
+from worldsmith.data import clip_sampling
 from worldsmith.data.clip_sampling import take_transitions
 from worldsmith.data.dataset import ClipDataset, DatasetConfig, collate, make_loader
 from worldsmith.data.shard_writer import ShardWriter
@@ -99,8 +100,6 @@ def test_determinism_and_epochs(many):
 
 
 def test_frame_cache_keeps_the_stream_identical_and_respects_its_budget(many, monkeypatch):
-    from worldsmith.data import clip_sampling
-
     decodes = []
     real = clip_sampling.decode_video_member
     monkeypatch.setattr(clip_sampling, "decode_video_member",

@@ -14,8 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
+from worldsmith.data import shard_writer
 from worldsmith.data.clip import Clip
+from worldsmith.data.inspect import format_stats, inspect
 from worldsmith.data.manifest import list_shards, read_manifest, read_manifest_rows, rebuild_manifest
 from worldsmith.data.shard_writer import ShardWriter, encode_clip
 from worldsmith.data.shards import ReadStats, decode_clip, iter_samples, iter_shard, load_array
@@ -193,7 +196,6 @@ def test_exceptions_inside_the_writer(tmp_path, monkeypatch):
             raise RuntimeError("caller failed")
     assert [r["key"] for r in read_manifest_rows(tmp_path / "kept")] == ["a"]
 
-    from worldsmith.data import shard_writer
 
     real_add = shard_writer._OpenShard.add
 
@@ -317,8 +319,6 @@ def test_list_shards_forms(tmp_path):
 
 
 def test_inspect_statistics_and_contact_sheet(tmp_path):
-    from worldsmith.data.inspect import format_stats, inspect
-
     with ShardWriter(tmp_path / "set", max_clips_per_shard=2) as writer:
         for i in range(3):
             writer.write(textured_clip(f"k{i}", t=6 + i))
@@ -333,7 +333,6 @@ def test_inspect_statistics_and_contact_sheet(tmp_path):
     assert stats["meta"]["world"] == {"pattern": 3, "gray": 1}
     assert stats["captions"]["k0"] == "a pattern k0"
     assert stats["contact_sheet"] == str(tmp_path / "sheet.png")
-    from PIL import Image
 
     with Image.open(tmp_path / "sheet.png") as sheet:
         assert sheet.width > 6 * 32 and sheet.height > 4 * 32  # one row of frames per clip

@@ -19,6 +19,7 @@ from PIL import Image
 from helpers import write_audio_only
 from worldsmith.errors import VideoError
 from worldsmith.io import video
+from worldsmith.io.encode import encode_mp4_bytes
 
 H, W = 48, 64  # stored frame size of the test clips (macroblock aligned)
 
@@ -418,8 +419,6 @@ def test_contact_sheet(tmp_path):
 def test_encoding_the_same_frames_twice_gives_the_same_bytes():
     """Clips, their filter scores and shards must not change from run to run (x264's mb-tree broke this at widths
     such as 160 and 320, whose chroma rows carry padding)."""
-    from worldsmith.io.encode import encode_mp4_bytes
-
     rng = np.random.default_rng(0)
     x = np.linspace(0, 6, 160)
     frames = np.stack([127 + 100 * np.sin(x[None, :] + 0.3 * t + np.linspace(0, 3, 120)[:, None]) for t in range(24)])

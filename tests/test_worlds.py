@@ -8,11 +8,14 @@ import numpy as np
 import pytest
 
 import worldsmith  # noqa: F401  (sets MUJOCO_GL before mujoco is imported)
+from worldsmith.data.manifest import list_shards, read_manifest
+from worldsmith.data.shards import iter_shard
 from worldsmith.errors import ConfigError, WorldsmithError
-from worldsmith.worlds import captions, mjcf, render
+from worldsmith.worlds import captions, generate, mjcf, render
 from worldsmith.worlds.base import WorldConfig, record_episode
 from worldsmith.worlds.bounce import MOVE_THRESHOLD, BounceWorld
 from worldsmith.worlds.drive import DriveConfig, DriveWorld
+from worldsmith.worlds.generate import episode_key, simulate
 from worldsmith.worlds.orbit import OrbitWorld
 from worldsmith.worlds.registry import make_world, world_names
 
@@ -368,16 +371,10 @@ def test_drive_caption_mentions_the_car_ahead():
 
 # -- dataset generation --------------------------------------------------------------------------------------------
 def _read_all(out) -> list:
-    from worldsmith.data.manifest import list_shards
-    from worldsmith.data.shards import iter_shard
-
     return [clip for shard in list_shards(out) for clip in iter_shard(shard)]
 
 
 def test_simulate_writes_shards_and_resumes(tmp_path):
-    from worldsmith.data.manifest import read_manifest
-    from worldsmith.worlds.generate import episode_key, simulate
-
     out = tmp_path / "drive"
     first = simulate("drive", episodes=2, frames=4, size=32, out=out, seed=5, workers=1, progress=False, shard_size=1)
     assert first["written"] == 2 and first["skipped"] == 0 and first["frames"] == 8 and len(first["shards"]) == 2
@@ -399,9 +396,6 @@ def test_simulate_writes_shards_and_resumes(tmp_path):
 
 
 def test_simulate_finishes_an_interrupted_run(tmp_path, monkeypatch):
-    from worldsmith.data.manifest import read_manifest
-    from worldsmith.worlds import generate
-
     real = generate.base.record_episode
 
     def dies_at_episode_2(world, seed, frames, *, key=None, meta=None):
@@ -421,8 +415,6 @@ def test_simulate_finishes_an_interrupted_run(tmp_path, monkeypatch):
 
 
 def test_simulate_does_not_depend_on_the_number_of_workers(tmp_path):
-    from worldsmith.worlds.generate import simulate
-
     kw = dict(episodes=3, frames=5, size=32, seed=1, progress=False)
     simulate("bounce", out=tmp_path / "one", workers=1, **kw)
     summary = simulate("bounce", out=tmp_path / "two", workers=2, **kw)
@@ -447,8 +439,6 @@ def test_simulate_does_not_depend_on_the_number_of_workers(tmp_path):
     ],
 )
 def test_simulate_rejects_bad_arguments(tmp_path, kwargs, message):
-    from worldsmith.worlds.generate import simulate
-
     args = {"world": "bounce", "episodes": 1, "frames": 2, "out": tmp_path, "progress": False, **kwargs}
     with pytest.raises(ConfigError, match=message):
         simulate(args.pop("world"), **args)
@@ -456,9 +446,7 @@ def test_simulate_rejects_bad_arguments(tmp_path, kwargs, message):
 
 
 def test_record_episode_by_name():
-    from worldsmith.worlds.generate import record_episode as record
-
-    clip = record("orbit", 3, 3, size=32, views=3, key="orbit-demo")
+    clip = generate.record_episode("orbit", 3, 3, size=32, views=3, key="orbit-demo")
     assert clip.key == "orbit-demo" and len(clip.views) == 2 and clip.arrays["c2w"].shape == (3, 3, 4, 4)
     assert clip.meta["views"] == ["main", "yaw+40", "yaw-40"]
 
@@ -492,8 +480,6 @@ def test_gym_env_passes_the_gymnasium_checker():
 
 
 def test_simulate_refuses_to_mix_settings_in_one_directory(tmp_path):
-    from worldsmith.worlds.generate import simulate
-
     simulate("bounce", episodes=1, frames=3, size=32, out=tmp_path, seed=0, workers=1, progress=False)
     again = simulate("bounce", episodes=1, frames=3, size=32, out=tmp_path, seed=0, workers=1, progress=False)
     assert again["written"] == 0 and again["skipped"] == 1
