@@ -78,11 +78,11 @@ def test_the_cached_network_serves_autograd_even_when_first_built_in_inference_m
     assert x.grad is not None and x.grad.abs().sum() > 0
 
 
-def test_perceptual_loss_is_zero_on_identity_and_has_gradients():
+def test_perceptual_loss_is_zero_on_identity_and_has_gradients(net):
     x = smooth_images(2)
-    assert float(perceptual_loss(x, x)) == 0.0
+    assert float(perceptual_loss(net, x, x)) == 0.0
     y = (x + 0.2 * torch.randn_like(x)).requires_grad_()
-    loss = perceptual_loss(x, y)
+    loss = perceptual_loss(net, x, y)
     loss.backward()
     assert float(loss.detach()) > 0 and y.grad is not None and y.grad.abs().sum() > 0
 
