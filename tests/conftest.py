@@ -51,6 +51,12 @@ def cv_tokenizer(tmp_path_factory, arm_shards) -> Path:
 
 
 @pytest.fixture(scope="session")
+def ci_tokenizer(tmp_path_factory, arm_shards) -> Path:
+    """A continuous image tokenizer run (ci8x8-tiny: one latent frame per video frame), briefly trained."""
+    return _tokenizer_run(tmp_path_factory.mktemp("ci"), "ci8x8-tiny", arm_shards)
+
+
+@pytest.fixture(scope="session")
 def dv_tokenizer(tmp_path_factory, arm_shards) -> Path:
     """A discrete dv4x8x8-tiny tokenizer run (1,000 codes), trained for a few steps on ``arm_shards``."""
     return _tokenizer_run(tmp_path_factory.mktemp("dv"), "dv4x8x8-tiny", arm_shards)

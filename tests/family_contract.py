@@ -78,7 +78,7 @@ class FamilyContract:
 
     def test_generation_gives_uint8_frames_of_the_asked_shape(self, trained, data):
         request, video = self.request(data), self.generate(trained, data)
-        frames = request.frames or len(request.video)
+        frames = request.frames or (len(request.actions) + 1 if request.actions is not None else len(request.video))
         height, width = request.video.shape[1:3] if request.video is not None else video.shape[1:3]
         assert video.dtype == np.uint8 and video.shape == (frames, height, width, 3)
         if self.returns_given_frames and request.video is not None:

@@ -26,6 +26,10 @@ def test_every_family_is_in_the_registry_and_tested_here():
     assert tested == set(FAMILIES) == {"tokenizer", "diffusion", "autoregressive"}
 
 
+def arm_actions(shards: Path, n: int) -> np.ndarray:
+    return next(iter_shard(list_shards(str(shards))[0])).arrays["actions"][:n]  # float32 (n, 7)
+
+
 class TestTokenizerFamily(FamilyContract):
     name = "tokenizer"
     returns_given_frames = False  # it returns its reconstruction
@@ -50,6 +54,24 @@ class TestDiffusionFamily(FamilyContract):
 
     def request(self, data):
         return GenerationRequest(prompt="the robot arm moves", video=first_clip(data["arm_shards"], 1), frames=9)
+
+
+class TestDiffusionActionVariant(FamilyContract):
+    """The action-conditioned variant: a config (data.actions) and an embedder in the slot, per-frame latents."""
+
+    name = "diffusion"
+    needs = ("ci_tokenizer",)
+    sampling = {"steps": 2}
+
+    def config(self, data):
+        flags = {"data": {"shards": str(data["arm_shards"]), "tokenizer": str(data["ci_tokenizer"]), "frames": 9,
+                          "size": 32, "cache_latents": True, "cache_crops": 1, "window": 3, "actions": True},
+                 "model": {"max_cond_latents": 2}, "train": QUICK_TRAIN}  # fmt: skip
+        return self.family.resolve("tiny", flags=flags)
+
+    def request(self, data):
+        shards = data["arm_shards"]
+        return GenerationRequest(video=first_clip(shards, 1), actions=arm_actions(shards, 6))  # 7 frames out
 
 
 class TestAutoregressiveFamily(FamilyContract):

@@ -42,6 +42,9 @@ class GenerationRequest:
     frames: int | None = None  # frames in the output, the given ones included; None = the model's default
     seed: int = 0  # the same seed gives the same video
     fps: float | None = None  # frame rate of ``video`` (the output's when the model has none of its own)
+    # float (N, A): the action after each frame, from the first given frame on (actions[t] leads from frame t to
+    # t + 1), for action-conditioned models; the output then has N + 1 frames unless ``frames`` says fewer
+    actions: np.ndarray | None = None
 
 
 class Generator(Protocol):

@@ -89,6 +89,8 @@ class WorldModelConfig:
     cond_sigma_mean: float = -3.0  # noise augmentation of condition frames: ln(sigma) ~ N(mean, std^2)
     cond_sigma_std: float = 0.5
     cond_sigma: float = 0.05  # noise augmentation of condition frames at generation (~ exp(cond_sigma_mean))
+    action_dim: int = 0  # actions per transition (e.g. 7 for the arm); 0: no action conditioning
+    action_chunk: int = 1  # actions per latent frame: the tokenizer's temporal compression (set at training)
 
     def __post_init__(self) -> None:
         for name in ("caption_dropout", "video2world_prob"):
@@ -96,6 +98,8 @@ class WorldModelConfig:
                 raise ConfigError(f"model.{name} must be in [0, 1], got {getattr(self, name)}.")
         if self.max_cond_latents < 1 or self.cond_sigma_std < 0 or self.cond_sigma <= 0:
             raise ConfigError("model.max_cond_latents >= 1, model.cond_sigma_std >= 0 and model.cond_sigma > 0 are required.")
+        if self.action_dim < 0 or self.action_chunk < 1:
+            raise ConfigError("model.action_dim >= 0 and model.action_chunk >= 1 are required.")
         if self.video2world_prob > 0 and not self.dit.cond_mask_channel:
             raise ConfigError("Video2World training needs model.dit.cond_mask_channel: true (or video2world_prob: 0).")
 
@@ -108,8 +112,12 @@ class SamplingConfig:
     guidance: float = 1.0  # classifier-free guidance scale; 1 = conditional prediction only
     sampler: str = "dpm++2m"  # euler | heun | dpm++2m
     negative_prompt: str | None = None  # the unconditional branch of guidance; None = no text
+    context: int = 0  # latent frames an action rollout conditions on (0: as many as the model was trained with)
+    context_sigma: float = 0.0  # noise augmentation of the context frames (0: the model's cond_sigma)
 
     def __post_init__(self) -> None:
+        if self.context < 0 or self.context_sigma < 0:
+            raise ConfigError("sampling needs context >= 0 and context_sigma >= 0.")
         if self.steps < 1 or not self.guidance >= 0:
             raise ConfigError(f"sampling needs steps >= 1 and guidance >= 0, got {self.steps} and {self.guidance}.")
         if self.sampler not in ("euler", "heun", "dpm++2m"):

@@ -32,12 +32,18 @@ class DiffusionDataConfig:
     num_workers: int = 0  # data loader processes (uncached path)
     cache_latents: bool = False  # encode every clip once (at cache_crops random crops) and train from the cache
     cache_crops: int = 4  # random temporal crops encoded per clip when caching
+    window: int = 0  # latent frames per training sample, a random window of each cached crop; 0: the whole crop
+    actions: bool = False  # read each clip's per-transition ``actions`` array (action-conditioned models)
     stats_batches: int = 8  # batches to measure the latents' mean and std on (uncached path)
 
     def __post_init__(self) -> None:
         if self.frames < 1 or self.size < 8 or self.num_workers < 0 or self.cache_crops < 1 or self.stats_batches < 1:
             raise ConfigError("data.frames >= 1, data.size >= 8, data.num_workers >= 0, data.cache_crops >= 1 and "
                               "data.stats_batches >= 1 are required.")  # fmt: skip
+        if self.window < 0 or self.window == 1:
+            raise ConfigError(f"data.window must be 0 (whole crops) or >= 2 latent frames, got {self.window}.")
+        if self.window and not self.cache_latents:
+            raise ConfigError("data.window takes windows of cached latents: set data.cache_latents=true too.")
 
 
 class EncodedBatches:
@@ -60,43 +66,62 @@ class EncodedBatches:
         ct = self.tokenizer.cfg.temporal_compression
         for batch in self.loader:
             latents = self.tokenizer.encode(batch["video"].to(device))  # (B, C, T', H', W')
-            yield text_batch(latents, batch["caption"], batch["fps"] / ct, self.text_encoder)
+            yield text_batch(latents, batch["caption"], batch["fps"] / ct, self.text_encoder, batch.get("actions"))
 
 
-def text_batch(latents: torch.Tensor, captions: list[str], latent_fps: torch.Tensor, text_encoder) -> dict:
+def text_batch(latents: torch.Tensor, captions: list[str], latent_fps: torch.Tensor, text_encoder,
+               actions: torch.Tensor | None = None) -> dict:  # fmt: skip
+    """A training batch: latents, MiniLM states of the captions, latent fps (+ actions (B, T-1, A))."""
     emb = text_encoder.encode(list(captions))
-    return {"latents": latents, "text": emb.tokens, "text_mask": emb.mask, "fps": latent_fps.float()}
+    batch = {"latents": latents, "text": emb.tokens, "text_mask": emb.mask, "fps": latent_fps.float()}
+    return batch if actions is None else batch | {"actions": actions.float()}
 
 
 class CachedLatentBatches:
-    """Shuffled batches of cached latents; the same batches for the same epoch (resume replays the epoch)."""
+    """Shuffled batches of cached latents (and actions); the same batches for the same epoch (resume replays the
+    epoch). With ``window`` each sample is a random window of that many latent frames of its crop (and the
+    ``chunk`` actions of each latent frame in it), drawn per epoch from the seed."""
 
-    def __init__(self, latents: torch.Tensor, captions: list[str], fps: torch.Tensor, batch_size: int, seed: int,
-                 text_encoder) -> None:  # fmt: skip
-        self.latents, self.captions, self.fps = latents, captions, fps
+    def __init__(self, cache: dict[str, Any], batch_size: int, seed: int, text_encoder, window: int = 0,
+                 chunk: int = 1) -> None:  # fmt: skip
+        self.cache, self.window, self.chunk = cache, window, chunk
         self.batch_size, self.seed, self.epoch, self.text_encoder = batch_size, seed, 0, text_encoder
+        frames = cache["latents"].shape[2]
+        if window > frames:
+            raise ConfigError(f"data.window ({window}) is longer than the cached crops ({frames} latent frames).")
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        n, bs = len(self.latents), min(self.batch_size, len(self.latents))
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch))
+        latents, actions = self.cache["latents"], self.cache.get("actions")
+        n, bs = len(latents), min(self.batch_size, len(latents))
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        order = torch.randperm(n, generator=g)
+        w = self.window or latents.shape[2]
+        starts = torch.randint(0, latents.shape[2] - w + 1, (n,), generator=g)
         for i in range(0, n - bs + 1, bs):
             idx = order[i : i + bs]
-            yield text_batch(self.latents[idx], [self.captions[j] for j in idx], self.fps[idx], self.text_encoder)
+            z = torch.stack([latents[j, :, starts[j] : starts[j] + w] for j in idx])  # (B, C, w, H', W')
+            a = None
+            if actions is not None:  # the actions leading into latent frames 1..w-1 of each window
+                a = torch.stack([actions[j, starts[j] * self.chunk : (starts[j] + w - 1) * self.chunk] for j in idx])
+            captions = [self.cache["captions"][j] for j in idx]
+            yield text_batch(z, captions, self.cache["fps"][idx], self.text_encoder, a)
 
 
 def dataset_config(data: DiffusionDataConfig, seed: int, *, loop: bool, shuffle: bool) -> DatasetConfig:
     return DatasetConfig(shards=data.shards, frames=data.frames, fps=data.fps, size=(data.size, data.size),
-                         temporal_crop="random", shuffle=shuffle, seed=seed, loop=loop, arrays=[])  # fmt: skip
+                         temporal_crop="random", shuffle=shuffle, seed=seed, loop=loop,
+                         arrays=["actions"] if data.actions else [])  # fmt: skip
 
 
 def cache_settings(data: DiffusionDataConfig, seed: int) -> dict[str, Any]:
     """What a latent cache was built from; a cache with other settings is rebuilt."""
     weights = Path(data.tokenizer) / "model.safetensors"  # a retrained tokenizer invalidates the cache
     return {"shards": data.shards, "tokenizer": str(weights.resolve()), "weights_mtime_ns": weights.stat().st_mtime_ns,
-            "frames": data.frames, "size": data.size, "fps": data.fps, "crops": data.cache_crops, "seed": seed}  # fmt: skip
+            "frames": data.frames, "size": data.size, "fps": data.fps, "crops": data.cache_crops, "seed": seed,
+            "actions": data.actions}  # fmt: skip
 
 
 @torch.no_grad()
@@ -107,21 +132,24 @@ def build_latent_cache(data: DiffusionDataConfig, tokenizer, path: Path, seed: i
         return
     device = next(tokenizer.parameters()).device
     ct = tokenizer.cfg.temporal_compression
-    latents, captions, fps = [], [], []
+    latents, actions, captions, fps = [], [], [], []
     for crop in range(data.cache_crops):
         loader = make_loader(dataset_config(data, seed + crop, loop=False, shuffle=False), 8, data.num_workers)
         for batch in loader:
             latents.append(tokenizer.encode(batch["video"].to(device)).cpu())
             captions += list(batch["caption"])
             fps += (batch["fps"] / ct).tolist()
+            if data.actions:
+                actions.append(batch["actions"].float())
     if not latents:
         raise DataError(f"no clips of {data.frames} frames found in {data.shards}; check the path or lower data.frames.")
-    save_tensors({"latents": torch.cat(latents)}, path, metadata={"meta": json.dumps(meta), "captions": json.dumps(captions),
-                                                                  "fps": json.dumps(fps)})  # fmt: skip
+    tensors = {"latents": torch.cat(latents)} | ({"actions": torch.cat(actions)} if actions else {})
+    save_tensors(tensors, path, metadata={"meta": json.dumps(meta), "captions": json.dumps(captions),
+                                          "fps": json.dumps(fps)})  # fmt: skip
 
 
 def read_latent_cache(path: Path) -> dict[str, Any]:
-    """{"latents" (N, C, T', H', W'), "captions" [N], "fps" (N,) latent frames per second} of a cache file."""
-    stored = read_metadata(path)
-    return {"latents": load_tensors(path)["latents"], "captions": json.loads(stored["captions"]),
-            "fps": torch.tensor(json.loads(stored["fps"]))}  # fmt: skip
+    """{"latents" (N, C, T', H', W'), "captions" [N], "fps" (N,) latent frames per second (+ "actions" (N, T-1, A))}
+    of a cache file."""
+    stored, tensors = read_metadata(path), load_tensors(path)
+    return tensors | {"captions": json.loads(stored["captions"]), "fps": torch.tensor(json.loads(stored["fps"]))}

@@ -118,9 +118,11 @@ class DiT(nn.Module):
         return t, max(1, h // self.cfg.patch), max(1, w // self.cfg.patch)
 
     def initialize_weights(self) -> None:
-        """Xavier linears, small embeddings, and zeros where a block must start as the identity (DiT, Sec. 3.2)."""
+        """Xavier linears, small embeddings, and zeros where a block must start as the identity (DiT, Sec. 3.2).
+        Condition embedders keep their own initialisation (an action embedder starts at zero)."""
+        own = {id(m) for e in self.embedders for m in e.modules()}
         for m in self.modules():
-            if isinstance(m, nn.Linear):
+            if isinstance(m, nn.Linear) and id(m) not in own:
                 nn.init.xavier_uniform_(m.weight)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)

@@ -17,6 +17,7 @@ Returned videos include the given frames unchanged, followed by the generated on
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -73,13 +74,64 @@ class DiffusionGenerator:
 
     # -- the Generator protocol: uint8 frames in and out ------------------------------------------------------
     def generate(self, request: GenerationRequest, sampling: SamplingConfig | None = None) -> np.ndarray:
-        """uint8 (frames, H, W, 3): Text2World, or the request's frames (resized to the model) and what follows."""
+        """uint8 (frames, H, W, 3): Text2World, or the request's frames (resized to the model) and what follows;
+        with actions, a rollout that takes one latent frame per step."""
         video = None
         if request.video is not None:
             video = to_tensor(fit_frames(request.video, self.size, self.cs))[None]  # (1, 3, k, H, W)
-        out = self.generate_videos([request.prompt], video=video, frames=request.frames, sampling=sampling,
-                                   seed=request.seed)  # fmt: skip
+        if request.actions is not None or self.model.cfg.action_dim:
+            if request.actions is None or video is None:
+                raise ConfigError("this model is action-conditioned: give it a first frame (--input) and the actions "
+                                  "to take (--actions), one per frame transition.")  # fmt: skip
+            actions = torch.as_tensor(np.asarray(request.actions, dtype=np.float32))[None]  # (1, N, A)
+            frames = request.frames or 1 + actions.shape[1]
+            out = self.rollout(video, actions, frames, [request.prompt], sampling, request.seed)
+        else:
+            out = self.generate_videos([request.prompt], video=video, frames=request.frames, sampling=sampling,
+                                       seed=request.seed)  # fmt: skip
         return to_uint8(out[0].cpu())
+
+    @torch.no_grad()
+    def rollout(self, video: torch.Tensor, actions: torch.Tensor, frames: int, prompts: list[str],
+                sampling: SamplingConfig | None = None, seed: int = 0) -> torch.Tensor:  # fmt: skip
+        """Videos (B, 3, frames, H, W) in [-1, 1] that continue ``video`` (B, 3, k, H, W) under ``actions``
+        (B, N, A), one latent frame per step, each conditioned on the last ``sampling.context`` latent frames
+        (noise-augmented at ``context_sigma``) and on the actions leading into every frame of its window."""
+        s, ct = sampling or SamplingConfig(), self.ct
+        if actions.ndim != 3 or actions.shape[0] != video.shape[0] or actions.shape[2] != self.model.cfg.action_dim:
+            raise ConfigError(f"actions must be (B={video.shape[0]}, N, {self.model.cfg.action_dim}) for this model, "
+                              f"got {tuple(actions.shape)}.")  # fmt: skip
+        latents = 1 + (frames - 1 + ct - 1) // ct  # latent frames covering the output
+        if actions.shape[1] < (latents - 1) * ct:
+            raise ConfigError(f"{frames} frames need {(latents - 1) * ct} actions (one per transition), got "
+                              f"{actions.shape[1]}.")  # fmt: skip
+        video = video[:, :, : 1 + (video.shape[2] - 1) // ct * ct].to(self.device, torch.float32)
+        actions = actions.to(self.device)
+        t_lat = 1 + (self.chunk_frames - 1) // ct
+        context = s.context or min(self.model.cfg.max_cond_latents, t_lat - 1)
+        sigma_value = s.context_sigma or self.model.cfg.cond_sigma
+        generator = torch.Generator(self.device).manual_seed(seed)
+        cond, uncond = self.conditions(prompts, s)
+        z = self.model.normalize(self.tokenizer.encode(video))  # (B, C, L, H', W')
+        b = z.shape[0]
+        while z.shape[2] < latents:
+            k = min(context, z.shape[2])
+            start = z.shape[2] - k  # the window: latent frames [start, start + k] (the last one new)
+            full = torch.cat([z[:, :, start:], torch.zeros_like(z[:, :, :1])], dim=2)  # (B, C, k + 1, H', W')
+            extras = {"actions": actions[:, start * ct : (start + k) * ct]}  # (B, k * ct, A)
+            sigma = torch.full((b,), sigma_value, device=self.device)
+            noise = torch.randn(full.shape, generator=generator, device=self.device)
+            given = torch.full((b,), k, device=self.device)
+            step_cond = with_condition_frames(replace(cond, extras=extras), full, given, sigma, noise)
+            step_uncond = None
+            if uncond is not None:
+                step_uncond = with_condition_frames(replace(uncond, extras=extras), full, given, sigma, noise)
+            x = self.model.generate(step_cond, tuple(full.shape[2:]), steps=s.steps, guidance=s.guidance,
+                                    uncond=step_uncond, sampler=s.sampler, generator=generator)  # fmt: skip
+            z = torch.cat([z, x[:, :, -1:]], dim=2)
+        out = self.tokenizer.decode(self.model.denormalize(z)).clamp(-1, 1)[:, :, :frames]  # (B, 3, frames, H, W)
+        given_frames = min(video.shape[2], frames)
+        return torch.cat([video[:, :, :given_frames], out[:, :, given_frames:]], dim=2)
 
     # -- tensors ----------------------------------------------------------------------------------------------
     @torch.no_grad()

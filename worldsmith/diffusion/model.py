@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from worldsmith.conditioning.action import ActionEmbedder
 from worldsmith.diffusion.condition import Condition
 from worldsmith.diffusion.config import WorldModelConfig
 from worldsmith.diffusion.dit import DiT
@@ -30,8 +31,11 @@ class DiffusionWorldModel(nn.Module, Pretrained):
         self.register_buffer("latent_std", torch.ones(c))
 
     def make_embedders(self, cfg: WorldModelConfig) -> list[nn.Module]:
-        """The extra-condition slot: a subclass returns its embedders (actions, camera ...) built from ``cfg``."""
-        return []
+        """The extra-condition slot's embedders, from the config: actions when ``cfg.action_dim`` > 0."""
+        embedders: list[nn.Module] = []
+        if cfg.action_dim:
+            embedders.append(ActionEmbedder(cfg.action_dim, cfg.dit.width, cfg.action_chunk))
+        return embedders
 
     @property
     def net(self) -> DiT:

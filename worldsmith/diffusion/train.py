@@ -26,7 +26,7 @@ from worldsmith.data.dataset import make_loader
 from worldsmith.diffusion.condition import Condition
 from worldsmith.diffusion.config import WorldModelConfig
 from worldsmith.diffusion.data import (CachedLatentBatches, DiffusionDataConfig, EncodedBatches, build_latent_cache,
-                                       dataset_config, read_latent_cache, text_batch)  # fmt: skip
+                                       dataset_config, read_latent_cache)  # fmt: skip
 from worldsmith.diffusion.generate import GENERATION_FILE, load_tokenizer
 from worldsmith.diffusion.losses import world_model_loss
 from worldsmith.diffusion.model import DiffusionWorldModel, with_condition_frames
@@ -68,13 +68,27 @@ def check_geometry(cfg: DiffusionRunConfig, tok_cfg) -> WorldModelConfig:
     return C.merge(cfg.model, {"dit": {"latent_channels": tok_cfg.latent_channels}})
 
 
+def fit_actions(cfg: DiffusionRunConfig, batch: dict, chunk: int) -> dict[str, int]:
+    """The model's action settings fitted to the data: the action width of its clips, ``chunk`` per latent frame."""
+    if not cfg.data.actions:
+        if cfg.model.action_dim:
+            raise ConfigError(f"model.action_dim is {cfg.model.action_dim} but data.actions is off; set "
+                              f"data.actions=true (clips with an actions array) or model.action_dim=0.")  # fmt: skip
+        return {}
+    width = int(batch["actions"].shape[-1])
+    if cfg.model.action_dim not in (0, width):
+        raise ConfigError(f"model.action_dim is {cfg.model.action_dim} but the clips carry {width} numbers per action.")
+    return {"action_dim": width, "action_chunk": chunk}
+
+
 @torch.no_grad()
 def write_preview(model: DiffusionWorldModel, tokenizer, batch: dict, out_dir: Path, fps: float) -> dict[str, float]:
     """Video2World from the first latent frame of ``batch``; writes truth | generation side by side as preview.mp4."""
     device = next(model.parameters()).device
     x0 = model.normalize(batch["latents"].to(device).float())  # (B, C, T', H', W')
     b = x0.shape[0]
-    cond = Condition(batch["text"].to(device), batch["text_mask"].to(device), fps=batch["fps"].to(device))
+    extras = {"actions": batch["actions"].to(device)} if "actions" in batch else {}
+    cond = Condition(batch["text"].to(device), batch["text_mask"].to(device), fps=batch["fps"].to(device), extras=extras)
     cond = with_condition_frames(cond, x0, torch.ones(b, dtype=torch.long, device=device),
                                  torch.full((b,), model.cfg.cond_sigma, device=device))  # fmt: skip
     x = model.generate(cond, tuple(x0.shape[2:]), steps=10, generator=torch.Generator(device).manual_seed(0))
@@ -94,17 +108,14 @@ def train(cfg: DiffusionRunConfig, run_dir: str | Path, *, fresh: bool = False) 
     tok = load_tokenizer(cfg.data.tokenizer, device)
     cfg = C.merge(cfg, {"model": C.to_dict(check_geometry(cfg, tok.cfg))})
     text_encoder = default_text_encoder(device)
-    seed_everything(cfg.train.seed)
-    model = DiffusionWorldModel(cfg.model)
     ct = tok.cfg.temporal_compression
     # 2. the data: cached latents or clips encoded on the fly
     if cfg.data.cache_latents:
         main_first(lambda: build_latent_cache(cfg.data, tok, run_dir / CACHE_FILE, cfg.train.seed))
         cache = read_latent_cache(run_dir / CACHE_FILE)
-        data = CachedLatentBatches(cache["latents"], cache["captions"], cache["fps"], cfg.train.batch_size,
-                                   cfg.train.seed, text_encoder)  # fmt: skip
+        data = CachedLatentBatches(cache, cfg.train.batch_size, cfg.train.seed, text_encoder, cfg.data.window, ct)
         sample_latents, clip_fps = cache["latents"], float(cache["fps"].median()) * ct
-        preview = text_batch(cache["latents"][:4], cache["captions"][:4], cache["fps"][:4], text_encoder)
+        preview = next(iter(CachedLatentBatches(cache, 4, cfg.train.seed + 1, text_encoder, cfg.data.window, ct)))
     else:
         loader = make_loader(dataset_config(cfg.data, cfg.train.seed, loop=True, shuffle=True), cfg.train.batch_size,
                              cfg.data.num_workers, drop_last=True)  # fmt: skip
@@ -116,11 +127,15 @@ def train(cfg: DiffusionRunConfig, run_dir: str | Path, *, fresh: bool = False) 
         sample_latents = torch.cat([b["latents"].cpu() for b in batches])
         clip_fps = float(torch.cat([b["fps"] for b in batches]).median()) * ct
         preview = {k: v[:4] for k, v in batches[0].items()}
+    cfg = C.merge(cfg, {"model": fit_actions(cfg, preview, ct)})
+    seed_everything(cfg.train.seed)
+    model = DiffusionWorldModel(cfg.model)
     # 3. latent statistics (a resumed run loads its own from the checkpoint) and the generation settings
     if find_train_state(run_dir) is None or fresh:
         model.set_latent_stats(sample_latents)
-    generation = {"tokenizer": str(Path(cfg.data.tokenizer).resolve()), "frames": cfg.data.frames,
-                  "size": cfg.data.size, "fps": cfg.data.fps or clip_fps}  # fmt: skip
+    frames = 1 + (cfg.data.window - 1) * ct if cfg.data.window else cfg.data.frames  # what one sample covers
+    generation = {"tokenizer": str(Path(cfg.data.tokenizer).resolve()), "frames": frames, "size": cfg.data.size,
+                  "fps": cfg.data.fps or clip_fps}  # fmt: skip
     main_first(lambda: _write_json(run_dir / GENERATION_FILE, generation))
     # 4. train; every train.sample_every steps a Video2World preview (truth | generation) goes to samples/
     trainer = Trainer(model, world_model_loss, cfg.train, run_dir, data, full_config=C.to_dict(cfg),
