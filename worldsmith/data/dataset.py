@@ -231,11 +231,15 @@ def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
 
 class ClipLoader(DataLoader):
     """A DataLoader over a ClipDataset that knows its position: ``state_dict`` / ``load_state_dict`` resume
-    exactly (see ``ClipDataset.resume``) without decoding the batches already consumed."""
+    exactly (see ``ClipDataset.resume``) without decoding the batches already consumed.
+
+    It draws nothing from the global RNGs: torch's DataLoader takes a base seed for its workers from a generator
+    each time an iterator starts, and here that is the loader's own, seeded by (seed, epoch), so a resumed run's
+    global RNG (dropout, noise levels ...) stays exactly that of the uninterrupted run."""
 
     def __init__(self, dataset: ClipDataset, batch_size: int, num_workers: int = 0, drop_last: bool = False) -> None:
         super().__init__(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate,
-                         drop_last=drop_last, persistent_workers=False)  # fmt: skip
+                         drop_last=drop_last, persistent_workers=False, generator=torch.Generator())  # fmt: skip
         self.batches, self._start = 0, 0  # batches yielded in the current epoch, where the next iteration starts
 
     def set_epoch(self, epoch: int) -> None:
@@ -244,6 +248,8 @@ class ClipLoader(DataLoader):
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         self.batches = self._start
+        d: ClipDataset = self.dataset  # type: ignore[assignment]
+        self.generator.manual_seed(d.cfg.seed * 1_000_003 + d.epoch)
         for batch in super().__iter__():
             self.batches += 1
             yield batch
