@@ -6,7 +6,6 @@ import sys
 import pytest
 
 from helpers import run_cli
-from worldsmith.cli import main
 
 
 

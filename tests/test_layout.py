@@ -7,7 +7,6 @@ in a fresh interpreter and looks at ``sys.modules``.
 from __future__ import annotations
 
 import ast
-import subprocess
 import sys
 from pathlib import Path
 

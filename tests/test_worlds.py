@@ -398,10 +398,10 @@ def test_simulate_writes_shards_and_resumes(tmp_path):
 def test_simulate_finishes_an_interrupted_run(tmp_path, monkeypatch):
     real = generate.base.record_episode
 
-    def dies_at_episode_2(world, seed, frames, *, key=None, meta=None):
+    def dies_at_episode_2(world, seed, frames, *, key=None, meta=None, branch=0):
         if key.endswith("e000002"):
             raise KeyboardInterrupt  # as if the user pressed Ctrl-C here
-        return real(world, seed, frames, key=key, meta=meta)
+        return real(world, seed, frames, key=key, meta=meta, branch=branch)
 
     kw = dict(episodes=4, frames=3, size=32, out=tmp_path, seed=2, workers=1, progress=False, shard_size=1)
     monkeypatch.setattr(generate.base, "record_episode", dies_at_episode_2)

@@ -19,9 +19,11 @@ from worldsmith.curate.pipeline import CurateConfig, plan, run_curation
 from worldsmith.data.inspect import format_stats, inspect
 from worldsmith.demo import DemoConfig, quick_config, run_demo
 from worldsmith.errors import WorldsmithError
+from worldsmith.eval import cli as eval_cli
 from worldsmith.families import FAMILIES, load_generator
 from worldsmith.info import collect_info, format_info
 from worldsmith.jobs import request_for, run_jobs, run_request, sampling_config
+from worldsmith.posttrain import posttrain_config
 from worldsmith.worlds.generate import simulate
 
 app = typer.Typer(
@@ -38,6 +40,7 @@ app.add_typer(data_app, name="data")
 train_app = typer.Typer(help="Train a model family on clip shards (resume: run the same command again).",
                         no_args_is_help=True)  # fmt: skip
 app.add_typer(train_app, name="train")
+app.add_typer(eval_cli.app, name="eval")
 for _family in FAMILIES.values():  # `worldsmith train NAME` and `worldsmith NAME ...` for every family
     train_app.command(_family.name, help=_family.train_command.__doc__)(_family.train_command)
     if _family.commands is not None:
@@ -92,13 +95,16 @@ def sim(
     seed: int = typer.Option(0, "--seed", help="Base seed; same seed gives identical frames, actions, captions."),
     views: Optional[int] = typer.Option(None, "--views", min=1, help="Synchronized cameras (drive: default 3)."),
     workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, help="Parallel processes (default: cores)."),
-) -> None:
+    branches: int = typer.Option(1, "--branches", min=1, help="Play each episode's scene this many times with "
+                                 "independent policies (same first frame, other actions)."),
+) -> None:  # fmt: skip
     """Simulate a physical world and write clips with actions, poses and ground truth as shards.
 
     Run the same command again after an interruption to finish the missing episodes.
     """
     summary = simulate(
-        world, episodes=episodes, frames=frames, size=size, fps=fps, out=out, seed=seed, views=views, workers=workers
+        world, episodes=episodes, frames=frames, size=size, fps=fps, out=out, seed=seed, views=views, workers=workers,
+        branches=branches,
     )
     typer.echo(json.dumps(summary, indent=2, default=str))
 
@@ -108,13 +114,16 @@ SAMPLING_HELP = "Sampling setting (applies to the families that have it; see `wo
 
 @app.command()
 def generate(
-    model: Path = typer.Option(..., "--model", "-m", help="A run directory of any model family."),
+    model: str = typer.Option(..., "--model", "-m", help="A run directory of any model family, or a shipped "
+                              "model's name (`worldsmith info` lists them)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output mp4."),
     prompt: str = typer.Option("", "--prompt", help="What happens in the video."),
     input_path: Optional[Path] = typer.Option(None, "--input", "-i", help="Image or video to continue (Video2World)."),
     frames: Optional[int] = typer.Option(None, "--frames", min=1, help="Frames in the output, the input's included "
                                          "(default: the model's)."),
     seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same video."),
+    actions: Optional[Path] = typer.Option(None, "--actions", help="Action models: a .npy or .json (N, A) array, "
+                                           "one action per frame transition from the input frame on."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Diffusion: sampler steps (default 10)."),
     guidance: Optional[float] = typer.Option(None, "--guidance", min=0.0, help="Diffusion: classifier-free "
                                              "guidance (default 1 = none)."),
@@ -135,14 +144,16 @@ def generate(
     values = {k: v for k, v in values.items() if v is not None} | C.parse_overrides(overrides or [])
     generator = load_generator(model, device)
     sampling = sampling_config(generator, values)
-    typer.echo(str(run_request(generator, request_for(prompt, input_path, frames, seed), sampling, out)))
+    request = request_for(prompt, input_path, frames, seed, actions)
+    typer.echo(str(run_request(generator, request, sampling, out)))
 
 
 @app.command()
 def batch(
     jobs: Path = typer.Argument(..., help='JSONL file: one {"prompt": ..., "input"?, "frames"?, "seed"?, "name"?, '
                                 '<sampling settings>?} per line.'),
-    model: Path = typer.Option(..., "--model", "-m", help="A run directory of any model family."),
+    model: str = typer.Option(..., "--model", "-m", help="A run directory of any model family, or a shipped "
+                              "model's name (`worldsmith info` lists them)."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for <name>.mp4 outputs (existing ones are kept)."),
     overrides: Optional[list[str]] = typer.Option(None, "--set", help="Sampling settings for every job that does not "
                                                   "set its own, e.g. --set steps=20."),
@@ -152,6 +163,27 @@ def batch(
     generator = load_generator(model, device)
     for result in run_jobs(generator, jobs, out, C.parse_overrides(overrides or [])):
         typer.echo(json.dumps(result))
+
+
+@app.command()
+def posttrain(
+    mode: str = typer.Argument(..., help="action (condition on the clips' actions) or instruction (on their captions)."),
+    base: str = typer.Option(..., "--from", help="The base world model: a run directory or a shipped model's name."),
+    data: Optional[str] = typer.Option(None, "--data", "-d", help="The robot's clips (shards with actions)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run directory of the post-trained model."),
+    lora: int = typer.Option(0, "--lora", min=0, help="Train rank-R LoRA adapters instead of every weight (0: full)."),
+    config: Optional[Path] = ConfigOption,
+    overrides: Optional[list[str]] = SetOption,
+    fresh: bool = typer.Option(False, "--fresh", help="Delete the run's outputs and start over instead of resuming."),
+    dry_run: bool = DryRunOption,
+) -> None:  # fmt: skip
+    """Post-train a base world model on a robot's clips: with their actions (per-frame control) or their task
+    instructions. Starts from the base's weights and architecture; run the same command again to resume."""
+    family, cfg = posttrain_config(mode, base, data, lora_rank=lora, config_yaml=config, overrides=overrides or [])
+    if dry_run:
+        typer.echo(C.dump_yaml(cfg), nl=False)
+        return
+    typer.echo(json.dumps(family.train(cfg, out, fresh=fresh), indent=2, default=str))
 
 
 @app.command()

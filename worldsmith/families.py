@@ -14,6 +14,7 @@ from worldsmith.errors import CheckpointError
 from worldsmith.family import Family, Generator
 from worldsmith.tokenizer.cli import FAMILY as TOKENIZER
 from worldsmith.weights import read_run_config
+from worldsmith.zoo import resolve
 
 FAMILIES: dict[str, Family] = {f.name: f for f in (TOKENIZER, DIFFUSION, AUTOREGRESSIVE)}
 
@@ -28,6 +29,7 @@ def family_of(run_dir: str | Path) -> Family:
                           f"generates with.")  # fmt: skip
 
 
-def load_generator(run_dir: str | Path, device: str = "cpu") -> Generator:
-    """The generator of any run directory, whichever its family."""
+def load_generator(run: str | Path, device: str = "cpu") -> Generator:
+    """The generator of any run directory or shipped model's name, whichever its family."""
+    run_dir = resolve(run)
     return family_of(run_dir).generator.from_run(run_dir, device=device)

@@ -19,7 +19,7 @@ from worldsmith.errors import ConfigError, DataError
 from worldsmith.family import GenerationRequest, Generator
 from worldsmith.io.video import decode, encode_mp4, probe
 
-REQUEST_KEYS = ("prompt", "input", "frames", "seed", "name")  # the keys of a JSONL job besides sampling settings
+REQUEST_KEYS = ("prompt", "input", "frames", "seed", "name", "actions")  # a JSONL job's keys besides sampling settings
 
 
 def sampling_config(generator: Generator, values: dict[str, Any]) -> Any:
@@ -47,10 +47,32 @@ def run_request(generator: Generator, request: GenerationRequest, sampling: Any,
     return out
 
 
+def read_actions(source: str | Path | list) -> np.ndarray:
+    """Actions float32 (N, A) from a .npy file, a .json file or a JSON list of lists (one action per transition)."""
+    if isinstance(source, list):
+        values = source
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise DataError(f"{path} does not exist; pass a .npy or .json file of actions, one row per frame transition.")
+        if path.suffix == ".npy":
+            values = np.load(path, allow_pickle=False)
+        else:
+            try:
+                values = json.loads(path.read_text())
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path} is not valid JSON ({e.msg}); write the actions as [[a0, a1, ...], ...].") from None
+    actions = np.asarray(values, dtype=np.float32)
+    if actions.ndim != 2 or len(actions) == 0 or not np.isfinite(actions).all():
+        raise DataError(f"actions must be a finite (N, A) array, one row per frame transition; got shape {actions.shape}.")
+    return actions
+
+
 def request_for(prompt: str = "", input_path: str | Path | None = None, frames: int | None = None,
-                seed: int = 0) -> GenerationRequest:  # fmt: skip
+                seed: int = 0, actions: str | Path | list | None = None) -> GenerationRequest:  # fmt: skip
     video, fps = read_input(input_path) if input_path else (None, None)
-    return GenerationRequest(prompt=prompt, video=video, frames=frames, seed=seed, fps=fps)
+    acts = read_actions(actions) if actions is not None else None
+    return GenerationRequest(prompt=prompt, video=video, frames=frames, seed=seed, fps=fps, actions=acts)
 
 
 def read_jobs(jsonl: str | Path) -> list[dict]:
@@ -86,7 +108,8 @@ def run_jobs(generator: Generator, jsonl: str | Path, out_dir: str | Path, defau
     for job, sampling in planned:
         out = Path(out_dir) / f"{job['name']}.mp4"
         if not out.is_file():
-            request = request_for(job["prompt"], job.get("input"), job.get("frames"), int(job.get("seed", 0)))
+            request = request_for(job["prompt"], job.get("input"), job.get("frames"), int(job.get("seed", 0)),
+                                  job.get("actions"))  # fmt: skip
             run_request(generator, request, sampling, out)
         results.append({"name": job["name"], "file": str(out)})
     return results

@@ -192,5 +192,8 @@ class Pretrained:
         return load_pretrained(cls, run_dir, ema=ema, device=device)
 
     def save_pretrained(self, run_dir: str | Path) -> Path:
-        """Write ``model.safetensors`` and the ``model:`` section of ``config.yaml`` into ``run_dir``."""
-        return save_pretrained(self, self.cfg, run_dir)
+        """Write ``model.safetensors`` (what ``pretrained_state`` keeps of the state, when the model defines it:
+        a LoRA model its adapters) and the ``model:`` section of ``config.yaml`` into ``run_dir``."""
+        state = self.state_dict()
+        keep = getattr(self, "pretrained_state", None)
+        return save_pretrained(self, self.cfg, run_dir, keep(state) if callable(keep) else state)

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from worldsmith.errors import ConfigError
+from worldsmith.nn.lora import LoRAConfig
 
 
 @dataclass
@@ -91,6 +92,7 @@ class WorldModelConfig:
     cond_sigma: float = 0.05  # noise augmentation of condition frames at generation (~ exp(cond_sigma_mean))
     action_dim: int = 0  # actions per transition (e.g. 7 for the arm); 0: no action conditioning
     action_chunk: int = 1  # actions per latent frame: the tokenizer's temporal compression (set at training)
+    lora: LoRAConfig = field(default_factory=LoRAConfig)  # rank > 0: post-train low-rank adapters of the blocks only
 
     def __post_init__(self) -> None:
         for name in ("caption_dropout", "video2world_prob"):

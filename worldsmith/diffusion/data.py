@@ -20,6 +20,7 @@ import torch
 from worldsmith.data.dataset import DatasetConfig, make_loader
 from worldsmith.errors import ConfigError, DataError
 from worldsmith.weights import load_tensors, read_metadata, save_tensors
+from worldsmith.zoo import resolve
 
 
 @dataclass
@@ -118,7 +119,7 @@ def dataset_config(data: DiffusionDataConfig, seed: int, *, loop: bool, shuffle:
 
 def cache_settings(data: DiffusionDataConfig, seed: int) -> dict[str, Any]:
     """What a latent cache was built from; a cache with other settings is rebuilt."""
-    weights = Path(data.tokenizer) / "model.safetensors"  # a retrained tokenizer invalidates the cache
+    weights = resolve(data.tokenizer) / "model.safetensors"  # a retrained tokenizer invalidates the cache
     return {"shards": data.shards, "tokenizer": str(weights.resolve()), "weights_mtime_ns": weights.stat().st_mtime_ns,
             "frames": data.frames, "size": data.size, "fps": data.fps, "crops": data.cache_crops, "seed": seed,
             "actions": data.actions}  # fmt: skip

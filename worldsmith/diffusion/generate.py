@@ -32,6 +32,7 @@ from worldsmith.family import GenerationRequest
 from worldsmith.io.frames import fit_frames
 from worldsmith.io.video import to_tensor, to_uint8
 from worldsmith.tokenizer.model import CausalVideoTokenizer
+from worldsmith.zoo import resolve
 
 GENERATION_FILE = "generation.json"  # what generation needs beyond the weights: tokenizer run, clip geometry, fps
 
@@ -40,6 +41,7 @@ def load_tokenizer(run_dir: str | Path, device: str | torch.device = "cpu") -> C
     """The continuous tokenizer of ``run_dir`` in eval mode; clear errors for a missing or discrete one."""
     if not run_dir:
         raise ConfigError("no tokenizer: pass --tokenizer with the run directory of a trained continuous tokenizer.")
+    run_dir = resolve(run_dir)  # a run directory, or a shipped tokenizer's name
     if not (Path(run_dir) / "config.yaml").is_file():
         raise CheckpointError(f"{run_dir} is not a tokenizer run directory (no config.yaml); train one with "
                               f"`worldsmith train tokenizer` and pass its --out directory.")  # fmt: skip
@@ -63,6 +65,7 @@ class DiffusionGenerator:
 
     @classmethod
     def from_run(cls, run: str | Path, device: str | torch.device = "cpu") -> "DiffusionGenerator":
+        run = resolve(run)
         path = Path(run) / GENERATION_FILE
         if not path.is_file():
             raise CheckpointError(f"{run} has no {GENERATION_FILE}, so it is not a finished diffusion run; train it "

@@ -16,7 +16,11 @@ from worldsmith.diffusion.config import WorldModelConfig
 from worldsmith.diffusion.dit import DiT
 from worldsmith.diffusion.edm import EDMDenoiser
 from worldsmith.diffusion.samplers import sample
-from worldsmith.weights import Pretrained
+from worldsmith.nn.lora import apply_lora, is_adapter
+from worldsmith.weights import WEIGHTS, Pretrained, load_tensors
+from worldsmith.zoo import resolve
+
+EMBEDDERS = "denoiser.net.embedders."  # parameter names of the condition embedders (trained in a LoRA post-training)
 
 
 class DiffusionWorldModel(nn.Module, Pretrained):
@@ -29,6 +33,10 @@ class DiffusionWorldModel(nn.Module, Pretrained):
         c = cfg.dit.latent_channels
         self.register_buffer("latent_mean", torch.zeros(c))  # per-channel statistics of the training latents
         self.register_buffer("latent_std", torch.ones(c))
+        if cfg.lora.rank:  # LoRA: adapters on every linear of the blocks; only they and the condition embedders train
+            apply_lora(self.net.blocks, cfg.lora)
+            for name, p in self.named_parameters():
+                p.requires_grad_(is_adapter(name) or name.startswith(EMBEDDERS))
 
     def make_embedders(self, cfg: WorldModelConfig) -> list[nn.Module]:
         """The extra-condition slot's embedders, from the config: actions when ``cfg.action_dim`` > 0."""
@@ -36,6 +44,22 @@ class DiffusionWorldModel(nn.Module, Pretrained):
         if cfg.action_dim:
             embedders.append(ActionEmbedder(cfg.action_dim, cfg.dit.width, cfg.action_chunk))
         return embedders
+
+    def pretrained_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """What model.safetensors keeps: everything, or with LoRA the adapters, the embedders and the buffers (the
+        rest is the base run's, named in ``cfg.lora.base``)."""
+        if not self.cfg.lora.rank:
+            return state
+        trained = {n for n, p in self.named_parameters() if p.requires_grad} | {n for n, _ in self.named_buffers()}
+        return {k: v for k, v in state.items() if k in trained}
+
+    @classmethod
+    def upgrade(cls, model_config: dict, state: dict, run_dir) -> tuple[dict, dict]:
+        """A LoRA run saves adapters only: complete them with its base run's weights."""
+        base = (model_config.get("lora") or {}).get("base")
+        if (model_config.get("lora") or {}).get("rank") and base:
+            state = load_tensors(resolve(base) / WEIGHTS) | state
+        return model_config, state
 
     @property
     def net(self) -> DiT:

@@ -29,14 +29,16 @@ from worldsmith.diffusion.data import (CachedLatentBatches, DiffusionDataConfig,
                                        dataset_config, read_latent_cache)  # fmt: skip
 from worldsmith.diffusion.generate import GENERATION_FILE, load_tokenizer
 from worldsmith.diffusion.losses import world_model_loss
-from worldsmith.diffusion.model import DiffusionWorldModel, with_condition_frames
+from worldsmith.diffusion.model import EMBEDDERS, DiffusionWorldModel, with_condition_frames
 from worldsmith.errors import ConfigError, DataError
 from worldsmith.io.video import encode_mp4, to_uint8
+from worldsmith.nn.lora import is_adapter
 from worldsmith.train.checkpoint import find_train_state
 from worldsmith.train.rng import seed_everything
 from worldsmith.train.runtime import init_runtime, main_first
 from worldsmith.train.train_config import TrainConfig
 from worldsmith.train.trainer import Trainer
+from worldsmith.zoo import resolve
 
 CACHE_FILE = "latent_cache.safetensors"
 
@@ -51,6 +53,18 @@ class DiffusionRunConfig:
     model: WorldModelConfig = field(default_factory=WorldModelConfig)
     train: TrainConfig = field(default_factory=default_train_config)
     data: DiffusionDataConfig = field(default_factory=DiffusionDataConfig)
+    init_from: str = ""  # a run (or shipped name) whose weights start this one: post-training (`worldsmith posttrain`)
+
+
+def load_base(model: DiffusionWorldModel, run: str) -> None:
+    """Start ``model`` from the weights of ``run`` (its latent statistics included); only what post-training adds
+    (condition embedders, LoRA adapters) may be missing there, and nothing may be left over."""
+    state = DiffusionWorldModel.from_pretrained(resolve(run)).state_dict()
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    new = [k for k in missing if not (k.startswith(EMBEDDERS) or is_adapter(k))]
+    if new or unexpected:
+        raise ConfigError(f"the weights of {run} do not fit this model (missing {new[:3]}, unexpected {unexpected[:3]}); "
+                          f"post-train from a run of the same architecture.")  # fmt: skip
 
 
 def check_geometry(cfg: DiffusionRunConfig, tok_cfg) -> WorldModelConfig:
@@ -130,8 +144,10 @@ def train(cfg: DiffusionRunConfig, run_dir: str | Path, *, fresh: bool = False) 
     cfg = C.merge(cfg, {"model": fit_actions(cfg, preview, ct)})
     seed_everything(cfg.train.seed)
     model = DiffusionWorldModel(cfg.model)
-    # 3. latent statistics (a resumed run loads its own from the checkpoint) and the generation settings
-    if find_train_state(run_dir) is None or fresh:
+    # 3. the start (a base run's weights, or fresh latent statistics; a resumed run loads its own) and generation
+    if cfg.init_from:
+        load_base(model, cfg.init_from)
+    elif find_train_state(run_dir) is None or fresh:
         model.set_latent_stats(sample_latents)
     frames = 1 + (cfg.data.window - 1) * ct if cfg.data.window else cfg.data.frames  # what one sample covers
     generation = {"tokenizer": str(Path(cfg.data.tokenizer).resolve()), "frames": frames, "size": cfg.data.size,

@@ -8,6 +8,7 @@ It knows nothing about what it trains. It takes a model and a loss (EDM2's ``los
     model.fsdp_modules()                   # optional: FSDP units when they differ from the above
     model.no_weight_decay()                # optional: parameter names kept out of weight decay
     model.cfg                              # the model's config dataclass, saved as config.yaml's ``model:``
+    model.pretrained_state(state)          # optional: the part of the state model.safetensors keeps (LoRA: adapters)
 
 A loss that is an ``nn.Module`` may own networks of its own: frozen ones (a perceptual feature net: requires_grad
 False) are never saved, and trainable ones (a GAN discriminator) get their own AdamW with the same settings, stay
@@ -311,6 +312,8 @@ class Trainer:
             for name, t in (ema_sd or {}).items():
                 for alias in self._aliases[name]:
                     weights[alias] = t.to(model_sd[alias].dtype)
+            if callable(getattr(self.model, "pretrained_state", None)):  # e.g. a LoRA model keeps its adapters only
+                weights = self.model.pretrained_state(weights)
             # weights first: a crash before train_state is swapped in only redoes steps that recreate them exactly
             save_tensors(weights, self.run_dir / "model.safetensors")
             ckpt.write_train_state(self.run_dir, model_sd, ema_sd, optim_sd, state, loss=aux)

@@ -129,18 +129,20 @@ class MujocoWorld(World):
 
 
 def record_episode(
-    world: World, seed: int, frames: int, *, key: str | None = None, meta: dict[str, Any] | None = None
-) -> Clip:
+    world: World, seed: int, frames: int, *, key: str | None = None, meta: dict[str, Any] | None = None,
+    branch: int = 0,
+) -> Clip:  # fmt: skip
     """Run ``world``'s scripted policy for one episode of ``frames`` frames and return a ``Clip``.
 
     Per-frame truth arrays (``truth()``) are stacked to (T, ...), actions to (T-1, action_dim); extra views go in
     ``Clip.views``. The policy's noise comes from its own stream of ``seed``, so the clip is a function of
-    (world config, seed, frames).
+    (world config, seed, frames). ``branch`` > 0 draws the policy from another stream: the same scene and first
+    frame, other actions (pairs for testing whether a model follows its actions).
     """
     if not (isinstance(frames, int) and frames >= 1):
         raise ConfigError(f"an episode needs at least 1 frame, got frames={frames!r}.")
     main = [world.reset(seed)]
-    act = world.policy(np.random.default_rng([seed, 0x5EED]))
+    act = world.policy(np.random.default_rng([seed, 0x5EED] + ([branch] if branch else [])))
     multi = world.num_views > 1
     extra = [world.render_views()[1:]] if multi else []
     truths = [world.truth()]
@@ -155,7 +157,7 @@ def record_episode(
     arrays = {name: np.stack([tr[name] for tr in truths]).astype(np.float32) for name in truths[0]}
     arrays["actions"] = np.asarray(actions, dtype=np.float32).reshape(frames - 1, world.action_dim)
     views = [np.stack([e[v] for e in extra]) for v in range(world.num_views - 1)] if multi else []
-    info = {**world.episode_meta(), "seed": int(seed), **(meta or {})}
+    info = {**world.episode_meta(), "seed": int(seed), "branch": int(branch), **(meta or {})}
     return Clip(
         key=key or f"{world.name}-seed{seed}",
         frames=np.stack(main),

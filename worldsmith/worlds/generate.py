@@ -71,17 +71,17 @@ def _init_worker(name: str, cfg: WorldConfig) -> None:
     _WORLD = make_world(name, cfg)  # its renderer is freed at exit (see worldsmith.worlds.base)
 
 
-def _run_episode(job: tuple[int, int, int, str, dict]) -> Clip:
-    episode, seed, frames, key, meta = job
+def _run_episode(job: tuple[int, int, int, str, dict, int]) -> Clip:
+    episode, seed, frames, key, meta, branch = job
     assert _WORLD is not None, "worker not initialised"
-    return base.record_episode(_WORLD, seed, frames, key=key, meta={**meta, "episode": episode})
+    return base.record_episode(_WORLD, seed, frames, key=key, meta={**meta, "episode": episode}, branch=branch)
 
 
 def _run_local(name: str, cfg: WorldConfig, jobs: list[tuple]) -> Iterator[Clip]:
     world = make_world(name, cfg)
     try:
-        for episode, seed, frames, key, meta in jobs:
-            yield base.record_episode(world, seed, frames, key=key, meta={**meta, "episode": episode})
+        for episode, seed, frames, key, meta, branch in jobs:
+            yield base.record_episode(world, seed, frames, key=key, meta={**meta, "episode": episode}, branch=branch)
     finally:
         world.close()
 
@@ -146,8 +146,11 @@ def simulate(
     workers: int | None = None,
     progress: bool = True,
     shard_size: int = 64,
+    branches: int = 1,
 ) -> dict[str, Any]:
-    """Simulate ``episodes`` episodes of ``frames`` frames and write them as shards under ``out``.
+    """Simulate ``episodes`` episodes of ``frames`` frames and write them as shards under ``out``; with
+    ``branches`` > 1 every episode's scene is played that many times with independent policies (same first frame,
+    other actions), as clips ``<key>-b<branch>``.
 
     Returns a summary: world, episodes, written, skipped (already in the manifest), frames written, seconds,
     frames_per_second, out and the shards written by this run.
@@ -156,17 +159,18 @@ def simulate(
     cfg = WorldConfig(size=size, fps=float(fps), views=views)
     make_world(world, cfg).close()  # fail early, in this process, on a config the world rejects (builds nothing)
     out = Path(out)
-    _check_same_run(out, {"world": world, "frames": int(frames), "size": int(size), "fps": float(fps),
-                          "views": views, "seed": int(seed)})  # fmt: skip
+    if branches < 1:
+        raise ConfigError(f"branches must be >= 1, got {branches}.")
+    settings = {"world": world, "frames": int(frames), "size": int(size), "fps": float(fps), "views": views,
+                "seed": int(seed)} | ({"branches": int(branches)} if branches > 1 else {})  # fmt: skip
+    _check_same_run(out, settings)
     started = time.perf_counter()
     with ShardWriter(out, prefix=world, max_clips_per_shard=shard_size) as writer:
         done = set(read_manifest(out).column("key").to_pylist()) if (out / "manifest.parquet").exists() else set()
         meta = {"world_seed": int(seed), "size": int(size), "fps": float(fps)}
-        jobs = [
-            (i, episode_seed(seed, i), int(frames), episode_key(world, seed, i), meta)
-            for i in range(episodes)
-            if episode_key(world, seed, i) not in done
-        ]
+        keys = {(i, b): episode_key(world, seed, i) + (f"-b{b}" if branches > 1 else "")
+                for i in range(episodes) for b in range(branches)}  # fmt: skip
+        jobs = [(i, episode_seed(seed, i), int(frames), key, meta, b) for (i, b), key in keys.items() if key not in done]
         n_workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
         clips = _run_local(world, cfg, jobs) if n_workers == 1 else _run_pool(world, cfg, jobs, n_workers)
         bar = tqdm(total=len(jobs), disable=not progress, unit="clip", desc=f"sim {world}")
@@ -185,7 +189,7 @@ def simulate(
         "world": world,
         "episodes": int(episodes),
         "written": len(jobs),
-        "skipped": int(episodes) - len(jobs),
+        "skipped": int(episodes) * branches - len(jobs),
         "frames": n_frames,
         "seconds": round(seconds, 3),
         "frames_per_second": round(n_frames / seconds, 2) if seconds > 0 else 0.0,

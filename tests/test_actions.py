@@ -1,0 +1,127 @@
+"""Action conditioning, LoRA post-training and per-step rollouts of the diffusion world model (tiny, random init)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from worldsmith.conditioning.action import ActionEmbedder
+from worldsmith.config import merge
+from worldsmith.diffusion.condition import Condition
+from worldsmith.diffusion.config import PRESETS, SamplingConfig
+from worldsmith.diffusion.generate import DiffusionGenerator
+from worldsmith.diffusion.model import DiffusionWorldModel
+from worldsmith.errors import ConfigError
+from worldsmith.nn.lora import LoRALinear, is_adapter
+from worldsmith.tokenizer.config import PRESETS as TOKENIZERS
+from worldsmith.tokenizer.model import CausalVideoTokenizer
+from worldsmith.weights import load_tensors
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+A = 7  # the arm's action width
+
+
+def tiny(**model) -> DiffusionWorldModel:
+    """A tiny model whose zero-initialised weights (gates, output layer) are made non-zero, as training would:
+    a fresh DiT predicts zero whatever its conditions. Condition embedders keep their own (zero) start."""
+    torch.manual_seed(0)
+    m = DiffusionWorldModel(merge(PRESETS["tiny"](), model)).eval()
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            if ".embedders." not in name and "lora_b" not in name and not p.any():
+                p.normal_(std=0.05)
+    return m
+
+
+def cond(b: int = 2, actions: torch.Tensor | None = None) -> Condition:
+    text, mask = torch.randn(b, 3, 384), torch.ones(b, 3, dtype=torch.bool)
+    return Condition(text, mask, extras={} if actions is None else {"actions": actions})
+
+
+def perturb(embedder: ActionEmbedder) -> None:
+    """A trained-looking embedder (a fresh one is zero on purpose)."""
+    torch.nn.init.normal_(embedder.fc2.weight, std=0.5)
+
+
+def test_embedder_groups_actions_by_latent_frame_and_zero_actions_embed_to_zero():
+    e = ActionEmbedder(A, 32, chunk=4)
+    actions = torch.randn(2, 8, A)  # 8 transitions -> latent frames 1 and 2 (4 each); frame 0 has none
+    chunks = e.per_latent_frame(actions, latent_frames=3)
+    assert chunks.shape == (2, 3, 4 * A) and torch.equal(chunks[:, 0], torch.zeros(2, 4 * A))
+    assert torch.equal(chunks[:, 2], actions[:, 4:8].reshape(2, 4 * A))
+    assert torch.equal(e(actions, (2, 3, 4, 4)), torch.zeros(2, 3, 32))  # starts at zero: the base model's path
+    perturb(e)
+    assert e(actions, (2, 3, 4, 4)).abs().sum() > 0
+    assert torch.equal(e(torch.zeros_like(actions), (2, 3, 4, 4)), torch.zeros(2, 3, 32))  # no bias: zero -> zero
+    with pytest.raises(ConfigError, match="actions of 7 numbers"):
+        e(torch.zeros(2, 8, 3), (2, 3, 4, 4))
+
+
+def test_actions_change_the_output_and_zero_actions_equal_the_model_without_actions():
+    base, model = tiny(), tiny(action_dim=A)
+    missing, _ = model.load_state_dict(base.state_dict(), strict=False)
+    assert all(k.startswith("denoiser.net.embedders.") for k in missing)
+    perturb(model.net.embedders[0])
+    x, sigma = torch.randn(2, 16, 3, 4, 4), torch.ones(2)
+    actions = torch.randn(2, 2, A)
+    out = model.denoiser(x, sigma, cond(actions=actions))
+    assert not torch.allclose(out, model.denoiser(x, sigma, cond(actions=actions.flip(0))), atol=1e-4)
+    torch.manual_seed(1)
+    c = cond(actions=torch.zeros_like(actions))
+    # equal up to float rounding: the zero embedding makes the modulation per frame (other matmul shapes)
+    torch.testing.assert_close(model.denoiser(x, sigma, c), base.denoiser(x, sigma, dataclasses.replace(c, extras={})),
+                               rtol=1e-5, atol=1e-6)  # fmt: skip
+    with pytest.raises(ConfigError, match="conditioned on 'actions'"):
+        model.denoiser(x, sigma, cond())
+
+
+def test_lora_trains_adapters_and_the_embedder_only_and_saves_just_those(tmp_path):
+    base = tiny()
+    base.save_pretrained(tmp_path / "base")
+    model = tiny(action_dim=A, lora={"rank": 2, "base": str(tmp_path / "base")})
+    model.load_state_dict(base.state_dict(), strict=False)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(is_adapter(n) or ".embedders." in n for n in trainable)
+    assert any(isinstance(m, LoRALinear) for m in model.net.blocks.modules())
+    x, sigma, actions = torch.randn(2, 16, 2, 4, 4), torch.ones(2), torch.randn(2, 1, A)
+    c = cond(actions=actions)
+    torch.testing.assert_close(model.denoiser(x, sigma, c), base.denoiser(x, sigma, dataclasses.replace(c, extras={})))
+    for n, p in model.named_parameters():  # as if trained
+        if p.requires_grad:
+            torch.nn.init.normal_(p, std=0.1)
+    model.save_pretrained(tmp_path / "lora")
+    saved = load_tensors(tmp_path / "lora" / "model.safetensors")
+    assert set(saved) == trainable | {"latent_mean", "latent_std"}  # adapters, embedder and buffers: no base weight
+    again = DiffusionWorldModel.from_pretrained(tmp_path / "lora")
+    assert torch.equal(again.denoiser(x, sigma, c), model.denoiser(x, sigma, c))
+
+
+def test_rollouts_of_any_length_keep_shapes_and_a_bounded_window():
+    torch.manual_seed(0)
+    tok = CausalVideoTokenizer(TOKENIZERS["ci8x8-tiny"]()).eval()
+    model = tiny(action_dim=A, action_chunk=1, max_cond_latents=3)
+    perturb(model.net.embedders[0])
+    gen = DiffusionGenerator(model, tok, FakeText(), frames=4, size=32, fps=10.0)
+    windows = []
+    model.net.register_forward_pre_hook(lambda m, args: windows.append(args[0].shape[2]))
+    video, actions = torch.rand(1, 3, 1, 32, 32) * 2 - 1, torch.randn(1, 40, A)
+    out = gen.rollout(video, actions, 41, [""], SamplingConfig(steps=1), seed=0)
+    assert out.shape == (1, 3, 41, 32, 32) and torch.equal(out[:, :, :1], video)
+    assert max(windows) == 4 and len(windows) == 40  # context 3 + the new frame, one network call per frame
+    assert torch.isfinite(out).all()
+    again = gen.rollout(video, actions, 41, [""], SamplingConfig(steps=1), seed=0)
+    assert torch.equal(out, again)
+    other = gen.rollout(video, actions.flip(1), 41, [""], SamplingConfig(steps=1), seed=0)
+    assert not torch.equal(out, other)
+    with pytest.raises(ConfigError, match="need 40 actions"):
+        gen.rollout(video, actions[:, :10], 41, [""], SamplingConfig(steps=1))
+
+
+class FakeText:
+    """A stand-in for MiniLM of the right shape (the rollout mechanics do not depend on what text says)."""
+
+    def encode(self, prompts):
+        n = len(prompts)
+        return type("E", (), {"tokens": torch.zeros(n, 1, 384), "mask": torch.ones(n, 1, dtype=torch.bool)})()

@@ -1,0 +1,76 @@
+"""Post-training an action model from a base run, and scoring rollouts against the simulator (tiny, real clips)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import QUICK_TRAIN
+from helpers import run_cli
+
+from worldsmith.config import merge
+from worldsmith.data.manifest import list_shards
+from worldsmith.data.shards import iter_shard
+from worldsmith.diffusion.generate import DiffusionGenerator
+from worldsmith.eval.rollouts import evaluate_rollouts
+from worldsmith.eval.state_reader import StateReader, StateReaderConfig
+from worldsmith.families import FAMILIES
+from worldsmith.posttrain import posttrain_config
+from worldsmith.worlds.generate import simulate
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+KEYS = ("psnr", "ssim", "fd", "gripper_error_px", "object_error_px", "floor_copy_first_psnr", "floor_no_action_psnr",
+        "ceiling_tokenizer_psnr", "episodes", "frames")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, arm_shards, ci_tokenizer) -> dict[str, Path]:
+    """A tiny base (no actions) on per-frame latents, and an action model post-trained from it."""
+    root = tmp_path_factory.mktemp("posttrain")
+    family = FAMILIES["diffusion"]
+    flags = {"data": {"shards": str(arm_shards), "tokenizer": str(ci_tokenizer), "frames": 9, "size": 32,
+                      "cache_latents": True, "cache_crops": 1, "window": 3},
+             "model": {"max_cond_latents": 2}, "train": QUICK_TRAIN}  # fmt: skip
+    family.train(family.resolve("tiny", flags=flags), root / "base")
+    _, cfg = posttrain_config("action", root / "base", str(arm_shards), overrides=["train.steps=4", "train.log_every=1"])
+    family.train(cfg, root / "action")
+    return {"base": root / "base", "action": root / "action", "root": root}
+
+
+def test_posttraining_starts_from_the_base_and_adds_actions(runs):
+    config = yaml.safe_load((runs["action"] / "config.yaml").read_text())
+    base = yaml.safe_load((runs["base"] / "config.yaml").read_text())
+    assert config["model"]["action_dim"] == 7 and config["data"]["actions"] is True
+    assert config["init_from"] == str(runs["base"]) and config["model"]["dit"] == base["model"]["dit"]
+    assert config["data"]["tokenizer"] == base["data"]["tokenizer"] and config["data"]["window"] == 3
+
+
+def test_posttrain_cli_dry_run_lora_and_errors(runs, capsys, tmp_path):
+    code, out, err = run_cli(capsys, "posttrain", "action", "--from", str(runs["base"]), "--data", "x", "--out",
+                             str(tmp_path / "r"), "--lora", "4", "--dry-run")  # fmt: skip
+    assert code == 0, err
+    printed = yaml.safe_load(out)
+    assert printed["model"]["lora"] == {"rank": 4, "alpha": 0.0, "base": str(runs["base"])}
+    code, _, err = run_cli(capsys, "posttrain", "dance", "--from", str(runs["base"]), "--out", str(tmp_path / "r"))
+    assert code == 1 and "unknown post-training 'dance'; choose one of: action, instruction" in err
+    code, _, err = run_cli(capsys, "posttrain", "action", "--from", str(tmp_path / "nothing"), "--out", str(tmp_path))
+    assert code == 1 and "neither a run directory nor a shipped model" in err
+
+
+def test_rollout_report_has_every_figure_and_action_discrimination(runs, tmp_path):
+    pairs = tmp_path / "pairs"
+    simulate("arm", episodes=2, frames=7, size=32, out=pairs, seed=99, branches=2, workers=1, progress=False)
+    clips = [c for s in list_shards(str(pairs)) for c in iter_shard(s)]
+    assert len(clips) == 4 and clips[0].frames[0].tobytes() == clips[1].frames[0].tobytes()  # same scene, 2 policies
+    reader = StateReader(StateReaderConfig(width=8, levels=1))
+    gen = DiffusionGenerator.from_run(runs["action"])
+    report = evaluate_rollouts(gen, clips, frames=4, reader=reader, sampling=merge(gen.Sampling(), {"steps": 2}),
+                               base=DiffusionGenerator.from_run(runs["base"]))  # fmt: skip
+    for key in KEYS:
+        assert key in report, key
+    assert report["episodes"] == 4 and report["frames"] == 4 and len(report["model"]["psnr_per_step"]) == 4
+    assert report["discrimination_pairs"] == 4 and 0 <= report["action_discrimination"] <= 1
+    assert report["tokenizer"]["psnr"] > report["copy_first"]["psnr"] - 10 and "floor_base_psnr" in report
+    json.dumps(report)  # plain JSON all the way down

@@ -1,0 +1,97 @@
+"""``worldsmith eval rollouts|reader``: score a world model against the simulator; train the state reader."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from worldsmith import config as C
+from worldsmith.atomic import atomic_write_text
+from worldsmith.cli_options import ConfigOption, DeviceOption, DryRunOption, FreshOption, OutOption, SetOption
+from worldsmith.data.manifest import list_shards
+from worldsmith.data.shards import iter_shard
+from worldsmith.eval.reader_train import ReaderRunConfig, load_frames, reader_error, train_reader
+from worldsmith.eval.rollouts import evaluate_rollouts
+from worldsmith.eval.state_reader import StateReader
+from worldsmith.families import load_generator
+from worldsmith.jobs import sampling_config
+from worldsmith.zoo import resolve
+
+app = typer.Typer(help="Measure models against the simulator's ground truth.", no_args_is_help=True)
+
+
+@app.command()
+def rollouts(
+    model: str = typer.Option(..., "--model", "-m", help="A world-model run directory or a shipped model's name."),
+    data: str = typer.Option(..., "--data", "-d", help="Held-out simulated clips (seeds never used in training)."),
+    frames: int = typer.Option(16, "--frames", "-t", min=1, help="Frames generated after the given first frame."),
+    episodes: int = typer.Option(64, "--episodes", "-n", min=1, help="Held-out clips to roll out."),
+    reader: Optional[str] = typer.Option("arm-reader", "--reader", help="State reader run or shipped name ('' = none)."),
+    base: Optional[str] = typer.Option(None, "--base", help="Also score this base model (a floor) on the same clips."),
+    overrides: Optional[list[str]] = typer.Option(None, "--set", help="Sampling settings, e.g. --set steps=10."),
+    seed: int = typer.Option(0, "--seed"),
+    as_json: Optional[Path] = typer.Option(None, "--json", help="Also write the whole report to this JSON file."),
+    device: str = DeviceOption,
+) -> None:  # fmt: skip
+    """Roll out from the first frame of each held-out clip (with its actions, for an action model) and score the
+    rollouts against the simulator: PSNR, SSIM, FD, gripper / object pixel errors, floors and ceiling."""
+    generator = load_generator(resolve(model), device)
+    sampling = sampling_config(generator, C.parse_overrides(overrides or []))
+    clips = []
+    for shard in list_shards(data):
+        clips += [c for c in iter_shard(shard) if c.num_frames > frames]
+        if len(clips) >= episodes:
+            break
+    state_reader = StateReader.from_pretrained(resolve(reader), device=device) if reader else None
+    base_gen = load_generator(resolve(base), device) if base else None
+    report = evaluate_rollouts(generator, clips[:episodes], frames=frames, reader=state_reader, sampling=sampling,
+                               seed=seed, base=base_gen)  # fmt: skip
+    if as_json:
+        atomic_write_text(as_json, json.dumps(report, indent=2))
+    typer.echo(format_report(report))
+
+
+def format_report(r: dict) -> str:
+    rows = [("model", "model"), ("no actions (zeroed)", "no_action"), ("base model", "base"),
+            ("copy the first frame (floor)", "copy_first"), ("tokenizer reconstruction (ceiling)", "tokenizer")]  # fmt: skip
+    lines = [f"{r['episodes']} held-out episodes, {r['frames']} generated frames each",
+             f"{'':38} {'PSNR dB':>14} {'SSIM':>7} {'FD':>7} {'gripper px':>11} {'objects px':>11}"]  # fmt: skip
+    for label, key in rows:
+        if key not in r:
+            continue
+        m = r[key]
+        grip = f"{m['gripper_error_px']:.2f}" if "gripper_error_px" in m else "-"
+        obj = f"{m['object_error_px']:.2f}" if "object_error_px" in m else "-"
+        fd = f"{m['fd']:.2f}" if m.get("fd") is not None else "-"
+        lines.append(f"{label:38} {m['psnr']:>8.2f} ±{m['psnr_sem']:.2f} {m['ssim']:>7.3f} {fd:>7} {grip:>11} {obj:>11}")
+    if "action_discrimination" in r:
+        lines.append(f"action discrimination: {r['action_discrimination']:.1%} of {r['discrimination_pairs']} rollouts "
+                     f"closer to their own truth than to the other branch's")  # fmt: skip
+    return "\n".join(lines)
+
+
+@app.command("reader")
+def reader_command(
+    out: Path = OutOption,
+    data: Optional[str] = typer.Option(None, "--data", "-d", help="Simulated arm clips (`worldsmith sim arm`)."),
+    heldout: Optional[str] = typer.Option(None, "--heldout", help="Held-out arm clips to report the reader's error on."),
+    config: Optional[Path] = ConfigOption,
+    overrides: Optional[list[str]] = SetOption,
+    fresh: bool = FreshOption,
+    dry_run: bool = DryRunOption,
+) -> None:  # fmt: skip
+    """Train the state reader (gripper and object pixel positions from a frame) on simulated arm clips and report
+    its error on held-out ones. Run the same command again to resume."""
+    cfg = C.resolve(ReaderRunConfig(), config, overrides or [])
+    if data:
+        cfg = C.merge(cfg, {"data": {"shards": data}})
+    if dry_run:
+        typer.echo(C.dump_yaml(cfg), nl=False)
+        return
+    summary = train_reader(cfg, out, fresh=fresh)
+    if heldout:
+        summary["heldout"] = reader_error(StateReader.from_pretrained(out), load_frames(heldout))
+    typer.echo(json.dumps(summary, indent=2, default=str))
