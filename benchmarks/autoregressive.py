@@ -50,7 +50,7 @@ def bench_cache(context: int, use_cache: bool, steps: int, device: str) -> dict:
 
     torch.manual_seed(0)
     model = build("tiny", (16, 16), -(-(context + steps + 1) // 256), device)
-    cross = model.cross_context(batch=1)
+    cross = model.context(batch=1)
     inputs = torch.randint(0, 1000, (1, context), device=device)
     sampling, g = SamplingConfig(1.0, top_k=50), torch.Generator(device).manual_seed(0)
     with torch.no_grad():

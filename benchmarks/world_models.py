@@ -123,7 +123,7 @@ def rollouts(work: Path, clips: list, frames: int, a: argparse.Namespace) -> dic
     videos = []
     for i, c in enumerate(clips):
         first = to_tensor(c.frames[:1])[None]  # (1, 3, 1, H, W)
-        rest = list(run.rollout(first, frames - 1, [c.caption], sampling, seed=i))
+        rest = list(run.stream(first, frames - 1, [c.caption], sampling, seed=i))
         videos.append(to_uint8(torch.cat([first, torch.stack(rest, dim=2)], dim=2)[0]))
     label = f"autoregressive (GPT small, temperature {a.temperature:g}, top-k {a.top_k})"
     out[label] = (np.stack(videos), (time.perf_counter() - start) / len(clips))

@@ -125,3 +125,26 @@ class FakeText:
     def encode(self, prompts):
         n = len(prompts)
         return type("E", (), {"tokens": torch.zeros(n, 1, 384), "mask": torch.ones(n, 1, dtype=torch.bool)})()
+
+
+def test_autoregressive_actions_enter_each_frames_slots_and_zero_actions_change_nothing():
+    from worldsmith.autoregressive.config import PRESETS as GPT
+    from worldsmith.autoregressive.model import VideoGPT
+
+    cfg = merge(GPT["tiny"](), {"vocab_size": 50, "grid": [2, 2], "max_frames": 3, "dim": 32, "heads": 2,
+                                "kv_heads": 1, "depth": 1})  # fmt: skip
+    torch.manual_seed(0)
+    base, model = VideoGPT(cfg).eval(), VideoGPT(merge(cfg, {"action_dim": A, "action_chunk": 1})).eval()
+    missing, _ = model.load_state_dict(base.state_dict(), strict=False)
+    assert missing and all(k.startswith("embedders.") for k in missing)
+    perturb(model.embedders[0])
+    inputs, actions = torch.randint(0, 50, (2, 12)), torch.randn(2, 2, A)
+    with torch.no_grad():
+        out = model(inputs, model.context(batch=2, extras={"actions": actions}))
+        other = model(inputs, model.context(batch=2, extras={"actions": actions.flip(0)}))
+        zero = model(inputs, model.context(batch=2, extras={"actions": torch.zeros_like(actions)}))
+    assert not torch.allclose(out, other)
+    assert torch.equal(out[:, :4], other[:, :4])  # frame 0's slots see no action: only frames 1-2 change
+    assert torch.equal(zero, base(inputs))
+    with pytest.raises(ConfigError, match="conditioned on 'actions'"):
+        model(inputs)

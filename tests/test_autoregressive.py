@@ -56,7 +56,7 @@ def tokens(batch: int = 2, frames: int = FRAMES, seed: int = 0) -> torch.Tensor:
 def test_logits_at_a_slot_ignore_later_tokens(cut):
     model = tiny()
     t, (emb, mask) = tokens(), text()
-    cross = model.cross_context(emb, mask)
+    cross = model.context(emb, mask)
     inputs = shift_right(t.flatten(1), model.bos)  # (B, 36)
     changed = inputs.clone()
     changed[:, cut:] = (changed[:, cut:] + 7) % VOCAB
@@ -84,7 +84,7 @@ def test_loss_target_n_depends_on_tokens_before_n_only():
 def test_cached_steps_give_the_logits_of_a_full_forward():
     model = tiny()
     emb, mask = text()
-    cross = model.cross_context(emb, mask)
+    cross = model.context(emb, mask)
     inputs = shift_right(tokens().flatten(1), model.bos)
     with torch.no_grad():
         full = model(inputs, cross)  # (B, 36, V)
@@ -102,7 +102,7 @@ def test_cached_steps_give_the_logits_of_a_full_forward():
 def test_static_shape_step_matches_the_eager_step():
     """The form torch.compile captures (position as a tensor, whole buffer masked) computes the same logits."""
     model = tiny()
-    cross = model.cross_context(*text())
+    cross = model.context(*text())
     inputs = shift_right(tokens().flatten(1), model.bos)
     with torch.no_grad():
         eager, static = CachedStepper(model, cross, 2), CachedStepper(model, cross, 2)
@@ -189,13 +189,13 @@ def test_text_changes_the_logits_and_padding_does_not():
     inputs = shift_right(tokens(batch=1).flatten(1), model.bos)
     emb, _ = text(batch=2)
     with torch.no_grad():
-        a = model(inputs, model.cross_context(emb[:1]))
-        b = model(inputs, model.cross_context(emb[1:]))
+        a = model(inputs, model.context(emb[:1]))
+        b = model(inputs, model.context(emb[1:]))
         none = model(inputs)
         padded = torch.cat([emb[:1], torch.randn(1, 3, 384)], 1)
         mask = torch.tensor([[True] * 5 + [False] * 3])
-        c = model(inputs, model.cross_context(padded, mask))
-        unconditioned = model(inputs, model.cross_context(emb[:1], torch.zeros(1, 5, dtype=torch.bool)))
+        c = model(inputs, model.context(padded, mask))
+        unconditioned = model(inputs, model.context(emb[:1], torch.zeros(1, 5, dtype=torch.bool)))
     assert (a - b).abs().max() > 1e-3 and (a - none).abs().max() > 1e-3
     torch.testing.assert_close(a, c, atol=1e-5, rtol=1e-5)  # padded text tokens are ignored
     torch.testing.assert_close(unconditioned, none)  # an all-False mask is the null token alone
@@ -207,7 +207,7 @@ def test_fresh_model_ignores_text_until_trained():
     model = VideoGPT(GPTConfig(vocab_size=VOCAB, grid=GRID, max_frames=FRAMES, dim=48, depth=1, heads=4, kv_heads=2))
     inputs = shift_right(tokens(batch=1).flatten(1), model.bos)
     with torch.no_grad():
-        assert torch.equal(model(inputs, model.cross_context(text(1)[0])), model(inputs))
+        assert torch.equal(model(inputs, model.context(text(1)[0])), model(inputs))
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -144,7 +144,7 @@ def test_prompt_changes_the_rollout(world):
     for caption in sorted({c.caption for c in clips}):
         text, mask = encode_prompts([caption])
         with torch.no_grad():
-            logits.append(model(bos, model.cross_context(text, mask)))
+            logits.append(model(bos, model.context(text, mask)))
     assert all((a - b).abs().max() > 1e-3 for a, b in zip(logits, logits[1:]))
 
 

@@ -87,3 +87,22 @@ class TestAutoregressiveFamily(FamilyContract):
 
     def request(self, data):
         return GenerationRequest(prompt="the robot arm moves", video=first_clip(data["arm_shards"], 1), frames=5)
+
+
+class TestAutoregressiveActionVariant(FamilyContract):
+    """The GPT conditioned on actions (4 per latent frame with the dv4x8x8 tokenizer), through the same slot."""
+
+    name = "autoregressive"
+    needs = ("dv_tokenizer",)
+    sampling = {"top_k": 20}
+
+    def config(self, data):
+        flags = {"data": {"shards": str(data["arm_shards"]), "size": TINY["size"], "actions": True},
+                 "tokenizer": str(data["dv_tokenizer"]),
+                 "model": {"dim": 32, "depth": 1, "heads": 2, "kv_heads": 1, "max_frames": 3},
+                 "train": QUICK_TRAIN}  # fmt: skip
+        return self.family.resolve("tiny", flags=flags)
+
+    def request(self, data):
+        shards = data["arm_shards"]
+        return GenerationRequest(video=first_clip(shards, 1), actions=arm_actions(shards, 8))  # 9 frames out

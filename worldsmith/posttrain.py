@@ -25,10 +25,17 @@ from worldsmith.weights import read_run_config
 from worldsmith.zoo import resolve
 
 MODES = ("action", "instruction")
-DEFAULTS = {  # per mode, applied over the base's config before the user's --set
-    "action": {"data": {"actions": True}, "model": {"caption_dropout": 0.5, "video2world_prob": 1.0}},
-    "instruction": {"data": {"actions": False}, "model": {"caption_dropout": 0.1, "video2world_prob": 1.0}},
+DEFAULTS = {  # per family and mode, applied over the base's config before the user's --set
+    "diffusion": {
+        "action": {"data": {"actions": True}, "model": {"caption_dropout": 0.5, "video2world_prob": 1.0}},
+        "instruction": {"data": {"actions": False}, "model": {"caption_dropout": 0.1, "video2world_prob": 1.0}},
+    },
+    "autoregressive": {
+        "action": {"data": {"actions": True, "caption_dropout": 0.5}},
+        "instruction": {"data": {"actions": False, "caption_dropout": 0.1}},
+    },
 }
+FRESH = {"model": ("action_dim", "action_chunk", "lora"), "data": ("shards", "tokens")}  # set anew, not the base's
 TRAIN = {"steps": 3000, "lr": 5e-4, "warmup_steps": 100}  # post-training's own schedule (the base's is for pre-training)
 
 
@@ -39,12 +46,18 @@ def posttrain_config(mode: str, base: str | Path, data: str | None, *, lora_rank
         raise ConfigError(f"unknown post-training {mode!r}; choose one of: {', '.join(MODES)}.")
     base_dir = resolve(base)
     family, saved = family_of(base_dir), read_run_config(base_dir)
-    model = {k: v for k, v in saved["model"].items() if k not in ("action_dim", "action_chunk", "lora")}
-    start = {"model": model, "data": {k: v for k, v in (saved.get("data") or {}).items() if k != "shards"},
-             "train": {**(saved.get("train") or {}), **TRAIN}}  # fmt: skip
+    if family.name not in DEFAULTS:
+        raise ConfigError(f"{base} is a {family.name} model; post-training takes a diffusion or autoregressive one.")
+    fields = {f for f in family.run_config.__dataclass_fields__ if f != "init_from"}
+    start = {k: v for k, v in saved.items() if k in fields}
+    for section, keys in FRESH.items():
+        start[section] = {k: v for k, v in (start.get(section) or {}).items() if k not in keys}
+    start["train"] = {**(start.get("train") or {}), **TRAIN}
     cfg = C.merge(family.run_config(model=family.preset(family.default_preset)), start)
-    cfg = C.merge(cfg, DEFAULTS[mode] | {"init_from": str(base)})
+    cfg = C.merge(cfg, DEFAULTS[family.name][mode] | {"init_from": str(base)})
     if lora_rank:
+        if not hasattr(cfg.model, "lora"):
+            raise ConfigError(f"LoRA post-training is available for diffusion models; {base} is a {family.name} one.")
         cfg = C.merge(cfg, {"model": {"lora": {"rank": lora_rank, "base": str(base)}}})
     cfg = C.resolve(cfg, config_yaml, overrides)
     if data:

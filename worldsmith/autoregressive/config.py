@@ -36,6 +36,8 @@ class GPTConfig:
     text_dim: int = 384  # width of the text encoder's token states (MiniLM)
     rope_theta: float = 10000.0
     z_loss: float = 1e-4  # weight of the log(Z)^2 auxiliary loss (PaLM, Chowdhery et al. 2022, Sec. 5)
+    action_dim: int = 0  # actions per transition (e.g. 7 for the arm); 0: no action conditioning
+    action_chunk: int = 1  # actions per latent frame: the tokenizer's temporal compression (set at training)
 
     def __post_init__(self) -> None:
         self.grid = tuple(self.grid)  # type: ignore[assignment]
@@ -49,6 +51,8 @@ class GPTConfig:
             raise ConfigError(f"model.heads ({self.heads}) must be a multiple of model.kv_heads ({self.kv_heads}).")
         if self.head_dim % 2 or min(axis_dims(self.head_dim)) < 2 or self.dim % 2:
             raise ConfigError(f"model.dim / model.heads = {self.head_dim} must be even and >= 6 for the 3D RoPE.")
+        if self.action_dim < 0 or self.action_chunk < 1:
+            raise ConfigError("model.action_dim >= 0 and model.action_chunk >= 1 are required.")
         if self.mlp_hidden < 0 or self.text_dim < 1 or self.z_loss < 0:
             raise ConfigError("model.mlp_hidden >= 0, model.text_dim >= 1 and model.z_loss >= 0 are required.")
 

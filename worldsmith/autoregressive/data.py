@@ -47,6 +47,7 @@ class ARDataConfig:
     size: int = 64  # frames are resized (short side) and centre-cropped to size x size before tokenizing
     frames: int = 0  # latent frames per training window; 0: model.max_frames
     caption_dropout: float = 0.2  # fraction of samples trained unconditioned (no text); 1: never load the text encoder
+    actions: bool = False  # condition on the clips' actions (the token set must carry them)
 
     def __post_init__(self) -> None:
         if self.size < 8 or self.frames < 0 or not 0.0 <= self.caption_dropout <= 1.0:
@@ -96,10 +97,12 @@ def tokenize_shards(tokenizer_run: str | Path, shards: str, out: str | Path, *, 
             video = to_tensor(frames)[None].to(device)  # (1, 3, T, S, S)
             pieces = list(tokenizer.encode_stream([video], chunk_frames=4 * ct, pad_tail=False))
             tensors[clip.key] = torch.cat(pieces, dim=1)[0].to(torch.int32).cpu()  # (T', H', W')
+            if "actions" in clip.arrays:  # the transitions between the frames kept (clip keys hold no dots)
+                tensors[f"{clip.key}.actions"] = torch.from_numpy(clip.arrays["actions"][: len(frames) - 1]).float()
             captions[clip.key], fps[clip.key] = clip.caption, clip.fps
         meta = {"source": str(shard), "captions": json.dumps(captions), "fps": json.dumps(fps)}
         save_tensors(tensors, dest, metadata=meta)
-        clips += len(tensors)
+        clips += len(captions)
     if not files:
         raise DataError(f"no shards found in {shards}.")
     index = {**settings, "source": str(shards), "files": files, "clips": clips}
@@ -120,6 +123,7 @@ class TokenClip:
     tokens: torch.Tensor  # int32 (T', H', W')
     caption: str
     fps: float
+    actions: torch.Tensor | None = None  # float32 (T - 1, A): one per video transition, when the clip had them
 
 
 def read_index(path: str | Path) -> dict[str, Any]:
@@ -136,8 +140,9 @@ def load_token_set(path: str | Path) -> tuple[dict[str, Any], list[TokenClip]]:
     for name in index["files"]:
         file = Path(path) / name
         meta, tensors = _read_meta(file), load_tensors(file)
-        clips += [TokenClip(k, tensors[k], meta["captions"].get(k, ""), float(meta["fps"].get(k, 10.0)))
-                  for k in sorted(tensors)]  # fmt: skip
+        clips += [TokenClip(k, tensors[k], meta["captions"].get(k, ""), float(meta["fps"].get(k, 10.0)),
+                            tensors.get(f"{k}.actions"))
+                  for k in sorted(tensors) if not k.endswith(".actions")]  # fmt: skip
     if not clips:
         raise DataError(f"the token set {path} holds no clips.")
     return index, clips
@@ -147,7 +152,8 @@ class TokenBatches:
     """``data(epoch)`` for the Trainer: batches {"tokens" (B, frames, H', W') int64, "text", "text_mask"}."""
 
     def __init__(self, clips: list[TokenClip], frames: int, batch_size: int, *, seed: int = 0,
-                 caption_dropout: float = 0.0, text_encoder=None, rank: int = 0, world: int = 1) -> None:  # fmt: skip
+                 caption_dropout: float = 0.0, text_encoder=None, rank: int = 0, world: int = 1,
+                 action_chunk: int = 0) -> None:  # fmt: skip
         self.clips = [c for c in clips if c.tokens.shape[0] >= frames]
         if not self.clips:
             longest = max(c.tokens.shape[0] for c in clips)
@@ -156,6 +162,10 @@ class TokenBatches:
         self.frames, self.batch_size, self.seed = frames, batch_size, seed
         self.caption_dropout, self.text_encoder = caption_dropout, text_encoder
         self.rank, self.world = rank, world  # this process's share of every batch (worldsmith.train.runtime)
+        self.action_chunk = action_chunk  # > 0: batches carry the window's actions, this many per latent frame
+        if action_chunk and any(c.actions is None for c in self.clips):
+            raise DataError("data.actions is on but some clips of the token set carry no actions; tokenize clips "
+                            "with an actions array (e.g. `worldsmith sim arm`).")  # fmt: skip
 
     def __call__(self, epoch: int) -> Iterator[dict[str, Any]]:
         rank, world = self.rank, self.world
@@ -174,6 +184,10 @@ class TokenBatches:
             clips = [self.clips[order[p]] for p in picks]
             tokens = torch.stack([c.tokens[starts[p] : starts[p] + self.frames] for c, p in zip(clips, picks)])
             batch: dict[str, Any] = {"tokens": tokens.long()}  # (B, frames, H', W')
+            if self.action_chunk:  # the transitions leading into latent frames 1 .. frames - 1 of each window
+                ct = self.action_chunk
+                batch["actions"] = torch.stack([c.actions[starts[p] * ct : (starts[p] + self.frames - 1) * ct]
+                                                for c, p in zip(clips, picks)])  # fmt: skip
             if self.text_encoder is not None:
                 emb = self.text_encoder.encode([c.caption for c in clips])
                 keep = torch.tensor([bool(c.caption) and not dropped[p] for c, p in zip(clips, picks)])

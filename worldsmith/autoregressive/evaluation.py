@@ -67,7 +67,7 @@ def score_rollouts(
         chunk = clips[i : i + batch_size]
         video = to_tensor(np.stack([c for c, _ in chunk])).to(device)  # (B, 3, context + frames, S, S)
         prompts = [caption if use_captions else "" for _, caption in chunk]
-        rollout = run.rollout(video[:, :, :context_frames], frames, prompts, sampling, generator=generator)
+        rollout = run.stream(video[:, :, :context_frames], frames, prompts, sampling, generator=generator)
         preds.append(torch.stack(list(rollout), dim=2).cpu())  # (B, 3, frames, S, S)
         truths.append(video[:, :, context_frames:].cpu())
         copies.append(video[:, :, context_frames - 1 : context_frames].expand_as(truths[-1]).cpu())

@@ -85,28 +85,52 @@ class ARGenerator:
         return 1 + max(self.model.cfg.max_frames - 2, 0) * self.tokenizer.cfg.temporal_compression
 
     def generate(self, request: GenerationRequest, sampling: SamplingConfig | None = None) -> np.ndarray:
-        """uint8 (T, H, W, 3): the request's last frames that fit the window, then the rollout after them."""
+        """uint8 (T, H, W, 3): the request's frames (the first, with actions; else the last that fit the window),
+        then the rollout after them."""
         if request.video is None or len(request.video) == 0:
             raise ConfigError("the autoregressive model continues a video: give it an image or video (--input).")
-        video = fit_frames(request.video, self.size, square=True)[-self.context_limit :]  # (k, S, S, 3)
+        acts = self.model.cfg.action_dim
+        if acts and request.actions is None:
+            raise ConfigError("this model is action-conditioned: give it the actions to take (--actions), one per "
+                              "frame transition.")  # fmt: skip
+        video = fit_frames(request.video, self.size, square=True)
+        video = video[:1] if acts else video[-self.context_limit :]  # (k, S, S, 3)
         context = trim_context(to_tensor(video)[None].to(self.device), self.tokenizer.cfg.temporal_compression)
-        new = (request.frames - context.shape[2]) if request.frames else DEFAULT_NEW_FRAMES
+        default = 1 + len(request.actions) if acts else context.shape[2] + DEFAULT_NEW_FRAMES
+        new = (request.frames or default) - context.shape[2]
         if new < 1:
             raise ConfigError(f"--frames {request.frames} leaves nothing to generate after the {context.shape[2]} "
                               f"given frames; ask for more.")  # fmt: skip
-        rollout = self.rollout(context, new, [request.prompt], sampling, request.seed)
-        return to_uint8(torch.cat([context, torch.stack(list(rollout), dim=2)], dim=2)[0].cpu())
+        actions = torch.as_tensor(np.asarray(request.actions, np.float32))[None] if acts else None
+        frames = self.stream(context, new, [request.prompt], sampling, request.seed, actions=actions)
+        return to_uint8(torch.cat([context, torch.stack(list(frames), dim=2)], dim=2)[0].cpu())
 
     @torch.no_grad()
-    def rollout(self, context: torch.Tensor, frames: int, prompts: list[str] | None = None,
-                sampling: SamplingConfig | None = None, seed: int = 0,
-                generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:  # fmt: skip
+    def stream(self, context: torch.Tensor, frames: int, prompts: list[str] | None = None,
+               sampling: SamplingConfig | None = None, seed: int = 0, generator: torch.Generator | None = None,
+               actions: torch.Tensor | None = None) -> Iterator[torch.Tensor]:  # fmt: skip
         """Yield ``frames`` new frames (B, 3, H, W) in [-1, 1] after context (B, 3, T, H, W), one at a time;
-        ``prompts`` (one per sample, "" = none); draws from ``generator`` when given, else from ``seed``."""
+        ``prompts`` (one per sample, "" = none); ``actions`` (B, N, A) from the context's first frame on, for an
+        action model; draws from ``generator`` when given, else from ``seed``."""
         text = text_mask = None
         if prompts and any(prompts):
             text, text_mask = encode_prompts(prompts, self.device)
         generator = generator or torch.Generator(self.device).manual_seed(seed)
         with torch_threads(self.threads):
             yield from stream_video(self.model, self.tokenizer, context, frames, text=text, text_mask=text_mask,
-                                    sampling=sampling, generator=generator, compile=self.compile)  # fmt: skip
+                                    sampling=sampling, generator=generator, compile=self.compile,
+                                    actions=None if actions is None else actions.to(self.device))  # fmt: skip
+
+    def rollout(self, video: torch.Tensor, actions: torch.Tensor, frames: int, prompts: list[str],
+                sampling: SamplingConfig | None = None, seed: int = 0) -> torch.Tensor:  # fmt: skip
+        """Videos (B, 3, frames, H, W): ``video`` (B, 3, k, H, W) continued under ``actions`` (B, N, A)."""
+        video = video.to(self.device)
+        new = list(self.stream(video, frames - video.shape[2], prompts, sampling, seed, actions=actions))
+        return torch.cat([video, torch.stack(new, dim=2)], dim=2)
+
+    def generate_videos(self, prompts: list[str], *, video: torch.Tensor, frames: int,
+                        sampling: SamplingConfig | None = None, seed: int = 0) -> torch.Tensor:  # fmt: skip
+        """Videos (B, 3, frames, H, W): ``video`` (B, 3, k, H, W) continued under the prompts (no actions)."""
+        video = video.to(self.device)
+        new = list(self.stream(video, frames - video.shape[2], prompts, sampling, seed))
+        return torch.cat([video, torch.stack(new, dim=2)], dim=2)

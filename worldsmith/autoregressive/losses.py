@@ -37,6 +37,7 @@ def next_token_loss(model: VideoGPT, batch: dict) -> tuple[torch.Tensor, dict]:
         raise ValueError(f"token grids {t}x{h}x{w} do not fit the model (at most {cfg.max_frames} frames of "
                          f"{cfg.grid})")
     targets = tokens.reshape(b, t * h * w).long()  # (B, N) in raster order (t, h, w)
-    cross = model.cross_context(batch.get("text"), batch.get("text_mask"), batch=b)
-    logits = model(shift_right(targets, model.bos), cross)  # (B, N, V)
+    extras = {"actions": batch["actions"]} if "actions" in batch else None
+    ctx = model.context(batch.get("text"), batch.get("text_mask"), batch=b, extras=extras)
+    logits = model(shift_right(targets, model.bos), ctx)  # (B, N, V)
     return cross_entropy_z_loss(logits, targets, cfg.z_loss)

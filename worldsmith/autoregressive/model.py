@@ -21,18 +21,31 @@ present (so a sample without text attends to it alone), followed by the projecte
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from worldsmith.autoregressive.config import GPTConfig
 from worldsmith.autoregressive.kv_cache import KVCache
+from worldsmith.conditioning.action import ActionEmbedder
+from worldsmith.errors import ConfigError
 from worldsmith.nn.embeddings import raster_positions, sinusoidal_3d
 from worldsmith.nn.rope import rope_table, rotate, rotation
 from worldsmith.weights import Pretrained
 
 # cross-attention context of one block: keys, values (B, Hkv, L, hd) and an additive mask (B, 1, 1, L) or None
 CrossKV = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
+
+
+@dataclass
+class GPTContext:
+    """What a rollout is conditioned on, computed once per window: every block's cross-attention keys/values of
+    the text, and embeddings added to the input of each window slot (actions: the frame's action chunk)."""
+
+    cross: list[CrossKV]
+    slots: torch.Tensor | None = None  # (B, max_len, D) or None
 
 
 class SelfAttention(nn.Module):
@@ -153,6 +166,8 @@ class VideoGPT(nn.Module, Pretrained):
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
         self.norm = nn.RMSNorm(cfg.dim, eps=1e-6)
         self.head = nn.Linear(cfg.dim, cfg.vocab_size, bias=False)
+        # the conditioning slot: embedders whose per-frame vectors are added to the inputs of that frame's slots
+        self.embedders = nn.ModuleList([ActionEmbedder(cfg.action_dim, cfg.dim, cfg.action_chunk)] if cfg.action_dim else [])
         table = rope_table(cfg.max_frames, *cfg.grid, cfg.head_dim, cfg.rope_theta)  # (max_len, hd/2, 2)
         self.register_buffer("rope", table, persistent=False)
         positions = raster_positions(cfg.max_frames, *cfg.grid)  # (max_len, 3)
@@ -162,8 +177,9 @@ class VideoGPT(nn.Module, Pretrained):
     def initialize_weights(self) -> None:
         """Linears N(0, 0.02); residual outputs scaled by 1/sqrt(2 depth) (GPT-2); cross-attention outputs zero, so
         text starts as a no-op; token embeddings N(0, 1) like the sinusoidal embedding they are added to."""
+        own = {id(m) for e in self.embedders for m in e.modules()}  # embedders keep their own (zero) start
         for m in self.modules():
-            if isinstance(m, nn.Linear):
+            if isinstance(m, nn.Linear) and id(m) not in own:
                 nn.init.normal_(m.weight, std=0.02)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
@@ -184,35 +200,49 @@ class VideoGPT(nn.Module, Pretrained):
     def no_weight_decay(self) -> set[str]:
         return {"text.null"}
 
-    def cross_context(self, text: torch.Tensor | None = None, text_mask: torch.Tensor | None = None,
-                      batch: int = 1) -> list[CrossKV]:  # fmt: skip
-        """Per-block cross-attention keys/values of the text states (B, L, text_dim) (None: null token only)."""
-        ctx, mask = self.text(text, text_mask, text.shape[0] if text is not None else batch)  # (B, 1+L, D)
-        return [block.cross.context_kv(ctx, mask) for block in self.blocks]
+    def context(self, text: torch.Tensor | None = None, text_mask: torch.Tensor | None = None, batch: int = 1,
+                extras: dict[str, torch.Tensor] | None = None) -> GPTContext:  # fmt: skip
+        """The rollout's conditions: text states (B, L, text_dim) (None: the null token only) and the values of the
+        extra embedders by name (``actions`` (B, N, A): the transitions from the window's first frame on)."""
+        b = text.shape[0] if text is not None else batch
+        ctx, mask = self.text(text, text_mask, b)  # (B, 1+L, D)
+        cross = [block.cross.context_kv(ctx, mask) for block in self.blocks]
+        slots = None
+        for e in self.embedders:
+            if not extras or e.name not in extras:
+                raise ConfigError(f"this model is conditioned on {e.name!r}, but no {e.name!r} was given.")
+            per_frame = e(extras[e.name], (b, self.cfg.max_frames, *self.cfg.grid))  # (B, max_frames, D)
+            emb = per_frame.repeat_interleave(self.cfg.tokens_per_frame, dim=1)  # (B, max_len, D)
+            slots = emb if slots is None else slots + emb
+        return GPTContext(cross, slots)
 
-    def forward(self, inputs: torch.Tensor, cross: list[CrossKV] | None = None, *, start: int | torch.Tensor = 0,
+    def forward(self, inputs: torch.Tensor, ctx: GPTContext | None = None, *, start: int | torch.Tensor = 0,
                 cache: KVCache | None = None) -> torch.Tensor:  # fmt: skip
         """Logits (B, S, vocab) for input ids (B, S) at window slots [start, start + S).
 
-        ``cross`` from ``cross_context`` (None: unconditioned). With a ``cache`` the keys and values of these slots
+        ``ctx`` from ``context`` (None: unconditioned). With a ``cache`` the keys and values of these slots
         are stored and earlier slots are read from it; ``start`` as a 0-d tensor selects the static-shape step
         (one slot, whole cache buffer masked), which ``torch.compile`` captures once for every position.
         """
         b, s = inputs.shape
+        if ctx is None:
+            ctx = self.context(batch=b)
         if isinstance(start, torch.Tensor):
             idx = start.reshape(1)
             rope, pos = self.rope[idx], self.abs_pos[idx]  # (1, hd/2, 2), (1, D)
+            extra = ctx.slots[:, idx] if ctx.slots is not None else None  # (B, 1, D)
         else:
             if start + s > self.cfg.max_len:
                 raise ValueError(f"slots [{start}, {start + s}) exceed the window of {self.cfg.max_len} tokens")
             rope = self.rope[start : start + s]  # (S, hd/2, 2)
             pos = self.abs_pos[start : start + s]  # (S, D)
-        if cross is None:
-            cross = self.cross_context(batch=b)
+            extra = ctx.slots[:, start : start + s] if ctx.slots is not None else None  # (B, S, D)
         rope = rotation(rope)  # built once for all blocks
         x = self.tok_emb(inputs) + pos  # (B, S, D)
+        if extra is not None:
+            x = x + extra.to(x.dtype)
         for layer, block in enumerate(self.blocks):
-            x = block(x, rope, cross[layer], cache, layer, start)
+            x = block(x, rope, ctx.cross[layer], cache, layer, start)
         return self.head(self.norm(x))  # (B, S, vocab)
 
     def new_cache(self, batch: int, dtype: torch.dtype | None = None) -> KVCache:

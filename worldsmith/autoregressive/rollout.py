@@ -28,7 +28,7 @@ from typing import Iterator
 import torch
 
 from worldsmith.autoregressive.config import SamplingConfig
-from worldsmith.autoregressive.model import CrossKV, VideoGPT
+from worldsmith.autoregressive.model import GPTContext, VideoGPT
 from worldsmith.autoregressive.sampling import sample_logits
 from worldsmith.errors import ConfigError, DataError
 from worldsmith.tokenizer.model import CausalVideoTokenizer
@@ -37,37 +37,37 @@ from worldsmith.tokenizer.model import CausalVideoTokenizer
 class FullStepper:
     """Logits of the next slot by running the network over the whole window every time (no cache)."""
 
-    def __init__(self, model: VideoGPT, cross: list[CrossKV]) -> None:
-        self.model, self.cross = model, cross
+    def __init__(self, model: VideoGPT, ctx: GPTContext) -> None:
+        self.model, self.ctx = model, ctx
         self.inputs: torch.Tensor | None = None
 
     def prefill(self, inputs: torch.Tensor) -> torch.Tensor:
         """inputs (B, n) at slots [0, n) -> logits (B, V) of slot n - 1."""
         self.inputs = inputs
-        return self.model(inputs, self.cross)[:, -1]
+        return self.model(inputs, self.ctx)[:, -1]
 
     def step(self, token: torch.Tensor, slot: int) -> torch.Tensor:
         """Append token (B,) at ``slot`` -> logits (B, V) of that slot."""
         assert self.inputs is not None and slot == self.inputs.shape[1]
         self.inputs = torch.cat([self.inputs, token[:, None]], dim=1)
-        return self.model(self.inputs, self.cross)[:, -1]
+        return self.model(self.inputs, self.ctx)[:, -1]
 
 
-def _static_step(model: VideoGPT, cross: list[CrossKV], cache, token: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-    return model(token[:, None], cross, start=pos, cache=cache)[:, -1]
+def _static_step(model: VideoGPT, ctx: GPTContext, cache, token: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    return model(token[:, None], ctx, start=pos, cache=cache)[:, -1]
 
 
 class CachedStepper:
     """Logits of the next slot from one token and the cached keys/values of the slots before it."""
 
-    def __init__(self, model: VideoGPT, cross: list[CrossKV], batch: int, compile: bool = False) -> None:
-        self.model, self.cross = model, cross
+    def __init__(self, model: VideoGPT, ctx: GPTContext, batch: int, compile: bool = False) -> None:
+        self.model, self.ctx = model, ctx
         self.cache = model.new_cache(batch)
         self._compiled = torch.compile(_static_step, dynamic=False) if compile else None
 
     def prefill(self, inputs: torch.Tensor) -> torch.Tensor:
         self.cache.reset()
-        logits = self.model(inputs, self.cross, start=0, cache=self.cache)[:, -1]
+        logits = self.model(inputs, self.ctx, start=0, cache=self.cache)[:, -1]
         self.cache.advance(inputs.shape[1])
         return logits
 
@@ -76,9 +76,9 @@ class CachedStepper:
             raise ValueError(f"cached step at slot {slot}, but the cache holds {self.cache.length} slots")
         if self._compiled is not None:
             pos = torch.tensor(slot, device=token.device)
-            logits = self._compiled(self.model, self.cross, self.cache, token, pos)
+            logits = self._compiled(self.model, self.ctx, self.cache, token, pos)
         else:
-            logits = self.model(token[:, None], self.cross, start=slot, cache=self.cache)[:, -1]
+            logits = self.model(token[:, None], self.ctx, start=slot, cache=self.cache)[:, -1]
         self.cache.advance(1)
         return logits
 
@@ -96,11 +96,14 @@ def generate_tokens(
     use_cache: bool = True,
     slide: int = 1,
     compile: bool = False,
+    actions: torch.Tensor | None = None,
 ) -> Iterator[torch.Tensor]:
     """Yield ``frames`` new latent frames (B, H', W') int64 after prefix (B, K, H', W') (K may be 0).
 
     ``text`` (B or 1, L, text_dim) with ``text_mask`` conditions every rollout; B rows of the prefix are B
-    independent rollouts (batched sampling). ``slide`` latent frames leave a full window at a time.
+    independent rollouts (batched sampling). ``slide`` latent frames leave a full window at a time. ``actions``
+    (B, N, A), for an action model: the transitions from the prefix's first frame on (``action_chunk`` per latent
+    frame); each window is conditioned on the actions leading into its frames.
     """
     cfg, sampling = model.cfg, sampling or SamplingConfig()
     if prefix.ndim != 4 or tuple(prefix.shape[2:]) != tuple(cfg.grid) or prefix.is_floating_point():
@@ -117,12 +120,18 @@ def generate_tokens(
     if text is not None and text.shape[0] == 1 and b > 1:
         text = text.expand(b, -1, -1)
         text_mask = text_mask.expand(b, -1) if text_mask is not None else None
-    cross = model.cross_context(text, text_mask, batch=b)
-    stepper = CachedStepper(model, cross, b, compile) if use_cache else FullStepper(model, cross)
-    bos = torch.full((b, 1), model.bos, dtype=torch.long, device=device)
+    ct = cfg.action_chunk
+
+    def context(first: int) -> GPTContext:  # the window starts at latent frame ``first`` of the rollout
+        extras = {"actions": actions[:, first * ct :].to(device)} if actions is not None else None
+        return model.context(text, text_mask, batch=b, extras=extras)
 
     keep = min(prefix.shape[1], cfg.max_frames - 1)
-    window = prefix[:, prefix.shape[1] - keep :].reshape(b, keep * m).to(device=device, dtype=torch.long)
+    first = prefix.shape[1] - keep
+    ctx = context(first)
+    stepper = CachedStepper(model, ctx, b, compile) if use_cache else FullStepper(model, ctx)
+    bos = torch.full((b, 1), model.bos, dtype=torch.long, device=device)
+    window = prefix[:, first:].reshape(b, keep * m).to(device=device, dtype=torch.long)
     logits = stepper.prefill(torch.cat([bos, window], dim=1))  # predicts the first new token
     for f in range(frames):
         n = window.shape[1]  # slots before the new frame
@@ -138,7 +147,9 @@ def generate_tokens(
         if f == frames - 1:
             break
         if window.shape[1] + m > cfg.max_len:  # window full: drop the oldest frames, re-read the rest
-            window = window[:, slide * m :]
+            window, first = window[:, slide * m :], first + slide
+            if actions is not None:
+                stepper.ctx = context(first)
             logits = stepper.prefill(torch.cat([bos, window], dim=1))
         else:
             logits = stepper.step(token, window.shape[1])
@@ -167,6 +178,7 @@ def stream_video(
     use_cache: bool = True,
     slide: int = 1,
     compile: bool = False,
+    actions: torch.Tensor | None = None,
 ) -> Iterator[torch.Tensor]:
     """Yield ``frames`` new video frames (B, 3, H, W) in [-1, 1] after context video (B, 3, T, H, W).
 
@@ -180,7 +192,9 @@ def stream_video(
     if frames < 1:
         raise ConfigError(f"frames must be >= 1, got {frames}.")
     ct = tokenizer.cfg.temporal_compression
+    skip = context.shape[2]
     context = trim_context(context, ct)
+    skip -= context.shape[2]  # video frames cut from the front of the context
     prefix = tokenizer.encode(context)  # (B, K, H', W')
     if tuple(prefix.shape[2:]) != tuple(model.cfg.grid):
         cs = tokenizer.cfg.spatial_compression
@@ -190,7 +204,9 @@ def stream_video(
     state: dict = {}
     tokenizer.decode_chunk(prefix, state)  # prime the causal decoder with the context's tokens
     emitted, latents = 0, -(-frames // ct)
-    tokens = generate_tokens(model, prefix, latents, text=text, text_mask=text_mask, sampling=sampling,
+    if actions is not None:  # the context's first kept frame is frame ``skip`` of the given actions' timeline
+        actions = actions[:, skip:]
+    tokens = generate_tokens(model, prefix, latents, text=text, text_mask=text_mask, sampling=sampling, actions=actions,
                              generator=generator, use_cache=use_cache, slide=slide, compile=compile)  # fmt: skip
     for latent in tokens:
         video = tokenizer.decode_chunk(latent[:, None], state)  # (B, 3, ct, H, W)

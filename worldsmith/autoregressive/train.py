@@ -28,6 +28,7 @@ from worldsmith.train.rng import seed_everything
 from worldsmith.train.runtime import init_runtime, main_first
 from worldsmith.train.train_config import TrainConfig
 from worldsmith.train.trainer import Trainer
+from worldsmith.zoo import resolve
 
 
 def default_train_config() -> TrainConfig:
@@ -41,6 +42,17 @@ class ARRunConfig:
     train: TrainConfig = field(default_factory=default_train_config)
     data: ARDataConfig = field(default_factory=ARDataConfig)
     tokenizer: str = ""  # DV tokenizer run directory
+    init_from: str = ""  # a run (or shipped name) whose weights start this one: post-training (`worldsmith posttrain`)
+
+
+def load_base(model: VideoGPT, run: str) -> None:
+    """Start ``model`` from the weights of ``run``; only what post-training adds (the action embedder) may be
+    missing there, and nothing may be left over."""
+    missing, unexpected = model.load_state_dict(VideoGPT.from_pretrained(resolve(run)).state_dict(), strict=False)
+    new = [k for k in missing if not k.startswith("embedders.")]
+    if new or unexpected:
+        raise ConfigError(f"the weights of {run} do not fit this model (missing {new[:3]}, unexpected {unexpected[:3]}); "
+                          f"post-train from a run of the same architecture.")  # fmt: skip
 
 
 def train(cfg: ARRunConfig, run_dir: str | Path, *, fresh: bool = False) -> dict[str, Any]:
@@ -58,7 +70,13 @@ def train(cfg: ARRunConfig, run_dir: str | Path, *, fresh: bool = False) -> dict
         raise ConfigError("no training data: pass --data SHARDS with --tokenizer RUN, or --tokens TOKEN_SET.")
     # 2. fit the model to the token set
     index, clips = load_token_set(tokens_dir)
-    cfg = C.merge(cfg, {"model": {"vocab_size": int(index["vocab_size"]), "grid": list(index["grid"])},
+    ct = int(index.get("temporal_compression", 1))
+    action_dim = int(clips[0].actions.shape[-1]) if cfg.data.actions and clips[0].actions is not None else 0
+    if cfg.data.actions and not action_dim:
+        raise ConfigError(f"data.actions is on but the token set {tokens_dir} carries no actions; tokenize clips that "
+                          f"have an actions array.")  # fmt: skip
+    cfg = C.merge(cfg, {"model": {"vocab_size": int(index["vocab_size"]), "grid": list(index["grid"]),
+                                  "action_dim": action_dim, "action_chunk": ct},
                         "data": {"tokens": str(tokens_dir.resolve()), "size": index["size"]},
                         "tokenizer": cfg.tokenizer or index["tokenizer"]})  # fmt: skip
     frames = cfg.data.frames or cfg.model.max_frames
@@ -70,9 +88,11 @@ def train(cfg: ARRunConfig, run_dir: str | Path, *, fresh: bool = False) -> dict
         text_encoder = default_text_encoder(runtime.device)
     data = TokenBatches(clips, frames, cfg.train.batch_size, seed=cfg.train.seed,
                         caption_dropout=cfg.data.caption_dropout, text_encoder=text_encoder, rank=runtime.rank,
-                        world=runtime.world_size)  # fmt: skip
+                        world=runtime.world_size, action_chunk=ct if action_dim else 0)  # fmt: skip
     seed_everything(cfg.train.seed)
     model = VideoGPT(cfg.model)
+    if cfg.init_from:
+        load_base(model, cfg.init_from)
     trainer = Trainer(model, next_token_loss, cfg.train, run_dir, data, full_config=C.to_dict(cfg),
                       resume=not fresh)  # fmt: skip
     result = trainer.fit()
