@@ -23,10 +23,11 @@ def test_peaks_are_read_back_to_a_fraction_of_a_pixel():
     assert error.max() < 0.05, found
 
 
-def test_object_errors_match_objects_one_to_one():
-    truth = np.array([[[0.0, 0.0], [10.0, 0.0]]])
-    found = np.array([[[10.0, 1.0], [0.0, 2.0]]])  # both read, in the other order
-    assert object_errors(found, truth, np.ones((1, 2), bool)).tolist() == [2.0, 1.0]
+def test_objects_are_read_at_the_nearest_confident_peak():
+    truth = np.array([[[0.0, 0.0], [10.0, 0.0], [10.0, 1.0]]])  # the last two stacked: one peak
+    found = np.array([[[10.0, 1.0], [0.0, 2.0], [30.0, 30.0]]])
+    scores = np.array([[0.9, 0.6, 0.1]])  # the third is not confident
+    assert object_errors(found, scores, truth, np.ones((1, 3), bool)).tolist() == [2.0, 1.0, 0.0]
 
 
 def test_arm_truth_puts_the_gripper_and_objects_inside_the_frame(arm_shards):

@@ -10,7 +10,6 @@ nearest read peak, the peaks being as many as the clip has objects).
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -140,21 +139,22 @@ def reader_error(model: StateReader, data: dict[str, Any], batch_size: int = 256
     for i in range(0, len(data["frames"]), batch_size):
         frames = to_tensor(data["frames"][i : i + batch_size]).permute(1, 0, 2, 3).to(device)
         mask = data["mask"][i : i + batch_size] > 0
-        gripper, found = model.read(frames, MAX_OBJECTS)
+        gripper, found, scores = model.read(frames)
         grip_err.append(np.linalg.norm(gripper.cpu().numpy() - data["gripper"][i : i + batch_size], axis=-1))
-        obj_err.append(object_errors(found.cpu().numpy(), data["objects"][i : i + batch_size], mask))
+        obj_err.append(object_errors(found.cpu().numpy(), scores.cpu().numpy(), data["objects"][i : i + batch_size],
+                                     mask))  # fmt: skip
     g, o = np.concatenate(grip_err), np.concatenate(obj_err)
     return {"gripper_px": float(g.mean()), "gripper_p95_px": float(np.percentile(g, 95)), "object_px": float(o.mean()),
             "object_p95_px": float(np.percentile(o, 95)), "frames": int(len(g))}  # fmt: skip
 
 
-def object_errors(found: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Per true object (where mask), its distance to the read peak it is matched with: the first n(b) peaks (n(b)
-    = the frame's objects) are matched one to one with the true objects to minimise the total distance."""
+def object_errors(found: np.ndarray, scores: np.ndarray, truth: np.ndarray, mask: np.ndarray,
+                  confident: float = 0.25) -> np.ndarray:  # fmt: skip
+    """Per true object (where ``mask``), the distance to the nearest read peak whose heat is at least ``confident``
+    (the strongest peak when none is): found (B, K, 2), scores (B, K), truth (B, N, 2), mask (B, N)."""
     out = []
-    for f, t, m in zip(found, truth, mask):
-        n = int(m.sum())
-        d = np.linalg.norm(t[m][:, None] - f[:n][None], axis=-1)  # (n, n)
-        best = min(itertools.permutations(range(n)), key=lambda p: d[range(n), list(p)].sum())
-        out.append(d[range(n), list(best)])
+    for f, sc, t, m in zip(found, scores, truth, mask):
+        keep = sc >= confident
+        peaks = f[keep] if keep.any() else f[:1]
+        out.append(np.linalg.norm(t[m][:, None] - peaks[None], axis=-1).min(axis=1))
     return np.concatenate(out) if out else np.zeros(0)

@@ -68,10 +68,10 @@ def per_step_scores(videos: np.ndarray, truth: np.ndarray, clips: list[Clip], re
             g_true, o_true = arm_truth(clip.arrays)
             g_true, o_true = g_true[1 : frames + 1] * scale, o_true[1 : frames + 1] * scale
             x = to_tensor(videos[i, 1:]).transpose(0, 1).to(device)  # (F, 3, S, S)
-            g, o = reader.read(x, o_true.shape[1])
+            g, o, sc = reader.read(x)
             grip[i] = np.linalg.norm(g.cpu().numpy() - g_true, axis=-1)
             mask = np.ones(o_true.shape[:2], bool)
-            objs[i] = object_errors(o.cpu().numpy(), o_true, mask).reshape(frames, -1).mean(axis=1)
+            objs[i] = object_errors(o.cpu().numpy(), sc.cpu().numpy(), o_true, mask).reshape(frames, -1).mean(axis=1)
         out |= {"gripper_error_px": grip, "object_error_px": objs}
     return out
 

@@ -8,8 +8,9 @@ Network: a small U-Net (a stride-2 stem, then 32x32 -> 4x4 and back with skip co
 predicting two heatmaps at half resolution, one for the gripper's fingertip point and one for object centres, each
 a Gaussian of ``sigma`` heatmap cells around the true points (CenterNet's keypoint heatmaps, Zhou et al. 2019, with a
 plain BCE). Reading: the gripper is the heatmap's peak refined by a soft-argmax in a 5x5 window, which recovers
-sub-cell positions from the Gaussian's shape; objects are the ``n`` highest local maxima, each refined the same
-way. Pixel coordinates follow the simulator's projection: (u, v) continuous, pixel (row i, column j)
+sub-cell positions from the Gaussian's shape; object candidates are the highest local maxima, each refined the
+same way, and a true object is read at the nearest confident one (objects a few pixels apart, stacked ones, make
+one peak). Pixel coordinates follow the simulator's projection: (u, v) continuous, pixel (row i, column j)
 covering [j, j + 1) x [i, i + 1).
 """
 
@@ -81,13 +82,14 @@ class StateReader(nn.Module, Pretrained):
 
     # -- reading ----------------------------------------------------------------------------------------------
     @torch.no_grad()
-    def read(self, frames: torch.Tensor, objects: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        """frames (B, 3, H, W) -> gripper (B, 2) and the ``objects`` strongest object centres (B, objects, 2)."""
+    def read(self, frames: torch.Tensor, candidates: int = 8) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """frames (B, 3, H, W) -> gripper (B, 2), and the ``candidates`` strongest object peaks (B, K, 2) with their
+        heat (B, K) in [0, 1] (objects closer than a few pixels, e.g. stacked, make one peak)."""
         heat, s = torch.sigmoid(self(frames)), self.cfg.stride  # (B, 2, H / s, W / s)
         gripper = refine(heat[:, 0], peaks(heat[:, 0], 1), self.cfg.window)[:, 0] * s
-        if not objects:
-            return gripper, heat.new_zeros(len(frames), 0, 2)
-        return gripper, refine(heat[:, 1], peaks(heat[:, 1], objects), self.cfg.window) * s
+        at = peaks(heat[:, 1], candidates)  # (B, K, 2) (row, col)
+        scores = heat[:, 1].flatten(1).gather(1, at[..., 0] * heat.shape[-1] + at[..., 1])  # (B, K)
+        return gripper, refine(heat[:, 1], at, self.cfg.window) * s, scores
 
 
 def peaks(heat: torch.Tensor, n: int) -> torch.Tensor:
