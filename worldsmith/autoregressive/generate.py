@@ -29,6 +29,7 @@ from worldsmith.io.frames import fit_frames
 from worldsmith.io.video import to_tensor, to_uint8
 from worldsmith.tokenizer.model import CausalVideoTokenizer
 from worldsmith.weights import read_run_config
+from worldsmith.zoo import resolve
 
 DEFAULT_NEW_FRAMES = 16  # frames generated after the given ones when a request names no length
 
@@ -69,12 +70,13 @@ class ARGenerator:
     def from_run(cls, run: str | Path, device: str = "cpu", *, tokenizer: str | Path | None = None,
                  threads: int | None = 1, compile: bool = False) -> "ARGenerator":  # fmt: skip
         """The model of an autoregressive run and its DV tokenizer (from config.yaml, or ``tokenizer``)."""
+        run = resolve(run)
         model = VideoGPT.from_pretrained(run, device=device)
         config = read_run_config(run)
         tokenizer = tokenizer or config.get("tokenizer")
         if not tokenizer:
             raise CheckpointError(f"{run}/config.yaml names no tokenizer run; pass the DV tokenizer run directory.")
-        tok = CausalVideoTokenizer.from_pretrained(tokenizer, device=device)
+        tok = CausalVideoTokenizer.from_pretrained(resolve(tokenizer), device=device)
         cs = tok.cfg.spatial_compression
         size = int((config.get("data") or {}).get("size") or model.cfg.grid[0] * cs)
         return cls(model, tok, size, threads=threads, compile=compile)

@@ -76,6 +76,7 @@ def check_geometry(cfg: DiffusionRunConfig, tok_cfg) -> WorldModelConfig:
     if data.size % (cs * p):
         raise ConfigError(f"data.size must be a multiple of {cs * p} (tokenizer compression {cs} x patch {p}), got {data.size}.")
     t, h, w = tok_cfg.latent_shape(data.frames, data.size, data.size)
+    t = data.window or t  # the latent frames one sample holds
     tt, th, tw = cfg.model.dit.max_latent
     if cfg.model.dit.abs_pos and (t > tt or h > th or w > tw):
         raise ConfigError(f"model.dit.max_latent {[tt, th, tw]} is smaller than the training latents {[t, h, w]}; raise it.")

@@ -18,6 +18,7 @@ from worldsmith.family import GenerationRequest
 from worldsmith.io.video import to_tensor, to_uint8
 from worldsmith.tokenizer.model import CausalVideoTokenizer
 from worldsmith.tokenizer.tensors import TokenizerInputError
+from worldsmith.zoo import resolve
 
 
 @dataclass
@@ -35,7 +36,7 @@ class TokenizerGenerator:
 
     @classmethod
     def from_run(cls, run: str | Path, device: str = "cpu") -> "TokenizerGenerator":
-        return cls(CausalVideoTokenizer.from_pretrained(run, device=device))
+        return cls(CausalVideoTokenizer.from_pretrained(resolve(run), device=device))
 
     @torch.no_grad()
     def generate(self, request: GenerationRequest, sampling: Sampling | None = None) -> np.ndarray:
