@@ -93,7 +93,8 @@ def test_lora_trains_adapters_and_the_embedder_only_and_saves_just_those(tmp_pat
             torch.nn.init.normal_(p, std=0.1)
     model.save_pretrained(tmp_path / "lora")
     saved = load_tensors(tmp_path / "lora" / "model.safetensors")
-    assert set(saved) == trainable | {"latent_mean", "latent_std"}  # adapters, embedder and buffers: no base weight
+    buffers = {"latent_mean", "latent_std", "residual_scale", "denoiser.net.embedders.0.scale"}
+    assert set(saved) == trainable | buffers  # adapters, embedder, buffers: no base weight
     again = DiffusionWorldModel.from_pretrained(tmp_path / "lora")
     assert torch.equal(again.denoiser(x, sigma, c), model.denoiser(x, sigma, c))
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from worldsmith import config as C
 from worldsmith.autoregressive.config import GPTConfig
 from worldsmith.autoregressive.data import ARDataConfig, TokenBatches, load_token_set, tokenize_shards
@@ -93,6 +95,8 @@ def train(cfg: ARRunConfig, run_dir: str | Path, *, fresh: bool = False) -> dict
     model = VideoGPT(cfg.model)
     if cfg.init_from:
         load_base(model, cfg.init_from)
+    if action_dim:  # (a resumed run loads the checkpoint's scale over this)
+        model.embedders[0].set_scale(torch.cat([c.actions for c in data.clips]))
     trainer = Trainer(model, next_token_loss, cfg.train, run_dir, data, full_config=C.to_dict(cfg),
                       resume=not fresh)  # fmt: skip
     result = trainer.fit()

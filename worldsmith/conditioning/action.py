@@ -8,9 +8,12 @@ each latent frame's action chunk through an MLP to a width-D vector, (B, T', D),
 per-frame noise embedding, so it reaches every block's AdaLN modulation (the reference: "an MLP over the action
 chunk added to the timestep embedding").
 
-No bias anywhere: zero actions embed to exactly zero, i.e. exactly the model without actions; a missing action
-(frame 0, or a chunk past the end of the given actions) is zero too. The last layer starts at zero, so a base model
-post-trained with a fresh embedder starts out as the base model.
+Actions are divided by their per-dimension std on the training data (``scale``, a buffer saved with the weights;
+``set_scale`` measures it): raw arm actions are metres and radians per frame, ~0.01, and would reach the noise
+embedding (norm ~25) a thousand times too weakly to steer anything. No bias anywhere: zero actions embed to exactly
+zero, i.e. exactly the model without actions; a missing action (frame 0, or a chunk past the end of the given
+actions) is zero too. The last layer starts at zero, so a base model post-trained with a fresh embedder starts out
+as the base model.
 """
 
 from __future__ import annotations
@@ -33,6 +36,12 @@ class ActionEmbedder(nn.Module):
         self.fc1 = nn.Linear(chunk * action_dim, hidden, bias=False)
         self.fc2 = nn.Linear(hidden, width, bias=False)
         nn.init.zeros_(self.fc2.weight)
+        self.register_buffer("scale", torch.ones(action_dim))  # per-dimension std of the training actions
+
+    @torch.no_grad()
+    def set_scale(self, actions: torch.Tensor) -> None:
+        """Measure the per-dimension std of actions (..., A) from the training data."""
+        self.scale.copy_(actions.reshape(-1, self.action_dim).float().std(0).clamp_min(1e-3))
 
     def per_latent_frame(self, actions: torch.Tensor, latent_frames: int) -> torch.Tensor:
         """actions (B, N, A) per transition -> (B, T', chunk * A): each latent frame's chunk, zeros where none."""
@@ -46,5 +55,8 @@ class ActionEmbedder(nn.Module):
 
     def forward(self, actions: torch.Tensor, latent_shape: tuple[int, int, int, int]) -> torch.Tensor:
         """actions (B, N, A) -> (B, T', D) added to the noise embedding of each latent frame."""
-        x = self.per_latent_frame(actions.float(), latent_shape[1])
+        if actions.ndim != 3 or actions.shape[-1] != self.action_dim:
+            raise ConfigError(f"this model takes actions of {self.action_dim} numbers per frame, got shape "
+                              f"{tuple(actions.shape)}.")  # fmt: skip
+        x = self.per_latent_frame(actions.float() / self.scale, latent_shape[1])
         return self.fc2(F.silu(self.fc1(x)))

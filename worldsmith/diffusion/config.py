@@ -90,6 +90,9 @@ class WorldModelConfig:
     cond_sigma_mean: float = -3.0  # noise augmentation of condition frames: ln(sigma) ~ N(mean, std^2)
     cond_sigma_std: float = 0.5
     cond_sigma: float = 0.05  # noise augmentation of condition frames at generation (~ exp(cond_sigma_mean))
+    # Video2World: generate each new latent frame as its difference from the last given frame, scaled to the
+    # std the model works in (residual_scale, measured on the data): copying the context is then the zero output
+    residual: bool = False
     action_dim: int = 0  # actions per transition (e.g. 7 for the arm); 0: no action conditioning
     action_chunk: int = 1  # actions per latent frame: the tokenizer's temporal compression (set at training)
     lora: LoRAConfig = field(default_factory=LoRAConfig)  # rank > 0: post-train low-rank adapters of the blocks only

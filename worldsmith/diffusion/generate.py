@@ -99,7 +99,8 @@ class DiffusionGenerator:
                 sampling: SamplingConfig | None = None, seed: int = 0) -> torch.Tensor:  # fmt: skip
         """Videos (B, 3, frames, H, W) in [-1, 1] that continue ``video`` (B, 3, k, H, W) under ``actions``
         (B, N, A), one latent frame per step, each conditioned on the last ``sampling.context`` latent frames
-        (noise-augmented at ``context_sigma``) and on the actions leading into every frame of its window."""
+        (noise-augmented at ``context_sigma``) and on the actions leading into every frame of its window. Each step
+        runs the model on a window of the length it was trained on."""
         s, ct = sampling or SamplingConfig(), self.ct
         if actions.ndim != 3 or actions.shape[0] != video.shape[0] or actions.shape[2] != self.model.cfg.action_dim:
             raise ConfigError(f"actions must be (B={video.shape[0]}, N, {self.model.cfg.action_dim}) for this model, "
@@ -110,18 +111,20 @@ class DiffusionGenerator:
                               f"{actions.shape[1]}.")  # fmt: skip
         video = video[:, :, : 1 + (video.shape[2] - 1) // ct * ct].to(self.device, torch.float32)
         actions = actions.to(self.device)
-        t_lat = 1 + (self.chunk_frames - 1) // ct
-        context = s.context or min(self.model.cfg.max_cond_latents, t_lat - 1)
+        t_lat = 1 + (self.chunk_frames - 1) // ct  # the window the model was trained on, in latent frames
+        context = min(s.context or self.model.cfg.max_cond_latents, t_lat - 1)
         sigma_value = s.context_sigma or self.model.cfg.cond_sigma
         generator = torch.Generator(self.device).manual_seed(seed)
         cond, uncond = self.conditions(prompts, s)
         z = self.model.normalize(self.tokenizer.encode(video))  # (B, C, L, H', W')
         b = z.shape[0]
         while z.shape[2] < latents:
+            # a window as in training: the last k latent frames given, the rest generated jointly; the first of
+            # them is kept (early on, with fewer than ``context`` frames, the others are the model's own guess)
             k = min(context, z.shape[2])
-            start = z.shape[2] - k  # the window: latent frames [start, start + k] (the last one new)
-            full = torch.cat([z[:, :, start:], torch.zeros_like(z[:, :, :1])], dim=2)  # (B, C, k + 1, H', W')
-            extras = {"actions": actions[:, start * ct : (start + k) * ct]}  # (B, k * ct, A)
+            start = z.shape[2] - k
+            full = torch.cat([z[:, :, start:], z.new_zeros(b, z.shape[1], t_lat - k, *z.shape[3:])], dim=2)
+            extras = {"actions": actions[:, start * ct : (start + t_lat - 1) * ct]}  # missing ones: zero
             sigma = torch.full((b,), sigma_value, device=self.device)
             noise = torch.randn(full.shape, generator=generator, device=self.device)
             given = torch.full((b,), k, device=self.device)
@@ -131,7 +134,7 @@ class DiffusionGenerator:
                 step_uncond = with_condition_frames(replace(uncond, extras=extras), full, given, sigma, noise)
             x = self.model.generate(step_cond, tuple(full.shape[2:]), steps=s.steps, guidance=s.guidance,
                                     uncond=step_uncond, sampler=s.sampler, generator=generator)  # fmt: skip
-            z = torch.cat([z, x[:, :, -1:]], dim=2)
+            z = torch.cat([z, x[:, :, k : k + 1]], dim=2)
         out = self.tokenizer.decode(self.model.denormalize(z)).clamp(-1, 1)[:, :, :frames]  # (B, 3, frames, H, W)
         given_frames = min(video.shape[2], frames)
         return torch.cat([video[:, :, :given_frames], out[:, :, given_frames:]], dim=2)

@@ -37,6 +37,6 @@ def world_model_loss(model: DiffusionWorldModel, batch: dict) -> tuple[torch.Ten
         k = torch.where(v2w, torch.randint(1, min(cfg.max_cond_latents, t - 1) + 1, (b,), device=x0.device), 0)
     if bool((k > 0).any()):
         cond = with_condition_frames(cond, x0, k, sample_sigma(b, cfg.cond_sigma_mean, cfg.cond_sigma_std, x0.device))
-    # 3. EDM loss over the generated frames
-    loss, logs = edm_loss(model.denoiser, x0, cond)
+    # 3. EDM loss over the generated frames (with ``residual``: their differences from the last given frame)
+    loss, logs = edm_loss(model.denoiser, model.to_residual(x0, cond), cond)
     return loss, logs | {"video2world": (k > 0).float().mean()}

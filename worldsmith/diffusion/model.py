@@ -33,6 +33,7 @@ class DiffusionWorldModel(nn.Module, Pretrained):
         c = cfg.dit.latent_channels
         self.register_buffer("latent_mean", torch.zeros(c))  # per-channel statistics of the training latents
         self.register_buffer("latent_std", torch.ones(c))
+        self.register_buffer("residual_scale", torch.ones(()))  # sigma_data / std of frame-to-frame differences
         if cfg.lora.rank:  # LoRA: adapters on every linear of the blocks; only they and the condition embedders train
             apply_lora(self.net.blocks, cfg.lora)
             for name, p in self.named_parameters():
@@ -81,10 +82,14 @@ class DiffusionWorldModel(nn.Module, Pretrained):
 
     @torch.no_grad()
     def set_latent_stats(self, latents: torch.Tensor) -> None:
-        """Measure per-channel mean and std on tokenizer latents (N, C, T', H', W')."""
+        """Measure per-channel mean and std on tokenizer latents (N, C, T', H', W'), and the scale that gives the
+        differences of consecutive normalised latent frames the std ``sigma_data``."""
         flat = latents.transpose(0, 1).reshape(latents.shape[1], -1).float()
         self.latent_mean.copy_(flat.mean(1))
         self.latent_std.copy_(flat.std(1).clamp_min(1e-4))
+        if latents.shape[2] > 1:
+            diffs = self.normalize(latents.float()).diff(dim=2)
+            self.residual_scale.fill_(self.cfg.edm.sigma_data / float(diffs.std().clamp_min(1e-4)))
 
     # -- training hooks (the Trainer's) -------------------------------------------------------------------------
     def checkpoint_modules(self) -> list[nn.Module]:
@@ -103,8 +108,35 @@ class DiffusionWorldModel(nn.Module, Pretrained):
         b, dev = cond.batch, cond.text.device
         noise = torch.randn((b, self.cfg.dit.latent_channels, *shape), generator=generator, device=dev)
         edm = self.cfg.edm
-        return sample(self.denoiser, noise, cond, steps=steps, guidance=guidance, uncond=uncond, sampler=sampler,
-                      sigma_min=edm.sigma_min, sigma_max=edm.sigma_max, rho=edm.rho)  # fmt: skip
+        x = sample(self.denoiser, noise, cond, steps=steps, guidance=guidance, uncond=uncond, sampler=sampler,
+                   sigma_min=edm.sigma_min, sigma_max=edm.sigma_max, rho=edm.rho)  # fmt: skip
+        return self.from_residual(x, cond)
+
+    # -- residual Video2World ---------------------------------------------------------------------------------
+    def _anchor(self, cond: Condition) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The last given latent frame of each sample (B, C, 1, H', W') and where residuals apply (B, 1, T', 1, 1)."""
+        if not self.cfg.residual or cond.mask is None:
+            return None
+        k = cond.mask.flatten(1).sum(1).long()  # (B,) given frames
+        idx = (k - 1).clamp_min(0).view(-1, 1, 1, 1, 1).expand(-1, cond.frames.shape[1], 1, *cond.frames.shape[3:])
+        anchor = cond.frames.gather(2, idx)  # (B, C, 1, H', W')
+        return anchor, (cond.mask == 0) & (k > 0).view(-1, 1, 1, 1, 1)
+
+    def to_residual(self, x: torch.Tensor, cond: Condition) -> torch.Tensor:
+        """Latents -> what the model generates: with ``cfg.residual``, each new frame minus the last given one,
+        times ``residual_scale``; given frames (and Text2World samples) unchanged."""
+        found = self._anchor(cond)
+        if found is None:
+            return x
+        anchor, where = found
+        return torch.where(where, (x - anchor) * self.residual_scale.to(x), x)
+
+    def from_residual(self, x: torch.Tensor, cond: Condition) -> torch.Tensor:
+        found = self._anchor(cond)
+        if found is None:
+            return x
+        anchor, where = found
+        return torch.where(where, x / self.residual_scale.to(x) + anchor, x)
 
 
 def with_condition_frames(

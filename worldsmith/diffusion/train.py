@@ -130,6 +130,7 @@ def train(cfg: DiffusionRunConfig, run_dir: str | Path, *, fresh: bool = False) 
         cache = read_latent_cache(run_dir / CACHE_FILE)
         data = CachedLatentBatches(cache, cfg.train.batch_size, cfg.train.seed, text_encoder, cfg.data.window, ct)
         sample_latents, clip_fps = cache["latents"], float(cache["fps"].median()) * ct
+        sample_actions = cache.get("actions")
         preview = next(iter(CachedLatentBatches(cache, 4, cfg.train.seed + 1, text_encoder, cfg.data.window, ct)))
     else:
         loader = make_loader(dataset_config(cfg.data, cfg.train.seed, loop=True, shuffle=True), cfg.train.batch_size,
@@ -140,16 +141,20 @@ def train(cfg: DiffusionRunConfig, run_dir: str | Path, *, fresh: bool = False) 
         if not batches:
             raise DataError(f"no clips of {cfg.data.frames} frames found in {cfg.data.shards}.")
         sample_latents = torch.cat([b["latents"].cpu() for b in batches])
+        sample_actions = torch.cat([b["actions"] for b in batches]) if cfg.data.actions else None
         clip_fps = float(torch.cat([b["fps"] for b in batches]).median()) * ct
         preview = {k: v[:4] for k, v in batches[0].items()}
     cfg = C.merge(cfg, {"model": fit_actions(cfg, preview, ct)})
     seed_everything(cfg.train.seed)
     model = DiffusionWorldModel(cfg.model)
     # 3. the start (a base run's weights, or fresh latent statistics; a resumed run loads its own) and generation
+    starting = find_train_state(run_dir) is None or fresh  # else the checkpoint holds every statistic
     if cfg.init_from:
         load_base(model, cfg.init_from)
-    elif find_train_state(run_dir) is None or fresh:
+    elif starting:
         model.set_latent_stats(sample_latents)
+    if starting and cfg.model.action_dim:
+        model.net.embedders[0].set_scale(sample_actions)
     frames = 1 + (cfg.data.window - 1) * ct if cfg.data.window else cfg.data.frames  # what one sample covers
     generation = {"tokenizer": str(Path(cfg.data.tokenizer).resolve()), "frames": frames, "size": cfg.data.size,
                   "fps": cfg.data.fps or clip_fps}  # fmt: skip
