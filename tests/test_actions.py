@@ -149,3 +149,33 @@ def test_autoregressive_actions_enter_each_frames_slots_and_zero_actions_change_
     assert torch.equal(zero, base(inputs))
     with pytest.raises(ConfigError, match="conditioned on 'actions'"):
         model(inputs)
+
+
+def test_residual_video2world_generates_differences_from_the_last_given_frame():
+    from worldsmith.diffusion.model import with_condition_frames
+
+    model = tiny(residual=True)
+    latents = torch.randn(3, 16, 5, 4, 4).cumsum(dim=2)  # frames that drift
+    model.set_latent_stats(latents)
+    x = model.normalize(latents)
+    expected = model.cfg.edm.sigma_data / x.diff(dim=2).std()
+    torch.testing.assert_close(model.residual_scale, expected)
+    k = torch.tensor([2, 1, 0])  # given frames per sample; the last sample is Text2World
+    c = with_condition_frames(cond(3), x, k, torch.full((3,), 0.05))
+    r = model.to_residual(x, c)
+    torch.testing.assert_close(r[0, :, 2:], (x[0, :, 2:] - x[0, :, 1:2]) * model.residual_scale)
+    torch.testing.assert_close(r[1, :, 1:], (x[1, :, 1:] - x[1, :, 0:1]) * model.residual_scale)
+    assert torch.equal(r[0, :, :2], x[0, :, :2]) and torch.equal(r[2], x[2])  # given frames and Text2World: as is
+    torch.testing.assert_close(model.from_residual(r, c), x)
+
+
+def test_actions_are_scaled_by_their_std_on_the_data():
+    e = ActionEmbedder(A, 32)
+    data = torch.randn(100, 10, A) * torch.tensor([0.01, 0.01, 0.01, 0.04, 0.01, 0.01, 0.2])
+    e.set_scale(data)
+    torch.testing.assert_close(e.scale, data.reshape(-1, A).std(0))
+    perturb(e)
+    unscaled = ActionEmbedder(A, 32)
+    unscaled.load_state_dict({**e.state_dict(), "scale": torch.ones(A)})
+    a = data[:2, :3]
+    torch.testing.assert_close(e(a, (2, 4, 4, 4)), unscaled(a / e.scale, (2, 4, 4, 4)))  # unit-std inputs
