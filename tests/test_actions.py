@@ -179,3 +179,29 @@ def test_actions_are_scaled_by_their_std_on_the_data():
     unscaled.load_state_dict({**e.state_dict(), "scale": torch.ones(A)})
     a = data[:2, :3]
     torch.testing.assert_close(e(a, (2, 4, 4, 4)), unscaled(a / e.scale, (2, 4, 4, 4)))  # unit-std inputs
+
+
+def test_anchor_frames_show_every_frame_the_last_given_frames_newest_first():
+    from worldsmith.diffusion.model import with_condition_frames
+
+    model = tiny(dit={"anchor_frames": 2})
+    net, c = model.net, 16
+    x0 = torch.randn(3, c, 4, 4, 4)
+    k = torch.tensor([3, 1, 0])  # three given, one given (the oldest repeats), Text2World (zeros)
+    cond_ = with_condition_frames(cond(3), x0, k, torch.full((3,), 0.05))
+    a = net.anchors(x0, cond_)
+    assert a.shape == (3, 2 * c, 4, 4, 4)
+    for t in range(4):  # the same anchors at every frame position
+        torch.testing.assert_close(a[0, :c, t], cond_.frames_in[0, :, 2])
+        torch.testing.assert_close(a[0, c:, t], cond_.frames_in[0, :, 1])
+        torch.testing.assert_close(a[1, :c, t], cond_.frames_in[1, :, 0])
+        torch.testing.assert_close(a[1, c:, t], cond_.frames_in[1, :, 0])
+    assert not a[2].any()
+    # the denoiser sees them: other given frames, other output for the generated frames
+    other = with_condition_frames(cond(3), x0 + 1, k, torch.full((3,), 0.05))
+    torch.manual_seed(1)
+    noisy = torch.randn_like(x0)
+    sigma = torch.ones(3)
+    with torch.no_grad():
+        out, out2 = model.denoiser(noisy, sigma, cond_), model.denoiser(noisy, sigma, other)
+    assert not torch.allclose(out[0, :, 3], out2[0, :, 3])

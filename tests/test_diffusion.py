@@ -71,7 +71,7 @@ def test_zero_init_blocks_start_as_identity_and_predict_zero():
     tokens = torch.randn(2, 3, 6, 64)
     emb = torch.randn(2, 1, 64)
     rot = net.rope(3, 2, 3)[..., None, :]
-    out = net.blocks[0](tokens, torch.nn.functional.silu(emb), net.noise_embedder.lora(emb), torch.randn(2, 4, 384), None, rot)
+    out = net.blocks[0](tokens, torch.nn.functional.silu(emb), net.noise_embedder.lora(emb), torch.randn(2, 4, 384), None, rot, (2, 3))
     assert torch.equal(out, tokens)  # every gate is zero
     # the first step trains the output layer; the second reaches every block through it
     loss, _ = world_model_loss(model.train(), {"latents": x, "text": torch.randn(2, 4, 384), "text_mask": torch.ones(2, 4, dtype=torch.bool)})
@@ -301,3 +301,19 @@ def test_presets_and_config_errors_are_clear():
         tiny().denoiser(latents(h=3, w=4), torch.ones(2), text_cond())
     with pytest.raises(ConfigError, match="unknown diffusion preset 'huge'; choose one of: tiny, small"):
         FAMILIES["diffusion"].preset("huge")
+
+
+def test_local_mixing_starts_as_the_plain_mlp_and_then_mixes_neighbouring_tokens_only():
+    from worldsmith.diffusion.dit import MLP
+
+    torch.manual_seed(0)
+    plain, local = MLP(16, 2.0), MLP(16, 2.0, local=True)
+    local.load_state_dict(plain.state_dict(), strict=False)
+    x = torch.randn(2, 3, 4 * 5, 16)  # (B, T', h*w, D) on a 4x5 grid
+    torch.testing.assert_close(local(x, (4, 5)), plain(x, (4, 5)))  # zero-initialised convolution
+    torch.nn.init.normal_(local.local.weight)
+    y = x.clone()
+    y[:, 1, 0] += 1.0  # change the token at (frame 1, row 0, col 0)
+    moved = (local(y, (4, 5)) - local(x, (4, 5))).abs().sum(-1)  # (B, T', h*w)
+    changed = {(t, s // 5, s % 5) for t, s in (moved[0] > 1e-6).nonzero().tolist()}
+    assert changed == {(1, 0, 0), (1, 0, 1), (1, 1, 0), (1, 1, 1)}  # its 3x3 neighbourhood, in its own frame

@@ -33,6 +33,8 @@ class DiTConfig:
     adaln_lora_dim: int = 256  # rank of the AdaLN-LoRA modulation
     text_dim: int = 384  # width of the text encoder's token states (MiniLM: 384)
     cond_mask_channel: bool = True  # concatenate the Video2World condition mask as an input channel
+    local_mixing: bool = False  # a depthwise 3x3 convolution over the token grid in every MLP (Mix-FFN)
+    anchor_frames: int = 0  # concatenate the last N given latent frames to every frame's input (frame stacking)
     abs_pos: bool = True  # add a learnable absolute position embedding (factorized over t, h, w) to RoPE
     max_latent: tuple[int, int, int] = (32, 64, 64)  # (T', H', W') the absolute embedding covers, in latents
     rope_theta: float = 10000.0
@@ -43,6 +45,8 @@ class DiTConfig:
         positive = {"latent_channels": self.latent_channels, "patch": self.patch, "width": self.width,
                     "depth": self.depth, "heads": self.heads, "adaln_lora_dim": self.adaln_lora_dim,
                     "text_dim": self.text_dim, "mlp_ratio": self.mlp_ratio}  # fmt: skip
+        if self.anchor_frames < 0:
+            raise ConfigError(f"model.dit.anchor_frames must be >= 0, got {self.anchor_frames}.")
         for name, value in positive.items():
             if not value > 0:
                 raise ConfigError(f"model.dit.{name} must be positive, got {value}.")

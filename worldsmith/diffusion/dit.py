@@ -60,13 +60,25 @@ class CrossAttention(nn.Module):
 
 
 class MLP(nn.Module):
-    def __init__(self, width: int, ratio: float) -> None:
+    """fc1 -> GELU -> fc2; with ``local``, a depthwise 3x3 convolution over each frame's token grid is added to the
+    hidden states (Mix-FFN, SegFormer arXiv 2105.15203): neighbouring tokens mix in every block, so motion across
+    patch borders needs no learned attention pattern. It starts at zero (the plain MLP)."""
+
+    def __init__(self, width: int, ratio: float, local: bool = False) -> None:
         super().__init__()
         hidden = int(width * ratio)
         self.fc1, self.fc2 = nn.Linear(width, hidden, bias=False), nn.Linear(hidden, width, bias=False)
+        self.local = nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden, bias=False) if local else None
+        if self.local is not None:
+            nn.init.zeros_(self.local.weight)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x)))
+    def forward(self, x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:  # x (B, T', S, D)
+        h = self.fc1(x)
+        if self.local is not None:
+            b, t, s, c = h.shape
+            frames = h.reshape(b * t, *grid, c).permute(0, 3, 1, 2)  # (B*T', hidden, h, w)
+            h = h + self.local(frames).permute(0, 2, 3, 1).reshape(b, t, s, c)
+        return self.fc2(F.gelu(h))
 
 
 class Block(nn.Module):
@@ -77,14 +89,14 @@ class Block(nn.Module):
         self.modulation = Modulation(cfg.width, cfg.adaln_lora_dim, 9)
         self.attn = SelfAttention(cfg.width, cfg.heads)
         self.cross = CrossAttention(cfg.width, cfg.heads, cfg.text_dim)
-        self.mlp = MLP(cfg.width, cfg.mlp_ratio)
+        self.mlp = MLP(cfg.width, cfg.mlp_ratio, cfg.local_mixing)
 
-    def forward(self, x, emb_act, lora, text, text_mask, rotation) -> torch.Tensor:  # x (B, T', S, D)
+    def forward(self, x, emb_act, lora, text, text_mask, rotation, grid) -> torch.Tensor:  # x (B, T', S, D)
         b, t, s, d = x.shape
         sh1, sc1, g1, sh2, sc2, g2, sh3, sc3, g3 = self.modulation(emb_act, lora)  # (B, Tm, 1, D) each
         x = torch.addcmul(x, g1, self.attn(modulate(x, sh1, sc1).view(b, t * s, d), rotation).view(b, t, s, d))
         x = torch.addcmul(x, g2, self.cross(modulate(x, sh2, sc2).view(b, t * s, d), text, text_mask).view(b, t, s, d))
-        return torch.addcmul(x, g3, self.mlp(modulate(x, sh3, sc3)))
+        return torch.addcmul(x, g3, self.mlp(modulate(x, sh3, sc3), grid))
 
 
 class FinalLayer(nn.Module):
@@ -103,7 +115,7 @@ class DiT(nn.Module):
         super().__init__()
         self.cfg, p = cfg, cfg.patch
         self.embedders = nn.ModuleList(embedders)  # the slot for extra conditions (embedders.py)
-        extra = sum(e.channels for e in embedders if e.target == "channels")
+        extra = sum(e.channels for e in embedders if e.target == "channels") + cfg.anchor_frames * cfg.latent_channels
         self.patch_embed = nn.Linear((cfg.in_channels + extra) * p * p, cfg.width, bias=False)
         self.pos_embed = PositionEmbedding(cfg.width, self.max_tokens) if cfg.abs_pos else None
         self.rope = RoPE3D(cfg.head_dim, cfg.rope_theta, cfg.rope_fps)
@@ -160,10 +172,27 @@ class DiT(nn.Module):
         if self.cfg.cond_mask_channel:
             mask = cond.mask if cond.mask is not None else x.new_zeros(b, 1, t, 1, 1)
             parts.append(mask.to(x.dtype).expand(b, 1, t, hh, ww))
+        if self.cfg.anchor_frames:
+            parts.append(self.anchors(x, cond))
         for e in self.embedders:
             if e.target == "channels":
                 parts.append(e(self._extra(cond, e.name), (b, t, hh, ww)).to(x.dtype))
         return torch.cat(parts, dim=1) if len(parts) > 1 else x
+
+    def anchors(self, x: torch.Tensor, cond: Condition) -> torch.Tensor:
+        """Frame stacking (as DIAMOND, arXiv 2405.12399, conditions on past frames): the last ``anchor_frames``
+        given latent frames (noise-augmented, newest first; the oldest repeats when fewer are given, zeros for
+        Text2World), shown to every frame at its own position: (B, N*C, T', H', W').
+        A next frame is then a local function of the same token's channels, instead of one attention away."""
+        b, c, t, hh, ww = x.shape
+        n = self.cfg.anchor_frames
+        if cond.mask is None:
+            return x.new_zeros(b, n * c, t, hh, ww)
+        k = cond.mask.reshape(b, t).sum(1).long()  # (B,) given frames
+        idx = (k.view(b, 1) - 1 - torch.arange(n, device=x.device)).clamp_min(0)  # (B, n) newest first
+        frames = cond.frames_in.gather(2, idx.view(b, 1, n, 1, 1).expand(b, c, n, hh, ww))  # (B, C, n, H', W')
+        frames = (frames * (k > 0).view(b, 1, 1, 1, 1)).transpose(1, 2).reshape(b, n * c, 1, hh, ww)
+        return frames.expand(-1, -1, t, -1, -1).to(x.dtype)
 
     def _extra(self, cond: Condition, name: str) -> torch.Tensor:
         if name not in cond.extras:
@@ -195,7 +224,7 @@ class DiT(nn.Module):
         text_mask = None if bool(cond.text_mask.all()) else cond.text_mask[:, None, None, :]  # (B, 1, 1, L)
         # 5. blocks
         for block in self.blocks:
-            tokens = block(tokens, emb_act, lora, text, text_mask, rotation)  # (B, T', h*w, D)
+            tokens = block(tokens, emb_act, lora, text, text_mask, rotation, (h, w))  # (B, T', h*w, D)
         # 6. output
         return self.unpatchify(self.final(tokens, emb_act, lora), h, w)  # (B, C, T', H', W')
 
