@@ -47,6 +47,20 @@ def test_posttraining_starts_from_the_base_and_adds_actions(runs):
     assert config["data"]["tokenizer"] == base["data"]["tokenizer"] and config["data"]["window"] == 3
 
 
+def test_an_action_run_samples_with_its_own_defaults_and_flags_override_them(runs):
+    from worldsmith.diffusion.generate import ACTION_SAMPLING
+    from worldsmith.jobs import sampling_config
+
+    assert "sampling" not in json.loads((runs["base"] / "generation.json").read_text())
+    assert json.loads((runs["action"] / "generation.json").read_text())["sampling"] == ACTION_SAMPLING
+    gen, base = DiffusionGenerator.from_run(runs["action"]), DiffusionGenerator.from_run(runs["base"])
+    s = sampling_config(gen, {})
+    assert (s.steps, s.sampler) == (ACTION_SAMPLING["steps"], ACTION_SAMPLING["sampler"])
+    assert (base.default_sampling().steps, base.default_sampling().sampler) == (10, "dpm++2m")
+    s = sampling_config(gen, {"steps": 7})
+    assert (s.steps, s.sampler) == (7, ACTION_SAMPLING["sampler"])
+
+
 def test_posttrain_cli_dry_run_lora_and_errors(runs, capsys, tmp_path):
     code, out, err = run_cli(capsys, "posttrain", "action", "--from", str(runs["base"]), "--data", "x", "--out",
                              str(tmp_path / "r"), "--lora", "4", "--dry-run")  # fmt: skip

@@ -23,14 +23,16 @@ REQUEST_KEYS = ("prompt", "input", "frames", "seed", "name", "actions")  # a JSO
 
 
 def sampling_config(generator: Generator, values: dict[str, Any]) -> Any:
-    """The generator's Sampling dataclass with ``values`` applied; one sentence names the valid settings."""
+    """The generator's Sampling dataclass (with the run's own defaults, where it has some) with ``values`` applied;
+    one sentence names the valid settings."""
     fields = [f.name for f in dataclasses.fields(generator.Sampling)]
     unknown = [k for k in values if k not in fields]
     if unknown:
         family = type(generator).__name__.removesuffix("Generator") or "this"
         valid = ", ".join(fields) or "none"
         raise ConfigError(f"{unknown[0]!r} is not a sampling setting of {family} models; theirs are: {valid}.")
-    return C.merge(generator.Sampling(), values)
+    defaults = generator.default_sampling() if hasattr(generator, "default_sampling") else generator.Sampling()
+    return C.merge(defaults, values)
 
 
 def read_input(path: str | Path) -> tuple[np.ndarray, float]:
