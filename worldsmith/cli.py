@@ -194,12 +194,12 @@ def demo(
     overrides: Optional[list[str]] = SetOption,
     dry_run: bool = DryRunOption,
 ) -> None:
-    """Run the platform end to end on built-in data: simulate arm-world episodes, train a video tokenizer and a
-    diffusion world model, generate Video2World continuations of held-out episodes and score them against the
-    simulator in an HTML report. Run it again to resume after an interruption.
+    """Ask the shipped action-conditioned world model "what happens if the robot does X": simulate held-out arm
+    scenes played twice with different actions, roll the model out from each first frame under each action
+    sequence, score it against the simulator (PSNR, gripper / object positions, action discrimination, floors and
+    ceiling) and write an HTML report. Nothing is trained or downloaded. Run it again to resume.
 
-    Settings (see --dry-run): world, episodes, frames, size, tokenizer.*, diffusion.* ... e.g.
-    --set diffusion.train.steps=2000.
+    Settings (see --dry-run): model, reader, scenes, frames, seed, sampling ... e.g. --set scenes=32.
     """
     cfg = C.resolve(quick_config() if quick else DemoConfig(), config, overrides or [])
     if dry_run:

@@ -1,4 +1,4 @@
-"""The demo's HTML report: data contact sheet, rollout video (truth | generation | error), metrics, curves.
+"""The demo's HTML report: the two futures of each scene (truth | model per branch), metrics, per-step curves.
 
 Plain HTML + inline SVG charts (no JavaScript, no plotting library), so it opens anywhere and diffs cleanly.
 """
@@ -14,7 +14,6 @@ import numpy as np
 from worldsmith.atomic import atomic_write_text
 from worldsmith.config import dump_yaml
 from worldsmith.io.video import contact_sheet, encode_mp4
-from worldsmith.train.progress import read_logs
 
 
 def svg_lines(series: dict[str, list[float]], *, title: str, xlabel: str, width: int = 520, height: int = 220) -> str:
@@ -48,55 +47,68 @@ def svg_lines(series: dict[str, list[float]], *, title: str, xlabel: str, width:
     return "\n".join(parts)
 
 
-def _loss_chart(run_dir: Path, title: str, log_every: int) -> str:
-    logs = [r for r in read_logs(run_dir / "logs.jsonl") if "loss" in r]
-    return svg_lines({"train loss": [r["loss"] for r in logs]}, title=title,
-                     xlabel=f"log step (every {log_every} optimizer steps)")  # fmt: skip
+NAMES = {"model": "action-conditioned world model", "no_action": "the same model, actions zeroed (floor)",
+         "copy_first": "copy the first frame (floor)", "tokenizer": "tokenizer reconstruction of the truth (ceiling)"}
+SHORT = {"model": "world model", "no_action": "actions zeroed", "copy_first": "copy first frame", "tokenizer": "ceiling"}
 
 
-def write_report(out: Path, cfg: Any, stats: dict, metrics: dict, panels: list[np.ndarray]) -> dict[str, Path]:
-    """Write rollouts.mp4, rollouts.png and index.html into ``out``; return the paths of everything to look at."""
-    video = np.concatenate(panels, axis=1)  # (n, E*H, 3W, 3): one row per held-out episode
-    encode_mp4(video, out / "rollouts.mp4", fps=cfg.fps)
-    contact_sheet(panels, out / "rollouts.png", max_frames=8, scale=2,
-                  labels=[f"episode {i}: truth | generation | error" for i in range(len(panels))])  # fmt: skip
-    names = {"model": "diffusion world model (Video2World)", "tokenizer": "tokenizer reconstruction of the truth (ceiling)",
-             "copy_first": "copy the first frame (floor)"}  # fmt: skip
-    short = {"model": "world model", "tokenizer": "tokenizer (ceiling)", "copy_first": "copy first frame (floor)"}
-    psnr_chart = svg_lines({short[k]: metrics[k]["psnr_per_step"] for k in short},
+def _cell(value: Any, fmt: str) -> str:
+    return "-" if value is None or not np.isfinite(value) else format(value, fmt)
+
+
+def write_report(out: Path, cfg: Any, stats: dict, metrics: dict, truth: np.ndarray, model: np.ndarray) -> dict[str, Path]:
+    """Write futures.mp4, futures.png and index.html into ``out``; ``truth`` and ``model`` are uint8
+    (N, T, H, W, 3) with the two branches of each scene next to each other (clips 2s and 2s + 1)."""
+    rows = []  # per scene: truth A | model A | truth B | model B
+    for s in range(0, len(truth) - 1, 2):
+        rows.append(np.concatenate([truth[s], model[s], truth[s + 1], model[s + 1]], axis=2))  # (T, H, 4W, 3)
+    encode_mp4(np.concatenate(rows, axis=1), out / "futures.mp4", fps=cfg.fps)
+    sheet, labels = [], []
+    for s in range(0, min(len(truth) - 1, 6), 2):  # the first three scenes, one row per stream
+        sheet += [truth[s], model[s], truth[s + 1], model[s + 1]]
+        labels += [f"scene {s // 2}: {name}" for name in ("truth A", "model A", "truth B", "model B")]
+    contact_sheet(sheet, out / "futures.png", max_frames=9, scale=2, labels=labels)
+    present = [k for k in NAMES if k in metrics]
+    table = "".join(
+        f"<tr><td>{NAMES[k]}</td><td>{metrics[k]['psnr']:.2f} ± {metrics[k]['psnr_sem']:.2f}</td>"
+        f"<td>{metrics[k]['ssim']:.3f}</td><td>{metrics[k]['fd']:.1f}</td>"
+        f"<td>{_cell(metrics[k].get('gripper_error_px'), '.2f')}</td><td>{_cell(metrics[k].get('object_error_px'), '.2f')}</td></tr>"
+        for k in present)  # fmt: skip
+    psnr_chart = svg_lines({SHORT[k]: metrics[k]["psnr_per_step"] for k in present},
                            title="PSNR (dB) per generated frame", xlabel="frames after the given first frame")  # fmt: skip
-    rows = "".join(f"<tr><td>{names[k]}</td><td>{metrics[k]['psnr']:.2f}</td><td>{metrics[k]['ssim']:.3f}</td></tr>"
-                   for k in names)  # fmt: skip
-    prompts = "".join(f"<li>episode {i}: <i>{html.escape(c)}</i></li>" for i, c in enumerate(metrics["captions"]))
-    tok, dit = cfg.tokenizer, cfg.diffusion
+    grip = {SHORT[k]: metrics[k]["gripper_error_px_per_step"] for k in present if metrics[k].get("gripper_error_px_per_step")}
+    grip_chart = svg_lines(grip, title="gripper position error (px) per frame", xlabel="frames after the first") if grip else ""
+    disc = metrics.get("action_discrimination")
+    disc_text = "" if disc is None else (
+        f"<p><b>Action discrimination: {100 * disc:.0f}%</b> of {metrics['discrimination_pairs']} rollouts are closer "
+        f"to the truth of their own actions than to the truth of the other branch's (50% = the actions are ignored).</p>")
+    prompts = "".join(f"<li>scene {i}: <i>{html.escape(c)}</i></li>" for i, c in enumerate(metrics["captions"]))
+    sampling = metrics["sampling"]
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>worldsmith demo</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}}
 img,video{{image-rendering:pixelated;max-width:100%}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 10px}} pre{{background:#f6f6f6;padding:8px;overflow:auto}}</style></head><body>
-<h1>worldsmith demo: a world model of the {html.escape(cfg.world)} world</h1>
-<p>{stats.get('clips', '?')} simulated training episodes ({cfg.frames} frames at {cfg.size}x{cfg.size}, {cfg.fps:g} fps)
-trained a {html.escape(tok.model.name)} causal video tokenizer ({tok.train.steps} steps) and, on its latents, a diffusion
-world model ({dit.model.dit.depth} blocks of width {dit.model.dit.width}, {dit.train.steps} steps). On {metrics['episodes']}
-held-out episodes the world model is given the first frame and the episode's caption as the prompt, and generates the
-next {metrics['generated_frames']} frames (Video2World, {html.escape(metrics['sampler'])} sampler, {metrics['sample_steps']}
-steps).</p>
-<h2>Generations on held-out episodes</h2>
-<p>Each row: simulator ground truth | generation | absolute error.</p>
-<video src="rollouts.mp4" controls loop autoplay muted width="{min(720, 3 * cfg.size * 3)}"></video>
-<p><img src="rollouts.png" alt="rollout contact sheet"></p>
-<p>Prompts:</p><ul>{prompts}</ul>
-<h2>Metrics (mean over generated frames)</h2>
-<p>The tokenizer's reconstruction of the true frames bounds what any model over its latents can reach; copying the
-given first frame is what a model that predicts nothing scores (the scenes are mostly static background).</p>
-<table><tr><th>predictor</th><th>PSNR (dB)</th><th>SSIM</th></tr>{rows}</table>
-<p>{psnr_chart}</p>
-<h2>Training</h2>
-<p>{_loss_chart(out / "tokenizer", "tokenizer training loss (L1)", tok.train.log_every)}</p>
-<p>{_loss_chart(out / "world_model", "world model training loss (EDM)", dit.train.log_every)}</p>
-<h2>Training data</h2><p><img src="data_sheet.png" alt="training data contact sheet"></p>
+<h1>worldsmith demo: what happens if the robot does X?</h1>
+<p>{len(truth) // 2} arm-world scenes simulated from seeds no model was trained on, each played twice by the scripted
+policy with independent noise: the same first frame, two action sequences (A and B). From the first frame alone, the
+shipped world model <code>{html.escape(metrics['model_name'])}</code> predicts the next {metrics['frames']} frames
+under each sequence, one frame per action ({sampling['sampler']} sampler, {sampling['steps']} steps per frame).</p>
+<h2>Two futures of each scene</h2>
+<p>Each row: simulator truth A | model A | truth B | model B.</p>
+<video src="futures.mp4" controls loop autoplay muted width="{min(960, 4 * cfg.size * 3)}"></video>
+<p><img src="futures.png" alt="contact sheet of the futures"></p>
+<h2>Scores against the simulator (mean over {metrics['episodes']} rollouts and {metrics['frames']} frames, ± standard error)</h2>
+<p>Gripper and object errors are the distances (pixels at {cfg.size}x{cfg.size}) between the positions the state
+reader <code>{html.escape(cfg.reader or 'none')}</code> reads from the generated frame and the simulator's true
+positions. The floors are what predicting nothing scores; the ceiling is what any model over the tokenizer's latents
+can reach.</p>
+<table><tr><th>predictor</th><th>PSNR (dB)</th><th>SSIM</th><th>FD</th><th>gripper px</th><th>objects px</th></tr>{table}</table>
+{disc_text}
+<p>{psnr_chart}</p><p>{grip_chart}</p>
+<h2>Held-out data</h2><p><img src="data_sheet.png" alt="held-out data contact sheet"></p>
+<p>Captions:</p><ul>{prompts}</ul>
 <h2>Config</h2><pre>{html.escape(dump_yaml(cfg))}</pre>
 </body></html>"""
     atomic_write_text(out / "index.html", page)
-    return {"report": out / "index.html", "rollouts": out / "rollouts.mp4", "sheet": out / "rollouts.png",
-            "data": out / "data", "tokenizer": out / "tokenizer", "world_model": out / "world_model",
-            "metrics": out / "metrics.json"}  # fmt: skip
+    return {"report": out / "index.html", "futures": out / "futures.mp4", "sheet": out / "futures.png",
+            "data": out / "data", "metrics": out / "metrics.json"}  # fmt: skip

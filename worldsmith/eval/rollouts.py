@@ -114,8 +114,10 @@ def discrimination(videos: np.ndarray, truth: np.ndarray, clips: list[Clip]) -> 
 
 @torch.no_grad()
 def evaluate_rollouts(generator, clips: list[Clip], *, frames: int = 16, reader: StateReader | None = None,
-                      sampling: Any = None, seed: int = 0, batch_size: int = 16, base=None) -> dict[str, Any]:  # fmt: skip
-    """Every figure of the module docstring for ``clips`` (each at least ``frames + 1`` frames long)."""
+                      sampling: Any = None, seed: int = 0, batch_size: int = 16, base=None,
+                      videos_out: dict | None = None) -> dict[str, Any]:  # fmt: skip
+    """Every figure of the module docstring for ``clips`` (each at least ``frames + 1`` frames long); the
+    rollouts themselves (uint8 (N, frames + 1, H, W, 3) by name) go into ``videos_out`` when given."""
     clips = [c for c in clips if c.num_frames > frames]
     if not clips:
         raise DataError(f"no held-out clip has the {frames + 1} frames a {frames}-frame rollout is scored on.")
@@ -143,6 +145,8 @@ def evaluate_rollouts(generator, clips: list[Clip], *, frames: int = 16, reader:
                       for t in truth])  # fmt: skip
     stacked["tokenizer"] = recon
     stacked["copy_first"] = np.repeat(truth[:, :1], frames + 1, axis=1)
+    if videos_out is not None:
+        videos_out.update(stacked)
     report: dict[str, Any] = {"episodes": len(clips), "frames": frames}
     for name, vids in stacked.items():
         report[name] = summarize(per_step_scores(vids, truth, clips, reader, frames), vids, truth_features)
