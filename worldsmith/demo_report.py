@@ -67,7 +67,7 @@ def write_report(out: Path, cfg: Any, stats: dict, metrics: dict, truth: np.ndar
     for s in range(0, min(len(truth) - 1, 6), 2):  # the first three scenes, one row per stream
         sheet += [truth[s], model[s], truth[s + 1], model[s + 1]]
         labels += [f"scene {s // 2}: {name}" for name in ("truth A", "model A", "truth B", "model B")]
-    contact_sheet(sheet, out / "futures.png", max_frames=9, scale=2, labels=labels)
+    contact_sheet(sheet, out / "futures.png", max_frames=8, scale=2, labels=labels)
     present = [k for k in NAMES if k in metrics]
     table = "".join(
         f"<tr><td>{NAMES[k]}</td><td>{metrics[k]['psnr']:.2f} ± {metrics[k]['psnr_sem']:.2f}</td>"
