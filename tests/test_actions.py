@@ -197,11 +197,7 @@ def test_anchor_frames_show_every_frame_the_last_given_frames_newest_first():
         torch.testing.assert_close(a[1, :c, t], cond_.frames_in[1, :, 0])
         torch.testing.assert_close(a[1, c:, t], cond_.frames_in[1, :, 0])
     assert not a[2].any()
-    # the denoiser sees them: other given frames, other output for the generated frames
-    other = with_condition_frames(cond(3), x0 + 1, k, torch.full((3,), 0.05))
-    torch.manual_seed(1)
-    noisy = torch.randn_like(x0)
-    sigma = torch.ones(3)
-    with torch.no_grad():
-        out, out2 = model.denoiser(noisy, sigma, cond_), model.denoiser(noisy, sigma, other)
-    assert not torch.allclose(out[0, :, 3], out2[0, :, 3])
+    # they are the network's input channels after the latents and the condition mask
+    inputs = net.input_channels(x0, cond_)
+    assert inputs.shape[1] == c + 1 + 2 * c and net.patch_embed.in_features == inputs.shape[1] * net.cfg.patch**2
+    assert torch.equal(inputs[:, c + 1 :], a)

@@ -47,12 +47,10 @@ def test_posttraining_starts_from_the_base_and_adds_actions(runs):
     assert config["data"]["tokenizer"] == base["data"]["tokenizer"] and config["data"]["window"] == 3
 
 
-def test_an_action_run_samples_with_its_own_defaults_and_flags_override_them(runs):
+def test_an_action_model_samples_with_few_euler_steps_by_default_and_flags_override_them(runs):
     from worldsmith.diffusion.generate import ACTION_SAMPLING
     from worldsmith.jobs import sampling_config
 
-    assert "sampling" not in json.loads((runs["base"] / "generation.json").read_text())
-    assert json.loads((runs["action"] / "generation.json").read_text())["sampling"] == ACTION_SAMPLING
     gen, base = DiffusionGenerator.from_run(runs["action"]), DiffusionGenerator.from_run(runs["base"])
     s = sampling_config(gen, {})
     assert (s.steps, s.sampler) == (ACTION_SAMPLING["steps"], ACTION_SAMPLING["sampler"])

@@ -35,7 +35,7 @@ from worldsmith.tokenizer.model import CausalVideoTokenizer
 from worldsmith.zoo import resolve
 
 GENERATION_FILE = "generation.json"  # what generation needs beyond the weights: tokenizer run, clip geometry, fps
-# How action models sample by default (a run's generation.json "sampling"): on held-out arm episodes 3 Euler steps
+# How action-conditioned models sample by default (``--set`` overrides): on held-out arm episodes 3 Euler steps
 # score 25.5 dB PSNR against 23.7 for 10 DPM++ steps (1 and 2 Euler steps: 25.5); the many-step samples put sharp
 # but wrong detail where the next frame is uncertain, which the tokenizer decodes as speckle that compounds over a
 # rollout (benchmarks/RESULTS.md, action models).
@@ -61,9 +61,8 @@ class DiffusionGenerator:
     Sampling = SamplingConfig
 
     def __init__(self, model: DiffusionWorldModel, tokenizer: CausalVideoTokenizer, text_encoder, *, frames: int,
-                 size: int, fps: float, sampling: dict | None = None) -> None:  # fmt: skip
+                 size: int, fps: float) -> None:  # fmt: skip
         self.model, self.tokenizer, self.text_encoder = model.eval(), tokenizer.eval(), text_encoder
-        self.sampling_defaults = dict(sampling or {})  # the run's own defaults (generation.json "sampling")
         self.chunk_frames, self.size, self.fps = frames, size, fps
         self.ct = tokenizer.cfg.temporal_compression
         self.cs = tokenizer.cfg.spatial_compression * model.cfg.dit.patch  # pixels per latent token
@@ -79,12 +78,11 @@ class DiffusionGenerator:
         info = json.loads(path.read_text())
         model = DiffusionWorldModel.from_pretrained(run, device=device)
         tok = load_tokenizer(info["tokenizer"], device)
-        return cls(model, tok, default_text_encoder(device), frames=info["frames"], size=info["size"], fps=info["fps"],
-                   sampling=info.get("sampling"))  # fmt: skip
+        return cls(model, tok, default_text_encoder(device), frames=info["frames"], size=info["size"], fps=info["fps"])
 
     def default_sampling(self) -> SamplingConfig:
-        """SamplingConfig with the run's own defaults applied (an action model: few Euler steps)."""
-        return SamplingConfig(**self.sampling_defaults)
+        """The defaults this model samples with: few Euler steps for an action model, else SamplingConfig's."""
+        return SamplingConfig(**ACTION_SAMPLING) if self.model.cfg.action_dim else SamplingConfig()
 
     # -- the Generator protocol: uint8 frames in and out ------------------------------------------------------
     def generate(self, request: GenerationRequest, sampling: SamplingConfig | None = None) -> np.ndarray:

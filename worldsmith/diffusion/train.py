@@ -27,7 +27,7 @@ from worldsmith.diffusion.condition import Condition
 from worldsmith.diffusion.config import WorldModelConfig
 from worldsmith.diffusion.data import (CachedLatentBatches, DiffusionDataConfig, EncodedBatches, build_latent_cache,
                                        dataset_config, read_latent_cache)  # fmt: skip
-from worldsmith.diffusion.generate import ACTION_SAMPLING, GENERATION_FILE, load_tokenizer
+from worldsmith.diffusion.generate import GENERATION_FILE, load_tokenizer
 from worldsmith.diffusion.losses import world_model_loss
 from worldsmith.diffusion.model import EMBEDDERS, DiffusionWorldModel, with_condition_frames
 from worldsmith.errors import ConfigError, DataError
@@ -158,8 +158,6 @@ def train(cfg: DiffusionRunConfig, run_dir: str | Path, *, fresh: bool = False) 
     frames = 1 + (cfg.data.window - 1) * ct if cfg.data.window else cfg.data.frames  # what one sample covers
     generation = {"tokenizer": str(Path(cfg.data.tokenizer).resolve()), "frames": frames, "size": cfg.data.size,
                   "fps": cfg.data.fps or clip_fps}  # fmt: skip
-    if cfg.model.action_dim:  # action rollouts: few Euler steps (benchmarks/RESULTS.md, action models)
-        generation["sampling"] = dict(ACTION_SAMPLING)
     main_first(lambda: _write_json(run_dir / GENERATION_FILE, generation))
     # 4. train; every train.sample_every steps a Video2World preview (truth | generation) goes to samples/
     trainer = Trainer(model, world_model_loss, cfg.train, run_dir, data, full_config=C.to_dict(cfg),
