@@ -48,6 +48,12 @@ class Condition:
         return Condition(move(self.text), move(self.text_mask), move(self.fps), move(self.mask), move(self.frames),
                          move(self.frames_in), move(self.sigma_cond), {k: move(v) for k, v in self.extras.items()})  # fmt: skip
 
+    def select(self, idx: torch.Tensor) -> "Condition":
+        """The rows ``idx`` (a long tensor) of every per-sample field."""
+        pick = lambda x: None if x is None else x[idx]  # noqa: E731
+        return Condition(self.text[idx], self.text_mask[idx], pick(self.fps), pick(self.mask), pick(self.frames),
+                         pick(self.frames_in), pick(self.sigma_cond), {k: v[idx] for k, v in self.extras.items()})  # fmt: skip
+
     def cat(self, other: "Condition") -> "Condition":
         """Stack two conditions along the batch (one forward for both guidance branches)."""
         length = max(self.text.shape[1], other.text.shape[1])

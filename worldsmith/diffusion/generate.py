@@ -17,7 +17,7 @@ Returned videos include the given frames unchanged, followed by the generated on
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +40,37 @@ GENERATION_FILE = "generation.json"  # what generation needs beyond the weights:
 # but wrong detail where the next frame is uncertain, which the tokenizer decodes as speckle that compounds over a
 # rollout (benchmarks/RESULTS.md, action models).
 ACTION_SAMPLING = {"steps": 3, "sampler": "euler"}
+
+
+@dataclass
+class RolloutState:
+    """What a step-by-step rollout carries between steps (memory bounded by the model's window)."""
+
+    latents: torch.Tensor  # (B, C, k, H', W') the last k <= context latent frames, model space
+    actions: torch.Tensor  # (B, (k - 1) * ct, A) the actions after the first of them
+    count: int  # latent frames so far, the given ones included
+    cond: Condition
+    uncond: Condition | None
+    generators: list[torch.Generator]  # one per rollout
+    sampling: SamplingConfig
+    window: int  # latent frames per model call, as in training
+    context: int  # latent frames given per call
+
+    def select(self, rows: torch.Tensor | list[int]) -> "RolloutState":
+        """The state of a subset of the rollouts (e.g. the ones still running)."""
+        idx = torch.as_tensor(rows, dtype=torch.long, device=self.latents.device)
+        pick = lambda c: None if c is None else c.select(idx)  # noqa: E731
+        return replace(self, latents=self.latents[idx], actions=self.actions[idx], cond=pick(self.cond),
+                       uncond=pick(self.uncond), generators=[self.generators[i] for i in idx.tolist()])
+
+    def repeat(self, n: int) -> "RolloutState":
+        """Each rollout ``n`` times (row i * n + j copies row i), each copy with its own generator seeded from
+        row i's stream: the candidates of a planner branch from one present."""
+        idx = torch.arange(self.latents.shape[0], device=self.latents.device).repeat_interleave(n)
+        seeds = [int(torch.randint(2**62, (1,), generator=g)) for g in self.generators for _ in range(n)]
+        out = self.select(idx)
+        out.generators = [torch.Generator(self.latents.device).manual_seed(x) for x in seeds]
+        return out
 
 
 def load_tokenizer(run_dir: str | Path, device: str | torch.device = "cpu") -> CausalVideoTokenizer:
@@ -107,10 +138,9 @@ class DiffusionGenerator:
     def rollout(self, video: torch.Tensor, actions: torch.Tensor, frames: int, prompts: list[str],
                 sampling: SamplingConfig | None = None, seed: int = 0) -> torch.Tensor:  # fmt: skip
         """Videos (B, 3, frames, H, W) in [-1, 1] that continue ``video`` (B, 3, k, H, W) under ``actions``
-        (B, N, A), one latent frame per step, each conditioned on the last ``sampling.context`` latent frames
-        (noise-augmented at ``context_sigma``) and on the actions leading into every frame of its window. Each step
-        runs the model on a window of the length it was trained on."""
-        s, ct = sampling or self.default_sampling(), self.ct
+        (B, N, A): ``start_rollout`` then one ``next_latent`` per latent frame (row i draws its noise from seed + i),
+        decoded at the end."""
+        ct = self.ct
         if actions.ndim != 3 or actions.shape[0] != video.shape[0] or actions.shape[2] != self.model.cfg.action_dim:
             raise ConfigError(f"actions must be (B={video.shape[0]}, N, {self.model.cfg.action_dim}) for this model, "
                               f"got {tuple(actions.shape)}.")  # fmt: skip
@@ -119,34 +149,82 @@ class DiffusionGenerator:
             raise ConfigError(f"{frames} frames need {(latents - 1) * ct} actions (one per transition), got "
                               f"{actions.shape[1]}.")  # fmt: skip
         video = video[:, :, : 1 + (video.shape[2] - 1) // ct * ct].to(self.device, torch.float32)
+        state = self.start_rollout(video, prompts, sampling, [seed + i for i in range(video.shape[0])])
+        z = [state.latents]
         actions = actions.to(self.device)
-        t_lat = 1 + (self.chunk_frames - 1) // ct  # the window the model was trained on, in latent frames
-        context = min(s.context or self.model.cfg.max_cond_latents, t_lat - 1)
-        sigma_value = s.context_sigma or self.model.cfg.cond_sigma
-        generator = torch.Generator(self.device).manual_seed(seed)
-        cond, uncond = self.conditions(prompts, s)
-        z = self.model.normalize(self.tokenizer.encode(video))  # (B, C, L, H', W')
-        b = z.shape[0]
-        while z.shape[2] < latents:
-            # a window as in training: the last k latent frames given, the rest generated jointly; the first of
-            # them is kept (early on, with fewer than ``context`` frames, the others are the model's own guess)
-            k = min(context, z.shape[2])
-            start = z.shape[2] - k
-            full = torch.cat([z[:, :, start:], z.new_zeros(b, z.shape[1], t_lat - k, *z.shape[3:])], dim=2)
-            extras = {"actions": actions[:, start * ct : (start + t_lat - 1) * ct]}  # missing ones: zero
-            sigma = torch.full((b,), sigma_value, device=self.device)
-            noise = torch.randn(full.shape, generator=generator, device=self.device)
-            given = torch.full((b,), k, device=self.device)
-            step_cond = with_condition_frames(replace(cond, extras=extras), full, given, sigma, noise)
-            step_uncond = None
-            if uncond is not None:
-                step_uncond = with_condition_frames(replace(uncond, extras=extras), full, given, sigma, noise)
-            x = self.model.generate(step_cond, tuple(full.shape[2:]), steps=s.steps, guidance=s.guidance,
-                                    uncond=step_uncond, sampler=s.sampler, generator=generator)  # fmt: skip
-            z = torch.cat([z, x[:, :, k : k + 1]], dim=2)
-        out = self.tokenizer.decode(self.model.denormalize(z)).clamp(-1, 1)[:, :, :frames]  # (B, 3, frames, H, W)
+        for n in range(state.count, latents):
+            z.append(self.next_latent(state, actions[:, (n - 1) * ct : n * ct]))
+        out = self.tokenizer.decode(self.model.denormalize(torch.cat(z, dim=2))).clamp(-1, 1)[:, :, :frames]
         given_frames = min(video.shape[2], frames)
         return torch.cat([video[:, :, :given_frames], out[:, :, given_frames:]], dim=2)
+
+    # -- step by step (environments, play) -------------------------------------------------------------------
+    @torch.no_grad()
+    def start_rollout(self, video: torch.Tensor, prompts: list[str], sampling: SamplingConfig | None = None,
+                      seeds: list[int] | None = None) -> "RolloutState":  # fmt: skip
+        """The state of ``B`` rollouts that continue ``video`` (B, 3, 1 + m * ct, H, W) in [-1, 1]; row i draws its
+        noise from its own generator seeded with ``seeds[i]``, so a rollout does not depend on its batch."""
+        if not self.model.cfg.action_dim:
+            raise ConfigError("step-by-step rollouts need an action-conditioned model (post-train one with "
+                              "`worldsmith posttrain action`).")  # fmt: skip
+        if video.ndim != 5 or video.shape[1] != 3 or (video.shape[2] - 1) % self.ct:
+            raise VideoError(f"a rollout starts from float video (B, 3, 1 + m * {self.ct}, H, W), got "
+                             f"{tuple(video.shape)}.")  # fmt: skip
+        s, b = sampling or self.default_sampling(), video.shape[0]
+        seeds = list(range(b)) if seeds is None else list(seeds)
+        if len(seeds) != b:
+            raise ConfigError(f"start_rollout got {len(seeds)} seeds for {b} rollouts.")
+        t_lat = 1 + (self.chunk_frames - 1) // self.ct  # the window the model was trained on, in latent frames
+        context = min(s.context or self.model.cfg.max_cond_latents, t_lat - 1)
+        cond, uncond = self.conditions(prompts, s)
+        z = self.model.normalize(self.tokenizer.encode(video.to(self.device, torch.float32)))  # (B, C, L, H', W')
+        gens = [torch.Generator(self.device).manual_seed(int(x)) for x in seeds]
+        return RolloutState(latents=z, actions=z.new_zeros(b, 0, self.model.cfg.action_dim), count=z.shape[2],
+                            cond=cond, uncond=uncond, generators=gens, sampling=s, window=t_lat, context=context)
+
+    @torch.no_grad()
+    def next_latent(self, state: "RolloutState", actions: torch.Tensor) -> torch.Tensor:
+        """Generate the next latent frame (B, C, 1, H', W') (model space) of ``state`` under ``actions``
+        (B, ct, A), the actions leading into its frames. Its window is as in training: the last k latent frames
+        given (noise-augmented at ``context_sigma``), the rest generated jointly and the first of them kept. An
+        action not yet taken (inside the window, after the new frame) is zero: a rollout never sees the future."""
+        ct, s, z = self.ct, state.sampling, state.latents
+        if actions.shape != (z.shape[0], ct, self.model.cfg.action_dim):
+            raise ConfigError(f"a rollout step takes actions (B={z.shape[0]}, {ct}, {self.model.cfg.action_dim}), "
+                              f"got {tuple(actions.shape)}.")  # fmt: skip
+        state.actions = torch.cat([state.actions, actions.to(self.device, torch.float32)], dim=1)
+        b, k = z.shape[0], min(state.context, z.shape[2])
+        window = state.actions[:, (z.shape[2] - k) * ct :]  # actions after the first given latent frame
+        pad = (state.window - 1) * ct - window.shape[1]
+        window = torch.cat([window, window.new_zeros(b, pad, window.shape[2])], dim=1)
+        full = torch.cat([z[:, :, -k:], z.new_zeros(b, z.shape[1], state.window - k, *z.shape[3:])], dim=2)
+        sigma = torch.full((b,), s.context_sigma or self.model.cfg.cond_sigma, device=self.device)
+        aug = torch.cat([torch.randn(full.shape[1:], generator=g, device=self.device)[None] for g in state.generators])
+        noise = torch.cat([torch.randn(full.shape[1:], generator=g, device=self.device)[None] for g in state.generators])
+        given = torch.full((b,), k, device=self.device)
+        step_cond = with_condition_frames(replace(state.cond, extras={"actions": window}), full, given, sigma, aug)
+        step_uncond = None
+        if state.uncond is not None:
+            step_uncond = with_condition_frames(replace(state.uncond, extras={"actions": window}), full, given, sigma,
+                                                aug)  # fmt: skip
+        x = self.model.generate(step_cond, tuple(full.shape[2:]), steps=s.steps, guidance=s.guidance,
+                                uncond=step_uncond, sampler=s.sampler, noise=noise)  # fmt: skip
+        new = x[:, :, k : k + 1]
+        # keep only what the next windows read: the last ``context`` latents and the actions after the first
+        keep = min(state.context, z.shape[2] + 1)
+        state.latents = torch.cat([z, new], dim=2)[:, :, -keep:]
+        state.actions = state.actions[:, state.actions.shape[1] - (keep - 1) * ct :]
+        state.count += 1
+        return new
+
+    @torch.no_grad()
+    def step_rollout(self, state: "RolloutState", actions: torch.Tensor) -> torch.Tensor:
+        """The next ``ct`` frames (B, 3, ct, H, W) in [-1, 1] of ``state`` under ``actions`` (B, ct, A). With a
+        per-frame tokenizer (ct = 1) each frame decodes alone, exactly as in ``rollout``; with ct > 1 the kept
+        latents are decoded together and their last ct frames returned."""
+        self.next_latent(state, actions)
+        z = state.latents if self.ct > 1 else state.latents[:, :, -1:]
+        return self.tokenizer.decode(self.model.denormalize(z)).clamp(-1, 1)[:, :, -self.ct :]
 
     # -- tensors ----------------------------------------------------------------------------------------------
     @torch.no_grad()

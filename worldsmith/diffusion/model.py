@@ -103,10 +103,13 @@ class DiffusionWorldModel(nn.Module, Pretrained):
     def generate(
         self, cond: Condition, shape: tuple[int, int, int], *, steps: int = 10, guidance: float = 1.0,
         uncond: Condition | None = None, sampler: str = "dpm++2m", generator: torch.Generator | None = None,
+        noise: torch.Tensor | None = None,
     ) -> torch.Tensor:  # fmt: skip
-        """Model-space latents (B, C, T', H', W') for a (T', H', W') grid; Video2World when ``cond.mask`` is set."""
+        """Model-space latents (B, C, T', H', W') for a (T', H', W') grid; Video2World when ``cond.mask`` is set.
+        ``noise``: the starting noise (B, C, T', H', W') instead of a draw from ``generator``."""
         b, dev = cond.batch, cond.text.device
-        noise = torch.randn((b, self.cfg.dit.latent_channels, *shape), generator=generator, device=dev)
+        if noise is None:
+            noise = torch.randn((b, self.cfg.dit.latent_channels, *shape), generator=generator, device=dev)
         edm = self.cfg.edm
         x = sample(self.denoiser, noise, cond, steps=steps, guidance=guidance, uncond=uncond, sampler=sampler,
                    sigma_min=edm.sigma_min, sigma_max=edm.sigma_max, rho=edm.rho)  # fmt: skip

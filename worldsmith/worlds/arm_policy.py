@@ -52,14 +52,37 @@ class Waypoint:
         self.pos = clamp_workspace(np.asarray(self.pos, float))
 
 
+def push_end(p: np.ndarray, rng: np.random.Generator, directions: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """A push of an object at table xy ``p``: unit direction (2,) and distance (m) that keep it in reach.
+    ``directions``: candidate unit directions (K, 2) to choose from (default: any)."""
+    for _ in range(50):
+        if directions is None:
+            ang = rng.uniform(-np.pi, np.pi)
+            u = np.array([np.cos(ang), np.sin(ang)])
+        else:
+            u = directions[int(rng.integers(len(directions)))]
+        dist = rng.uniform(0.06, 0.12)
+        end = p + u * dist
+        r, az = np.hypot(*end), np.arctan2(end[1], end[0])
+        if REACH[0] + 0.08 < r < REACH[1] - 0.06 and abs(az) < AZIMUTH - 0.5:
+            break
+    return u, dist
+
+
 class ScriptedPolicy:
     """``act(t) -> float32 (7,)`` for one episode of ``world``; ``t`` (the frame index) is not needed: the policy
     reads the world's state and remembers its progress, so call it once per frame, in order."""
 
-    def __init__(self, world: ArmWorld, rng: np.random.Generator, behavior: str | None = None) -> None:
+    def __init__(self, world: ArmWorld, rng: np.random.Generator, behavior: str | None = None, *,
+                 target: int | None = None, goal: np.ndarray | None = None) -> None:  # fmt: skip
+        """``target``: the object to act on (else random); ``goal``: where it goes, world xy (push, pick_place)
+        or the fingertip point (3,) to reach (reach). ``world`` is the simulator, or anything with the same
+        ``ctrl`` (pos, rot, grip), ``object_pose(i)``, ``scene.objects`` and ``cfg.fps`` (a world model's
+        estimate of the state: worldsmith.envs)."""
         if behavior is not None and behavior not in BEHAVIORS:
             raise ConfigError(f"unknown arm behaviour {behavior!r}; choose one of: {', '.join(BEHAVIORS)}.")
         self.world, self.rng = world, rng
+        self.target, self.goal = target, None if goal is None else np.asarray(goal, float)
         self.behavior = behavior or str(rng.choice(BEHAVIORS, p=_WEIGHTS))
         if self.behavior == "stack" and not self._stack_pairs():
             self.behavior = "pick_place"  # one object, or nothing flat-topped to stack on
@@ -159,12 +182,17 @@ class ScriptedPolicy:
         return no_ball or pairs
 
     def _pick_object(self) -> int:
+        if self.target is not None:
+            return self.target
         return int(self.rng.integers(len(self.world.scene.objects)))
 
     # -- behaviours ------------------------------------------------------------------------------------------
     def _reach(self) -> Iterator[Waypoint]:
         i = self._pick_object()
         p, _ = self._obj(i)
+        if self.goal is not None and len(self.goal) == 3:  # a given fingertip point: go there and stay
+            yield Waypoint(self.goal + [0.0, 0.0, EE_TO_TIP], self._grasp_yaw(i), 1.0, speed=FAST * self.rng.uniform(0.7, 1.0))
+            return
         speed = self.rng.uniform(0.4, 1.0) * FAST
         z = self._top(i) + EE_TO_TIP + self.rng.uniform(0.06, 0.1)
         yield Waypoint(np.append(p[:2], z) + self._jitter(0.004), self._grasp_yaw(i), 1.0, speed=speed, hold=2)
@@ -174,14 +202,11 @@ class ScriptedPolicy:
     def _push(self) -> Iterator[Waypoint]:
         i = self._pick_object()
         obj, (p, _) = self.world.scene.objects[i], self._obj(i)
-        for _ in range(50):  # a direction that keeps the object in reach
-            ang = self.rng.uniform(-np.pi, np.pi)
-            u = np.array([np.cos(ang), np.sin(ang)])
-            dist = self.rng.uniform(0.06, 0.12)
-            end = p[:2] + u * dist
-            r, az = np.hypot(*end), np.arctan2(end[1], end[0])
-            if REACH[0] + 0.08 < r < REACH[1] - 0.06 and abs(az) < AZIMUTH - 0.5:
-                break
+        if self.goal is not None:
+            u, dist = self.goal[:2] - p[:2], float(np.linalg.norm(self.goal[:2] - p[:2]))
+            u = u / max(dist, 1e-9)
+        else:
+            u, dist = push_end(p[:2], self.rng)
         gap = obj.radius + 0.035  # ee starts this far behind the object's centre
         pre = p[:2] - u * gap
         yaw, low = self._yaw(), Z_RANGE[0] + 0.004
@@ -214,7 +239,7 @@ class ScriptedPolicy:
         yield Waypoint(np.append(ctrl.pos[:2], carry), yaw, 0.0, speed=DESCEND)
         # 3. carry above the destination, lower until the object touches its support, let go, retreat
         if onto is None:
-            xy, surface = self._free_spot(i), 0.0
+            xy, surface = (self._free_spot(i) if self.goal is None else self.goal[:2]), 0.0
         else:
             xy, surface = self._obj(onto)[0][:2], self._top(onto)
         xy = xy + self._jitter(0.003)[:2]

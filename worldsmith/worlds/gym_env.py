@@ -7,8 +7,11 @@ and importing it without gymnasium raises a WorldsmithError saying how to instal
     obs, info = env.reset(seed=0)                         # obs: uint8 (H, W, 3); info: the ground truth
     obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
 
-The worlds have no task, so the reward is 0 and an episode ends only by truncation after ``max_steps`` steps
-(``None``: never). ``info`` holds the per-frame truth arrays (``worldsmith.data.clip`` names) and, with more than
+Without a task the reward is 0 and an episode ends only by truncation after ``max_steps`` steps (``None``:
+never). With ``task=`` (arm world: ``reach``, ``push``, ``pick_place``; worlds/tasks.py) ``reset`` samples the
+episode's goal from its seed, the reward and success come from the true state, an episode terminates on success
+and is truncated after the task's ``max_steps``; ``env.goal`` is the tasks.Goal; ``info`` adds ``goal_object``, ``goal_px``,
+``gripper_px``, ``objects_px``, ``distance_px``, ``at_goal`` and ``success``. ``info`` holds the per-frame truth arrays (``worldsmith.data.clip`` names) and, with more than
 one camera, ``info["views"]``: the extra camera images. ``register_envs()`` adds ``worldsmith/Arm-v0``,
 ``worldsmith/Orbit-v0``, ``worldsmith/Drive-v0`` and ``worldsmith/Bounce-v0`` to Gymnasium's registry.
 """
@@ -22,6 +25,7 @@ import numpy as np
 from worldsmith.errors import WorldsmithError
 from worldsmith.worlds.base import World, WorldConfig
 from worldsmith.worlds.registry import WORLDS, make_world
+from worldsmith.worlds.tasks import LiftTracker, Streak, goal_rng, make_task, truth_state
 
 try:
     import gymnasium as gym
@@ -42,9 +46,18 @@ class WorldEnv(gym.Env):
         *,
         max_steps: int | None = None,
         render_mode: str | None = "rgb_array",
+        task: str | None = None,
         **world_options: Any,
     ) -> None:
         self.world = make_world(world, cfg, **world_options) if isinstance(world, str) else world
+        self.task = None
+        if task is not None:
+            if self.world.name != "arm":
+                raise WorldsmithError(f"tasks are defined on the arm world, not on {self.world.name!r}.")
+            self.task = make_task(task)
+            max_steps = self.task.max_steps if max_steps is None else max_steps
+        self.goal = None
+        self._lift = None
         size = self.world.cfg.size
         low, high = self.world.action_bounds()
         self.observation_space = spaces.Box(0, 255, shape=(size, size, 3), dtype=np.uint8)
@@ -59,14 +72,23 @@ class WorldEnv(gym.Env):
         info: dict[str, Any] = dict(self.world.truth())
         if self.world.num_views > 1:
             info["views"] = self.world.render_views()[1:]
+        if self.task is not None:
+            state = truth_state(self.world, self._lift.update())
+            info |= {"goal_object": self.goal.object, "goal_px": self.goal.pixel.copy(), "gripper_px": state.gripper_px,
+                     "objects_px": state.objects_px} | self._streak.update(state, self.goal)[1]
         return info
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         episode_seed = seed if seed is not None else int(self.np_random.integers(2**31 - 1))
-        self._frame = self.world.reset(episode_seed)
+        self._frame = self.world.reset(int(episode_seed))
         self._steps = 0
-        return self._frame, self._info()
+        if self.task is not None:
+            self.goal = self.task.sample_goal(self.world, goal_rng(episode_seed))
+            self._lift, self._streak = LiftTracker(self.world), Streak(self.task)
+        info = self._info()
+        info.pop("reward", None)
+        return self._frame, info
 
     def step(self, action) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._frame is None:
@@ -78,8 +100,10 @@ class WorldEnv(gym.Env):
             )
         self._frame = self.world.step(action)
         self._steps += 1
-        truncated = self.max_steps is not None and self._steps >= self.max_steps
-        return self._frame, 0.0, False, truncated, self._info()
+        info = self._info()
+        terminated = bool(info.get("success", False))
+        truncated = self.max_steps is not None and self._steps >= self.max_steps and not terminated
+        return self._frame, float(info.pop("reward", 0.0)), terminated, truncated, info
 
     def render(self) -> np.ndarray | None:
         return self._frame
