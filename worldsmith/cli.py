@@ -19,6 +19,7 @@ from worldsmith.curate.pipeline import CurateConfig, plan, run_curation
 from worldsmith.data.inspect import format_stats, inspect
 from worldsmith.demo import DemoConfig, quick_config, run_demo
 from worldsmith.errors import WorldsmithError
+from worldsmith.envs import cli as envs_cli
 from worldsmith.eval import cli as eval_cli
 from worldsmith.families import FAMILIES, load_generator
 from worldsmith.info import collect_info, format_info
@@ -41,6 +42,10 @@ train_app = typer.Typer(help="Train a model family on clip shards (resume: run t
                         no_args_is_help=True)  # fmt: skip
 app.add_typer(train_app, name="train")
 app.add_typer(eval_cli.app, name="eval")
+app.command("plan")(envs_cli.plan)
+app.command("synth")(envs_cli.synth)
+eval_cli.app.command("policies")(envs_cli.policies)
+train_app.command("policy")(envs_cli.train_policy)
 for _family in FAMILIES.values():  # `worldsmith train NAME` and `worldsmith NAME ...` for every family
     train_app.command(_family.name, help=_family.train_command.__doc__)(_family.train_command)
     if _family.commands is not None:

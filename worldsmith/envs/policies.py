@@ -199,7 +199,7 @@ def train_bc(task: str, out: str | Path, *, episodes: int = 200, steps: int = 30
     out.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(out / "model.safetensors"))
     summary = {"config": asdict(cfg), "episodes": episodes, "samples": len(x), "steps": steps,
-               "final_mse": float(loss), "first_seed": first_seed}  # fmt: skip
+               "final_mse": float(loss.detach()), "first_seed": first_seed}  # fmt: skip
     atomic_write_text(out / "policy.json", json.dumps(summary, indent=2))
     return summary
 
