@@ -237,3 +237,15 @@ def test_push_direction_words_match_the_image(world):
                 assert (du > 0) == (m.group(1) == "right"), (caption, du)
                 return
     pytest.fail("no push to the left or right in six episodes")
+
+
+def test_a_crowded_scene_keeps_the_objects_that_fit():
+    """Seed 99 draws four objects too large to all fit; the scene keeps the ones that do (it used to raise)."""
+    import numpy as np
+
+    from worldsmith.worlds.arm_model import sample_scene
+
+    scene = sample_scene(np.random.default_rng(99), True)
+    assert 1 <= len(scene.objects) < 4 and len(scene.positions) == len(scene.objects) == len(scene.yaws)
+    d = np.linalg.norm(scene.positions[:, None] - scene.positions[None], axis=-1) + np.eye(len(scene.objects))
+    assert d.min() > 0.05
