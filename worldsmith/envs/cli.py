@@ -12,17 +12,23 @@ import typer
 from worldsmith import config as C
 from worldsmith.atomic import atomic_write_text
 from worldsmith.cli_options import DeviceOption
+from worldsmith.diffusion.generate import DiffusionGenerator
+from worldsmith.envs.evaluate import evaluate_policies, format_policy_report, run_simulator, scatter_svg
+from worldsmith.envs.plan import CEMConfig, plan_episodes
+from worldsmith.envs.policies import DEFAULT_POLICIES, make_policy, train_bc
+from worldsmith.envs.synthetic import synthesize
+from worldsmith.envs.world_model import BatchedWorldModelEnv, load_reader
 from worldsmith.errors import ConfigError
+from worldsmith.io.encode import encode_mp4
+from worldsmith.jobs import sampling_config
+from worldsmith.worlds.generate import episode_seed
+from worldsmith.worlds.tasks import make_task
 
 TASK_HELP = "Task on the arm world: reach, push or pick_place."
 MODEL_HELP = "An action-conditioned world model: a run directory or a shipped model's name."
 
 
 def _envs(model: str, task: str, reader: str, overrides: list[str] | None, device: str):
-    from worldsmith.diffusion.generate import DiffusionGenerator
-    from worldsmith.envs.world_model import BatchedWorldModelEnv
-    from worldsmith.jobs import sampling_config
-
     generator = DiffusionGenerator.from_run(model, device=device)
     sampling = sampling_config(generator, C.parse_overrides(overrides or []))
     return BatchedWorldModelEnv(generator, task, reader=reader, sampling=sampling, device=device)
@@ -43,9 +49,6 @@ def policies(
 ) -> None:  # fmt: skip
     """Rank policies inside the world model and in the simulator from the same held-out start states: success
     rates side by side, Pearson r, Kendall tau, mean absolute difference, per-episode agreement."""
-    from worldsmith.envs.evaluate import evaluate_policies, format_policy_report, scatter_svg
-    from worldsmith.envs.policies import DEFAULT_POLICIES, make_policy
-
     specs = list(policy or DEFAULT_POLICIES)
     for spec in specs:
         make_policy(spec, task)  # fail fast on a bad spec or task
@@ -77,13 +80,6 @@ def plan(
     """Model-predictive control: plan each action with the world model (CEM over imagined rollouts scored by the
     state reader), execute it in the real simulator, replan. Prints the success rate, with random and scripted
     baselines, and the seconds per decision."""
-    from worldsmith.diffusion.generate import DiffusionGenerator
-    from worldsmith.envs.evaluate import run_simulator
-    from worldsmith.envs.plan import CEMConfig, plan_episodes
-    from worldsmith.envs.world_model import load_reader
-    from worldsmith.worlds.generate import episode_seed
-    from worldsmith.worlds.tasks import make_task
-
     cfg = CEMConfig(samples=samples, horizon=horizon, iterations=iterations, elites=elites)
     t = make_task(task)
     generator = DiffusionGenerator.from_run(model, device=device)
@@ -96,8 +92,6 @@ def plan(
         for spec in ("random", "scripted"):
             report[f"{spec}_success"] = float(run_simulator(t, spec, seeds, generator.size)["success"].mean())
     if videos:
-        from worldsmith.io.encode import encode_mp4
-
         videos.mkdir(parents=True, exist_ok=True)
         for e, v in enumerate(frames):
             encode_mp4(v, videos / f"{task}_{e:03d}.mp4", fps=generator.fps)
@@ -118,8 +112,6 @@ def train_policy(
 ) -> None:  # fmt: skip
     """Behaviour cloning: fit an MLP policy (state features -> action) to the task's scripted behaviour in the
     simulator; use it as `--policy bc:OUT` in `worldsmith eval policies`."""
-    from worldsmith.envs.policies import train_bc
-
     summary = train_bc(task, out, episodes=episodes, steps=steps, seed=seed)
     typer.echo(f"policy written to {out} ({summary['samples']} state-action pairs, final MSE {summary['final_mse']:.4f})")
 
@@ -139,8 +131,6 @@ def synth(
     """Synthetic data: roll a policy out inside the world model from simulator start states and write the
     rollouts as normal clip shards (frames, the actions taken, the reader's estimates), so the same training
     commands consume them."""
-    from worldsmith.envs.synthetic import synthesize
-
     if frames < 2:
         raise ConfigError("a synthetic clip needs at least 2 frames.")
     envs = _envs(model, task, "arm-reader", overrides, device)

@@ -16,6 +16,8 @@ import numpy as np
 
 from worldsmith.envs.policies import make_policy
 from worldsmith.worlds.generate import episode_seed
+from worldsmith.worlds.base import WorldConfig
+from worldsmith.worlds.gym_env import WorldEnv
 from worldsmith.worlds.tasks import Task
 
 EVAL_SEED = 4_000_037  # base seed of the policy-evaluation episodes (training data: 0; held-out clips: 1_000_003+)
@@ -27,9 +29,6 @@ def eval_seeds(episodes: int, base: int = EVAL_SEED) -> list[int]:
 
 def run_simulator(task: Task, spec: str, seeds: Sequence[int], size: int = 64) -> dict[str, np.ndarray]:
     """Per episode: success (bool), steps taken, final distance (px) of ``spec`` in the simulator."""
-    from worldsmith.worlds.base import WorldConfig
-    from worldsmith.worlds.gym_env import WorldEnv
-
     env = WorldEnv("arm", WorldConfig(size=size), task=task.name)
     out = {"success": [], "steps": [], "distance": []}
     for seed in seeds:

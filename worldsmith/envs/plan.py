@@ -26,6 +26,8 @@ from worldsmith.errors import ConfigError
 from worldsmith.io.video import to_tensor
 from worldsmith.worlds.arm_control import action_bounds
 from worldsmith.worlds.generate import episode_seed
+from worldsmith.worlds.base import WorldConfig
+from worldsmith.worlds.gym_env import WorldEnv
 from worldsmith.worlds.tasks import Goal, Task, make_task
 
 PLAN_SEED = 5_000_011  # base seed of the planning episodes (apart from training and policy evaluation)
@@ -125,9 +127,6 @@ def plan_episodes(generator, reader, task: str | Task, episodes: int, *, cfg: CE
                   videos: list | None = None) -> dict[str, Any]:  # fmt: skip
     """Run the planner in the simulator on ``episodes`` held-out episodes; success rate, steps, seconds per
     decision. ``videos``: a list that receives each episode's real frames (T, S, S, 3)."""
-    from worldsmith.worlds.base import WorldConfig
-    from worldsmith.worlds.gym_env import WorldEnv
-
     task = make_task(task)
     planner = CEMPlanner(generator, reader, task, cfg)
     env = WorldEnv("arm", WorldConfig(size=generator.size), task=task.name)

@@ -23,11 +23,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
+from tqdm import tqdm
 
 from worldsmith.atomic import atomic_write_text
 from worldsmith.errors import ConfigError
 from worldsmith.worlds.arm_control import action_bounds
+from worldsmith.worlds.base import WorldConfig
+from worldsmith.worlds.gym_env import WorldEnv
 from worldsmith.worlds.tasks import Goal, Task, make_task
 
 POLICY_HELP = ("policy specs: 'scripted' (the task's scripted behaviour), 'scripted:noise=S' (plus Gaussian action "
@@ -119,8 +123,6 @@ class BCPolicy(Policy):
         run = Path(run)
         if not (run / "policy.json").is_file():
             raise ConfigError(f"{run} is not a policy run (no policy.json); train one with `worldsmith train policy`.")
-        from safetensors.torch import load_file
-
         self.cfg = BCConfig(**json.loads((run / "policy.json").read_text())["config"])
         self.net = BCNet(self.cfg)
         self.net.load_state_dict(load_file(str(run / "model.safetensors")))
@@ -161,9 +163,6 @@ def collect_demos(task: Task, seeds, size: int = 64, progress=None) -> tuple[np.
 
 
 def _arm_env(task: Task, size: int):
-    from worldsmith.worlds.base import WorldConfig
-    from worldsmith.worlds.gym_env import WorldEnv
-
     return WorldEnv("arm", WorldConfig(size=size), task=task.name)
 
 
@@ -171,9 +170,6 @@ def train_bc(task: str, out: str | Path, *, episodes: int = 200, steps: int = 30
              first_seed: int = 10_000_000, progress: bool = True) -> dict:  # fmt: skip
     """Clone the task's scripted behaviour from ``episodes`` simulator episodes (seeds from ``first_seed``, apart
     from the evaluation seeds); writes ``out/model.safetensors`` and ``out/policy.json``; returns the summary."""
-    from safetensors.torch import save_file
-    from tqdm import tqdm
-
     t = make_task(task)
     bar = tqdm(total=episodes, desc=f"demos ({task})", unit="ep", disable=not progress)
     x, y = collect_demos(t, range(first_seed, first_seed + episodes), progress=bar.update)

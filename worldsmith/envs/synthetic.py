@@ -15,6 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from worldsmith.data.clip import Clip
+from worldsmith.data.manifest import read_manifest
 from worldsmith.data.shard_writer import ShardWriter
 from worldsmith.envs.policies import make_policy
 from worldsmith.worlds.generate import episode_seed
@@ -24,8 +25,6 @@ def synthesize(envs, policy: str, out: str | Path, *, episodes: int, frames: int
                batch: int = 32, progress: bool = True) -> int:  # fmt: skip
     """Write ``episodes`` rollouts of ``frames`` frames to shards in ``out``; returns the number written. Episodes
     already in ``out`` (same keys) are skipped, so running the same command again resumes."""
-    from worldsmith.data.manifest import read_manifest
-
     out = Path(out)
     done = set(read_manifest(out).column("key").to_pylist()) if (out / "manifest.parquet").exists() else set()
     todo = [e for e in range(episodes) if f"synth-{envs.task.name}-s{base_seed}-e{e:06d}" not in done]

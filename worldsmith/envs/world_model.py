@@ -32,6 +32,11 @@ import numpy as np
 import torch
 
 from worldsmith.errors import ConfigError, WorldsmithError
+from worldsmith.diffusion.generate import DiffusionGenerator
+from worldsmith.eval.state_reader import StateReader
+from worldsmith.worlds.arm import ArmWorld
+from worldsmith.worlds.base import WorldConfig
+from worldsmith.zoo import resolve
 from worldsmith.io.frames import fit_frames
 from worldsmith.io.video import to_tensor
 from worldsmith.worlds.arm_control import action_bounds, clamp_workspace, clip_action, rotvec_to_mat
@@ -68,9 +73,6 @@ class Start:
 def simulator_start(seed: int, task: Task | None, size: int, world=None) -> Start:
     """The start of episode ``seed`` in the arm simulator (rendered at ``size``), with the goal the simulator's
     task env draws for the same seed."""
-    from worldsmith.worlds.arm import ArmWorld
-    from worldsmith.worlds.base import WorldConfig
-
     world = world or ArmWorld(WorldConfig(size=size))
     frame = world.reset(int(seed))
     goal = task.sample_goal(world, goal_rng(seed)) if task is not None else None
@@ -172,9 +174,6 @@ def track(previous: np.ndarray, candidates: np.ndarray, heat: np.ndarray, radius
 
 
 def load_reader(reader: str | None, device: str | torch.device):
-    from worldsmith.eval.state_reader import StateReader
-    from worldsmith.zoo import resolve
-
     return None if reader is None else StateReader.from_pretrained(resolve(reader), device=device).eval()
 
 
@@ -185,8 +184,6 @@ class BatchedWorldModelEnv:
                  reader: str | Any | None = "arm-reader", max_steps: int | None = None, sampling: Any = None,
                  device: str | torch.device = "cpu") -> None:  # fmt: skip
         if isinstance(model, str):
-            from worldsmith.diffusion.generate import DiffusionGenerator
-
             model = DiffusionGenerator.from_run(model, device=device)
         self.generator = model
         if not getattr(model.model.cfg, "action_dim", 0) or not hasattr(model, "start_rollout"):
@@ -212,9 +209,6 @@ class BatchedWorldModelEnv:
     # -- episodes ------------------------------------------------------------------------------------------------
     def make_starts(self, seeds: Sequence[int]) -> list[Start]:
         if self._sim_world is None:
-            from worldsmith.worlds.arm import ArmWorld
-            from worldsmith.worlds.base import WorldConfig
-
             self._sim_world = ArmWorld(WorldConfig(size=self.size))
         return [simulator_start(int(s), self.task, self.size, self._sim_world) for s in seeds]
 
