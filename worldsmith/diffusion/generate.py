@@ -56,21 +56,15 @@ class RolloutState:
     window: int  # latent frames per model call, as in training
     context: int  # latent frames given per call
 
-    def select(self, rows: torch.Tensor | list[int]) -> "RolloutState":
-        """The state of a subset of the rollouts (e.g. the ones still running)."""
-        idx = torch.as_tensor(rows, dtype=torch.long, device=self.latents.device)
-        pick = lambda c: None if c is None else c.select(idx)  # noqa: E731
-        return replace(self, latents=self.latents[idx], actions=self.actions[idx], cond=pick(self.cond),
-                       uncond=pick(self.uncond), generators=[self.generators[i] for i in idx.tolist()])
-
     def repeat(self, n: int) -> "RolloutState":
         """Each rollout ``n`` times (row i * n + j copies row i), each copy with its own generator seeded from
         row i's stream: the candidates of a planner branch from one present."""
         idx = torch.arange(self.latents.shape[0], device=self.latents.device).repeat_interleave(n)
         seeds = [int(torch.randint(2**62, (1,), generator=g)) for g in self.generators for _ in range(n)]
-        out = self.select(idx)
-        out.generators = [torch.Generator(self.latents.device).manual_seed(x) for x in seeds]
-        return out
+        pick = lambda c: None if c is None else c.select(idx)  # noqa: E731
+        return replace(self, latents=self.latents[idx], actions=self.actions[idx], cond=pick(self.cond),
+                       uncond=pick(self.uncond),
+                       generators=[torch.Generator(self.latents.device).manual_seed(x) for x in seeds])
 
 
 def load_tokenizer(run_dir: str | Path, device: str | torch.device = "cpu") -> CausalVideoTokenizer:

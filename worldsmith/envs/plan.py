@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from worldsmith.diffusion.config import SamplingConfig
-from worldsmith.envs.world_model import MIN_HEAT, TRACK_RADIUS, track
+from worldsmith.envs.world_model import TRACK_RADIUS, track
 from worldsmith.errors import ConfigError
 from worldsmith.io.video import to_tensor
 from worldsmith.worlds.arm_control import action_bounds
@@ -42,7 +42,6 @@ class CEMConfig:
     elites: int = 6
     init_std: float = 0.6  # in units of the action bounds
     min_std: float = 0.1
-    momentum: float = 0.0  # share of the previous mean kept at a refit
 
     def __post_init__(self) -> None:
         if self.samples < 2 or self.horizon < 1 or self.iterations < 1 or not 1 <= self.elites <= self.samples:
@@ -92,7 +91,7 @@ class CEMPlanner:
             if costs[order[0]] < best_cost:
                 best, best_cost = plans[order[0]], costs[order[0]]
             elite = plans[order[: c.elites]]
-            mean = c.momentum * mean + (1 - c.momentum) * elite.mean(axis=0)
+            mean = elite.mean(axis=0)
             std = np.maximum(elite.std(axis=0), c.min_std)
         self.mean = np.concatenate([best[1:], best[-1:] * 0.0])  # warm start: the rest of the plan
         return self.actions(best[0])
@@ -162,5 +161,4 @@ def plan_episodes(generator, reader, task: str | Task, episodes: int, *, cfg: CE
             "success_sem": float(np.std(success, ddof=1) / np.sqrt(episodes)) if episodes > 1 else 0.0,
             "steps": float(np.mean(steps)), "final_distance_px": float(np.mean(dist)),
             "seconds_per_decision": float(np.mean(times)), "planner": asdict(planner.cfg),
-            "sampling": {"steps": planner.sampling.steps, "sampler": planner.sampling.sampler},
-            "min_heat": MIN_HEAT}  # fmt: skip
+            "sampling": {"steps": planner.sampling.steps, "sampler": planner.sampling.sampler}}  # fmt: skip

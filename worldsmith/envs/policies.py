@@ -144,7 +144,7 @@ class BCPolicy(Policy):
 
 def collect_demos(task: Task, seeds, size: int = 64, progress=None) -> tuple[np.ndarray, np.ndarray]:
     """Features (M, 27) and actions (M, 7) of the task's scripted behaviour in the simulator (until success)."""
-    env = _arm_env(task, size)
+    env = WorldEnv("arm", WorldConfig(size=size), task=task.name)
     xs, ys = [], []
     for seed in seeds:
         _, info = env.reset(seed=int(seed))
@@ -160,10 +160,6 @@ def collect_demos(task: Task, seeds, size: int = 64, progress=None) -> tuple[np.
             progress(1)
     env.close()
     return np.stack(xs), np.stack(ys)
-
-
-def _arm_env(task: Task, size: int):
-    return WorldEnv("arm", WorldConfig(size=size), task=task.name)
 
 
 def train_bc(task: str, out: str | Path, *, episodes: int = 200, steps: int = 3000, seed: int = 0,

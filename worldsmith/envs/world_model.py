@@ -26,6 +26,7 @@ estimates only).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, Sequence
 
 import numpy as np
@@ -104,16 +105,6 @@ class _Ctrl:
         self.grip = float(np.clip(self.grip + a[6], 0.0, 1.0))
 
 
-class _Scene:
-    def __init__(self, objects: list) -> None:
-        self.objects = objects
-
-
-class _Cfg:
-    def __init__(self, fps: float, size: int) -> None:
-        self.fps, self.size = fps, size
-
-
 class EstimatedArm:
     """What a policy can know inside a world model, with the interface of ``ArmWorld`` that the scripted policies
     read (``ctrl``, ``object_pose(i)``, ``scene.objects``, ``cfg.fps``): the commanded pose from the actions, and
@@ -124,8 +115,8 @@ class EstimatedArm:
         if start.ctrl_pos is None:
             raise ConfigError("an estimated arm state needs a simulator start (the scene and the gripper pose).")
         self.ctrl = _Ctrl(start.ctrl_pos, start.ctrl_rot)
-        self.scene = _Scene(start.objects)
-        self.cfg = _Cfg(start.fps, size)
+        self.scene = SimpleNamespace(objects=start.objects)
+        self.cfg = SimpleNamespace(fps=start.fps, size=size)
         self.K, self.c2w = start.K, start.c2w
         self.start_pos, self.start_rot = start.object_pos, start.object_rot
         self.pos = start.object_pos.copy()

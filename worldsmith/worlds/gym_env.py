@@ -10,9 +10,9 @@ and importing it without gymnasium raises a WorldsmithError saying how to instal
 Without a task the reward is 0 and an episode ends only by truncation after ``max_steps`` steps (``None``:
 never). With ``task=`` (arm world: ``reach``, ``push``, ``pick_place``; worlds/tasks.py) ``reset`` samples the
 episode's goal from its seed, the reward and success come from the true state, an episode terminates on success
-and is truncated after the task's ``max_steps``; ``env.goal`` is the tasks.Goal; ``info`` adds ``goal_object``, ``goal_px``,
-``gripper_px``, ``objects_px``, ``distance_px``, ``at_goal`` and ``success``. ``info`` holds the per-frame truth arrays (``worldsmith.data.clip`` names) and, with more than
-one camera, ``info["views"]``: the extra camera images. ``register_envs()`` adds ``worldsmith/Arm-v0``,
+and is truncated after the task's ``max_steps``; ``env.goal`` is the tasks.Goal and ``info`` adds
+``goal_object``, ``goal_px``, ``gripper_px``, ``objects_px``, ``distance_px``, ``at_goal`` and ``success``.
+``info`` holds the per-frame truth arrays (``worldsmith.data.clip`` names) and, with more than one camera, ``info["views"]``: the extra camera images. ``register_envs()`` adds ``worldsmith/Arm-v0``,
 ``worldsmith/Orbit-v0``, ``worldsmith/Drive-v0`` and ``worldsmith/Bounce-v0`` to Gymnasium's registry.
 """
 
@@ -69,11 +69,12 @@ class WorldEnv(gym.Env):
         self._steps = 0
 
     def _info(self) -> dict[str, Any]:
-        info: dict[str, Any] = dict(self.world.truth())
+        truth = self.world.truth()
+        info: dict[str, Any] = dict(truth)
         if self.world.num_views > 1:
             info["views"] = self.world.render_views()[1:]
         if self.task is not None:
-            state = truth_state(self.world, self._lift.update())
+            state = truth_state(self.world, self._lift.update(truth), truth)
             info |= {"goal_object": self.goal.object, "goal_px": self.goal.pixel.copy(), "gripper_px": state.gripper_px,
                      "objects_px": state.objects_px} | self._streak.update(state, self.goal)[1]
         return info

@@ -19,7 +19,7 @@ chance is not a reach). Reward: ``-distance / 64`` per step (frame widths), plus
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -53,12 +53,6 @@ class Goal:
     point: np.ndarray  # (3,) world: reach: the fingertip target; push / pick_place: where the object's centre goes
     pixel: np.ndarray  # (2,) the point in the main view at ``size`` pixels
     size: int
-    start_px: np.ndarray = field(default_factory=lambda: np.zeros(2))  # (2,) the object's pixel at the start
-
-    def scaled(self, size: int) -> "Goal":
-        """The same goal for frames of ``size`` pixels."""
-        f = size / self.size
-        return Goal(self.task, self.object, self.point, self.pixel * f, size, self.start_px * f)
 
 
 class Task:
@@ -74,8 +68,7 @@ class Task:
     def _goal(self, world: ArmWorld, i: int, point: np.ndarray) -> Goal:
         K, c2w = main_camera(world)
         px = render.project(np.asarray(point, float)[None], K, c2w)[0][0]
-        start = world.truth()["pixels"][i]
-        return Goal(self.name, int(i), np.asarray(point, float), px, world.cfg.size, np.asarray(start, float))
+        return Goal(self.name, int(i), np.asarray(point, float), px, world.cfg.size)
 
     def point_px(self, state: TaskState, goal: Goal) -> np.ndarray:
         """The pixel that must reach the goal: the fingertip (reach) or the object."""
@@ -135,8 +128,8 @@ class PickPlaceTask(Task):
         others = [world.object_pose(j)[0][:2] for j in range(len(objs)) if j != i]
         radii = [objs[j].radius for j in range(len(objs)) if j != i]
         xy = None
-        for _ in range(200):  # a free spot 10-16 cm sideways, inside the placement workspace
-            u = sideways(world, rng)[0]
+        for _ in range(200):  # a free spot 10-16 cm sideways (left or right), inside the placement workspace
+            u = sideways(world, rng)[int(rng.integers(2))]
             cand = p[:2] + u * rng.uniform(0.10, 0.16)
             r, a = np.hypot(*cand), np.arctan2(cand[1], cand[0])
             clear = all(np.linalg.norm(cand - q) > objs[i].radius + rr + 0.03 for q, rr in zip(others, radii))
@@ -144,7 +137,7 @@ class PickPlaceTask(Task):
                 xy = cand
                 break
         if xy is None:  # crowded: any spot 10 cm sideways
-            xy = p[:2] + sideways(world, rng)[0] * 0.1
+            xy = p[:2] + sideways(world, rng)[int(rng.integers(2))] * 0.1
         return self._goal(world, i, np.array([*xy, p[2]]))
 
     def at_goal(self, state: TaskState, goal: Goal) -> bool:
@@ -172,8 +165,9 @@ def make_task(name: str | Task) -> Task:
 # ---------------------------------------------------------------------------------------------------------------
 # the simulator's state
 # ---------------------------------------------------------------------------------------------------------------
-def main_camera(world: ArmWorld) -> tuple[np.ndarray, np.ndarray]:
-    t = world.truth()
+def main_camera(world: ArmWorld, t: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Intrinsics and camera-to-world of the main view, from ``t`` (the world's ``truth()``) when given."""
+    t = world.truth() if t is None else t
     K, c2w = t["intrinsics"], t["c2w"]
     return (K[0], c2w[0]) if K.ndim == 3 else (K, c2w)
 
@@ -197,10 +191,11 @@ def fingertip(ee: np.ndarray) -> np.ndarray:
     return ee[:3] + axis * EE_TO_TIP
 
 
-def truth_state(world: ArmWorld, lifted: np.ndarray | None = None) -> TaskState:
-    """The true TaskState of the simulator now; ``lifted`` from a ``LiftTracker``."""
-    t = world.truth()
-    K, c2w = main_camera(world)
+def truth_state(world: ArmWorld, lifted: np.ndarray | None = None, t: dict | None = None) -> TaskState:
+    """The true TaskState of the simulator now (``t``: its ``truth()``, if already read); ``lifted`` from a
+    ``LiftTracker``."""
+    t = world.truth() if t is None else t
+    K, c2w = main_camera(world, t)
     grip = render.project(fingertip(t["ee"].astype(np.float64))[None], K, c2w)[0][0]
     return TaskState(grip, t["pixels"].astype(np.float64), world.cfg.size, lifted)
 
@@ -228,7 +223,8 @@ class LiftTracker:
         self.start_z = world.truth()["states"][:, 2].copy()
         self.lifted = np.zeros(len(self.start_z), bool)
 
-    def update(self) -> np.ndarray:
-        t = self.world.truth()
+    def update(self, t: dict | None = None) -> np.ndarray:
+        """``t``: the world's ``truth()`` now, if already read."""
+        t = self.world.truth() if t is None else t
         self.lifted |= (t["grasped"] > 0) & (t["states"][:, 2] - self.start_z > LIFTED)
         return self.lifted.copy()
