@@ -25,6 +25,7 @@ from worldsmith.families import FAMILIES, load_generator
 from worldsmith.info import collect_info, format_info
 from worldsmith.jobs import request_for, run_jobs, run_request, sampling_config
 from worldsmith.posttrain import posttrain_config
+from worldsmith.serve import cli as serve_cli
 from worldsmith.worlds.generate import simulate
 
 app = typer.Typer(
@@ -44,6 +45,8 @@ app.add_typer(train_app, name="train")
 app.add_typer(eval_cli.app, name="eval")
 app.command("plan")(envs_cli.plan)
 app.command("synth")(envs_cli.synth)
+app.command("serve")(serve_cli.serve)
+app.command("play")(serve_cli.play)
 eval_cli.app.command("policies")(envs_cli.policies)
 train_app.command("policy")(envs_cli.train_policy)
 for _family in FAMILIES.values():  # `worldsmith train NAME` and `worldsmith NAME ...` for every family

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from worldsmith import progress
 from worldsmith.autoregressive.config import SamplingConfig
 from worldsmith.autoregressive.model import VideoGPT
 from worldsmith.autoregressive.rollout import stream_video, trim_context
@@ -119,9 +120,12 @@ class ARGenerator:
             text, text_mask = encode_prompts(prompts, self.device)
         generator = generator or torch.Generator(self.device).manual_seed(seed)
         with torch_threads(self.threads):
-            yield from stream_video(self.model, self.tokenizer, context, frames, text=text, text_mask=text_mask,
-                                    sampling=sampling, generator=generator, compile=self.compile,
-                                    actions=None if actions is None else actions.to(self.device))  # fmt: skip
+            frames_out = stream_video(self.model, self.tokenizer, context, frames, text=text, text_mask=text_mask,
+                                      sampling=sampling, generator=generator, compile=self.compile,
+                                      actions=None if actions is None else actions.to(self.device))  # fmt: skip
+            for i, frame in enumerate(frames_out):
+                progress.report((i + 1) / frames)  # worldsmith.progress: a server's job progress and cancel point
+                yield frame
 
     def rollout(self, video: torch.Tensor, actions: torch.Tensor, frames: int, prompts: list[str],
                 sampling: SamplingConfig | None = None, seed: int = 0) -> torch.Tensor:  # fmt: skip

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from worldsmith.conditioning.text import default_text_encoder
+from worldsmith import progress
 from worldsmith.diffusion.condition import Condition
 from worldsmith.diffusion.config import SamplingConfig
 from worldsmith.diffusion.model import DiffusionWorldModel, with_condition_frames
@@ -147,7 +148,8 @@ class DiffusionGenerator:
         z = [state.latents]
         actions = actions.to(self.device)
         for n in range(state.count, latents):
-            z.append(self.next_latent(state, actions[:, (n - 1) * ct : n * ct]))
+            with progress.span(n - state.count, latents - state.count):
+                z.append(self.next_latent(state, actions[:, (n - 1) * ct : n * ct]))
         out = self.tokenizer.decode(self.model.denormalize(torch.cat(z, dim=2))).clamp(-1, 1)[:, :, :frames]
         given_frames = min(video.shape[2], frames)
         return torch.cat([video[:, :, :given_frames], out[:, :, given_frames:]], dim=2)
@@ -240,12 +242,21 @@ class DiffusionGenerator:
             raise ConfigError("the model was trained on single latent frames, so it cannot continue a video.")
         generator = torch.Generator(self.device).manual_seed(seed)
         cond, uncond = self.conditions(prompts, s)
+        chunks, have = 0, 0 if video is None else video.shape[2]
+        while have < frames:  # how many chunks, for progress reports
+            have = self.chunk_frames if have == 0 else have + self.chunk_frames - self.context_frames(have)
+            chunks += 1
+        done = 0
         if video is None:
-            video = self.chunk(cond, uncond, None, size, s, generator)  # 1. Text2World: the first chunk from noise
+            with progress.span(0, chunks):  # 1. Text2World: the first chunk from noise
+                video = self.chunk(cond, uncond, None, size, s, generator)
+            done = 1
         while video.shape[2] < frames:  # 2. Video2World chunks, each on the last frames so far
             n = self.context_frames(video.shape[2])
-            new = self.chunk(cond, uncond, video[:, :, -n:], size, s, generator)
+            with progress.span(done, chunks):
+                new = self.chunk(cond, uncond, video[:, :, -n:], size, s, generator)
             video = torch.cat([video, new[:, :, n:]], dim=2)
+            done += 1
         return video[:, :, :frames]
 
     def conditions(self, prompts: list[str], s: SamplingConfig) -> tuple[Condition, Condition | None]:

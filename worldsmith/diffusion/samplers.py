@@ -26,6 +26,7 @@ import torch
 from worldsmith.diffusion.condition import Condition
 from worldsmith.diffusion.edm import karras_sigmas, logsnr_sigmas
 from worldsmith.errors import ConfigError
+from worldsmith.progress import report
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor, Condition], torch.Tensor]
 Guided = Callable[[torch.Tensor, float], torch.Tensor]  # (x, sigma) -> denoised
@@ -124,7 +125,13 @@ def sample(
     else:
         sigmas = logsnr_sigmas(steps, sigma_min, sigma_max).tolist()
     fn = guided(denoiser, cond, uncond, guidance)
-    x = _STEPPERS[sampler](fn, noise * sigmas[0], sigmas, callback)
+
+    def step_done(i: int, x: torch.Tensor, denoised: torch.Tensor) -> None:
+        report((i + 1) / steps)  # worldsmith.progress: a server's job progress and cancel point
+        if callback is not None:
+            callback(i, x, denoised)
+
+    x = _STEPPERS[sampler](fn, noise * sigmas[0], sigmas, step_done)
     if cond.mask is not None:
         x = torch.where(cond.mask > 0, cond.frames, x)  # condition frames: exactly the given latents
     return x

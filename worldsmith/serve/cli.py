@@ -1,0 +1,77 @@
+"""``worldsmith serve`` and ``worldsmith play`` (registered by worldsmith/cli.py)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+from pathlib import Path
+from typing import Optional
+
+import typer
+import uvicorn
+
+from worldsmith.errors import ConfigError
+from worldsmith.serve.app import create_app
+from worldsmith.serve.settings import TOKEN_ENV, ServeSettings, cores
+
+HOST_HELP = "Address to bind. Anything but localhost needs a token (--token or $WORLDSMITH_TOKEN)."
+
+
+def _free(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise ConfigError(f"port {port} on {host} is in use (another server?); pass --port.") from None
+            raise ConfigError(f"cannot bind {host}:{port} ({e.strerror}); pass another --host or --port.") from None
+
+
+def _run(settings: ServeSettings, port: int, page: str) -> None:
+    _free(settings.host, port)
+    app = create_app(settings)  # loads the models before printing the address
+    shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    query = f"?token={settings.token}" if settings.token else ""
+    typer.echo(f"worldsmith: serving {', '.join(app.state.models)} from {settings.work}")
+    typer.echo(f"  play:    http://{shown}:{port}/play{query}")
+    typer.echo(f"  gallery: http://{shown}:{port}/gallery{query}")
+    typer.echo(f"  API:     http://{shown}:{port}/docs   (Ctrl+C stops the server)")
+    uvicorn.run(app, host=settings.host, port=port, log_level="warning", ws_max_size=1 << 20)
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help=HOST_HELP),
+    port: int = typer.Option(8000, "--port", "-p", min=1, max=65535),
+    models: Optional[list[str]] = typer.Option(None, "--models", "-m", help="Models to serve: run folders or "
+                                               "shipped names (repeat the flag, or comma-separate). Default: "
+                                               "arm-action."),  # fmt: skip
+    work: Path = typer.Option(Path("worldsmith-serve"), "--work", help="Folder for uploads and job results."),
+    token: Optional[str] = typer.Option(None, "--token", help=f"Require this token on every request (default: "
+                                        f"${TOKEN_ENV} when set)."),  # fmt: skip
+    cors_origin: Optional[list[str]] = typer.Option(None, "--cors-origin", help="Allow pages of this origin to "
+                                                    "call the API (repeatable). Closed by default."),  # fmt: skip
+    workers: int = typer.Option(max(1, cores() // 2), "--workers", min=1, help="Generation jobs run at once."),
+    queue_size: int = typer.Option(8, "--queue-size", min=0, help="Jobs that may wait; beyond that, 429."),
+    max_sessions: int = typer.Option(max(1, cores()), "--max-sessions", min=1, help="Play sessions open at once."),
+    max_frames: int = typer.Option(64, "--max-frames", min=2, help="Most frames one job may ask for."),
+    job_timeout: float = typer.Option(600.0, "--job-timeout", min=1.0, help="Seconds before a job is stopped."),
+) -> None:  # fmt: skip
+    """Serve world models over HTTP: generation jobs, uploads, play sessions, the play and gallery pages."""
+    names = [n.strip() for spec in (models or ["arm-action"]) for n in spec.split(",") if n.strip()]
+    settings = ServeSettings(work=work, models=names, host=host, token=token or os.environ.get(TOKEN_ENV) or None,
+                             cors_origins=list(cors_origin or []), workers=workers, queue_size=queue_size,
+                             max_sessions=max_sessions, max_frames=max_frames, job_timeout_s=job_timeout)  # fmt: skip
+    _run(settings, port, "play")
+
+
+def play(
+    model: str = typer.Option("arm-action", "--model", "-m", help="An action model: a run folder or shipped name."),
+    port: int = typer.Option(8000, "--port", "-p", min=1, max=65535),
+    work: Path = typer.Option(Path("worldsmith-serve"), "--work", help="Folder for uploads and job results."),
+) -> None:  # fmt: skip
+    """Play a world model in the browser: starts the server on localhost with the shipped arm model and prints
+    the page's address. Keys move the arm; the reality check shows the simulator under the same actions."""
+    _run(ServeSettings(work=work, models=[model]), port, "play")

@@ -1,0 +1,116 @@
+"""The models a server offers: loaded once at start, shared by jobs and play sessions (generation does not
+modify a model, so threads may use one at the same time)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from worldsmith.diffusion.generate import DiffusionGenerator
+from worldsmith.errors import ConfigError
+from worldsmith.families import family_of
+from worldsmith.worlds.arm_control import MAX_ROTATION, MAX_TRANSLATION
+from worldsmith.zoo import resolve
+
+KINDS = ("text2world", "video2world", "action")
+GENERIC_KEYS = (("w", "s"), ("d", "a"), ("r", "f"), ("e", "q"), ("t", "g"), ("y", "h"), ("u", "j"), ("i", "k"))
+
+
+def arm_controls() -> list[dict[str, Any]]:
+    """Keys of the arm world's play page. Actions are in the gripper's frame (arm_control.py): with the gripper
+    pointing down, +y moves right in the main view, +z toward the camera, +x down; droll turns it about the
+    vertical. Half the per-frame limit while a key is held; the gripper toggles."""
+    t, r = MAX_TRANSLATION / 2, MAX_ROTATION / 2
+    return [
+        {"key": "w", "label": "away (into the scene)", "index": 2, "value": -t},
+        {"key": "s", "label": "toward the camera", "index": 2, "value": t},
+        {"key": "a", "label": "left", "index": 1, "value": -t},
+        {"key": "d", "label": "right", "index": 1, "value": t},
+        {"key": "r", "label": "up", "index": 0, "value": -t},
+        {"key": "f", "label": "down", "index": 0, "value": t},
+        {"key": "q", "label": "turn left", "index": 3, "value": r},
+        {"key": "e", "label": "turn right", "index": 3, "value": -r},
+        {"key": " ", "label": "open / close the gripper", "index": 6, "toggle": [1.0, -1.0]},
+    ]
+
+
+def generic_controls(action_dim: int) -> list[dict[str, Any]]:
+    """Two keys per action dimension (+/-), for an action model of an unknown world."""
+    out = []
+    for i, (up, down) in enumerate(GENERIC_KEYS[:action_dim]):
+        out += [{"key": up, "label": f"action[{i}] +", "index": i, "value": 0.5},
+                {"key": down, "label": f"action[{i}] -", "index": i, "value": -0.5}]  # fmt: skip
+    return out
+
+
+@dataclass
+class ServedModel:
+    name: str
+    run: Path
+    family: str
+    generator: Any
+    kinds: tuple[str, ...]
+    action_dim: int
+    size: int
+    fps: float
+    world: str | None  # the simulated world it was trained on, when known ("arm"): starts and reality checks
+    card: str
+    playable: bool
+    why_not_playable: str = ""
+    controls: list[dict[str, Any]] = field(default_factory=list)
+
+    def describe(self, card: bool = False) -> dict[str, Any]:
+        conditions = ["text", "video"] + (["actions"] if self.action_dim else [])
+        out = {"name": self.name, "family": self.family, "kinds": list(self.kinds), "conditions": conditions,
+               "action_dim": self.action_dim, "size": self.size, "fps": self.fps, "world": self.world,
+               "playable": self.playable, "controls": self.controls}  # fmt: skip
+        if not self.playable:
+            out["why_not_playable"] = self.why_not_playable
+        if card:
+            out["card"] = self.card
+        return out
+
+
+def load_model(spec: str, device: str = "cpu") -> ServedModel:
+    run = resolve(spec)
+    family = family_of(run)
+    if family.name not in ("diffusion", "autoregressive"):
+        raise ConfigError(f"{spec} is a {family.name} model; the server serves world models (diffusion or "
+                          f"autoregressive runs).")  # fmt: skip
+    gen = family.generator.from_run(run, device=device)
+    action_dim = int(getattr(gen.model.cfg, "action_dim", 0) or 0)
+    if action_dim:
+        kinds = ("action",)
+    else:  # the autoregressive family continues a video; the diffusion family also starts from a prompt alone
+        kinds = ("text2world", "video2world") if isinstance(gen, DiffusionGenerator) else ("video2world",)
+    size = gen.size
+    playable, why = False, ""
+    if not action_dim:
+        why = "it takes no actions; post-train it with `worldsmith posttrain action`."
+    elif not isinstance(gen, DiffusionGenerator) or gen.ct != 1:
+        why = "play steps one frame per action: it needs a diffusion model on a per-frame (ct=1) tokenizer."
+    else:
+        playable = True
+    world = "arm" if action_dim == 7 else None
+    card_path = run / "MODEL_CARD.md"
+    name = spec if not Path(spec).is_dir() else run.resolve().name
+    controls = arm_controls() if world == "arm" else generic_controls(action_dim)
+    return ServedModel(name=name, run=run, family=family.name, generator=gen, kinds=kinds, action_dim=action_dim,
+                       size=int(size), fps=float(gen.fps or 10.0), world=world,
+                       card=card_path.read_text() if card_path.is_file() else "", playable=playable,
+                       why_not_playable=why, controls=controls if action_dim else [])  # fmt: skip
+
+
+def load_models(specs: list[str], device: str = "cpu") -> dict[str, ServedModel]:
+    if not specs:
+        raise ConfigError("the server needs at least one model: pass --models with a run folder or shipped name.")
+    out: dict[str, ServedModel] = {}
+    for spec in specs:
+        m = load_model(spec, device)
+        name, i = m.name, 2
+        while name in out:  # two run folders with the same name
+            name, i = f"{m.name}-{i}", i + 1
+        m.name = name
+        out[name] = m
+    return out
