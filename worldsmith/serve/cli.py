@@ -30,7 +30,10 @@ def _free(host: str, port: int) -> None:
             raise ConfigError(f"cannot bind {host}:{port} ({e.strerror}); pass another --host or --port.") from None
 
 
-def _run(settings: ServeSettings, port: int, page: str) -> None:
+def _run(settings: ServeSettings, port: int) -> None:
+    if settings.exposed and not settings.token:  # before anything else: no port is touched, no model loaded
+        raise ConfigError(f"binding to {settings.host} exposes the server beyond this machine; pass --token (or set "
+                          f"{TOKEN_ENV}) so that every request must carry it.")  # fmt: skip
     _free(settings.host, port)
     app = create_app(settings)  # loads the models before printing the address
     shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
@@ -64,7 +67,7 @@ def serve(
     settings = ServeSettings(work=work, models=names, host=host, token=token or os.environ.get(TOKEN_ENV) or None,
                              cors_origins=list(cors_origin or []), workers=workers, queue_size=queue_size,
                              max_sessions=max_sessions, max_frames=max_frames, job_timeout_s=job_timeout)  # fmt: skip
-    _run(settings, port, "play")
+    _run(settings, port)
 
 
 def play(
@@ -74,4 +77,4 @@ def play(
 ) -> None:  # fmt: skip
     """Play a world model in the browser: starts the server on localhost with the shipped arm model and prints
     the page's address. Keys move the arm; the reality check shows the simulator under the same actions."""
-    _run(ServeSettings(work=work, models=[model]), port, "play")
+    _run(ServeSettings(work=work, models=[model]), port)
