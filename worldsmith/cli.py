@@ -214,6 +214,8 @@ def demo(
         typer.echo(C.dump_yaml(cfg), nl=False)
         return
     run_demo(cfg, out)
+    typer.echo(f"next: drive {cfg.model} yourself with `worldsmith play` (prints a page's address; the simulator "
+               f"can run beside it).")  # fmt: skip
 
 
 @app.command()
