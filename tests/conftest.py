@@ -60,3 +60,16 @@ def ci_tokenizer(tmp_path_factory, arm_shards) -> Path:
 def dv_tokenizer(tmp_path_factory, arm_shards) -> Path:
     """A discrete dv4x8x8-tiny tokenizer run (1,000 codes), trained for a few steps on ``arm_shards``."""
     return _tokenizer_run(tmp_path_factory.mktemp("dv"), "dv4x8x8-tiny", arm_shards)
+
+
+@pytest.fixture(scope="session")
+def diffusion_base(tmp_path_factory, arm_shards, ci_tokenizer) -> Path:
+    """A tiny diffusion base run (Text2World + Video2World, no actions) on per-frame latents, briefly trained:
+    the starting point of post-training tests and a text model for the server's tests. Read-only for its users."""
+    root = tmp_path_factory.mktemp("diffusion-base") / "base"
+    family = FAMILIES["diffusion"]
+    flags = {"data": {"shards": str(arm_shards), "tokenizer": str(ci_tokenizer), "frames": 9, "size": 32,
+                      "cache_latents": True, "cache_crops": 1, "window": 3},
+             "model": {"max_cond_latents": 2}, "train": QUICK_TRAIN}  # fmt: skip
+    family.train(family.resolve("tiny", flags=flags), root)
+    return root

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import QUICK_TRAIN
 from helpers import run_cli
 
 from worldsmith.config import merge
@@ -26,17 +25,12 @@ KEYS = ("psnr", "ssim", "fd", "gripper_error_px", "object_error_px", "floor_copy
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, arm_shards, ci_tokenizer) -> dict[str, Path]:
+def runs(tmp_path_factory, arm_shards, diffusion_base) -> dict[str, Path]:
     """A tiny base (no actions) on per-frame latents, and an action model post-trained from it."""
     root = tmp_path_factory.mktemp("posttrain")
-    family = FAMILIES["diffusion"]
-    flags = {"data": {"shards": str(arm_shards), "tokenizer": str(ci_tokenizer), "frames": 9, "size": 32,
-                      "cache_latents": True, "cache_crops": 1, "window": 3},
-             "model": {"max_cond_latents": 2}, "train": QUICK_TRAIN}  # fmt: skip
-    family.train(family.resolve("tiny", flags=flags), root / "base")
-    _, cfg = posttrain_config("action", root / "base", str(arm_shards), overrides=["train.steps=4", "train.log_every=1"])
-    family.train(cfg, root / "action")
-    return {"base": root / "base", "action": root / "action", "root": root}
+    _, cfg = posttrain_config("action", diffusion_base, str(arm_shards), overrides=["train.steps=4", "train.log_every=1"])
+    FAMILIES["diffusion"].train(cfg, root / "action")
+    return {"base": diffusion_base, "action": root / "action"}
 
 
 def test_posttraining_starts_from_the_base_and_adds_actions(runs):

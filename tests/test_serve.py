@@ -11,7 +11,6 @@ import io
 import json
 import socket
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,12 +18,10 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from starlette.websockets import WebSocketDisconnect
 
-from conftest import QUICK_TRAIN
 from helpers import run_cli
 from worldsmith.envs.evaluate import eval_seeds
 from worldsmith.envs.world_model import BatchedWorldModelEnv
 from worldsmith.errors import ConfigError
-from worldsmith.families import FAMILIES
 from worldsmith.io.encode import encode_mp4_bytes
 from worldsmith.io.video import decode
 from worldsmith.serve.app import create_app
@@ -65,15 +62,12 @@ class Crash:
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory, arm_shards, ci_tokenizer, one_torch_thread) -> dict:
-    """The shipped arm-action and a tiny Text2World run (4 training steps: real, not good)."""
-    root = tmp_path_factory.mktemp("t2w")
-    family = FAMILIES["diffusion"]
-    flags = {"data": {"shards": str(arm_shards), "tokenizer": str(ci_tokenizer), "frames": 9, "size": 32,
-                      "cache_latents": True, "cache_crops": 1, "window": 3},
-             "model": {"max_cond_latents": 2}, "train": QUICK_TRAIN}  # fmt: skip
-    family.train(family.resolve("tiny", flags=flags), root / "t2w")
-    return load_models(["arm-action", str(root / "t2w")])
+def models(tmp_path_factory, diffusion_base, one_torch_thread) -> dict:
+    """The shipped arm-action and a tiny Text2World run (conftest's base, 4 training steps: real, not good),
+    served under the name t2w."""
+    t2w = tmp_path_factory.mktemp("t2w") / "t2w"
+    t2w.symlink_to(diffusion_base, target_is_directory=True)
+    return load_models(["arm-action", str(t2w)])
 
 
 @pytest.fixture(scope="module")
@@ -418,4 +412,3 @@ def test_the_cli_refuses_an_exposed_host_without_a_token_and_a_busy_port(capsys,
         port = sock.getsockname()[1]
         code, _, err = run_cli(capsys, "serve", "--port", str(port), "--work", str(tmp_path))
     assert code == 1 and "is in use" in err
-    assert Path(tmp_path).is_dir()

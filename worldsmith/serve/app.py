@@ -54,9 +54,7 @@ def create_app(settings: ServeSettings | None = None, *, guards: Sequence[Any] =
     """The server's app. ``models``: already loaded models (else ``settings.models`` are loaded); ``guards``: the
     guardrails every prompt and output passes (serve/guard.py)."""
     s = settings or ServeSettings()
-    if s.exposed and not s.token:
-        raise ConfigError(f"binding to {s.host} exposes the server beyond this machine; pass --token (or set "
-                          f"WORLDSMITH_TOKEN) so that every request must carry it.")  # fmt: skip
+    s.check_exposure()
     guards = list(guards)
     models = models if models is not None else load_models(s.models)
     work = s.work.resolve()

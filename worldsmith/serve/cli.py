@@ -13,8 +13,9 @@ import uvicorn
 
 from worldsmith.errors import ConfigError
 from worldsmith.serve.app import create_app
-from worldsmith.serve.settings import TOKEN_ENV, ServeSettings, cores
+from worldsmith.serve.settings import TOKEN_ENV, ServeSettings
 
+DEFAULTS = ServeSettings()
 HOST_HELP = "Address to bind. Anything but localhost needs a token (--token or $WORLDSMITH_TOKEN)."
 
 
@@ -31,9 +32,7 @@ def _free(host: str, port: int) -> None:
 
 
 def _run(settings: ServeSettings, port: int) -> None:
-    if settings.exposed and not settings.token:  # before anything else: no port is touched, no model loaded
-        raise ConfigError(f"binding to {settings.host} exposes the server beyond this machine; pass --token (or set "
-                          f"{TOKEN_ENV}) so that every request must carry it.")  # fmt: skip
+    settings.check_exposure()  # before anything else: no port is touched, no model loaded
     _free(settings.host, port)
     app = create_app(settings)  # loads the models before printing the address
     shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
@@ -56,17 +55,23 @@ def serve(
                                         f"${TOKEN_ENV} when set)."),  # fmt: skip
     cors_origin: Optional[list[str]] = typer.Option(None, "--cors-origin", help="Allow pages of this origin to "
                                                     "call the API (repeatable). Closed by default."),  # fmt: skip
-    workers: int = typer.Option(max(1, cores() // 2), "--workers", min=1, help="Generation jobs run at once."),
-    queue_size: int = typer.Option(8, "--queue-size", min=0, help="Jobs that may wait; beyond that, 429."),
-    max_sessions: int = typer.Option(max(1, cores()), "--max-sessions", min=1, help="Play sessions open at once."),
-    max_frames: int = typer.Option(64, "--max-frames", min=2, help="Most frames one job may ask for."),
-    job_timeout: float = typer.Option(600.0, "--job-timeout", min=1.0, help="Seconds before a job is stopped."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Generation jobs run at once; "
+                                          "default: one per two cores."),  # fmt: skip
+    queue_size: Optional[int] = typer.Option(None, "--queue-size", min=0, help="Jobs that may wait; beyond that, "
+                                             f"429; default: {DEFAULTS.queue_size}."),  # fmt: skip
+    max_sessions: Optional[int] = typer.Option(None, "--max-sessions", min=1, help="Play sessions open at once; "
+                                               "default: one per core."),  # fmt: skip
+    max_frames: Optional[int] = typer.Option(None, "--max-frames", min=2, help="Most frames one job may ask for; "
+                                             f"default: {DEFAULTS.max_frames}."),  # fmt: skip
+    job_timeout: Optional[float] = typer.Option(None, "--job-timeout", min=1.0, help="Seconds before a job is "
+                                                f"stopped; default: {DEFAULTS.job_timeout_s:g}."),  # fmt: skip
 ) -> None:  # fmt: skip
     """Serve world models over HTTP: generation jobs, uploads, play sessions, the play and gallery pages."""
     names = [n.strip() for spec in (models or ["arm-action"]) for n in spec.split(",") if n.strip()]
+    limits = {"workers": workers, "queue_size": queue_size, "max_sessions": max_sessions, "max_frames": max_frames,
+              "job_timeout_s": job_timeout}  # fmt: skip
     settings = ServeSettings(work=work, models=names, host=host, token=token or os.environ.get(TOKEN_ENV) or None,
-                             cors_origins=list(cors_origin or []), workers=workers, queue_size=queue_size,
-                             max_sessions=max_sessions, max_frames=max_frames, job_timeout_s=job_timeout)  # fmt: skip
+                             cors_origins=list(cors_origin or []), **{k: v for k, v in limits.items() if v is not None})  # fmt: skip
     _run(settings, port)
 
 

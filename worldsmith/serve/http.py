@@ -18,7 +18,7 @@ from worldsmith.serve import guard
 from worldsmith.serve.jobs import Busy
 
 log = logging.getLogger("worldsmith.serve")
-OPEN_PATHS = ("/", "/play", "/gallery", "/docs", "/openapi.json", "/favicon.ico")  # pages and docs: no data
+OPEN_PATHS = ("/", "/play", "/gallery", "/docs", "/openapi.json")  # pages and docs: no data
 
 
 def fail(status: int, message: str, headers: dict[str, str] | None = None) -> NoReturn:

@@ -100,8 +100,7 @@ class Job:
                 "request": self.request, "outputs": {name: f"/api/jobs/{self.id}/{name}" for name in self.outputs}}  # fmt: skip
 
     def save(self) -> None:
-        record = {k: v for k, v in self.public().items()}
-        atomic_write_text(self.folder / "job.json", json.dumps(record, indent=2))
+        atomic_write_text(self.folder / "job.json", json.dumps(self.public(), indent=2))
 
 
 def validate(req: JobRequest, models: dict[str, ServedModel], uploads: Uploads, s: ServeSettings,

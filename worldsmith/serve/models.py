@@ -94,7 +94,7 @@ def load_model(spec: str, device: str = "cpu") -> ServedModel:
         playable = True
     world = "arm" if action_dim == 7 else None
     card_path = run / "MODEL_CARD.md"
-    name = spec if not Path(spec).is_dir() else run.resolve().name
+    name = spec if not Path(spec).is_dir() else Path(spec).absolute().name  # a run folder: its own name
     controls = arm_controls() if world == "arm" else generic_controls(action_dim)
     return ServedModel(name=name, run=run, family=family.name, generator=gen, kinds=kinds, action_dim=action_dim,
                        size=int(size), fps=float(gen.fps or 10.0), world=world,

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from worldsmith.errors import ConfigError
+
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 TOKEN_ENV = "WORLDSMITH_TOKEN"
 
@@ -48,3 +50,9 @@ class ServeSettings:
     @property
     def exposed(self) -> bool:
         return self.host not in LOCAL_HOSTS
+
+    def check_exposure(self) -> None:
+        """A ConfigError when the server would be reachable beyond this machine without a token."""
+        if self.exposed and not self.token:
+            raise ConfigError(f"binding to {self.host} exposes the server beyond this machine; pass --token (or set "
+                              f"{TOKEN_ENV}) so that every request must carry it.")  # fmt: skip
