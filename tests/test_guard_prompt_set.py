@@ -1,0 +1,120 @@
+"""The pre-guard's labelled prompt set (worldsmith/guard/data/prompts.jsonl): schema, counts, splits, no duplicates.
+
+The MiniLM near-duplicate pass lives in benchmarks/make_prompt_set.py (cosine <= 0.9 across splits); here a cheap
+lexical stand-in (word-set Jaccard) guards against a test or val item that copies a train item.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from worldsmith.guard.verdict import CATEGORIES
+
+DATA = Path(__file__).resolve().parents[1] / "worldsmith" / "guard" / "data"
+PROMPTS = DATA / "prompts.jsonl"
+KEYS = {"text", "label", "category", "hard", "split"}
+SPLITS = ("train", "val", "test")
+ISSUE_HARD_BENIGN = [
+    "the robot cuts the rope",
+    "a blood-red ball",
+    "shoot a video of the arm",
+    "kill the engine",
+]
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[dict]:
+    raw = PROMPTS.read_bytes().decode("utf-8")  # fails on anything that is not UTF-8
+    assert raw.endswith("\n")
+    return [json.loads(line) for line in raw.splitlines()]
+
+
+def words(text: str) -> frozenset[str]:
+    return frozenset(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def test_every_row_has_the_schema(rows: list[dict]) -> None:
+    for r in rows:
+        assert set(r) == KEYS, r
+        assert isinstance(r["text"], str) and r["text"] == r["text"].strip() and r["text"], r
+        assert "\n" not in r["text"]
+        assert r["split"] in SPLITS, r
+        assert isinstance(r["hard"], bool), r
+        if r["label"] == "unsafe":
+            assert r["category"] in CATEGORIES and r["hard"] is False, r
+        else:
+            assert r["label"] == "safe" and r["category"] is None, r
+
+
+def test_counts_meet_the_issue(rows: list[dict]) -> None:
+    unsafe = [r for r in rows if r["label"] == "unsafe"]
+    safe = [r for r in rows if r["label"] == "safe"]
+    assert len(unsafe) >= 560 and len(safe) >= 560
+    per_category = Counter(r["category"] for r in unsafe)
+    assert set(per_category) == set(CATEGORIES)
+    assert min(per_category.values()) >= 80, per_category
+    assert sum(r["hard"] for r in safe) >= 200
+
+    test = [r for r in rows if r["split"] == "test"]
+    test_unsafe = Counter(r["category"] for r in test if r["label"] == "unsafe")
+    assert sum(test_unsafe.values()) >= 200 and min(test_unsafe[c] for c in CATEGORIES) >= 25, test_unsafe
+    test_safe = [r for r in test if r["label"] == "safe"]
+    assert len(test_safe) >= 200 and sum(r["hard"] for r in test_safe) >= 80
+
+    val_share = sum(r["split"] == "val" for r in rows) / len(rows)
+    assert 0.12 <= val_share <= 0.18, val_share
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_every_split_covers_every_category(rows: list[dict], split: str) -> None:
+    part = [r for r in rows if r["split"] == split]
+    assert {r["category"] for r in part if r["label"] == "unsafe"} == set(CATEGORIES)
+    assert {r["hard"] for r in part if r["label"] == "safe"} == {True, False}
+
+
+def test_unsafe_prompts_stay_short(rows: list[dict]) -> None:
+    lengths = [len(r["text"].split()) for r in rows if r["label"] == "unsafe"]
+    assert min(lengths) >= 5 and max(lengths) <= 30
+
+
+def test_no_duplicates(rows: list[dict]) -> None:
+    texts = [r["text"] for r in rows]
+    assert len(set(texts)) == len(texts)
+    normalised = [" ".join(re.findall(r"[a-z0-9]+", t.lower())) for t in texts]
+    twice = [t for t, n in Counter(normalised).items() if n > 1]
+    assert not twice, twice[:5]
+
+
+def test_no_near_duplicates_across_splits(rows: list[dict]) -> None:
+    train = [words(r["text"]) for r in rows if r["split"] == "train"]
+    for r in rows:
+        if r["split"] == "train":
+            continue
+        a = words(r["text"])
+        closest = max(len(a & b) / len(a | b) for b in train)
+        assert closest < 0.7, (r["text"], closest)
+
+
+def test_issue_examples_are_present_as_safe(rows: list[dict]) -> None:
+    safe = [r["text"] for r in rows if r["label"] == "safe"]
+    for phrase in ISSUE_HARD_BENIGN:
+        hits = [r for r in rows if phrase in r["text"]]
+        assert hits and all(r["label"] == "safe" and r["hard"] for r in hits), phrase
+        assert any(t.startswith(phrase) for t in safe), phrase
+
+
+def test_datasheet_matches_the_file(rows: list[dict]) -> None:
+    """PROMPTS.md carries the count table of the file as it is (benchmarks/make_prompt_set.py prints it)."""
+    sheet = (DATA / "PROMPTS.md").read_text(encoding="utf-8")
+    assert "Apache-2.0" in sheet
+    columns = list(CATEGORIES) + ["safe hard", "safe ordinary"]
+    for split in (*SPLITS, None):
+        part = [r for r in rows if split is None or r["split"] == split]
+        c = Counter(r["category"] or ("safe hard" if r["hard"] else "safe ordinary") for r in part)
+        line = f"| {split or 'all'} | " + " | ".join([str(c[k]) for k in columns] + [str(len(part))]) + " |"
+        assert line in sheet, line
