@@ -22,10 +22,13 @@ from worldsmith.errors import WorldsmithError
 from worldsmith.envs import cli as envs_cli
 from worldsmith.eval import cli as eval_cli
 from worldsmith.families import FAMILIES, load_generator
+from worldsmith.guard import cli as guard_cli
 from worldsmith.info import collect_info, format_info
 from worldsmith.jobs import request_for, run_jobs, run_request, sampling_config
 from worldsmith.posttrain import posttrain_config
 from worldsmith.serve import cli as serve_cli
+from worldsmith.upsample import cli as upsample_cli
+from worldsmith.upsample.upsampler import UpsampleConfig
 from worldsmith.worlds.generate import simulate
 
 app = typer.Typer(
@@ -47,6 +50,8 @@ app.command("plan")(envs_cli.plan)
 app.command("synth")(envs_cli.synth)
 app.command("serve")(serve_cli.serve)
 app.command("play")(serve_cli.play)
+app.add_typer(guard_cli.app, name="guard")
+app.command("upsample")(upsample_cli.upsample)
 eval_cli.app.command("policies")(envs_cli.policies)
 train_app.command("policy")(envs_cli.train_policy)
 for _family in FAMILIES.values():  # `worldsmith train NAME` and `worldsmith NAME ...` for every family
@@ -117,6 +122,8 @@ def sim(
     typer.echo(json.dumps(summary, indent=2, default=str))
 
 
+UpsampleOption = typer.Option(False, "--upsample", help="Rewrite the prompt in detail first (objects, layout, "
+                              "camera, lighting, motion), offline: see `worldsmith upsample --help`.")  # fmt: skip
 SAMPLING_HELP = "Sampling setting (applies to the families that have it; see `worldsmith generate --help`)."
 
 
@@ -144,16 +151,25 @@ def generate(
     overrides: Optional[list[str]] = typer.Option(None, "--set", help="Any other sampling setting, e.g. "
                                                   "--set steps=20."),
     device: str = DeviceOption,
+    no_guardrail: bool = guard_cli.NoGuardOption,
+    allow: Optional[list[str]] = guard_cli.AllowOption,
+    deny: Optional[list[str]] = guard_cli.DenyOption,
+    audit_log: Optional[Path] = guard_cli.AuditOption,
+    llm_judge: Optional[str] = guard_cli.JudgeOption,
+    upsample: bool = UpsampleOption,
 ) -> None:  # fmt: skip
     """Generate a video with a trained model of any family (the run directory says which): Text2World from a
-    prompt, or Video2World continuing --input."""
+    prompt, or Video2World continuing --input. Guardrails check the prompt and the output (faces are blurred)."""
     values = {"steps": steps, "guidance": guidance, "negative_prompt": negative_prompt, "sampler": sampler,
               "temperature": temperature, "top_k": top_k, "top_p": top_p}  # fmt: skip
     values = {k: v for k, v in values.items() if v is not None} | C.parse_overrides(overrides or [])
     generator = load_generator(model, device)
     sampling = sampling_config(generator, values)
     request = request_for(prompt, input_path, frames, seed, actions)
-    typer.echo(str(run_request(generator, request, sampling, out)))
+    rails = guard_cli.rails_for("generate", out.parent, no_guardrail=no_guardrail, allow=allow, deny=deny,
+                                audit_log=audit_log, llm_judge=llm_judge)  # fmt: skip
+    upsampling = UpsampleConfig() if upsample else None
+    typer.echo(str(run_request(generator, request, sampling, out, rails, upsampling)))
 
 
 @app.command()
@@ -166,10 +182,20 @@ def batch(
     overrides: Optional[list[str]] = typer.Option(None, "--set", help="Sampling settings for every job that does not "
                                                   "set its own, e.g. --set steps=20."),
     device: str = DeviceOption,
+    no_guardrail: bool = guard_cli.NoGuardOption,
+    allow: Optional[list[str]] = guard_cli.AllowOption,
+    deny: Optional[list[str]] = guard_cli.DenyOption,
+    audit_log: Optional[Path] = guard_cli.AuditOption,
+    llm_judge: Optional[str] = guard_cli.JudgeOption,
+    upsample: bool = UpsampleOption,
 ) -> None:  # fmt: skip
-    """Generate every job of a JSONL file with one model; run again to finish an interrupted batch."""
+    """Generate every job of a JSONL file with one model; run again to finish an interrupted batch. Guardrails
+    check every prompt and output; a refused job is reported and the batch goes on."""
     generator = load_generator(model, device)
-    for result in run_jobs(generator, jobs, out, C.parse_overrides(overrides or [])):
+    rails = guard_cli.rails_for("batch", out, no_guardrail=no_guardrail, allow=allow, deny=deny,
+                                audit_log=audit_log, llm_judge=llm_judge)  # fmt: skip
+    upsampling = UpsampleConfig() if upsample else None
+    for result in run_jobs(generator, jobs, out, C.parse_overrides(overrides or []), rails, upsampling):
         typer.echo(json.dumps(result))
 
 

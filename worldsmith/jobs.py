@@ -17,7 +17,10 @@ import numpy as np
 from worldsmith import config as C
 from worldsmith.errors import ConfigError, DataError
 from worldsmith.family import GenerationRequest, Generator
+from worldsmith.guard.rails import Blocked, Guardrails
 from worldsmith.io.video import decode, encode_mp4, probe
+from worldsmith.upsample.upsampler import UpsampleConfig
+from worldsmith.upsample.upsampler import upsample as upsample_prompt
 
 REQUEST_KEYS = ("prompt", "input", "frames", "seed", "name", "actions")  # a JSONL job's keys besides sampling settings
 
@@ -40,9 +43,23 @@ def read_input(path: str | Path) -> tuple[np.ndarray, float]:
     return decode(path), probe(path).fps
 
 
-def run_request(generator: Generator, request: GenerationRequest, sampling: Any, out: str | Path) -> Path:
-    """Generate one video into ``out`` (mp4, written atomically) at the model's frame rate or the input's."""
+def run_request(generator: Generator, request: GenerationRequest, sampling: Any, out: str | Path,
+                rails: Guardrails | None = None, upsample: UpsampleConfig | None = None) -> Path:  # fmt: skip
+    """Generate one video into ``out`` (mp4, written atomically) at the model's frame rate or the input's. With
+    ``rails``, the prompt passes the pre-guard first and the video the post-guard before it is written (``Blocked``
+    otherwise: nothing is written). With ``upsample``, the prompt is rewritten in detail first (and the pre-guard
+    sees both the prompt and its upsampled form)."""
+    kind = "prompt"
+    if upsample is not None and request.prompt.strip():
+        if rails is not None:
+            rails.check_prompt(request.prompt)
+        request = dataclasses.replace(request, prompt=upsample_prompt(request.prompt, upsample, request.seed).text)
+        kind = "upsampled_prompt"
+    if rails is not None:
+        rails.check_prompt(request.prompt, kind)
     video = generator.generate(request, sampling)
+    if rails is not None:
+        video = rails.filter_video(video, request.prompt)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     encode_mp4(video, out, fps=generator.fps or request.fps or 10.0)
@@ -96,9 +113,11 @@ def read_jobs(jsonl: str | Path) -> list[dict]:
     return jobs
 
 
-def run_jobs(generator: Generator, jsonl: str | Path, out_dir: str | Path, defaults: dict[str, Any]) -> list[dict]:
+def run_jobs(generator: Generator, jsonl: str | Path, out_dir: str | Path, defaults: dict[str, Any],
+             rails: Guardrails | None = None, upsample: UpsampleConfig | None = None) -> list[dict]:  # fmt: skip
     """Every job of ``jsonl`` into ``out_dir/<name>.mp4``; existing outputs are kept (run again to resume).
-    ``defaults``: sampling settings for jobs that do not set their own. All jobs are checked before any runs."""
+    ``defaults``: sampling settings for jobs that do not set their own. All jobs are checked before any runs. A job
+    the guardrails refuse is reported (``blocked``: the reason) and the batch goes on."""
     jobs, planned = read_jobs(jsonl), []
     for job in jobs:
         settings = {k: v for k, v in job.items() if k not in (*REQUEST_KEYS, "line")}
@@ -112,6 +131,10 @@ def run_jobs(generator: Generator, jsonl: str | Path, out_dir: str | Path, defau
         if not out.is_file():
             request = request_for(job["prompt"], job.get("input"), job.get("frames"), int(job.get("seed", 0)),
                                   job.get("actions"))  # fmt: skip
-            run_request(generator, request, sampling, out)
+            try:
+                run_request(generator, request, sampling, out, rails, upsample)
+            except Blocked as e:
+                results.append({"name": job["name"], "blocked": str(e)})
+                continue
         results.append({"name": job["name"], "file": str(out)})
     return results

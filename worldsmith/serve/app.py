@@ -24,6 +24,8 @@ from worldsmith import __version__
 from worldsmith.envs.evaluate import eval_seeds
 from worldsmith.envs.world_model import load_reader
 from worldsmith.errors import ConfigError, VideoError, WorldsmithError
+from worldsmith.guard.prompt import PromptGuardConfig
+from worldsmith.guard.rails import GuardConfig, Guardrails
 from worldsmith.serve import guard
 from worldsmith.serve.http import Gate, fail, install_error_handlers
 from worldsmith.serve.jobs import JobQueue, JobRequest, run_generation, validate
@@ -59,6 +61,9 @@ def create_app(settings: ServeSettings | None = None, *, guards: Sequence[Any] =
     models = models if models is not None else load_models(s.models)
     work = s.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
+    if s.guardrail:
+        rails_cfg = GuardConfig(prompt=PromptGuardConfig(allow=list(s.guard_allow), deny=list(s.guard_deny)))
+        guards.append(guard.RailsGuard(Guardrails(rails_cfg, entry="serve", audit_log=work / "guard_audit.jsonl")))
     uploads = Uploads(work / "uploads", max_bytes=s.max_upload_bytes, max_frames=s.max_upload_frames,
                       max_side=s.max_upload_side, keep=s.keep_uploads)  # fmt: skip
     queue = JobQueue(work / "jobs", lambda job: run_generation(job, models, uploads, guards), workers=s.workers,
@@ -247,7 +252,11 @@ def create_app(settings: ServeSettings | None = None, *, guards: Sequence[Any] =
         if req.input is not None:
             if uploads.meta(req.input) is None:
                 fail(422, f"no upload has the id {req.input!r}; upload the image first (POST /api/uploads).")
-            image = (await run_in_threadpool(uploads.frames, req.input, first=1))[0]
+            image = (await run_in_threadpool(uploads.frames, req.input, first=1))
+            try:
+                image = (await run_in_threadpool(guard.check_video, guards, image))[0]
+            except guard.Blocked as e:
+                fail(422, str(e))
         sessions.reserve()
         session = None
         try:

@@ -12,6 +12,8 @@ import typer
 import uvicorn
 
 from worldsmith.errors import ConfigError
+from worldsmith.guard.cli import AllowOption, DenyOption, NoGuardOption
+from worldsmith.guard.rails import OFF_WARNING
 from worldsmith.serve.app import create_app
 from worldsmith.serve.settings import TOKEN_ENV, ServeSettings
 
@@ -33,6 +35,8 @@ def _free(host: str, port: int) -> None:
 
 def _run(settings: ServeSettings, port: int) -> None:
     settings.check_exposure()  # before anything else: no port is touched, no model loaded
+    if not settings.guardrail:
+        typer.echo(OFF_WARNING, err=True)
     _free(settings.host, port)
     app = create_app(settings)  # loads the models before printing the address
     shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
@@ -65,13 +69,18 @@ def serve(
                                              f"default: {DEFAULTS.max_frames}."),  # fmt: skip
     job_timeout: Optional[float] = typer.Option(None, "--job-timeout", min=1.0, help="Seconds before a job is "
                                                 f"stopped; default: {DEFAULTS.job_timeout_s:g}."),  # fmt: skip
+    no_guardrail: bool = NoGuardOption,
+    allow: Optional[list[str]] = AllowOption,
+    deny: Optional[list[str]] = DenyOption,
 ) -> None:  # fmt: skip
     """Serve world models over HTTP: generation jobs, uploads, play sessions, the play and gallery pages."""
     names = [n.strip() for spec in (models or ["arm-action"]) for n in spec.split(",") if n.strip()]
     limits = {"workers": workers, "queue_size": queue_size, "max_sessions": max_sessions, "max_frames": max_frames,
               "job_timeout_s": job_timeout}  # fmt: skip
     settings = ServeSettings(work=work, models=names, host=host, token=token or os.environ.get(TOKEN_ENV) or None,
-                             cors_origins=list(cors_origin or []), **{k: v for k, v in limits.items() if v is not None})  # fmt: skip
+                             cors_origins=list(cors_origin or []), guardrail=not no_guardrail,
+                             guard_allow=list(allow or []), guard_deny=list(deny or []),
+                             **{k: v for k, v in limits.items() if v is not None})  # fmt: skip
     _run(settings, port)
 
 

@@ -202,7 +202,7 @@ def run_generation(job: Job, models: dict[str, ServedModel], uploads: Uploads, g
                                 fps=m.fps, actions=actions)  # fmt: skip
     sampling = sampling_config(gen, {k: r[k] for k in ("steps", "guidance") if r[k] is not None})
     video = gen.generate(request, sampling)
-    guard.check_video(guards, video)
+    video = guard.check_video(guards, video)
     outputs = ["video"]
     encode_mp4(video, job.folder / "video.mp4", fps=m.fps)
     clips, labels = [video], [f"{m.name}: {r['kind']}"]

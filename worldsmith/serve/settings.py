@@ -43,6 +43,10 @@ class ServeSettings:
     max_record_frames: int = 3000  # a play session's recording keeps its first this many frames
     keep_jobs: int = 200  # finished jobs (and their files) kept; older ones are deleted
     keep_uploads: int = 100
+    # guardrails (worldsmith.guard): on unless turned off; decisions go to work/guard_audit.jsonl
+    guardrail: bool = True
+    guard_allow: list[str] = field(default_factory=list)  # terms that exempt a prompt from every check
+    guard_deny: list[str] = field(default_factory=list)  # terms always blocked
 
     def __post_init__(self) -> None:
         self.work = Path(self.work)
