@@ -74,13 +74,16 @@ class MiniLMEncoder:
         self.max_length = self.cfg.max_length
         self.device = torch.device(device)
         path = minilm_path()
-        verbosity = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()  # silence the weight-loading progress bar
+        verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+        hf_logging.set_verbosity_error()  # silence the weight-loading messages and progress bar
+        hf_logging.disable_progress_bar()
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
             self.model = AutoModel.from_pretrained(path, local_files_only=True).to(self.device).eval()
         finally:
             hf_logging.set_verbosity(verbosity)
+            if bars:
+                hf_logging.enable_progress_bar()
         self.model.requires_grad_(False)
         self._cache: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
         self.hits = 0
