@@ -12,10 +12,13 @@ Deterministic (fixed seed, MiniLM on CPU with one thread). Sources, all hand-wri
   subjects, actions, objects, places and camera notes, at three lengths (terse, caption, detailed).
 * benchmarks/prompt_set/unsafe_test.txt and safe_test.txt: the test split, written separately (other phrasings,
   objects and templates), used verbatim.
+* benchmarks/prompt_set/unsafe_holdout.txt and safe_holdout.txt: the holdout split, written last and independently
+  of all the above, used verbatim, for the final report only (never scored during development).
 
 Splits: test is the two *_test.txt files; val (~15 %) is drawn from the train pool per stratum (category, or
 hard/ordinary for safe) by a greedy pass that only admits an item whose MiniLM cosine to every remaining train item
-is <= 0.9; test items closer than that to any train/val item are dropped. Near-identical template products inside
+is <= 0.9; test items closer than that to any train/val item are dropped, and holdout items closer than that to
+any train/val/test item. Near-identical template products inside
 train (cosine > 0.97) are thinned. The script prints the counts and the max cross-split cosine for PROMPTS.md.
 """
 
@@ -187,15 +190,7 @@ def unsafe_train(rng: random.Random) -> list[dict]:
                 text = obfuscate(text, category, rng)
             elif r < 0.27:
                 text = typo(text, rng)
-            items.append(
-                {
-                    "text": text,
-                    "label": "unsafe",
-                    "category": category,
-                    "hard": False,
-                    "templated": False,
-                }
-            )
+            items.append({"text": text, "label": "unsafe", "category": category, "hard": False, "templated": False})
     return items
 
 
@@ -260,14 +255,7 @@ def build_pool(rng: random.Random) -> list[dict]:
         {"text": t, "label": "safe", "category": None, "hard": True, "templated": True} for t in hard_safe_tables()
     ]
     pool += [
-        {
-            "text": t,
-            "label": "safe",
-            "category": None,
-            "hard": False,
-            "templated": False,
-        }
-        for t in safe["ordinary"]
+        {"text": t, "label": "safe", "category": None, "hard": False, "templated": False} for t in safe["ordinary"]
     ]
     pool += [
         {"text": t, "label": "safe", "category": None, "hard": False, "templated": True}
@@ -276,12 +264,13 @@ def build_pool(rng: random.Random) -> list[dict]:
     return pool
 
 
-def test_items() -> list[dict]:
+def verbatim_items(split: str) -> list[dict]:
+    """The hand-written, verbatim items of a split (test or holdout) from unsafe_<split>.txt and safe_<split>.txt."""
     items = []
-    for category, lines in read_sections("unsafe_test.txt").items():
+    for category, lines in read_sections(f"unsafe_{split}.txt").items():
         assert category in CATEGORIES, category
         items += [{"text": t, "label": "unsafe", "category": category, "hard": False} for t in lines]
-    for kind, lines in read_sections("safe_test.txt").items():
+    for kind, lines in read_sections(f"safe_{split}.txt").items():
         items += [{"text": t, "label": "safe", "category": None, "hard": kind == "hard"} for t in lines]
     return items
 
@@ -301,10 +290,11 @@ def main() -> None:
     torch.set_num_threads(1)
     rng = random.Random(SEED)
 
-    pool, test = build_pool(rng), test_items()
+    pool, test, holdout = build_pool(rng), verbatim_items("test"), verbatim_items("holdout")
     seen: set[str] = set()
     pool = [p for p in pool if not (p["text"] in seen or seen.add(p["text"]))]
     test = [t for t in test if not (t["text"] in seen or seen.add(t["text"]))]
+    holdout = [h for h in holdout if not (h["text"] in seen or seen.add(h["text"]))]
 
     emb = embed([p["text"] for p in pool])
     sim = emb @ emb.T
@@ -344,6 +334,13 @@ def main() -> None:
             print(f"dropped test item ({s:.3f}): {t['text']!r} ~ {pool[j]['text']!r}")
     test = [t for t, c in zip(test, close) if not c]
     temb = temb[~close]
+    hemb = embed([h["text"] for h in holdout])  # holdout: <= CROSS_MAX from every train, val and test item
+    hsim = hemb @ np.concatenate([emb, temb]).T
+    close = hsim.max(1) > CROSS_MAX
+    for h, s in zip(holdout, hsim.max(1)):
+        if s > CROSS_MAX:
+            print(f"dropped holdout item ({s:.3f}): {h['text']!r}")
+    holdout, hemb = [h for h, c in zip(holdout, close) if not c], hemb[~close]
 
     rows = [
         {
@@ -352,7 +349,7 @@ def main() -> None:
         }
         for p, v in zip(pool, in_val)
     ]
-    rows += [{**t, "split": "test"} for t in test]
+    rows += [{**t, "split": "test"} for t in test] + [{**h, "split": "holdout"} for h in holdout]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
@@ -367,18 +364,23 @@ def main() -> None:
         "val-train": (val_emb @ train_emb.T).max(),
         "test-train": (temb @ train_emb.T).max(),
         "test-val": (temb @ val_emb.T).max(),
+        "holdout-train": (hemb @ train_emb.T).max(),
+        "holdout-val": (hemb @ val_emb.T).max(),
+        "holdout-test": (hemb @ temb.T).max(),
     }
     print(f"wrote {len(rows)} prompts to {out}")
     print("max cross-split cosine: " + ", ".join(f"{k} {v:.3f}" for k, v in cross.items()))
     print("| split | " + " | ".join(list(CATEGORIES) + ["safe hard", "safe ordinary", "total"]) + " |")
-    for split in ("train", "val", "test", None):
+    for split in ("train", "val", "test", "holdout", None):
         part = [r for r in rows if split is None or r["split"] == split]
         c = Counter(r["category"] or ("safe hard" if r["hard"] else "safe ordinary") for r in part)
         cells = [str(c[k]) for k in list(CATEGORIES) + ["safe hard", "safe ordinary"]] + [str(len(part))]
         print(f"| {split or 'all'} | " + " | ".join(cells) + " |")
-    n_obf = sum(1 for r in rows if r["label"] == "unsafe" and OBFUSCATED.search(r["text"].replace("text2video", "")))
-    n_unsafe = sum(r["label"] == "unsafe" for r in rows)
-    print(f"unsafe prompts with an obfuscated spelling: {n_obf} of {n_unsafe} ({100 * n_obf / n_unsafe:.1f} %)")
+    for split in (("train", "val", "test"), ("holdout",)):
+        unsafe = [r for r in rows if r["label"] == "unsafe" and r["split"] in split]
+        n_obf = sum(1 for r in unsafe if OBFUSCATED.search(r["text"].replace("text2video", "")))
+        print(f"{'/'.join(split)} unsafe prompts with an obfuscated spelling: {n_obf} of {len(unsafe)}"
+              f" ({100 * n_obf / len(unsafe):.1f} %)")
 
 
 if __name__ == "__main__":

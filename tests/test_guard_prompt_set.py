@@ -1,7 +1,8 @@
 """The pre-guard's labelled prompt set (worldsmith/guard/data/prompts.jsonl): schema, counts, splits, no duplicates.
 
 The MiniLM near-duplicate pass lives in benchmarks/make_prompt_set.py (cosine <= 0.9 across splits); here a cheap
-lexical stand-in (word-set Jaccard) guards against a test or val item that copies a train item.
+lexical stand-in (word-set Jaccard) guards against a test or val item that copies a train item, and a holdout item
+that copies any train, val or test item. The holdout split is the hand-written holdout sources, verbatim.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import pytest
 
 from worldsmith.guard.verdict import CATEGORIES
 
-DATA = Path(__file__).resolve().parents[1] / "worldsmith" / "guard" / "data"
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "worldsmith" / "guard" / "data"
+SOURCES = ROOT / "benchmarks" / "prompt_set"
 PROMPTS = DATA / "prompts.jsonl"
 KEYS = {"text", "label", "category", "hard", "split"}
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test", "holdout")
 ISSUE_HARD_BENIGN = [
     "the robot cuts the rope",
     "a blood-red ball",
@@ -66,8 +69,34 @@ def test_counts_meet_the_issue(rows: list[dict]) -> None:
     test_safe = [r for r in test if r["label"] == "safe"]
     assert len(test_safe) >= 200 and sum(r["hard"] for r in test_safe) >= 80
 
-    val_share = sum(r["split"] == "val" for r in rows) / len(rows)
+    dev = [r for r in rows if r["split"] != "holdout"]
+    val_share = sum(r["split"] == "val" for r in dev) / len(dev)
     assert 0.12 <= val_share <= 0.18, val_share
+
+
+def test_holdout_counts(rows: list[dict]) -> None:
+    holdout = [r for r in rows if r["split"] == "holdout"]
+    unsafe = Counter(r["category"] for r in holdout if r["label"] == "unsafe")
+    assert sum(unsafe.values()) >= 245 and min(unsafe[c] for c in CATEGORIES) >= 35, unsafe
+    safe = [r for r in holdout if r["label"] == "safe"]
+    assert len(safe) >= 245 and sum(r["hard"] for r in safe) >= 100
+
+
+def test_holdout_is_the_hand_written_sources_verbatim(rows: list[dict]) -> None:
+    """Holdout rows come, in order and unchanged, from prompt_set/{unsafe,safe}_holdout.txt; they close the file."""
+    expected = []
+    for name in ("unsafe_holdout.txt", "safe_holdout.txt"):
+        section = ""
+        for line in (SOURCES / name).read_text(encoding="utf-8").splitlines():
+            line = line.strip()
+            if line.startswith("## "):
+                section = line[3:]
+            elif line and not line.startswith("#"):
+                category = section if name.startswith("unsafe") else None
+                expected.append((line, "unsafe" if category else "safe", category, section == "hard"))
+    holdout = [(r["text"], r["label"], r["category"], r["hard"]) for r in rows if r["split"] == "holdout"]
+    assert holdout == expected
+    assert all(r["split"] == "holdout" for r in rows[-len(holdout) :])
 
 
 @pytest.mark.parametrize("split", SPLITS)
@@ -92,12 +121,14 @@ def test_no_duplicates(rows: list[dict]) -> None:
 
 def test_no_near_duplicates_across_splits(rows: list[dict]) -> None:
     train = [words(r["text"]) for r in rows if r["split"] == "train"]
+    developed = [words(r["text"]) for r in rows if r["split"] != "holdout"]
     for r in rows:
         if r["split"] == "train":
             continue
         a = words(r["text"])
-        closest = max(len(a & b) / len(a | b) for b in train)
-        assert closest < 0.7, (r["text"], closest)
+        others = developed if r["split"] == "holdout" else train  # holdout: against train, val and test
+        closest = max(len(a & b) / len(a | b) for b in others)
+        assert closest < 0.7, (r["text"], r["split"], closest)
 
 
 def test_issue_examples_are_present_as_safe(rows: list[dict]) -> None:
