@@ -41,7 +41,8 @@ CHILD_WORDS = {"child", "children", "kid", "kids", "minor", "minors", "underage"
                "baby", "babies", "schoolgirl", "schoolgirls", "schoolboy", "schoolboys", "teen", "teens", "teenage",
                "teenager", "teenagers", "loli", "lolita", "juvenile", "tween", "prepubescent", "youngster"}
 BENIGN_PHRASES = ("suicide lane", "suicide door", "suicide doors", "suicide knob", "wire stripper", "wire strippers",
-                  "paint stripper", "cable stripper", "stripper tool", "ball cock", "woodpecker")  # terms of trade
+                  "paint stripper", "cable stripper", "stripper tool", "ball cock", "woodpecker", "torture test",
+                  "torture tests", "gore area", "gore point", "gore zone")  # terms of trade
 CHILD_PHRASES = ("little girl", "little boy", "young girl", "young boy", "year old girl", "year old boy")
 
 # better-profanity words kept, by category: exact words, and stems that mark a compound ("cocksucker")
