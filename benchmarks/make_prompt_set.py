@@ -14,6 +14,9 @@ Deterministic (fixed seed, MiniLM on CPU with one thread). Sources, all hand-wri
   objects and templates), used verbatim.
 * benchmarks/prompt_set/unsafe_holdout.txt and safe_holdout.txt: the holdout split, written last and independently
   of all the above, used verbatim, for the final report only (never scored during development).
+* benchmarks/prompt_set/unsafe_train_extra.txt and safe_train_extra.txt: extra train items (keyword-free unsafe
+  requests, hard benign prompts), added to train after every other split is fixed (benchmarks/prompt_set_extra.py);
+  one is dropped when its cosine to any val/test/holdout item is above 0.85.
 
 Splits: test is the two *_test.txt files; val (~15 %) is drawn from the train pool per stratum (category, or
 hard/ordinary for safe) by a greedy pass that only admits an item whose MiniLM cosine to every remaining train item
@@ -33,12 +36,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from prompt_set_extra import extra_train_items, read_sections
 
 from worldsmith.conditioning.text import default_text_encoder
 from worldsmith.guard.verdict import CATEGORIES
 
 ROOT = Path(__file__).resolve().parents[1]
-SRC = Path(__file__).resolve().parent / "prompt_set"
 SEED = 19
 CROSS_MAX = 0.9  # max cosine allowed between an item of one split and an item of another
 TRAIN_MAX = 0.97  # template products closer than this to an earlier train item are thinned
@@ -133,20 +136,6 @@ HARD_TABLES = [  # (template, first fillers, second fillers): extra hard benign 
      ["for a short burn", "and climb to orbit"]),
 ]
 # fmt: on
-
-
-def read_sections(name: str) -> dict[str, list[str]]:
-    """{section: lines} from a prompt_set/*.txt file; "#" lines are comments, "## x" starts section x."""
-    out: dict[str, list[str]] = {}
-    section = ""
-    for raw in (SRC / name).read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if line.startswith("## "):
-            section = line[3:].strip()
-            out.setdefault(section, [])
-        elif line and not line.startswith("#"):
-            out[section].append(line)
-    return out
 
 
 def obfuscate(text: str, category: str, rng: random.Random) -> str:
@@ -342,6 +331,17 @@ def main() -> None:
             print(f"dropped holdout item ({s:.3f}): {h['text']!r}")
     holdout, hemb = [h for h, c in zip(holdout, close) if not c], hemb[~close]
 
+    extras = extra_train_items(  # train only, after the other splits are fixed, so none of them changes
+        FRAMES,
+        random.Random(SEED + 1),
+        embed,
+        [r["text"] for r in pool + test + holdout],
+        {
+            "val": ([p["text"] for p, v in zip(pool, in_val) if v], emb[in_val]),
+            "test": ([t["text"] for t in test], temb),
+            "holdout": ([h["text"] for h in holdout], hemb),
+        },
+    )
     rows = [
         {
             **{k: p[k] for k in ("text", "label", "category", "hard")},
@@ -349,6 +349,7 @@ def main() -> None:
         }
         for p, v in zip(pool, in_val)
     ]
+    rows += [{**e, "split": "train"} for e in extras]
     rows += [{**t, "split": "test"} for t in test] + [{**h, "split": "holdout"} for h in holdout]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,8 @@
 
 The MiniLM near-duplicate pass lives in benchmarks/make_prompt_set.py (cosine <= 0.9 across splits); here a cheap
 lexical stand-in (word-set Jaccard) guards against a test or val item that copies a train item, and a holdout item
-that copies any train, val or test item. The holdout split is the hand-written holdout sources, verbatim.
+that copies any train, val or test item. The holdout split is the hand-written holdout sources, verbatim. The extra
+train sources (prompt_set/*_train_extra.txt) land in train only, and never in another split.
 """
 
 from __future__ import annotations
@@ -63,6 +64,11 @@ def test_counts_meet_the_issue(rows: list[dict]) -> None:
     assert min(per_category.values()) >= 80, per_category
     assert sum(r["hard"] for r in safe) >= 200
 
+    train = [r for r in rows if r["split"] == "train"]
+    train_unsafe = Counter(r["category"] for r in train if r["label"] == "unsafe")
+    assert min(train_unsafe[c] for c in CATEGORIES) >= 80, train_unsafe  # with the extra train items
+    assert sum(r["hard"] for r in train if r["label"] == "safe") >= 300
+
     test = [r for r in rows if r["split"] == "test"]
     test_unsafe = Counter(r["category"] for r in test if r["label"] == "unsafe")
     assert sum(test_unsafe.values()) >= 200 and min(test_unsafe[c] for c in CATEGORIES) >= 25, test_unsafe
@@ -71,7 +77,7 @@ def test_counts_meet_the_issue(rows: list[dict]) -> None:
 
     dev = [r for r in rows if r["split"] != "holdout"]
     val_share = sum(r["split"] == "val" for r in dev) / len(dev)
-    assert 0.12 <= val_share <= 0.18, val_share
+    assert 0.09 <= val_share <= 0.18, val_share  # 15 % of the original pool; the extra train items dilute it
 
 
 def test_holdout_counts(rows: list[dict]) -> None:
@@ -97,6 +103,40 @@ def test_holdout_is_the_hand_written_sources_verbatim(rows: list[dict]) -> None:
     holdout = [(r["text"], r["label"], r["category"], r["hard"]) for r in rows if r["split"] == "holdout"]
     assert holdout == expected
     assert all(r["split"] == "holdout" for r in rows[-len(holdout) :])
+
+
+def source_lines(name: str) -> list[tuple[str, str]]:
+    """(section, line) pairs of a prompt_set/*.txt source, comments skipped."""
+    section, out = "", []
+    for line in (SOURCES / name).read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line.startswith("## "):
+            section = line[3:]
+        elif line and not line.startswith("#"):
+            out.append((section, line))
+    return out
+
+
+def test_extra_train_items_are_in_train_only(rows: list[dict]) -> None:
+    """Most extra lines survive the cosine filter, in train with their label; none reaches val, test or holdout."""
+    train = [r for r in rows if r["split"] == "train"]
+    texts = {r["text"]: r["split"] for r in rows}
+    unsafe = source_lines("unsafe_train_extra.txt")
+    safe = source_lines("safe_train_extra.txt")
+    assert len(unsafe) >= 280 and len(safe) >= 280 and sum(s == "hard" for s, _ in safe) >= 160
+    for section, line in safe:
+        assert texts.get(line, "train") == "train", line
+    found = Counter()
+    for category, line in unsafe:
+        core = line.removeprefix("= ")
+        hits = [r for r in rows if core in r["text"]]
+        assert all(r["split"] == "train" and r["category"] == category for r in hits), (line, hits)
+        found[category] += bool(hits)
+    assert min(found[c] for c in CATEGORIES) >= 40, found
+    safe_rows = {r["text"]: r["hard"] for r in train if r["label"] == "safe"}
+    kept = [(s, t) for s, t in safe if t in safe_rows]
+    assert len(kept) >= 260 and all(safe_rows[t] == (s == "hard") for s, t in kept)
+    assert sum(s == "hard" for s, _ in kept) >= 160
 
 
 @pytest.mark.parametrize("split", SPLITS)
