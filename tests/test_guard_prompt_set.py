@@ -3,7 +3,8 @@
 The MiniLM near-duplicate pass lives in benchmarks/make_prompt_set.py (cosine <= 0.9 across splits); here a cheap
 lexical stand-in (word-set Jaccard) guards against a test or val item that copies a train item, and a holdout item
 that copies any train, val or test item. The holdout split is the hand-written holdout sources, verbatim. The extra
-train sources (prompt_set/*_train_extra.txt) land in train only, and never in another split.
+train sources (prompt_set/*_train_extra.txt) land in train only, and never in another split. The second holdout
+(holdout2) is its hand-written sources verbatim, closes the file, and copies no item of any other split.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ DATA = ROOT / "worldsmith" / "guard" / "data"
 SOURCES = ROOT / "benchmarks" / "prompt_set"
 PROMPTS = DATA / "prompts.jsonl"
 KEYS = {"text", "label", "category", "hard", "split"}
-SPLITS = ("train", "val", "test", "holdout")
+SPLITS = ("train", "val", "test", "holdout", "holdout2")
+HOLDOUTS = ("holdout", "holdout2")
 ISSUE_HARD_BENIGN = [
     "the robot cuts the rope",
     "a blood-red ball",
@@ -75,7 +77,7 @@ def test_counts_meet_the_issue(rows: list[dict]) -> None:
     test_safe = [r for r in test if r["label"] == "safe"]
     assert len(test_safe) >= 200 and sum(r["hard"] for r in test_safe) >= 80
 
-    dev = [r for r in rows if r["split"] != "holdout"]
+    dev = [r for r in rows if r["split"] not in HOLDOUTS]
     val_share = sum(r["split"] == "val" for r in dev) / len(dev)
     assert 0.09 <= val_share <= 0.18, val_share  # 15 % of the original pool; the extra train items dilute it
 
@@ -88,10 +90,23 @@ def test_holdout_counts(rows: list[dict]) -> None:
     assert len(safe) >= 245 and sum(r["hard"] for r in safe) >= 100
 
 
-def test_holdout_is_the_hand_written_sources_verbatim(rows: list[dict]) -> None:
-    """Holdout rows come, in order and unchanged, from prompt_set/{unsafe,safe}_holdout.txt; they close the file."""
+def test_holdout2_counts(rows: list[dict]) -> None:
+    """The second holdout: >= 37 unsafe per category, >= 260 safe with >= 110 hard, safe lengths from terse to long."""
+    holdout2 = [r for r in rows if r["split"] == "holdout2"]
+    unsafe = Counter(r["category"] for r in holdout2 if r["label"] == "unsafe")
+    assert sum(unsafe.values()) >= 260 and min(unsafe[c] for c in CATEGORIES) >= 37, unsafe
+    safe = [r for r in holdout2 if r["label"] == "safe"]
+    assert len(safe) >= 260 and sum(r["hard"] for r in safe) >= 110
+    assert sum(not r["hard"] for r in safe) >= 110
+    lengths = [len(r["text"].split()) for r in safe]
+    assert min(lengths) <= 4 and max(lengths) >= 30 and max(lengths) <= 50, (min(lengths), max(lengths))
+
+
+@pytest.mark.parametrize("split", HOLDOUTS)
+def test_holdout_is_the_hand_written_sources_verbatim(rows: list[dict], split: str) -> None:
+    """Holdout rows come, in order and unchanged, from prompt_set/{unsafe,safe}_<split>.txt; they close the file."""
     expected = []
-    for name in ("unsafe_holdout.txt", "safe_holdout.txt"):
+    for name in (f"unsafe_{split}.txt", f"safe_{split}.txt"):
         section = ""
         for line in (SOURCES / name).read_text(encoding="utf-8").splitlines():
             line = line.strip()
@@ -100,9 +115,10 @@ def test_holdout_is_the_hand_written_sources_verbatim(rows: list[dict]) -> None:
             elif line and not line.startswith("#"):
                 category = section if name.startswith("unsafe") else None
                 expected.append((line, "unsafe" if category else "safe", category, section == "hard"))
-    holdout = [(r["text"], r["label"], r["category"], r["hard"]) for r in rows if r["split"] == "holdout"]
+    holdout = [(r["text"], r["label"], r["category"], r["hard"]) for r in rows if r["split"] == split]
     assert holdout == expected
-    assert all(r["split"] == "holdout" for r in rows[-len(holdout) :])
+    n1, n2 = (sum(r["split"] == h for r in rows) for h in HOLDOUTS)  # holdout, then holdout2, end the file
+    assert [r["split"] for r in rows[-(n1 + n2) :]] == ["holdout"] * n1 + ["holdout2"] * n2
 
 
 def source_lines(name: str) -> list[tuple[str, str]]:
@@ -161,12 +177,14 @@ def test_no_duplicates(rows: list[dict]) -> None:
 
 def test_no_near_duplicates_across_splits(rows: list[dict]) -> None:
     train = [words(r["text"]) for r in rows if r["split"] == "train"]
-    developed = [words(r["text"]) for r in rows if r["split"] != "holdout"]
+    developed = [words(r["text"]) for r in rows if r["split"] not in HOLDOUTS]
+    before_holdout2 = [words(r["text"]) for r in rows if r["split"] != "holdout2"]
     for r in rows:
         if r["split"] == "train":
             continue
         a = words(r["text"])
-        others = developed if r["split"] == "holdout" else train  # holdout: against train, val and test
+        # holdout: against train, val and test; holdout2: against every other split, the first holdout included
+        others = {"holdout": developed, "holdout2": before_holdout2}.get(r["split"], train)
         closest = max(len(a & b) / len(a | b) for b in others)
         assert closest < 0.7, (r["text"], r["split"], closest)
 
