@@ -1,8 +1,9 @@
 """The pre-guard on the held-out part of the labelled prompt set: block rate, false positives, latency.
 
-    python benchmarks/guard.py [--out guard.json]
+    python benchmarks/guard.py [--split holdout2] [--out guard.json]
 
-Reports, on the ``test`` split only (never used for training or for the threshold): the block rate per unsafe
+Reports, on one held-out split (default ``holdout2``, the one nobody scored before the final guard was trained;
+``test`` and ``holdout`` were looked at during development, see guard/data/PROMPTS.md): the block rate per unsafe
 category and overall, the false-positive rate on benign prompts and on the hard benign ones, each with a 95 % Wilson
 interval; what the blocklist alone and the classifier alone catch; and the pre-guard's latency per prompt on one
 core (median and p95, MiniLM's prompt cache off). Goals (issue 19): block >= 95 %, false positives <= 5 %,
@@ -44,7 +45,7 @@ def rate(flags: list[bool]) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=None, help="Write the figures as JSON here.")
-    ap.add_argument("--split", default="test", help="The split to report (default: the held-out test split).")
+    ap.add_argument("--split", default="holdout2", help="The split to report (default: holdout2, the untouched one).")
     args = ap.parse_args()
     torch.set_num_threads(1)
     rows = [r for r in read_prompt_set() if r["split"] == args.split]
