@@ -103,10 +103,10 @@ def test_classifier_probabilities_cover_every_class_and_sum_to_one(guard):
 
 
 def test_classifier_training_is_deterministic_and_round_trips(tmp_path, one_torch_thread):
-    cfg = ClassifierConfig(epochs=30)
+    cfg = ClassifierConfig(epochs=30, folds=2)
     a = train_classifier(tmp_path / "a", cfg)
     b = train_classifier(tmp_path / "b", cfg)
-    assert a["threshold"] == b["threshold"] and a["val"] == b["val"]
+    assert a["threshold"] == b["threshold"] and a["cross_validation"] == b["cross_validation"]
     assert (tmp_path / "a" / "prompt_classifier.safetensors").read_bytes() == \
         (tmp_path / "b" / "prompt_classifier.safetensors").read_bytes()
     loaded = PromptClassifier.load(tmp_path / "a")
@@ -197,3 +197,11 @@ def test_a_bad_lexicon_category_is_one_sentence(tmp_path):
     (tmp_path / "lex.json").write_text(json.dumps({"spam": ["buy now"]}))
     with pytest.raises(Exception, match="unknown category 'spam'"):
         Blocklist(BlocklistConfig(lexicon=str(tmp_path / "lex.json")))
+
+
+def test_killing_by_an_act_is_violence_but_idioms_pass():
+    blocklist = Blocklist()
+    assert blocklist.check("a robot arm stabs a worker to death").category == "violence"
+    assert blocklist.check("the truck runs over a cyclist to death").category == "violence"
+    for idiom in ("the hacker was bored to death", "scared to death of the drone", "freezing to death on a summit"):
+        assert blocklist.check(idiom) is None, idiom

