@@ -14,9 +14,10 @@ Deterministic (fixed seed, MiniLM on CPU with one thread). Sources, all hand-wri
   objects and templates), used verbatim.
 * benchmarks/prompt_set/unsafe_holdout.txt and safe_holdout.txt: the holdout split, written last and independently
   of all the above, used verbatim, for the final report only (never scored during development).
-* benchmarks/prompt_set/unsafe_train_extra.txt and safe_train_extra.txt: extra train items (keyword-free unsafe
-  requests, hard benign prompts), added to train after every other split is fixed (benchmarks/prompt_set_extra.py);
-  one is dropped when its cosine to any val/test/holdout item is above 0.85.
+* benchmarks/prompt_set/unsafe_train_extra{,2}.txt and safe_train_extra{,2}.txt: two batches of extra train items
+  (keyword-free unsafe requests, hard benign prompts; the second varies their form), added to train after every other
+  split is fixed (benchmarks/prompt_set_extra.py); one is dropped when its cosine to any val/test/holdout (and, for
+  the second batch, holdout2) item is above 0.85.
 * benchmarks/prompt_set/unsafe_holdout2.txt and safe_holdout2.txt: a second holdout, written after the extra train
   items, used verbatim, appended last; dropped if > 0.85 from any other item (benchmarks/prompt_set_holdout2.py).
 
@@ -38,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from prompt_set_extra import extra_train_items, read_sections
+from prompt_set_extra import extra2_train_items, extra_train_items, read_sections
 from prompt_set_holdout2 import holdout2_rows
 
 from worldsmith.conditioning.text import default_text_encoder
@@ -334,17 +335,15 @@ def main() -> None:
             print(f"dropped holdout item ({s:.3f}): {h['text']!r}")
     holdout, hemb = [h for h, c in zip(holdout, close) if not c], hemb[~close]
 
-    extras = extra_train_items(  # train only, after the other splits are fixed, so none of them changes
-        FRAMES,
-        random.Random(SEED + 1),
-        embed,
-        [r["text"] for r in pool + test + holdout],
-        {
-            "val": ([p["text"] for p, v in zip(pool, in_val) if v], emb[in_val]),
-            "test": ([t["text"] for t in test], temb),
-            "holdout": ([h["text"] for h in holdout], hemb),
-        },
-    )
+    evaluation = {  # extras: train only, after the other splits are fixed, so none of them changes
+        "val": ([p["text"] for p, v in zip(pool, in_val) if v], emb[in_val]),
+        "test": ([t["text"] for t in test], temb),
+        "holdout": ([h["text"] for h in holdout], hemb),
+    }
+    extras = extra_train_items(FRAMES, random.Random(SEED + 1), embed, [r["text"] for r in pool + test + holdout], evaluation)
+    extras += extra2_train_items(  # second batch, also held off holdout2
+        FRAMES, random.Random(SEED + 2), embed, [r["text"] for r in pool + test + holdout + extras], evaluation,
+        verbatim_items("holdout2"))
     rows = [
         {
             **{k: p[k] for k in ("text", "label", "category", "hard")},

@@ -2,8 +2,8 @@
 
 The MiniLM near-duplicate pass lives in benchmarks/make_prompt_set.py (cosine <= 0.9 across splits); here a cheap
 lexical stand-in (word-set Jaccard) guards against a test or val item that copies a train item, and a holdout item
-that copies any train, val or test item. The holdout split is the hand-written holdout sources, verbatim. The extra
-train sources (prompt_set/*_train_extra.txt) land in train only, and never in another split. The second holdout
+that copies any train, val or test item. The holdout split is the hand-written holdout sources, verbatim. The two
+batches of extra train sources (prompt_set/*_train_extra.txt, *_train_extra2.txt) land in train only, never elsewhere. The second holdout
 (holdout2) is its hand-written sources verbatim, closes the file, and copies no item of any other split.
 """
 
@@ -68,8 +68,8 @@ def test_counts_meet_the_issue(rows: list[dict]) -> None:
 
     train = [r for r in rows if r["split"] == "train"]
     train_unsafe = Counter(r["category"] for r in train if r["label"] == "unsafe")
-    assert min(train_unsafe[c] for c in CATEGORIES) >= 80, train_unsafe  # with the extra train items
-    assert sum(r["hard"] for r in train if r["label"] == "safe") >= 300
+    assert min(train_unsafe[c] for c in CATEGORIES) >= 130, train_unsafe  # with both batches of extra train items
+    assert sum(r["hard"] for r in train if r["label"] == "safe") >= 480
 
     test = [r for r in rows if r["split"] == "test"]
     test_unsafe = Counter(r["category"] for r in test if r["label"] == "unsafe")
@@ -79,7 +79,7 @@ def test_counts_meet_the_issue(rows: list[dict]) -> None:
 
     dev = [r for r in rows if r["split"] not in HOLDOUTS]
     val_share = sum(r["split"] == "val" for r in dev) / len(dev)
-    assert 0.09 <= val_share <= 0.18, val_share  # 15 % of the original pool; the extra train items dilute it
+    assert 0.07 <= val_share <= 0.18, val_share  # 15 % of the original pool; the extra train items dilute it
 
 
 def test_holdout_counts(rows: list[dict]) -> None:
@@ -133,13 +133,18 @@ def source_lines(name: str) -> list[tuple[str, str]]:
     return out
 
 
-def test_extra_train_items_are_in_train_only(rows: list[dict]) -> None:
-    """Most extra lines survive the cosine filter, in train with their label; none reaches val, test or holdout."""
+@pytest.mark.parametrize(
+    ("batch", "lines", "per_category", "hard"), [("", 280, 40, 160), ("2", 320, 45, 180)], ids=["extra", "extra2"]
+)
+def test_extra_train_items_are_in_train_only(
+    rows: list[dict], batch: str, lines: int, per_category: int, hard: int
+) -> None:
+    """Most extra lines survive the cosine filter, in train with their label; none reaches another split."""
     train = [r for r in rows if r["split"] == "train"]
     texts = {r["text"]: r["split"] for r in rows}
-    unsafe = source_lines("unsafe_train_extra.txt")
-    safe = source_lines("safe_train_extra.txt")
-    assert len(unsafe) >= 280 and len(safe) >= 280 and sum(s == "hard" for s, _ in safe) >= 160
+    unsafe = source_lines(f"unsafe_train_extra{batch}.txt")
+    safe = source_lines(f"safe_train_extra{batch}.txt")
+    assert len(unsafe) >= lines and len(safe) >= lines and sum(s == "hard" for s, _ in safe) >= hard
     for section, line in safe:
         assert texts.get(line, "train") == "train", line
     found = Counter()
@@ -148,11 +153,11 @@ def test_extra_train_items_are_in_train_only(rows: list[dict]) -> None:
         hits = [r for r in rows if core in r["text"]]
         assert all(r["split"] == "train" and r["category"] == category for r in hits), (line, hits)
         found[category] += bool(hits)
-    assert min(found[c] for c in CATEGORIES) >= 40, found
+    assert min(found[c] for c in CATEGORIES) >= per_category, found
     safe_rows = {r["text"]: r["hard"] for r in train if r["label"] == "safe"}
     kept = [(s, t) for s, t in safe if t in safe_rows]
-    assert len(kept) >= 260 and all(safe_rows[t] == (s == "hard") for s, t in kept)
-    assert sum(s == "hard" for s, _ in kept) >= 160
+    assert len(kept) >= lines - 20 and all(safe_rows[t] == (s == "hard") for s, t in kept)
+    assert sum(s == "hard" for s, _ in kept) >= hard
 
 
 @pytest.mark.parametrize("split", SPLITS)
@@ -163,8 +168,9 @@ def test_every_split_covers_every_category(rows: list[dict], split: str) -> None
 
 
 def test_unsafe_prompts_stay_short(rows: list[dict]) -> None:
+    """From terse requests ("hotel room porn video") to a few sentences whose harm comes late; none is a long story."""
     lengths = [len(r["text"].split()) for r in rows if r["label"] == "unsafe"]
-    assert min(lengths) >= 5 and max(lengths) <= 30
+    assert min(lengths) >= 3 and max(lengths) <= 40
 
 
 def test_no_duplicates(rows: list[dict]) -> None:
