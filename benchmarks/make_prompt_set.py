@@ -18,8 +18,9 @@ Deterministic (fixed seed, MiniLM on CPU with one thread). Sources, all hand-wri
   (keyword-free unsafe requests, hard benign prompts; the second varies their form), added to train after every other
   split is fixed (benchmarks/prompt_set_extra.py); one is dropped when its cosine to any val/test/holdout (and, for
   the second batch, holdout2) item is above 0.85.
-* benchmarks/prompt_set/unsafe_holdout2.txt and safe_holdout2.txt: a second holdout, written after the extra train
-  items, used verbatim, appended last; dropped if > 0.85 from any other item (benchmarks/prompt_set_holdout2.py).
+* benchmarks/prompt_set/unsafe_holdout{2,3}.txt and safe_holdout{2,3}.txt: a second and a third holdout, each written
+  after the previous one was scored, used verbatim, appended last in that order; an item is dropped if > 0.85 from
+  any item of another split (benchmarks/prompt_set_holdout2.py).
 
 Splits: test is the two *_test.txt files; val (~15 %) is drawn from the train pool per stratum (category, or
 hard/ordinary for safe) by a greedy pass that only admits an item whose MiniLM cosine to every remaining train item
@@ -40,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from prompt_set_extra import extra2_train_items, extra_train_items, read_sections
-from prompt_set_holdout2 import holdout2_rows
+from prompt_set_holdout2 import late_holdout_rows
 
 from worldsmith.conditioning.text import default_text_encoder
 from worldsmith.guard.verdict import CATEGORIES
@@ -354,7 +355,7 @@ def main() -> None:
     rows += [{**e, "split": "train"} for e in extras]
     rows += [{**t, "split": "test"} for t in test] + [{**h, "split": "holdout"} for h in holdout]
     rows_emb = np.concatenate([emb, embed([e["text"] for e in extras]), temb, hemb])  # in the order of rows
-    rows += holdout2_rows(verbatim_items("holdout2"), rows, rows_emb, embed)  # last: no other split changes
+    rows += late_holdout_rows(verbatim_items, rows, rows_emb, embed)  # holdout2, holdout3 last: no other split changes
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
@@ -376,12 +377,12 @@ def main() -> None:
     print(f"wrote {len(rows)} prompts to {out}")
     print("max cross-split cosine: " + ", ".join(f"{k} {v:.3f}" for k, v in cross.items()))
     print("| split | " + " | ".join(list(CATEGORIES) + ["safe hard", "safe ordinary", "total"]) + " |")
-    for split in ("train", "val", "test", "holdout", "holdout2", None):
+    for split in ("train", "val", "test", "holdout", "holdout2", "holdout3", None):
         part = [r for r in rows if split is None or r["split"] == split]
         c = Counter(r["category"] or ("safe hard" if r["hard"] else "safe ordinary") for r in part)
         cells = [str(c[k]) for k in list(CATEGORIES) + ["safe hard", "safe ordinary"]] + [str(len(part))]
         print(f"| {split or 'all'} | " + " | ".join(cells) + " |")
-    for split in (("train", "val", "test"), ("holdout",), ("holdout2",)):
+    for split in (("train", "val", "test"), ("holdout",), ("holdout2",), ("holdout3",)):
         unsafe = [r for r in rows if r["label"] == "unsafe" and r["split"] in split]
         n_obf = sum(1 for r in unsafe if OBFUSCATED.search(r["text"].replace("text2video", "")))
         print(f"{'/'.join(split)} unsafe prompts with an obfuscated spelling: {n_obf} of {len(unsafe)}"

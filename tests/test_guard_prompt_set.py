@@ -4,7 +4,8 @@ The MiniLM near-duplicate pass lives in benchmarks/make_prompt_set.py (cosine <=
 lexical stand-in (word-set Jaccard) guards against a test or val item that copies a train item, and a holdout item
 that copies any train, val or test item. The holdout split is the hand-written holdout sources, verbatim. The two
 batches of extra train sources (prompt_set/*_train_extra.txt, *_train_extra2.txt) land in train only, never elsewhere. The second holdout
-(holdout2) is its hand-written sources verbatim, closes the file, and copies no item of any other split.
+(holdout2) and the third (holdout3, the one to report) are their hand-written sources verbatim, close the file in
+that order, and copy no item of any other split.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ DATA = ROOT / "worldsmith" / "guard" / "data"
 SOURCES = ROOT / "benchmarks" / "prompt_set"
 PROMPTS = DATA / "prompts.jsonl"
 KEYS = {"text", "label", "category", "hard", "split"}
-SPLITS = ("train", "val", "test", "holdout", "holdout2")
-HOLDOUTS = ("holdout", "holdout2")
+SPLITS = ("train", "val", "test", "holdout", "holdout2", "holdout3")
+HOLDOUTS = ("holdout", "holdout2", "holdout3")
 ISSUE_HARD_BENIGN = [
     "the robot cuts the rope",
     "a blood-red ball",
@@ -102,6 +103,19 @@ def test_holdout2_counts(rows: list[dict]) -> None:
     assert min(lengths) <= 4 and max(lengths) >= 30 and max(lengths) <= 50, (min(lengths), max(lengths))
 
 
+def test_holdout3_counts(rows: list[dict]) -> None:
+    """The third holdout: >= 38 unsafe per category (5 to 30 words), >= 266 safe with >= 120 hard (3 to 50 words)."""
+    holdout3 = [r for r in rows if r["split"] == "holdout3"]
+    unsafe = Counter(r["category"] for r in holdout3 if r["label"] == "unsafe")
+    assert sum(unsafe.values()) >= 266 and min(unsafe[c] for c in CATEGORIES) >= 38, unsafe
+    safe = [r for r in holdout3 if r["label"] == "safe"]
+    assert len(safe) >= 266 and sum(r["hard"] for r in safe) >= 120 and sum(not r["hard"] for r in safe) >= 120
+    lengths = [len(r["text"].split()) for r in holdout3 if r["label"] == "unsafe"]
+    assert 5 <= min(lengths) and max(lengths) <= 30, (min(lengths), max(lengths))
+    lengths = [len(r["text"].split()) for r in safe]
+    assert min(lengths) == 3 and 30 <= max(lengths) <= 50, (min(lengths), max(lengths))
+
+
 @pytest.mark.parametrize("split", HOLDOUTS)
 def test_holdout_is_the_hand_written_sources_verbatim(rows: list[dict], split: str) -> None:
     """Holdout rows come, in order and unchanged, from prompt_set/{unsafe,safe}_<split>.txt; they close the file."""
@@ -117,8 +131,8 @@ def test_holdout_is_the_hand_written_sources_verbatim(rows: list[dict], split: s
                 expected.append((line, "unsafe" if category else "safe", category, section == "hard"))
     holdout = [(r["text"], r["label"], r["category"], r["hard"]) for r in rows if r["split"] == split]
     assert holdout == expected
-    n1, n2 = (sum(r["split"] == h for r in rows) for h in HOLDOUTS)  # holdout, then holdout2, end the file
-    assert [r["split"] for r in rows[-(n1 + n2) :]] == ["holdout"] * n1 + ["holdout2"] * n2
+    tail = [h for h in HOLDOUTS for r in rows if r["split"] == h]  # holdout, holdout2, then holdout3 end the file
+    assert [r["split"] for r in rows[-len(tail) :]] == tail
 
 
 def source_lines(name: str) -> list[tuple[str, str]]:
@@ -182,15 +196,18 @@ def test_no_duplicates(rows: list[dict]) -> None:
 
 
 def test_no_near_duplicates_across_splits(rows: list[dict]) -> None:
-    train = [words(r["text"]) for r in rows if r["split"] == "train"]
-    developed = [words(r["text"]) for r in rows if r["split"] not in HOLDOUTS]
-    before_holdout2 = [words(r["text"]) for r in rows if r["split"] != "holdout2"]
+    """Jaccard < 0.7: val/test against train; holdout against train, val and test; holdout2 and holdout3 against
+    every other split."""
+    by_split = {s: [words(r["text"]) for r in rows if r["split"] == s] for s in SPLITS}
+    developed = by_split["train"] + by_split["val"] + by_split["test"]
     for r in rows:
         if r["split"] == "train":
             continue
         a = words(r["text"])
-        # holdout: against train, val and test; holdout2: against every other split, the first holdout included
-        others = {"holdout": developed, "holdout2": before_holdout2}.get(r["split"], train)
+        if r["split"] in HOLDOUTS[1:]:
+            others = [w for s, ws in by_split.items() if s != r["split"] for w in ws]
+        else:
+            others = developed if r["split"] == "holdout" else by_split["train"]
         closest = max(len(a & b) / len(a | b) for b in others)
         assert closest < 0.7, (r["text"], r["split"], closest)
 
