@@ -156,13 +156,15 @@ def test_cli_train_dry_run_generate_and_batch_from_jsonl(world, overfit, tmp_pat
     code, _, err = run_cli(capsys, "generate", "--model", str(overfit), "--temperature", "0.5", "--out", str(out))
     assert code == 1 and err.count("\n") == 1 and "'temperature' is not a sampling setting of Diffusion models" in err
     jobs = tmp_path / "jobs.jsonl"
-    jobs.write_text(json.dumps({"prompt": "a blob", "name": "t2w", "seed": 1}) + "\n\n"
-                    + json.dumps({"prompt": "a blob", "input": str(tmp_path / "first.mp4"), "frames": 9}) + "\n")  # fmt: skip
+    jobs.write_text(json.dumps({"prompt": "a coloured blob drifts over a gradient", "name": "t2w", "seed": 1}) + "\n\n"
+                    + json.dumps({"prompt": "a coloured blob drifts over a gradient", "input": str(tmp_path / "first.mp4"),
+                                 "frames": 9}) + "\n")  # fmt: skip
     code, printed, err = run_cli(capsys, "batch", str(jobs), "--model", str(overfit), "--out", str(tmp_path / "batch"),
                                  "--set", "steps=3")  # fmt: skip
     assert code == 0, err
-    names = [json.loads(line)["name"] for line in printed.splitlines()]
-    assert names == ["t2w", "00001"] and decode(tmp_path / "batch" / "00001.mp4").shape[0] == 9
+    results = [json.loads(line) for line in printed.splitlines()]
+    assert [r["name"] for r in results] == ["t2w", "00001"] and all("file" in r for r in results), printed
+    assert decode(tmp_path / "batch" / "00001.mp4").shape[0] == 9
     stamp = (tmp_path / "batch" / "t2w.mp4").stat().st_mtime_ns
     gen = DiffusionGenerator.from_run(overfit)
     run_jobs(gen, jobs, tmp_path / "batch", {"steps": 3})  # resumes: nothing redone
