@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import av
@@ -46,3 +49,38 @@ def fit(model, loss_fn, batch: dict, steps: int, lr: float):
         loss.backward()
         opt.step()
     return model
+
+
+class ChatServer:
+    """An OpenAI-style /v1/chat/completions server; ``answers`` are returned in turn, requests are recorded."""
+
+    def __init__(self, answers: list[str], status: int = 200, body: bytes | None = None):
+        self.answers, self.requests = list(answers), []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                data = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": data})
+                answer = outer.answers[min(len(outer.requests), len(outer.answers)) - 1] if outer.answers else ""
+                payload = body if body is not None else json.dumps(
+                    {"choices": [{"message": {"role": "assistant", "content": answer}}]}).encode()  # fmt: skip
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()

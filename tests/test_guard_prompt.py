@@ -3,12 +3,11 @@ classifier's probabilities and training, the LLM judge over a real local HTTP se
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 import torch
 
-from helpers import run_cli
+from helpers import ChatServer, run_cli
 from worldsmith.guard.audit import AuditLog, prompt_hash, read_audit
 from worldsmith.guard.blocklist import Blocklist, BlocklistConfig, normalise
 from worldsmith.guard.classifier import CLASSES, ClassifierConfig, PromptClassifier, train_classifier
@@ -113,40 +112,18 @@ def test_classifier_training_is_deterministic_and_round_trips(tmp_path, one_torc
     assert loaded.threshold == a["threshold"] and loaded.info["train_rows"] > 0
 
 
-class Judge(BaseHTTPRequestHandler):
-    """An OpenAI-compatible endpoint that calls prompts with "smuggle" unsafe."""
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        assert self.path == "/v1/chat/completions" and body["messages"][0]["role"] == "system"
-        unsafe = "smuggle" in body["messages"][-1]["content"]
-        content = json.dumps({"unsafe": unsafe, "category": "illegal" if unsafe else None,
-                              "reason": "it asks how to move contraband past customs" if unsafe else "fine"})
-        data = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
 def test_llm_judge_over_a_real_local_server_and_an_unreachable_one(guard):
-    server = HTTPServer(("127.0.0.1", 0), Judge)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_port}/v1"
-        judged = PromptGuard(PromptGuardConfig(classifier=False, judge=JudgeConfig(url=url)))  # the judge decides
+    unsafe = json.dumps({"unsafe": True, "category": "illegal", "reason": "it asks how to move contraband past customs"})
+    safe = json.dumps({"unsafe": False, "category": None, "reason": "fine"})
+    with ChatServer([unsafe, safe]) as server:
+        judged = PromptGuard(PromptGuardConfig(classifier=False, judge=JudgeConfig(url=server.url)))  # the judge decides
         verdict = judged.check("a clip of a truck that can smuggle crates past the border check")
         assert not verdict.allowed and verdict.source == "llm_judge" and "contraband" in verdict.reason
         assert judged.check("a robot arm stacks three cubes").allowed
-    finally:
-        server.shutdown()
-    dead = PromptGuard(PromptGuardConfig(classifier=False, judge=JudgeConfig(url=url, timeout=2.0)))
-    with pytest.raises(JudgeUnavailable, match="did not answer"):
+        first = server.requests[0]["body"]
+        assert first["messages"][0]["role"] == "system" and "smuggle" in first["messages"][-1]["content"]
+    dead = PromptGuard(PromptGuardConfig(classifier=False, judge=JudgeConfig(url=server.url, timeout=2.0)))
+    with pytest.raises(JudgeUnavailable, match="could not reach the LLM safety judge .* run without the judge"):
         dead.check("a robot arm stacks three cubes")
 
 

@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from helpers import run_cli
+from helpers import ChatServer, run_cli
 
-from worldsmith import cli as worldsmith_cli
 from worldsmith.errors import ConfigError, WorldsmithError
-from worldsmith.upsample import cli as upsample_cli
 from worldsmith.upsample.endpoint import EndpointConfig
 from worldsmith.upsample.entities import entity_recall, extract_entities, missing_entities
 from worldsmith.upsample.llm import LLMConfig, llm_path
@@ -94,41 +90,6 @@ def test_unknown_kind_and_missing_endpoint_are_config_errors():
 
 
 # -- the endpoint, against a real HTTP server on 127.0.0.1 -------------------------------------------------------
-class ChatServer:
-    """An OpenAI-style /v1/chat/completions server; ``answers`` are returned in turn, requests are recorded."""
-
-    def __init__(self, answers: list[str], status: int = 200, body: bytes | None = None):
-        self.answers, self.requests = list(answers), []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                data = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": data})
-                answer = outer.answers[min(len(outer.requests), len(outer.answers)) - 1] if outer.answers else ""
-                payload = body if body is not None else json.dumps(
-                    {"choices": [{"message": {"role": "assistant", "content": answer}}]}).encode()  # fmt: skip
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def endpoint_cfg(url: str, **kw) -> UpsampleConfig:
     return UpsampleConfig(kind="endpoint", endpoint=EndpointConfig(base_url=url, model="tiny", api_key_env="UPS_KEY",
                                                                    timeout=5.0), **kw)  # fmt: skip
@@ -175,19 +136,7 @@ def test_endpoint_errors_are_one_sentence():
 
 
 # -- the CLI command ------------------------------------------------------------------------------------------
-@pytest.fixture
-def upsample_command():
-    """``worldsmith upsample`` registered on the real app for this test (worldsmith/cli.py does it for good)."""
-    app = worldsmith_cli.app
-    present = any(c.name == "upsample" for c in app.registered_commands)
-    if not present:
-        app.command("upsample")(upsample_cli.upsample)
-    yield
-    if not present:
-        app.registered_commands[:] = [c for c in app.registered_commands if c.name != "upsample"]
-
-
-def test_cli_prints_text_or_json_and_errors(capsys, upsample_command):
+def test_cli_prints_text_or_json_and_errors(capsys):
     code, out, _ = run_cli(capsys, "upsample", "a robot picks up a cup", "--kind", "retrieval", "--json")
     assert code == 0
     data = json.loads(out)

@@ -6,12 +6,10 @@ does not answer, the prompt is refused with one sentence (a configured check tha
 from __future__ import annotations
 
 import json
-import os
 import re
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 
+from worldsmith.chat_api import chat
 from worldsmith.errors import WorldsmithError
 from worldsmith.guard.verdict import CATEGORIES, Verdict
 
@@ -29,7 +27,7 @@ class JudgeUnavailable(WorldsmithError):
 
 @dataclass
 class JudgeConfig:
-    url: str  # the endpoint's base URL, e.g. http://localhost:8080/v1 (POST {url}/chat/completions)
+    url: str  # the endpoint's base URL, e.g. http://localhost:8080/v1 (POST {url}/chat/completions, chat_api.py)
     model: str = "default"
     api_key_env: str = "OPENAI_API_KEY"  # the environment variable holding the key (unset: no key sent)
     timeout: float = 10.0
@@ -38,16 +36,10 @@ class JudgeConfig:
 def judge(text: str, cfg: JudgeConfig) -> Verdict:
     body = {"model": cfg.model, "temperature": 0, "max_tokens": 120,
             "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": text}]}  # fmt: skip
-    headers = {"Content-Type": "application/json"}
-    if os.environ.get(cfg.api_key_env):
-        headers["Authorization"] = f"Bearer {os.environ[cfg.api_key_env]}"
-    req = urllib.request.Request(cfg.url.rstrip("/") + "/chat/completions", json.dumps(body).encode(), headers)
     try:
-        with urllib.request.urlopen(req, timeout=cfg.timeout) as resp:
-            answer = json.loads(resp.read())["choices"][0]["message"]["content"]
-    except (urllib.error.URLError, TimeoutError, OSError, KeyError, IndexError, json.JSONDecodeError) as e:
-        raise JudgeUnavailable(f"the LLM safety judge at {cfg.url} did not answer ({e}); check the endpoint or run "
-                               f"without the judge.") from None  # fmt: skip
+        answer = chat(cfg.url, body, api_key_env=cfg.api_key_env, timeout=cfg.timeout, what="the LLM safety judge")
+    except WorldsmithError as e:
+        raise JudgeUnavailable(f"{str(e).rstrip('.')}, or run without the judge.") from None
     found = re.search(r"\{.*\}", answer, re.S)
     try:
         parsed = json.loads(found.group()) if found else {}
