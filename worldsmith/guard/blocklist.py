@@ -193,9 +193,15 @@ class Blocklist:
         stem = next((s for s in STRONG_STEMS if s in plain), None)  # "pornhub"
         return stem if stem in self.words else None
 
+    def tokens(self, text: str) -> list[str]:
+        """The text's normalised words, trade terms ("suicide lane") taken out."""
+        return WORD.findall(self.benign.sub(" ", " ".join(WORD.findall(normalise(text)))))
+
     def matches(self, text: str) -> list[tuple[str, str]]:
         """(term, category) for every blocked term in the text."""
-        words = WORD.findall(self.benign.sub(" ", " ".join(WORD.findall(normalise(text)))))
+        return self._matches(self.tokens(text))
+
+    def _matches(self, words: list[str]) -> list[tuple[str, str]]:
         joined = " ".join(words)
         hits = [(m.group(), self.phrases[m.group()]) for m in self.phrase_re.finditer(joined)] if self.phrase_re else []
         hits += [(self.glued[w], self.phrases[self.glued[w]]) for w in words if w in self.glued]
@@ -212,11 +218,11 @@ class Blocklist:
         return hits
 
     def check(self, text: str) -> Verdict | None:
-        hits = self.matches(text)
+        words = self.tokens(text)
+        hits = self._matches(words)
         if not hits:
             return None
         term, category = hits[0]
-        words = WORD.findall(normalise(text))
         child = CHILD_WORDS & set(words) or any(p in " ".join(words) for p in CHILD_PHRASES)
         if category == "sexual" and child:
             category = "minors"

@@ -104,9 +104,6 @@ class PromptClassifier:
     def scores(self, texts: list[str]) -> torch.Tensor:
         return self.head(embed(texts)).softmax(-1)
 
-    def p_unsafe(self, probs: torch.Tensor) -> torch.Tensor:
-        return 1.0 - probs[..., 0]
-
 
 def _fit(x: torch.Tensor, y: torch.Tensor, cfg: ClassifierConfig) -> Head:
     torch.manual_seed(cfg.seed)

@@ -148,12 +148,6 @@ def _union(a: Box, b: Box) -> Box:
     return x0, y0, x1 - x0, y1 - y0
 
 
-def detect_video(video: np.ndarray, cfg: FaceConfig | None = None) -> list[list[Box]]:
-    """Boxes per frame of a uint8 (T, H, W, 3) video: each frame's own, plus its neighbours' (``carry``), merged."""
-    cfg = cfg or FaceConfig()
-    return carry_boxes([detect_faces(frame, cfg) for frame in video], cfg)
-
-
 def carry_boxes(own: list[list[Box]], cfg: FaceConfig) -> list[list[Box]]:
     """Each frame's boxes plus those of the ``cfg.carry`` frames on either side, merged."""
     out = []

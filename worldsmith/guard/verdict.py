@@ -35,9 +35,6 @@ class Verdict:
         return asdict(self)
 
 
-ALLOWED = Verdict(True, reason="no guardrail objected.")
-
-
 @dataclass
 class VideoCheck:
     """The post-guard's result: the verdict and the video to write (faces blurred; the input when nothing changed)."""
