@@ -13,7 +13,7 @@ RESERVED_FIELDS = ("video", "views", "caption", "key", "fps", "start")
 
 @dataclass
 class DatasetConfig:
-    shards: str  # a shard directory, a glob, one .tar or a manifest (see manifest.list_shards)
+    shards: str  # a shard directory or curate output, a glob, one .tar or a manifest (see manifest.list_shards)
     frames: int = 16  # T frames per sample
     fps: float | None = None  # resample to this frame rate; None keeps each clip's own
     size: tuple[int, int] | int | None = None  # (H, W): cover + centre crop; int: short side; None: as stored

@@ -1,10 +1,11 @@
 """``worldsmith data inspect PATH``: statistics of a shard set and a contact sheet of a few clips.
 
 The statistics come from the JSON headers of every sample (videos are not decoded, so this is fast even for
-large sets) and are compared with the manifest when ``PATH`` is a shard directory or a manifest. The contact
-sheet decodes up to ``sheet_clips`` clips spread evenly over the set and writes one PNG row per clip (written
-atomically by ``worldsmith.io.video.contact_sheet``); by default it goes next to the first shard as
-``contact_sheet.png``.
+large sets) and are compared with the manifest when ``PATH`` is a shard directory or a manifest (the output folder
+of ``worldsmith curate`` or its manifest: its kept clips). The contact sheet decodes up to ``sheet_clips`` clips
+spread evenly over the set and writes one PNG row per clip (written atomically by
+``worldsmith.io.video.contact_sheet``); by default it goes in the directory given (next to the manifest, or the
+first shard, otherwise) as ``contact_sheet.png``.
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ def inspect(
 ) -> dict[str, Any]:
     """Statistics of the shards at ``path`` (directory, glob, .tar or manifest) plus a contact sheet PNG."""
     shards = list_shards(path)
-    root = Path(path) if Path(path).is_dir() else shards[0].parent
+    given = Path(path)
+    root = given if given.is_dir() else given.parent if given.suffix == ".parquet" else shards[0].parent
     stats = ReadStats()
     rows = _rows(shards, root, stats)
     arrays: dict[str, dict[str, Any]] = {}
@@ -92,7 +94,7 @@ def inspect(
         meta[field[5:]] = dict(values.most_common()) if len(values) <= MAX_DISTINCT else f"{len(values)} distinct"
     captions = [r for r in rows if r["caption"]]
     lengths = Counter(_length_bin(r["num_frames"]) for r in rows)
-    dest = Path(out_png) if out_png is not None else shards[0].parent / "contact_sheet.png"
+    dest = Path(out_png) if out_png is not None else root / "contact_sheet.png"
     sheet = _sheet(rows, dest, sheet_clips) if sheet_clips > 0 else None
     return {
         "path": str(path),

@@ -15,7 +15,14 @@ always be rebuilt from the shards alone (``rebuild_manifest``). The manifest is 
 rename). ``lock_directory`` takes the advisory lock that keeps a second writer out of a directory.
 
 ``list_shards`` turns what a user types into the list of shards to read: a directory (its ``*.tar`` files,
-sorted), a glob (``data/*/part-*.tar``), a single ``.tar`` file or a manifest (the shards it lists).
+sorted; without any, the shards its manifest lists, else those of its sub-folders), a glob (``data/*/part-*.tar``),
+a single ``.tar`` file or a manifest (the shards it lists).
+
+The output folder of ``worldsmith curate`` is accepted wherever shards are: its ``manifest.parquet`` lists every
+candidate clip (a ``kept`` column, ``shard`` relative to the folder, empty for dropped clips; see
+``worldsmith.curate.shard``) and its kept clips sit in bucket sub-folders that are shard directories.
+``list_shards`` gives the shards of its kept clips and ``read_manifest`` the rows of those shards in the columns
+above (from the buckets' manifests, ``shard`` relative to the curate folder).
 """
 
 from __future__ import annotations
@@ -58,6 +65,7 @@ COLUMNS: dict[str, pa.DataType] = {
     "bytes": pa.int64(),
 }
 META_PREFIX = "meta_"
+CURATE_KEPT = "kept"  # the column that marks the manifest of a `worldsmith curate` output
 
 
 def manifest_row(header: dict[str, Any], shard: str, nbytes: int) -> dict[str, Any]:
@@ -162,15 +170,56 @@ def manifest_path(path: str | os.PathLike) -> Path:
     return path if path.suffix == ".parquet" else path / MANIFEST_NAME
 
 
-def read_manifest(path: str | os.PathLike) -> pa.Table:
-    """The manifest table of a shard directory or of a ``.parquet`` file."""
-    file = manifest_path(path)
+def _read_table(file: Path, columns: list[str] | None = None) -> pa.Table:
     if not file.is_file():
         raise DataError(f"no manifest at {file}: write shards with ShardWriter, or run rebuild_manifest on the folder.")
     try:
-        table = pq.read_table(file)
+        names = pq.read_schema(file).names
+        return pq.read_table(file, columns=None if columns is None else [c for c in columns if c in names])
     except (pa.ArrowException, OSError) as e:
         raise DataError(f"manifest {file} is unreadable ({e}); rebuild it with rebuild_manifest.") from e
+
+
+def is_curate_manifest(table: pa.Table) -> bool:
+    """Whether ``table`` is the manifest of a ``worldsmith curate`` output (every candidate clip, kept or not)."""
+    return CURATE_KEPT in table.column_names and "shard" in table.column_names
+
+
+def _kept_shards(file: Path, table: pa.Table) -> list[Path]:
+    """The existing shards a manifest lists, unique and in manifest order (a curate manifest: its kept clips')."""
+    names = table.column("shard").to_pylist()
+    if is_curate_manifest(table):
+        names = [n for n, kept in zip(names, table.column(CURATE_KEPT).to_pylist(), strict=True) if kept and n]
+    shards = [file.parent / name for name in dict.fromkeys(names)]
+    missing = [str(s) for s in shards if not s.is_file()]
+    if missing:
+        raise DataError(f"manifest {file} lists shards that do not exist: {missing[:3]}; restore them or rebuild.")
+    return shards
+
+
+def _curated_table(file: Path, table: pa.Table) -> pa.Table:
+    """The shard-manifest rows of the kept clips of a curate manifest, read from its buckets' own manifests (or
+    from the shards' JSON headers where a bucket has none), ``shard`` relative to the curate folder."""
+    rows: list[dict[str, Any]] = []
+    by_bucket: dict[Path, set[str]] = {}
+    for shard in _kept_shards(file, table):
+        by_bucket.setdefault(shard.parent, set()).add(shard.name)
+    for bucket, names in by_bucket.items():
+        prefix = os.path.relpath(bucket, file.parent).replace(os.sep, "/")
+        if (bucket / MANIFEST_NAME).is_file():
+            listed = [r for r in read_manifest_rows(bucket) if r["shard"] in names]
+        else:
+            listed = [r for name in sorted(names) for r in index_shard(bucket / name, bucket)]
+        rows += [{**r, "shard": f"{prefix}/{r['shard']}"} for r in listed]
+    return rows_to_table(rows)
+
+
+def read_manifest(path: str | os.PathLike) -> pa.Table:
+    """The manifest table of a shard directory or of a ``.parquet`` file (a curate output: its kept clips)."""
+    file = manifest_path(path)
+    table = _read_table(file)
+    if is_curate_manifest(table):
+        return _curated_table(file, table)
     missing = [c for c in COLUMNS if c not in table.column_names]
     if missing:
         raise DataError(f"manifest {file} lacks columns {missing}; rebuild it with rebuild_manifest.")
@@ -187,13 +236,14 @@ def read_manifest_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def _manifest_shards(file: Path) -> list[Path]:
-    table = read_manifest(file)
-    names = list(dict.fromkeys(table.column("shard").to_pylist()))  # unique, in manifest order
-    shards = [file.parent / name for name in names]
-    missing = [str(s) for s in shards if not s.is_file()]
-    if missing:
-        raise DataError(f"manifest {file} lists shards that do not exist: {missing[:3]}; restore them or rebuild.")
-    return shards
+    table = _read_table(file, ["shard", CURATE_KEPT])
+    if not is_curate_manifest(table):
+        table = read_manifest(file)  # checks the columns
+    return _kept_shards(file, table)
+
+
+def _is_hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
 def list_shards(spec: str | os.PathLike) -> list[Path]:
@@ -210,6 +260,11 @@ def list_shards(spec: str | os.PathLike) -> list[Path]:
         raise DataError(f"{path} does not exist: give a shard directory, a .tar shard, a glob or a manifest.")
     if path.is_dir():
         shards = sorted(p for p in path.glob("*" + SHARD_SUFFIX) if p.is_file() and not p.name.startswith("."))
+        if not shards and (path / MANIFEST_NAME).is_file():  # e.g. a curate output: shards in bucket folders
+            shards = _manifest_shards(path / MANIFEST_NAME)
+        if not shards:  # a folder of shard folders
+            nested = path.rglob("*" + SHARD_SUFFIX)
+            shards = sorted(p for p in nested if p.is_file() and not _is_hidden(p, path))
         if not shards:
             raise DataError(f"directory {path} holds no .tar shards; write some with ShardWriter or point elsewhere.")
         return shards
