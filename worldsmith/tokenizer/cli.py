@@ -26,7 +26,7 @@ from worldsmith.cli_options import (
 from worldsmith.config import dump_yaml
 from worldsmith.family import Family
 from worldsmith.tokenizer.config import PRESETS
-from worldsmith.tokenizer.evaluation import evaluate, format_results
+from worldsmith.tokenizer.evaluation import DEFAULT_VIDEO_SIDE, evaluate, format_results
 from worldsmith.tokenizer.files import decode_latent_files, encode_videos
 from worldsmith.tokenizer.generate import TokenizerGenerator
 from worldsmith.tokenizer.model import CausalVideoTokenizer
@@ -89,14 +89,17 @@ def evaluate_command(
     run: Path = typer.Argument(..., help="Tokenizer run directory."),
     data: list[str] = typer.Argument(..., help="Shards (directory, glob, .tar, manifest) or video files/folders."),
     frames: Optional[int] = typer.Option(None, "--frames", "-t", min=1, help="Frames per clip (default 1 + 4*ct)."),
-    size: Optional[int] = typer.Option(None, "--size", min=8, help="Shards: crop size; videos: short side."),
+    size: Optional[int] = typer.Option(None, "--size", min=8, help="Shards: crop size; videos: short side "
+                                       f"(default: {DEFAULT_VIDEO_SIDE}, larger videos scaled down)."),
+    full_res: bool = typer.Option(False, "--full-res", help="Videos: evaluate at their own size (slow on HD)."),
     max_clips: int = typer.Option(16, "--max-clips", "-n", min=1, help="Clips to evaluate."),
     video: Optional[Path] = typer.Option(None, "--video", help="Write a side-by-side mp4 (input | recon | error)."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
     device: str = DeviceOption,
 ) -> None:
     """Reconstruction quality: PSNR, SSIM and Fréchet distance on EfficientNet-lite0 features."""
-    result = evaluate(run, list(data), frames=frames, size=size, max_clips=max_clips, video=video, device=device)
+    result = evaluate(run, list(data), frames=frames, size=size, max_clips=max_clips, video=video, device=device,
+                      full_res=full_res, progress=True)  # fmt: skip
     typer.echo(json.dumps(result, indent=2) if as_json else format_results(result))
 
 
