@@ -46,7 +46,6 @@ def bench_cache(context: int, use_cache: bool, steps: int, device: str) -> dict:
 
     from worldsmith.autoregressive.config import SamplingConfig
     from worldsmith.autoregressive.rollout import CachedStepper, FullStepper
-    from worldsmith.autoregressive.sampling import sample_logits
 
     torch.manual_seed(0)
     model = build("tiny", (16, 16), -(-(context + steps + 1) // 256), device)
@@ -55,12 +54,12 @@ def bench_cache(context: int, use_cache: bool, steps: int, device: str) -> dict:
     sampling, g = SamplingConfig(1.0, top_k=50), torch.Generator(device).manual_seed(0)
     with torch.no_grad():
         stepper = CachedStepper(model, cross, 1) if use_cache else FullStepper(model, cross)
-        logits = stepper.prefill(inputs)
-        logits = stepper.step(sample_logits(logits, sampling, g), context)  # warm-up
+        state = stepper.prefill(inputs)
+        state = stepper.step(model.head.sample(state, sampling, g), context)  # warm-up
         sync(device)
         start = time.perf_counter()
         for i in range(steps):
-            logits = stepper.step(sample_logits(logits, sampling, g), context + 1 + i)
+            state = stepper.step(model.head.sample(state, sampling, g), context + 1 + i)
         sync(device)
         seconds = time.perf_counter() - start
     return {"bench": "cache", "context": context, "cache": use_cache, "tokens_per_s": steps / seconds}

@@ -17,6 +17,7 @@ base     768    16     12     4         16          128M    GPU; Cosmos-like wid
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from worldsmith.errors import ConfigError
@@ -38,6 +39,9 @@ class GPTConfig:
     z_loss: float = 1e-4  # weight of the log(Z)^2 auxiliary loss (PaLM, Chowdhery et al. 2022, Sec. 5)
     action_dim: int = 0  # actions per transition (e.g. 7 for the arm); 0: no action conditioning
     action_chunk: int = 1  # actions per latent frame: the tokenizer's temporal compression (set at training)
+    head: str = "flat"  # "flat": one softmax over all codes; "factorized": the FSQ digits one by one (heads.py)
+    fsq_levels: tuple[int, ...] = ()  # the tokenizer's FSQ levels (set at training); needed by the factorized head
+    head_hidden: int = 0  # width of the factorized head's digit states; 0: dim
 
     def __post_init__(self) -> None:
         self.grid = tuple(self.grid)  # type: ignore[assignment]
@@ -53,6 +57,14 @@ class GPTConfig:
             raise ConfigError(f"model.dim / model.heads = {self.head_dim} must be even and >= 6 for the 3D RoPE.")
         if self.action_dim < 0 or self.action_chunk < 1:
             raise ConfigError("model.action_dim >= 0 and model.action_chunk >= 1 are required.")
+        self.fsq_levels = tuple(int(v) for v in self.fsq_levels)  # type: ignore[assignment]
+        if self.head not in ("flat", "factorized"):
+            raise ConfigError(f"model.head must be 'flat' or 'factorized', got {self.head!r}.")
+        if self.head == "factorized" and math.prod(self.fsq_levels or (0,)) != self.vocab_size:
+            raise ConfigError(f"the factorized head needs model.fsq_levels whose product is the vocabulary "
+                              f"({self.vocab_size}), got {list(self.fsq_levels)}; train it on a DV tokenizer's tokens.")
+        if self.head_hidden < 0:
+            raise ConfigError("model.head_hidden must be >= 0 (0: model.dim).")
         if self.mlp_hidden < 0 or self.text_dim < 1 or self.z_loss < 0:
             raise ConfigError("model.mlp_hidden >= 0, model.text_dim >= 1 and model.z_loss >= 0 are required.")
 

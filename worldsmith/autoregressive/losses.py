@@ -8,23 +8,15 @@ from __future__ import annotations
 
 import torch
 
+from worldsmith.autoregressive.heads import cross_entropy_z_loss
 from worldsmith.autoregressive.model import VideoGPT
+
+__all__ = ["cross_entropy_z_loss", "next_token_loss", "shift_right"]
 
 
 def shift_right(targets: torch.Tensor, bos: int) -> torch.Tensor:
     """Inputs (B, N) of targets (B, N): slot n reads token n - 1, slot 0 reads ``bos``."""
     return torch.cat([torch.full_like(targets[:, :1], bos), targets[:, :-1]], dim=1)
-
-
-def cross_entropy_z_loss(logits: torch.Tensor, targets: torch.Tensor, z_weight: float) -> tuple[torch.Tensor, dict]:
-    """logits (B, N, V), targets (B, N) -> (CE + z_weight * mean log(Z)^2, logs with ce, z_loss, accuracy)."""
-    logits = logits.float()
-    log_z = torch.logsumexp(logits, dim=-1)  # (B, N)
-    target_logit = logits.gather(-1, targets[..., None]).squeeze(-1)  # (B, N)
-    ce = (log_z - target_logit).mean()
-    z_loss = log_z.square().mean()
-    accuracy = (logits.argmax(-1) == targets).float().mean()
-    return ce + z_weight * z_loss, {"ce": ce.detach(), "z_loss": z_loss.detach(), "accuracy": accuracy}
 
 
 def next_token_loss(model: VideoGPT, batch: dict) -> tuple[torch.Tensor, dict]:
@@ -39,5 +31,5 @@ def next_token_loss(model: VideoGPT, batch: dict) -> tuple[torch.Tensor, dict]:
     targets = tokens.reshape(b, t * h * w).long()  # (B, N) in raster order (t, h, w)
     extras = {"actions": batch["actions"]} if "actions" in batch else None
     ctx = model.context(batch.get("text"), batch.get("text_mask"), batch=b, extras=extras)
-    logits = model(shift_right(targets, model.bos), ctx)  # (B, N, V)
-    return cross_entropy_z_loss(logits, targets, cfg.z_loss)
+    states = model(shift_right(targets, model.bos), ctx)  # (B, N, D)
+    return model.head.loss(states, targets, cfg.z_loss)

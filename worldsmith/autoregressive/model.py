@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from worldsmith.autoregressive.config import GPTConfig
+from worldsmith.autoregressive.heads import make_io
 from worldsmith.autoregressive.kv_cache import KVCache
 from worldsmith.conditioning.action import ActionEmbedder
 from worldsmith.errors import ConfigError
@@ -161,11 +162,10 @@ class VideoGPT(nn.Module, Pretrained):
     def __init__(self, cfg: GPTConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.tok_emb = nn.Embedding(cfg.vocab_size + 1, cfg.dim)  # the last row is BOS
+        self.tok_emb, self.head = make_io(cfg)  # input embedding (the last id is BOS) and output head (heads.py)
         self.text = TextContext(cfg.text_dim, cfg.dim)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
         self.norm = nn.RMSNorm(cfg.dim, eps=1e-6)
-        self.head = nn.Linear(cfg.dim, cfg.vocab_size, bias=False)
         # the conditioning slot: embedders whose per-frame vectors are added to the inputs of that frame's slots
         self.embedders = nn.ModuleList([ActionEmbedder(cfg.action_dim, cfg.dim, cfg.action_chunk)] if cfg.action_dim else [])
         table = rope_table(cfg.max_frames, *cfg.grid, cfg.head_dim, cfg.rope_theta)  # (max_len, hd/2, 2)
@@ -187,7 +187,8 @@ class VideoGPT(nn.Module, Pretrained):
             nn.init.normal_(block.attn.proj.weight, std=0.02 / (2 * self.cfg.depth) ** 0.5)
             nn.init.normal_(block.mlp.down.weight, std=0.02 / (2 * self.cfg.depth) ** 0.5)
             nn.init.zeros_(block.cross.proj.weight)
-        nn.init.normal_(self.tok_emb.weight, std=1.0)
+        digits = len(self.cfg.fsq_levels) if self.cfg.head == "factorized" else 1  # a token sums this many rows
+        nn.init.normal_(self.tok_emb.weight, std=digits**-0.5)
         nn.init.normal_(self.text.null, std=0.02)
 
     @property
@@ -218,7 +219,8 @@ class VideoGPT(nn.Module, Pretrained):
 
     def forward(self, inputs: torch.Tensor, ctx: GPTContext | None = None, *, start: int | torch.Tensor = 0,
                 cache: KVCache | None = None) -> torch.Tensor:  # fmt: skip
-        """Logits (B, S, vocab) for input ids (B, S) at window slots [start, start + S).
+        """Output states (B, S, D) for input ids (B, S) at window slots [start, start + S): ``self.head`` turns
+        them into a loss, samples or log-probabilities (heads.py).
 
         ``ctx`` from ``context`` (None: unconditioned). With a ``cache`` the keys and values of these slots
         are stored and earlier slots are read from it; ``start`` as a 0-d tensor selects the static-shape step
@@ -243,7 +245,7 @@ class VideoGPT(nn.Module, Pretrained):
             x = x + extra.to(x.dtype)
         for layer, block in enumerate(self.blocks):
             x = block(x, rope, ctx.cross[layer], cache, layer, start)
-        return self.head(self.norm(x))  # (B, S, vocab)
+        return self.norm(x)  # (B, S, D)
 
     def new_cache(self, batch: int, dtype: torch.dtype | None = None) -> KVCache:
         cfg, weight = self.cfg, self.tok_emb.weight

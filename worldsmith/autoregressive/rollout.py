@@ -5,7 +5,7 @@ yields the frame (B, H', W') the moment its last token exists. The window holds 
 frames; when it is full the oldest ``slide`` frames are dropped and the rest is re-read from slot 0 (one batched
 prefill), so rollouts can run forever at a bounded cost per frame.
 
-Steppers compute the logits of the next slot:
+Steppers compute the output state of the next slot (the model's head turns it into a token):
 
 * ``CachedStepper``: keys/values of past slots live in a static ``KVCache``; a step runs the network on one token.
   ``compile=True`` runs that step through ``torch.compile`` in its static-shape form (position as a tensor);
@@ -29,25 +29,24 @@ import torch
 
 from worldsmith.autoregressive.config import SamplingConfig
 from worldsmith.autoregressive.model import GPTContext, VideoGPT
-from worldsmith.autoregressive.sampling import sample_logits
 from worldsmith.errors import ConfigError, DataError
 from worldsmith.tokenizer.model import CausalVideoTokenizer
 
 
 class FullStepper:
-    """Logits of the next slot by running the network over the whole window every time (no cache)."""
+    """The next slot's state by running the network over the whole window every time (no cache)."""
 
     def __init__(self, model: VideoGPT, ctx: GPTContext) -> None:
         self.model, self.ctx = model, ctx
         self.inputs: torch.Tensor | None = None
 
     def prefill(self, inputs: torch.Tensor) -> torch.Tensor:
-        """inputs (B, n) at slots [0, n) -> logits (B, V) of slot n - 1."""
+        """inputs (B, n) at slots [0, n) -> the state (B, D) of slot n - 1."""
         self.inputs = inputs
         return self.model(inputs, self.ctx)[:, -1]
 
     def step(self, token: torch.Tensor, slot: int) -> torch.Tensor:
-        """Append token (B,) at ``slot`` -> logits (B, V) of that slot."""
+        """Append token (B,) at ``slot`` -> the state (B, D) of that slot."""
         assert self.inputs is not None and slot == self.inputs.shape[1]
         self.inputs = torch.cat([self.inputs, token[:, None]], dim=1)
         return self.model(self.inputs, self.ctx)[:, -1]
@@ -58,7 +57,7 @@ def _static_step(model: VideoGPT, ctx: GPTContext, cache, token: torch.Tensor, p
 
 
 class CachedStepper:
-    """Logits of the next slot from one token and the cached keys/values of the slots before it."""
+    """The next slot's state from one token and the cached keys/values of the slots before it."""
 
     def __init__(self, model: VideoGPT, ctx: GPTContext, batch: int, compile: bool = False) -> None:
         self.model, self.ctx = model, ctx
@@ -67,20 +66,20 @@ class CachedStepper:
 
     def prefill(self, inputs: torch.Tensor) -> torch.Tensor:
         self.cache.reset()
-        logits = self.model(inputs, self.ctx, start=0, cache=self.cache)[:, -1]
+        state = self.model(inputs, self.ctx, start=0, cache=self.cache)[:, -1]
         self.cache.advance(inputs.shape[1])
-        return logits
+        return state
 
     def step(self, token: torch.Tensor, slot: int) -> torch.Tensor:
         if slot != self.cache.length:
             raise ValueError(f"cached step at slot {slot}, but the cache holds {self.cache.length} slots")
         if self._compiled is not None:
             pos = torch.tensor(slot, device=token.device)
-            logits = self._compiled(self.model, self.ctx, self.cache, token, pos)
+            state = self._compiled(self.model, self.ctx, self.cache, token, pos)
         else:
-            logits = self.model(token[:, None], self.ctx, start=slot, cache=self.cache)[:, -1]
+            state = self.model(token[:, None], self.ctx, start=slot, cache=self.cache)[:, -1]
         self.cache.advance(1)
-        return logits
+        return state
 
 
 @torch.no_grad()
@@ -132,15 +131,15 @@ def generate_tokens(
     stepper = CachedStepper(model, ctx, b, compile) if use_cache else FullStepper(model, ctx)
     bos = torch.full((b, 1), model.bos, dtype=torch.long, device=device)
     window = prefix[:, first:].reshape(b, keep * m).to(device=device, dtype=torch.long)
-    logits = stepper.prefill(torch.cat([bos, window], dim=1))  # predicts the first new token
+    state = stepper.prefill(torch.cat([bos, window], dim=1))  # predicts the first new token
     for f in range(frames):
         n = window.shape[1]  # slots before the new frame
         new = []
         for j in range(m):
-            token = sample_logits(logits, sampling, generator)  # (B,)
+            token = model.head.sample(state, sampling, generator)  # (B,)
             new.append(token)
             if j < m - 1:
-                logits = stepper.step(token, n + j + 1)
+                state = stepper.step(token, n + j + 1)
         frame = torch.stack(new, dim=1)  # (B, H'*W')
         yield frame.view(b, h, w)
         window = torch.cat([window, frame], dim=1)
@@ -150,9 +149,9 @@ def generate_tokens(
             window, first = window[:, slide * m :], first + slide
             if actions is not None:
                 stepper.ctx = context(first)
-            logits = stepper.prefill(torch.cat([bos, window], dim=1))
+            state = stepper.prefill(torch.cat([bos, window], dim=1))
         else:
-            logits = stepper.step(token, window.shape[1])
+            state = stepper.step(token, window.shape[1])
 
 
 def trim_context(video: torch.Tensor, temporal_compression: int) -> torch.Tensor:

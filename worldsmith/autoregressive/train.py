@@ -30,6 +30,7 @@ from worldsmith.train.rng import seed_everything
 from worldsmith.train.runtime import init_runtime, main_first
 from worldsmith.train.train_config import TrainConfig
 from worldsmith.train.trainer import Trainer
+from worldsmith.weights import read_run_config
 from worldsmith.zoo import resolve
 
 
@@ -77,8 +78,9 @@ def train(cfg: ARRunConfig, run_dir: str | Path, *, fresh: bool = False) -> dict
     if cfg.data.actions and not action_dim:
         raise ConfigError(f"data.actions is on but the token set {tokens_dir} carries no actions; tokenize clips that "
                           f"have an actions array.")  # fmt: skip
+    levels = read_run_config(resolve(cfg.tokenizer or index["tokenizer"]))["model"]["fsq_levels"]
     cfg = C.merge(cfg, {"model": {"vocab_size": int(index["vocab_size"]), "grid": list(index["grid"]),
-                                  "action_dim": action_dim, "action_chunk": ct},
+                                  "action_dim": action_dim, "action_chunk": ct, "fsq_levels": list(levels)},
                         "data": {"tokens": str(tokens_dir.resolve()), "size": index["size"]},
                         "tokenizer": cfg.tokenizer or index["tokenizer"]})  # fmt: skip
     frames = cfg.data.frames or cfg.model.max_frames

@@ -1,0 +1,169 @@
+"""Input embeddings and output heads of ``VideoGPT``: one softmax over the whole vocabulary, or FSQ digits.
+
+A DV token is the mixed-radix number of its FSQ digits (tokenizer/fsq.py: ``token = sum_i d_i * prod(L_<i)``), so
+a vocabulary of 64,000 codes (levels ``[8, 8, 8, 5, 5, 5]``, the Cosmos DV setting) is only 39 digit values.
+
+* ``flat``: ``nn.Embedding(V + 1, D)`` in, ``nn.Linear(D, V)`` out, one softmax over all ``V`` codes. With 64,000
+  codes the head's matmul, its softmax over ``V`` and the two ``V x D`` tables (dense gradients, optimizer state)
+  cost more than the whole network at the small sizes a CPU trains (benchmarks/autoregressive_head.py).
+* ``factorized``: the input embedding of a token is the sum of one embedding per digit (``sum(L) + 1`` rows, the
+  last is BOS). The output predicts the digits one after another, each conditioned on the states and on the digits
+  before it (a chain rule inside the token, so the likelihood is exact: the probabilities of all ``V`` codes sum to
+  one):
+
+      z_0 = W_in h;   logits_i = W_i silu(z_i);   z_{i+1} = z_i + E_i[d_i]
+
+  Training is teacher-forced on the true digits (``d`` small matmuls instead of one ``D x V`` one); sampling draws
+  the digits in order, applying temperature / top-k / top-p to each digit's distribution.
+
+Every head has the same three methods: ``loss(states, targets, z_weight)``, ``sample(states, sampling, generator)``
+and ``log_probs(states)`` (the full ``(..., V)`` table, for tests and small vocabularies).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from worldsmith.autoregressive.config import GPTConfig, SamplingConfig
+from worldsmith.autoregressive.sampling import sample_logits
+
+
+def cross_entropy_z_loss(logits: torch.Tensor, targets: torch.Tensor, z_weight: float) -> tuple[torch.Tensor, dict]:
+    """logits (B, N, V), targets (B, N) -> (CE + z_weight * mean log(Z)^2, logs with ce, z_loss, accuracy)."""
+    logits = logits.float()
+    log_z = torch.logsumexp(logits, dim=-1)  # (B, N)
+    target_logit = logits.gather(-1, targets[..., None]).squeeze(-1)  # (B, N)
+    ce = (log_z - target_logit).mean()
+    z_loss = log_z.square().mean()
+    accuracy = (logits.argmax(-1) == targets).float().mean()
+    return ce + z_weight * z_loss, {"ce": ce.detach(), "z_loss": z_loss.detach(), "accuracy": accuracy}
+
+
+class FlatHead(nn.Linear):
+    """One logit per code: ``nn.Linear(D, V)`` (its weight keeps the name ``head.weight``)."""
+
+    def __init__(self, dim: int, vocab_size: int) -> None:
+        super().__init__(dim, vocab_size, bias=False)
+
+    def loss(self, states: torch.Tensor, targets: torch.Tensor, z_weight: float) -> tuple[torch.Tensor, dict]:
+        return cross_entropy_z_loss(self(states), targets, z_weight)
+
+    def sample(self, states: torch.Tensor, sampling: SamplingConfig, generator: torch.Generator | None = None):
+        """states (B, D) -> tokens (B,)."""
+        return sample_logits(self(states), sampling, generator)
+
+    def log_probs(self, states: torch.Tensor) -> torch.Tensor:
+        return self(states).float().log_softmax(-1)
+
+
+class Digits(nn.Module):
+    """The mixed-radix arithmetic of FSQ codes (no parameters): tokens <-> digits, digit offsets in one table."""
+
+    def __init__(self, levels: tuple[int, ...]) -> None:
+        super().__init__()
+        self.sizes = tuple(levels)
+        self.vocab_size = math.prod(levels)
+        self.register_buffer("levels", torch.tensor(levels), persistent=False)
+        self.register_buffer("basis", torch.tensor([math.prod(levels[:i]) for i in range(len(levels))]),
+                             persistent=False)  # fmt: skip
+        offsets = [sum(levels[:i]) for i in range(len(levels))]
+        self.register_buffer("offsets", torch.tensor(offsets), persistent=False)
+
+    def digits(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens (...) in [0, V) -> digits (..., d) int64."""
+        return (tokens.long()[..., None] // self.basis) % self.levels
+
+
+class DigitEmbedding(Digits):
+    """Token ids (..., ) in [0, V] (V = BOS) -> the sum of their digits' embeddings (..., D); BOS has its own row."""
+
+    def __init__(self, levels: tuple[int, ...], dim: int) -> None:
+        super().__init__(levels)
+        self.table = nn.Embedding(sum(levels) + 1, dim)  # the last row is BOS
+
+    @property
+    def weight(self) -> torch.Tensor:  # device and dtype of the model, as nn.Embedding has
+        return self.table.weight
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        bos = tokens == self.vocab_size
+        rows = self.digits(tokens.masked_fill(bos, 0)) + self.offsets  # (..., d)
+        emb = self.table(rows).sum(-2)  # (..., D)
+        return torch.where(bos[..., None], self.table.weight[-1], emb)
+
+
+class DigitHead(nn.Module):
+    """p(token | h) = prod_i p(d_i | h, d_<i): the digits of an FSQ code predicted one after another."""
+
+    def __init__(self, dim: int, levels: tuple[int, ...], hidden: int) -> None:
+        super().__init__()
+        self.levels = tuple(levels)
+        self.codes = Digits(self.levels)
+        self.inp = nn.Linear(dim, hidden)
+        self.prev = nn.Embedding(sum(self.levels[:-1]), hidden)  # E_i[d_i] for every digit but the last
+        self.out = nn.ModuleList(nn.Linear(hidden, n) for n in self.levels)
+
+    def _offset(self, i: int) -> int:
+        return sum(self.levels[:i])
+
+    def digit_logits(self, states: torch.Tensor, digits: torch.Tensor) -> list[torch.Tensor]:
+        """Teacher-forced logits [(..., L_i)] of each digit given the true digits (..., d) before it."""
+        z, out = self.inp(states), []
+        for i, layer in enumerate(self.out):
+            out.append(layer(F.silu(z)))
+            if i < len(self.out) - 1:
+                z = z + self.prev(digits[..., i] + self._offset(i))
+        return out
+
+    def loss(self, states: torch.Tensor, targets: torch.Tensor, z_weight: float) -> tuple[torch.Tensor, dict]:
+        """Exact next-token CE (the sum of the digits' CEs), the digits' z-losses, and the accuracy of the code
+        (every digit right given the true digits before it = greedy digit-by-digit decoding finds the code)."""
+        digits = self.codes.digits(targets)  # (B, N, d)
+        ce = z = 0.0
+        right = torch.ones(targets.shape, dtype=torch.bool, device=targets.device)
+        for i, logits in enumerate(self.digit_logits(states, digits)):
+            logits = logits.float()
+            log_z = torch.logsumexp(logits, dim=-1)
+            ce = ce + (log_z - logits.gather(-1, digits[..., i : i + 1]).squeeze(-1)).mean()
+            z = z + log_z.square().mean()
+            right &= logits.argmax(-1) == digits[..., i]
+        accuracy = right.float().mean()
+        return ce + z_weight * z, {"ce": ce.detach(), "z_loss": z.detach(), "accuracy": accuracy}
+
+    def sample(self, states: torch.Tensor, sampling: SamplingConfig, generator: torch.Generator | None = None):
+        """states (B, D) -> tokens (B,): digit after digit, each drawn with ``sampling``."""
+        z = self.inp(states)
+        token = torch.zeros(states.shape[0], dtype=torch.long, device=states.device)
+        for i, layer in enumerate(self.out):
+            digit = sample_logits(layer(F.silu(z)), sampling, generator)  # (B,)
+            token = token + digit * int(self.codes.basis[i])
+            if i < len(self.out) - 1:
+                z = z + self.prev(digit + self._offset(i))
+        return token
+
+    def log_probs(self, states: torch.Tensor) -> torch.Tensor:
+        """The exact log-probabilities (..., V) of every code (prod L_i rows per state: for tests and small V)."""
+        z = self.inp(states)[..., None, :]  # (..., 1 prefix, hidden)
+        total = torch.zeros(*states.shape[:-1], 1, device=states.device)  # (..., prefixes)
+        for i, (layer, n) in enumerate(zip(self.out, self.levels)):
+            lp = layer(F.silu(z)).float().log_softmax(-1)  # (..., P, L_i)
+            total = (total[..., None] + lp).flatten(-2)  # (..., P * L_i), digit i varies fastest
+            if i < len(self.out) - 1:
+                step = self.prev.weight[self._offset(i) : self._offset(i) + n]  # (L_i, hidden)
+                z = (z[..., None, :] + step).flatten(-3, -2)  # (..., P * L_i, hidden)
+        # ``total`` is ordered with digit 0 slowest; tokens put digit 0 in the lowest place: reverse the axes
+        shape = (*states.shape[:-1], *self.levels)
+        order = list(range(states.ndim - 1)) + [states.ndim - 1 + i for i in reversed(range(len(self.levels)))]
+        return total.view(shape).permute(order).reshape(*states.shape[:-1], -1)
+
+
+def make_io(cfg: GPTConfig) -> tuple[nn.Module, nn.Module]:
+    """(input embedding, output head) of a config: ``flat`` or ``factorized`` over ``cfg.fsq_levels``."""
+    if cfg.head == "factorized":
+        levels = tuple(cfg.fsq_levels)
+        return DigitEmbedding(levels, cfg.dim), DigitHead(cfg.dim, levels, cfg.head_hidden or cfg.dim)
+    return nn.Embedding(cfg.vocab_size + 1, cfg.dim), FlatHead(cfg.dim, cfg.vocab_size)
