@@ -23,7 +23,7 @@ def first_clip(shards: Path, frames: int) -> np.ndarray:
 
 def test_every_family_is_in_the_registry_and_tested_here():
     tested = {cls.name for cls in FamilyContract.__subclasses__()}
-    assert tested == set(FAMILIES) == {"tokenizer", "diffusion", "autoregressive"}
+    assert tested == set(FAMILIES) == {"tokenizer", "diffusion", "autoregressive", "decoder"}
 
 
 def arm_actions(shards: Path, n: int) -> np.ndarray:
@@ -106,3 +106,20 @@ class TestAutoregressiveActionVariant(FamilyContract):
     def request(self, data):
         shards = data["arm_shards"]
         return GenerationRequest(video=first_clip(shards, 1), actions=arm_actions(shards, 8))  # 9 frames out
+
+
+class TestDecoderFamily(FamilyContract):
+    """The diffusion decoder: DV tokens -> CV latents, a token embedder in the diffusion model's slot."""
+
+    name = "decoder"
+    needs = ("cv_tokenizer", "dv_tokenizer")
+    sampling = {"steps": 2}
+    returns_given_frames = False  # it returns the clip reconstructed through its tokens
+
+    def config(self, data):
+        flags = {"data": {"shards": str(data["arm_shards"]), "tokenizer": str(data["cv_tokenizer"]),
+                          "token_tokenizer": str(data["dv_tokenizer"]), **TINY}, "train": QUICK_TRAIN}  # fmt: skip
+        return self.family.resolve("tiny", flags=flags)
+
+    def request(self, data):
+        return GenerationRequest(video=first_clip(data["arm_shards"], 9), fps=10.0)

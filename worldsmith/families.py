@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from worldsmith.autoregressive.cli import FAMILY as AUTOREGRESSIVE
+from worldsmith.decoder.cli import FAMILY as DECODER
 from worldsmith.diffusion.cli import FAMILY as DIFFUSION
 from worldsmith.errors import CheckpointError
 from worldsmith.family import Family, Generator
@@ -16,7 +17,7 @@ from worldsmith.tokenizer.cli import FAMILY as TOKENIZER
 from worldsmith.weights import read_run_config
 from worldsmith.zoo import resolve
 
-FAMILIES: dict[str, Family] = {f.name: f for f in (TOKENIZER, DIFFUSION, AUTOREGRESSIVE)}
+FAMILIES: dict[str, Family] = {f.name: f for f in (TOKENIZER, DIFFUSION, AUTOREGRESSIVE, DECODER)}
 
 
 def family_of(run_dir: str | Path) -> Family:

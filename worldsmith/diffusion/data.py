@@ -36,6 +36,8 @@ class DiffusionDataConfig:
     window: int = 0  # latent frames per training sample, a random window of each cached crop; 0: the whole crop
     actions: bool = False  # read each clip's per-transition ``actions`` array (action-conditioned models)
     stats_batches: int = 8  # batches to measure the latents' mean and std on (uncached path)
+    # a discrete (DV/DI) tokenizer run: its tokens of every cached clip condition the model (the diffusion decoder)
+    token_tokenizer: str = ""
 
     def __post_init__(self) -> None:
         if self.frames < 1 or self.size < 8 or self.num_workers < 0 or self.cache_crops < 1 or self.stats_batches < 1:
@@ -45,6 +47,9 @@ class DiffusionDataConfig:
             raise ConfigError(f"data.window must be 0 (whole crops) or >= 2 latent frames, got {self.window}.")
         if self.window and not self.cache_latents:
             raise ConfigError("data.window takes windows of cached latents: set data.cache_latents=true too.")
+        if self.token_tokenizer and not self.cache_latents:
+            raise ConfigError("data.token_tokenizer encodes the clips' tokens into the latent cache: set "
+                              "data.cache_latents=true too.")  # fmt: skip
 
 
 class EncodedBatches:
@@ -71,10 +76,13 @@ class EncodedBatches:
 
 
 def text_batch(latents: torch.Tensor, captions: list[str], latent_fps: torch.Tensor, text_encoder,
-               actions: torch.Tensor | None = None) -> dict:  # fmt: skip
-    """A training batch: latents, MiniLM states of the captions, latent fps (+ actions (B, T-1, A))."""
+               actions: torch.Tensor | None = None, tokens: torch.Tensor | None = None) -> dict:  # fmt: skip
+    """A training batch: latents, MiniLM states of the captions, latent fps (+ actions (B, T-1, A), + discrete
+    tokens (B, T'', H'', W'') of the same clips)."""
     emb = text_encoder.encode(list(captions))
     batch = {"latents": latents, "text": emb.tokens, "text_mask": emb.mask, "fps": latent_fps.float()}
+    if tokens is not None:
+        batch["tokens"] = tokens.long()
     return batch if actions is None else batch | {"actions": actions.float()}
 
 
@@ -90,12 +98,15 @@ class CachedLatentBatches:
         frames = cache["latents"].shape[2]
         if window > frames:
             raise ConfigError(f"data.window ({window}) is longer than the cached crops ({frames} latent frames).")
+        if window and "tokens" in cache and cache["tokens"].shape[1] != frames:
+            raise ConfigError("data.window needs tokens on the latents' time grid (tokenizers of the same temporal "
+                              "compression); set data.window=0.")  # fmt: skip
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        latents, actions = self.cache["latents"], self.cache.get("actions")
+        latents, actions, tokens = self.cache["latents"], self.cache.get("actions"), self.cache.get("tokens")
         n, bs = len(latents), min(self.batch_size, len(latents))
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         order = torch.randperm(n, generator=g)
@@ -107,8 +118,11 @@ class CachedLatentBatches:
             a = None
             if actions is not None:  # the actions leading into latent frames 1..w-1 of each window
                 a = torch.stack([actions[j, starts[j] * self.chunk : (starts[j] + w - 1) * self.chunk] for j in idx])
+            tok = None
+            if tokens is not None:  # the same window of the clip's discrete tokens
+                tok = torch.stack([tokens[j, starts[j] : starts[j] + w] for j in idx]) if self.window else tokens[idx]
             captions = [self.cache["captions"][j] for j in idx]
-            yield text_batch(z, captions, self.cache["fps"][idx], self.text_encoder, a)
+            yield text_batch(z, captions, self.cache["fps"][idx], self.text_encoder, a, tok)
 
 
 def dataset_config(data: DiffusionDataConfig, seed: int, *, loop: bool, shuffle: bool) -> DatasetConfig:
@@ -120,24 +134,31 @@ def dataset_config(data: DiffusionDataConfig, seed: int, *, loop: bool, shuffle:
 def cache_settings(data: DiffusionDataConfig, seed: int) -> dict[str, Any]:
     """What a latent cache was built from; a cache with other settings is rebuilt."""
     weights = resolve(data.tokenizer) / "model.safetensors"  # a retrained tokenizer invalidates the cache
-    return {"shards": data.shards, "tokenizer": str(weights.resolve()), "weights_mtime_ns": weights.stat().st_mtime_ns,
-            "frames": data.frames, "size": data.size, "fps": data.fps, "crops": data.cache_crops, "seed": seed,
-            "actions": data.actions}  # fmt: skip
+    settings = {"shards": data.shards, "tokenizer": str(weights.resolve()), "weights_mtime_ns": weights.stat().st_mtime_ns,
+                "frames": data.frames, "size": data.size, "fps": data.fps, "crops": data.cache_crops, "seed": seed,
+                "actions": data.actions}  # fmt: skip
+    if data.token_tokenizer:
+        tokens = resolve(data.token_tokenizer) / "model.safetensors"
+        settings |= {"token_tokenizer": str(tokens.resolve()), "token_mtime_ns": tokens.stat().st_mtime_ns}
+    return settings
 
 
 @torch.no_grad()
-def build_latent_cache(data: DiffusionDataConfig, tokenizer, path: Path, seed: int = 0) -> None:
-    """Encode every clip at ``data.cache_crops`` random crops into ``path``, unless it holds them already."""
+def build_latent_cache(data: DiffusionDataConfig, tokenizer, path: Path, seed: int = 0, token_tokenizer=None) -> None:
+    """Encode every clip at ``data.cache_crops`` random crops into ``path``, unless it holds them already; with
+    ``token_tokenizer`` (a discrete tokenizer) its tokens of the same crops too."""
     meta = cache_settings(data, seed)
     if path.is_file() and json.loads(read_metadata(path).get("meta", "{}")) == meta:
         return
     device = next(tokenizer.parameters()).device
     ct = tokenizer.cfg.temporal_compression
-    latents, actions, captions, fps = [], [], [], []
+    latents, actions, tokens, captions, fps = [], [], [], [], []
     for crop in range(data.cache_crops):
         loader = make_loader(dataset_config(data, seed + crop, loop=False, shuffle=False), 8, data.num_workers)
         for batch in loader:
             latents.append(tokenizer.encode(batch["video"].to(device)).cpu())
+            if token_tokenizer is not None:
+                tokens.append(token_tokenizer.encode(batch["video"].to(device)).to(torch.int32).cpu())
             captions += list(batch["caption"])
             fps += (batch["fps"] / ct).tolist()
             if data.actions:
@@ -145,12 +166,14 @@ def build_latent_cache(data: DiffusionDataConfig, tokenizer, path: Path, seed: i
     if not latents:
         raise DataError(f"no clips of {data.frames} frames found in {data.shards}; check the path or lower data.frames.")
     tensors = {"latents": torch.cat(latents)} | ({"actions": torch.cat(actions)} if actions else {})
+    if tokens:
+        tensors["tokens"] = torch.cat(tokens)
     save_tensors(tensors, path, metadata={"meta": json.dumps(meta), "captions": json.dumps(captions),
                                           "fps": json.dumps(fps)})  # fmt: skip
 
 
 def read_latent_cache(path: Path) -> dict[str, Any]:
-    """{"latents" (N, C, T', H', W'), "captions" [N], "fps" (N,) latent frames per second (+ "actions" (N, T-1, A))}
-    of a cache file."""
+    """{"latents" (N, C, T', H', W'), "captions" [N], "fps" (N,) latent frames per second (+ "actions" (N, T-1, A),
+    + "tokens" (N, T'', H'', W''))} of a cache file."""
     stored, tensors = read_metadata(path), load_tensors(path)
     return tensors | {"captions": json.loads(stored["captions"]), "fps": torch.tensor(json.loads(stored["fps"]))}

@@ -83,6 +83,19 @@ def load_tokenizer(run_dir: str | Path, device: str | torch.device = "cpu") -> C
     return tok.requires_grad_(False)
 
 
+def load_discrete_tokenizer(run_dir: str | Path, device: str | torch.device = "cpu") -> CausalVideoTokenizer:
+    """The discrete (DV/DI) tokenizer of ``run_dir`` in eval mode, frozen; one sentence for a continuous one."""
+    run_dir = resolve(run_dir)
+    if not (Path(run_dir) / "config.yaml").is_file():
+        raise CheckpointError(f"{run_dir} is not a tokenizer run directory (no config.yaml); pass the --out folder of "
+                              f"`worldsmith train tokenizer --preset dv4x8x8-...`.")  # fmt: skip
+    tok = CausalVideoTokenizer.from_pretrained(run_dir, device=device)
+    if tok.fsq is None:
+        raise ConfigError(f"{run_dir} holds a continuous {tok.cfg.name} tokenizer, but discrete tokens (a dv*/di* "
+                          f"tokenizer) are needed here.")  # fmt: skip
+    return tok.eval().requires_grad_(False)
+
+
 class DiffusionGenerator:
     Sampling = SamplingConfig
 

@@ -27,8 +27,8 @@ from worldsmith.diffusion.condition import Condition
 from worldsmith.diffusion.config import WorldModelConfig
 from worldsmith.diffusion.data import (CachedLatentBatches, DiffusionDataConfig, EncodedBatches, build_latent_cache,
                                        dataset_config, read_latent_cache)  # fmt: skip
-from worldsmith.diffusion.generate import GENERATION_FILE, load_tokenizer
-from worldsmith.diffusion.losses import world_model_loss
+from worldsmith.diffusion.generate import GENERATION_FILE, load_discrete_tokenizer, load_tokenizer
+from worldsmith.diffusion.losses import RESERVED, world_model_loss
 from worldsmith.diffusion.model import EMBEDDERS, DiffusionWorldModel, with_condition_frames
 from worldsmith.errors import ConfigError, DataError
 from worldsmith.io.video import encode_mp4, to_uint8
@@ -102,7 +102,7 @@ def write_preview(model: DiffusionWorldModel, tokenizer, batch: dict, out_dir: P
     device = next(model.parameters()).device
     x0 = model.normalize(batch["latents"].to(device).float())  # (B, C, T', H', W')
     b = x0.shape[0]
-    extras = {"actions": batch["actions"].to(device)} if "actions" in batch else {}
+    extras = {k: v.to(device) for k, v in batch.items() if k not in RESERVED}
     cond = Condition(batch["text"].to(device), batch["text_mask"].to(device), fps=batch["fps"].to(device), extras=extras)
     cond = with_condition_frames(cond, x0, torch.ones(b, dtype=torch.long, device=device),
                                  torch.full((b,), model.cfg.cond_sigma, device=device))  # fmt: skip
@@ -113,20 +113,23 @@ def write_preview(model: DiffusionWorldModel, tokenizer, batch: dict, out_dir: P
     return {"latent_mse": float((x - x0)[:, :, 1:].square().mean())}
 
 
-def train(cfg: DiffusionRunConfig, run_dir: str | Path, *, fresh: bool = False) -> dict[str, Any]:
-    """Train (or resume) the diffusion world model into ``run_dir``; returns a summary with the last logs."""
+def train(cfg: DiffusionRunConfig, run_dir: str | Path, *, fresh: bool = False,
+          model_class: type[DiffusionWorldModel] = DiffusionWorldModel) -> dict[str, Any]:  # fmt: skip
+    """Train (or resume) the diffusion world model (or a subclass: the diffusion decoder) into ``run_dir``; returns
+    a summary with the last logs."""
     if not cfg.data.shards:
         raise ConfigError("no training data: pass --data with a shard directory (e.g. from `worldsmith sim arm --out DIR`).")
     run_dir = Path(run_dir)
     # 1. the device, then the frozen helpers on it
     device = init_runtime(cfg.train.device).device
     tok = load_tokenizer(cfg.data.tokenizer, device)
+    token_tok = load_discrete_tokenizer(cfg.data.token_tokenizer, device) if cfg.data.token_tokenizer else None
     cfg = C.merge(cfg, {"model": C.to_dict(check_geometry(cfg, tok.cfg))})
     text_encoder = default_text_encoder(device)
     ct = tok.cfg.temporal_compression
     # 2. the data: cached latents or clips encoded on the fly
     if cfg.data.cache_latents:
-        main_first(lambda: build_latent_cache(cfg.data, tok, run_dir / CACHE_FILE, cfg.train.seed))
+        main_first(lambda: build_latent_cache(cfg.data, tok, run_dir / CACHE_FILE, cfg.train.seed, token_tok))
         cache = read_latent_cache(run_dir / CACHE_FILE)
         data = CachedLatentBatches(cache, cfg.train.batch_size, cfg.train.seed, text_encoder, cfg.data.window, ct)
         sample_latents, clip_fps = cache["latents"], float(cache["fps"].median()) * ct
@@ -146,7 +149,7 @@ def train(cfg: DiffusionRunConfig, run_dir: str | Path, *, fresh: bool = False) 
         preview = {k: v[:4] for k, v in batches[0].items()}
     cfg = C.merge(cfg, {"model": fit_actions(cfg, preview, ct)})
     seed_everything(cfg.train.seed)
-    model = DiffusionWorldModel(cfg.model)
+    model = model_class(cfg.model)
     # 3. the start (a base run's weights, or fresh latent statistics; a resumed run loads its own) and generation
     starting = find_train_state(run_dir) is None or fresh  # else the checkpoint holds every statistic
     if cfg.init_from:
@@ -156,8 +159,10 @@ def train(cfg: DiffusionRunConfig, run_dir: str | Path, *, fresh: bool = False) 
     if starting and cfg.model.action_dim:
         model.net.embedders[0].set_scale(sample_actions)
     frames = 1 + (cfg.data.window - 1) * ct if cfg.data.window else cfg.data.frames  # what one sample covers
-    generation = {"tokenizer": str(Path(cfg.data.tokenizer).resolve()), "frames": frames, "size": cfg.data.size,
+    generation = {"tokenizer": run_reference(cfg.data.tokenizer), "frames": frames, "size": cfg.data.size,
                   "fps": cfg.data.fps or clip_fps}  # fmt: skip
+    if cfg.data.token_tokenizer:
+        generation["token_tokenizer"] = run_reference(cfg.data.token_tokenizer)
     main_first(lambda: _write_json(run_dir / GENERATION_FILE, generation))
     # 4. train; every train.sample_every steps a Video2World preview (truth | generation) goes to samples/
     trainer = Trainer(model, world_model_loss, cfg.train, run_dir, data, full_config=C.to_dict(cfg),
@@ -166,6 +171,11 @@ def train(cfg: DiffusionRunConfig, run_dir: str | Path, *, fresh: bool = False) 
     result = trainer.fit()
     return {"run_dir": str(run_dir), "steps": result.step, "resumed_from": result.resumed_from,
             "already_complete": result.already_complete, "last": result.last_logs}  # fmt: skip
+
+
+def run_reference(run: str) -> str:
+    """How generation.json names a run: a shipped model by its name, a run directory by its absolute path."""
+    return str(Path(run).resolve()) if Path(run).is_dir() else str(run)
 
 
 def _write_json(path: Path, value: Any) -> None:

@@ -1,0 +1,101 @@
+"""The diffusion decoder: its token condition, determinism, overfitting one clip, and its errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import QUICK_TRAIN, TINY
+from helpers import run_cli
+
+from worldsmith import config as C
+from worldsmith.conditioning.tokens import TokenEmbedder
+from worldsmith.decoder.config import PRESETS, DecoderConfig
+from worldsmith.decoder.model import DiffusionDecoder
+from worldsmith.diffusion.condition import Condition, null_text
+from worldsmith.diffusion.losses import world_model_loss
+from worldsmith.errors import ConfigError, DataError
+from worldsmith.families import FAMILIES
+
+LEVELS = (8, 5, 5, 5)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def decoder(**changes) -> DiffusionDecoder:
+    torch.manual_seed(0)
+    cfg = C.merge(PRESETS["tiny"](), {"token_levels": list(LEVELS), "dit": {"latent_channels": 4}, **changes})
+    return DiffusionDecoder(cfg).eval()
+
+
+def grid(seed: int, b: int = 2, t: int = 3, h: int = 4, w: int = 4) -> torch.Tensor:
+    return torch.randint(0, 1000, (b, t, h, w), generator=torch.Generator().manual_seed(seed))
+
+
+def generate(model: DiffusionDecoder, tokens: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    b, t, h, w = tokens.shape
+    cond = Condition(*null_text(b, 384), extras={"tokens": tokens})
+    return model.generate(cond, (t, h, w), steps=3, generator=torch.Generator().manual_seed(seed))
+
+
+def test_token_embedder_shapes_codes_and_a_coarser_grid():
+    emb = TokenEmbedder(LEVELS, channels=6)
+    tokens = grid(0)
+    out = emb(tokens, (2, 3, 4, 4))
+    assert out.shape == (2, 6, 3, 4, 4)
+    coarse = emb(tokens, (2, 3, 8, 8))  # a DV grid half the CV grid: each token covers 2x2 latents
+    assert coarse.shape == (2, 6, 3, 8, 8)
+    torch.testing.assert_close(coarse[..., ::2, ::2], out)
+    torch.testing.assert_close(coarse[..., 1::2, 1::2], out)
+    with pytest.raises(DataError, match="another tokenizer"):
+        emb(torch.full((1, 1, 2, 2), 1000), (1, 1, 2, 2))
+    with pytest.raises(DataError, match="integer grids"):
+        emb(torch.zeros(1, 1, 2, 2), (1, 1, 2, 2))
+
+
+def test_tokens_change_the_output_and_a_seed_fixes_it():
+    model = decoder()
+    with torch.no_grad():  # wake the zero-initialised output layer so the network's input matters
+        model.net.final.linear.weight.normal_(std=0.1)
+        a, again, other_seed = generate(model, grid(0)), generate(model, grid(0)), generate(model, grid(0), seed=1)
+        b = generate(model, grid(1))
+    assert torch.equal(a, again)
+    assert (a - b).abs().max() > 1e-3 and (a - other_seed).abs().max() > 1e-3
+    # only the tokens of a frame's own position matter to it through the embedder's 3x3 window: change one corner
+    changed = grid(0).clone()
+    changed[:, :, 0, 0] = (changed[:, :, 0, 0] + 1) % 1000
+    with torch.no_grad():
+        c = generate(model, changed)
+    assert (a - c).abs().max() > 1e-4
+
+
+def test_decoder_overfits_a_clip_from_its_tokens():
+    """Latents that are a fixed function of the tokens: the trained decoder reproduces them from tokens alone."""
+    model = decoder().train()
+    tokens = grid(0, b=4, t=2)
+    codes = model.net.embedders[0].fsq.indices_to_codes(tokens)  # (B, 4, T, H, W): the truth is the codes
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    batch = {"latents": codes, "text": torch.zeros(4, 1, 384), "text_mask": torch.ones(4, 1, dtype=torch.bool),
+             "tokens": tokens}  # fmt: skip
+    model.set_latent_stats(codes)
+    for _ in range(250):
+        loss, _ = world_model_loss(model, batch)
+        opt.zero_grad(), loss.backward(), opt.step()
+    model.eval()
+    with torch.no_grad():
+        out = model.denormalize(generate(model, tokens))
+    error = (out - codes).square().mean() / codes.var()
+    assert error < 0.1, float(error)
+
+
+def test_config_and_cli_errors(dv_tokenizer, cv_tokenizer, arm_shards, tmp_path, capsys):
+    family = FAMILIES["decoder"]
+    base = {"shards": str(arm_shards), **TINY}
+    swapped = family.resolve("tiny", flags={"data": base | {"tokenizer": str(dv_tokenizer),
+                                                            "token_tokenizer": str(cv_tokenizer)}, "train": QUICK_TRAIN})
+    with pytest.raises(ConfigError, match="must be discrete"):
+        family.train(swapped, tmp_path / "r")
+    code, _, err = run_cli(capsys, "train", "decoder", "--out", str(tmp_path / "r2"), "--data", str(arm_shards),
+                           "--latents", str(cv_tokenizer))  # fmt: skip
+    assert code == 1 and "no discrete tokenizer: pass --tokens" in err and err.count("\n") == 1, err
+    with pytest.raises(ConfigError, match="token_channels"):
+        DecoderConfig(token_channels=0)

@@ -1,0 +1,1 @@
+"""The diffusion decoder: DV tokens -> continuous-tokenizer latents -> frames (Cosmos, Sec. 5.2)."""
