@@ -5,6 +5,8 @@ over splitting new sources, so the queue of written-but-unprocessed clips stays 
 tasks in flight, whatever the size of the input. Each finished item goes to the ``Driver`` (journal) at once, so
 a kill loses at most the tasks in flight. Workers are spawned (not forked: torch, OpenMP and GL state must not
 cross a fork) with one torch/OpenCV thread each. ``workers=1`` runs everything in this process, in order.
+Workers ignore Ctrl-C (the terminal sends it to them too): the driver stops them when it is interrupted or fails,
+without waiting for the tasks in flight (a rerun redoes those).
 
 Progress: one tqdm bar per stage (sources split, clips processed) with items/s and ETA; the clip bar's total
 grows as sources are split.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import collections
 import multiprocessing
 import os
+import signal
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -36,6 +39,7 @@ def _bars(n_sources: int, n_clips: int, enabled: bool) -> tuple[tqdm, tqdm]:
 
 
 def _init_worker() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides; no traceback from every worker on Ctrl-C
     one_thread()
 
 
@@ -84,6 +88,7 @@ def _run_pool(sources, clips, cfg, work, driver, workers, split_bar, clip_bar) -
     finally:
         for k, v in saved.items():
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    finished = False
     try:
         while todo or pending or in_flight:
             # 1. fill the window: clips first (keeps the queue of written clips short), then new sources
@@ -112,7 +117,11 @@ def _run_pool(sources, clips, cfg, work, driver, workers, split_bar, clip_bar) -
                 else:
                     driver.clip_finished(*result)
                     clip_bar.update(1)
+        finished = True
     finally:
         for fut in in_flight:
             fut.cancel()
+        if not finished:  # interrupted or failed: stop the workers now rather than after their tasks
+            for proc in list((pool._processes or {}).values()):  # the executor has no public way to do this
+                proc.terminate()
         pool.shutdown(wait=True, cancel_futures=True)

@@ -10,13 +10,21 @@ and the final outputs are rebuilt from the journal: the shard writers skip keys 
 manifest and the report are rewritten atomically. Settings that change the outputs are stored in
 ``OUT/.work/settings.json``; resuming with other settings is refused. Engine settings (engine, workers,
 ray_address) may change between runs.
+
+Interruption: SIGTERM is handled like Ctrl-C. The workers are stopped, the journal is closed (finished work kept)
+and ``CurationInterrupted`` says to run the same command again; nothing is leaked (no orphan workers or
+semaphores).
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +38,32 @@ from worldsmith.curate.record import ClipRecord
 from worldsmith.curate.report import write_report
 from worldsmith.curate.shard import write_shards
 from worldsmith.curate.sources import BadFile, Source, input_folder, resolve_input
-from worldsmith.errors import ConfigError
+from worldsmith.errors import ConfigError, WorldsmithError
+
+
+class CurationInterrupted(WorldsmithError):
+    """The run was stopped by Ctrl-C or SIGTERM; what finished is kept and a rerun resumes it."""
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def interruptible(out: Path) -> Iterator[None]:
+    """Inside the block SIGTERM stops the run like Ctrl-C (the engines' ``finally`` blocks stop their workers), and
+    either one becomes ``CurationInterrupted``. The handler is only installed from the main thread."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if main else None
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise CurationInterrupted(f"curation interrupted; the finished work is kept in {out / '.work'}: run the same "
+                                  "command again to resume.") from None  # fmt: skip
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
 
 def settings_of(input_spec: str, cfg: CurateConfig) -> dict[str, Any]:
     """Everything that changes the outputs of a run (engine settings excluded)."""
@@ -60,9 +93,15 @@ def _run_engine(todo_sources: list[Source], todo_clips: list[ClipRecord], cfg: C
 
 
 def run_curation(input_spec: str | os.PathLike, out: str | os.PathLike, cfg: CurateConfig) -> dict[str, Any]:
-    """Curate INPUT into OUT (resumable: run it again to finish); returns a summary (see ``summarize``)."""
+    """Curate INPUT into OUT (resumable: run it again to finish); returns a summary (see ``summarize``).
+
+    Raises ``CurationInterrupted`` on Ctrl-C or SIGTERM (after stopping the workers)."""
+    with interruptible(Path(out)):
+        return _run(os.fspath(input_spec), Path(out), cfg)
+
+
+def _run(input_spec: str, out: Path, cfg: CurateConfig) -> dict[str, Any]:
     started = time.perf_counter()
-    input_spec, out = os.fspath(input_spec), Path(out)
     # 1. resolve INPUT; refuse an OUT made with other settings
     sources, bad = plan(input_spec, out)
     work = out / ".work"
