@@ -3,8 +3,10 @@
 What it shows, top to bottom: a summary sentence; where the outputs are; counts per stage (sources, bad files,
 shots, clips, drops per filter, duplicates, kept, hours in and out); the files that could not be read, each with
 its reason; one histogram per score (kept and dropped clips in two colours); thumbnail strips of kept clips and of
-dropped clips with the reason each was dropped; the config. Charts are inline SVG and thumbnails inline PNG
-(JPEG, base64), so the page opens anywhere on its own and moves with the folder. House style: ``demo_report.py``.
+dropped clips, one row per clip (frames fitted into ``THUMB_BOX`` at the clip's own aspect ratio, next to its
+source file, span, tags and whole caption or drop reason); a table of dropped clips with their source files; the
+config. Charts are inline SVG and thumbnails inline JPEG (base64), so the page opens anywhere on its own and moves
+with the folder. House style: ``demo_report.py``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from worldsmith.io.contact_sheet import contact_sheet
 from worldsmith.io.video import decode
 
 KEPT_COLOR, DROPPED_COLOR = "#2ca02c", "#d62728"
+THUMB_BOX = (72, 128)  # (H, W): each thumbnail frame fits in this box, its aspect ratio kept
+THUMB_FRAMES = 6
 STAGE_WORDS = {"split": "too short (split)", "dedup": "duplicates (dedup)", "process": "unreadable clips"}
 
 
@@ -71,32 +75,43 @@ def _jpeg_data_uri(image: np.ndarray) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def _sample_frames(rec: ClipRecord, n: int = 6, short_side: int = 72) -> np.ndarray | None:
+def thumb_size(height: int, width: int) -> tuple[int, int]:
+    """(h, w) of a thumbnail frame: the clip's aspect ratio, fitted into ``THUMB_BOX`` (never enlarged)."""
+    scale = min(THUMB_BOX[0] / max(height, 1), THUMB_BOX[1] / max(width, 1), 1.0)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def _sample_frames(rec: ClipRecord, n: int = THUMB_FRAMES) -> np.ndarray | None:
     """``n`` frames spread over the clip, small, as uint8 (n, h, w, 3); None when the clip cannot be read."""
     if not rec.path or not Path(rec.path).is_file():
         return None
     t = max(1, rec.num_frames)
     picks = sorted({min(t - 1, round(i * (t - 1) / max(n - 1, 1))) for i in range(n)})
     try:
-        frames = [decode(rec.path, start=i, end=i + 1, size=short_side) for i in picks]
+        frames = [decode(rec.path, start=i, end=i + 1, size=thumb_size(rec.height, rec.width)) for i in picks]
     except VideoError:
         return None
     frames = [f for f in frames if len(f)]
     return np.concatenate(frames) if frames else None
 
 
-def thumbnails(records: list[ClipRecord], label, limit: int = 12) -> str:
-    """An inline contact sheet: one strip of frames per clip, labelled."""
-    videos, labels = [], []
+def where(rec: ClipRecord) -> str:
+    """The clip's source file and span, e.g. ``/data/a.mp4 12.0-15.5 s``."""
+    return f"{rec.source} {rec.start_s:.1f}-{rec.end_s:.1f} s"
+
+
+def thumbnails(records: list[ClipRecord], describe, limit: int = 12) -> str:
+    """A table with one row per clip: a strip of its frames (sized to that clip alone) and ``describe(rec)``."""
+    rows = []
     for rec in records[:limit]:
         frames = _sample_frames(rec)
         if frames is not None:
-            videos.append(frames)
-            labels.append(label(rec))
-    if not videos:
+            strip = contact_sheet(frames, None, cols=THUMB_FRAMES, max_frames=THUMB_FRAMES)
+            rows.append(f'<tr><td><img src="{_jpeg_data_uri(strip)}" alt="frames of {rec.key}"></td>'
+                        f"<td>{html.escape(describe(rec))}</td></tr>")  # fmt: skip
+    if not rows:
         return "<p><i>no thumbnails (clip files not available)</i></p>"
-    sheet = contact_sheet(videos, None, cols=6, max_frames=6, labels=labels)
-    return f'<img src="{_jpeg_data_uri(sheet)}" alt="clip thumbnails">'
+    return f'<table class="thumbs">{"".join(rows)}</table>'
 
 
 def _spread(records: list[ClipRecord], limit: int) -> list[ClipRecord]:
@@ -150,16 +165,19 @@ def write_report(out: Path, records: list[ClipRecord], bad: list[Any], summary: 
     tags = Counter(str(r.tags.get("camera_motion")) for r in kept if "camera_motion" in r.tags)
     tag_line = ", ".join(f"{k}: {v}" for k, v in tags.most_common()) or "none"
     # 4. thumbnails of kept and dropped clips
-    kept_html = thumbnails(kept, lambda r: f"{r.key} {r.duration:.1f}s {r.tags.get('camera_motion', '')} | "
-                                           f"{r.caption[:70]}")  # fmt: skip
-    drop_html = thumbnails(_spread([r for r in dropped if r.path], 12), lambda r: f"{r.key} [{r.dropped_by}] {r.reason[:90]}")
-    reasons = "".join(f"<tr><td><code>{r.key}</code></td><td>{html.escape(r.dropped_by)}</td>"
-                      f"<td>{html.escape(r.reason)}</td></tr>" for r in _spread(dropped, 40))  # fmt: skip
+    kept_html = thumbnails(kept, lambda r: f"{r.key} · {where(r)} · {r.tags.get('camera_motion', '')} "
+                                           f"{r.tags.get('video_type', '')} · {r.caption}")  # fmt: skip
+    drop_html = thumbnails(_spread([r for r in dropped if r.path], 12),
+                           lambda r: f"{r.key} · {where(r)} · [{r.dropped_by}] {r.reason}")  # fmt: skip
+    reasons = "".join(f"<tr><td><code>{r.key}</code></td><td><code>{html.escape(where(r))}</code></td>"
+                      f"<td>{html.escape(r.dropped_by)}</td><td>{html.escape(r.reason)}</td></tr>"
+                      for r in _spread(dropped, 40))  # fmt: skip
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>worldsmith curation report</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}
 img{{image-rendering:pixelated;max-width:100%}} table{{border-collapse:collapse;margin-bottom:1em}}
 td,th{{border:1px solid #ccc;padding:3px 9px;text-align:left;vertical-align:top}}
-pre{{background:#f6f6f6;padding:8px;overflow:auto}} svg{{margin:4px}}</style></head><body>
+pre{{background:#f6f6f6;padding:8px;overflow:auto}} svg{{margin:4px}} table.thumbs td{{border:none}}</style>
+</head><body>
 <h1>worldsmith curation report</h1>
 <p>{html.escape(sentence)}</p>
 <p>Outputs: training shards <code>{html.escape(str(out))}/res_&lt;H&gt;/ar_&lt;w&gt;x&lt;h&gt;/frames_&lt;lo&gt;-&lt;hi&gt;/part-*.tar</code>
@@ -172,9 +190,12 @@ first failing filter drops it), caption the rest, remove near-duplicates, write 
 <h2>Scores</h2><p>One histogram per score the filters measured; <span style="color:{KEPT_COLOR}">green: kept clips</span>,
 <span style="color:{DROPPED_COLOR}">red: dropped clips</span> (hover a bar for its count). Camera motion of kept
 clips: {html.escape(tag_line)}.</p><div>{charts or '<i>no scores</i>'}</div>
-<h2>Kept clips</h2><p>Frames spread over each clip, with its key, length, camera motion and caption.</p>{kept_html}
-<h2>Dropped clips</h2><p>Each strip is labelled with the stage that dropped the clip and why.</p>{drop_html}
-<table><tr><th>clip</th><th>dropped by</th><th>reason</th></tr>{reasons or '<tr><td colspan="3">none</td></tr>'}</table>
+<h2>Kept clips</h2><p>Frames spread over each clip, with its key, source file and span, tags and caption.</p>
+{kept_html}
+<h2>Dropped clips</h2><p>Each strip with its source file and span, the stage that dropped the clip and why.</p>
+{drop_html}
+<table><tr><th>clip</th><th>source (span)</th><th>dropped by</th><th>reason</th></tr>
+{reasons or '<tr><td colspan="4">none</td></tr>'}</table>
 <h2>Config</h2><p>Re-run with the same settings to resume; change them with <code>--set key=value</code>.</p>
 <pre>{html.escape(dump_yaml(cfg))}</pre>
 </body></html>"""

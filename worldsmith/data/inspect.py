@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import textwrap
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -151,6 +152,7 @@ def format_stats(stats: dict[str, Any]) -> str:
         "  arrays          " + (", ".join(f"{n} {tuple(a['shape'])} in {a['clips']} clips" for n, a in arrays) or "-"),
     ]
     lines += [f"  meta {name:<10} {hist(v) if isinstance(v, dict) else v}" for name, v in stats["meta"].items()]
-    lines += ["  captions"] + [f"    {k}: {c[:100]}" for k, c in stats["captions"].items()]
+    shown = {k: textwrap.shorten(c, 100, placeholder=" …") for k, c in stats["captions"].items()}  # whole words
+    lines += ["  captions"] + [f"    {k}: {c}" for k, c in shown.items()]
     lines.append(f"  contact sheet   {stats['contact_sheet'] or '-'}")
     return "\n".join(lines)
