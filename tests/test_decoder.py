@@ -8,13 +8,17 @@ from conftest import QUICK_TRAIN, TINY
 from helpers import run_cli
 
 from worldsmith import config as C
+from worldsmith.autoregressive.generate import ARGenerator
 from worldsmith.conditioning.tokens import TokenEmbedder
 from worldsmith.decoder.config import PRESETS, DecoderConfig
 from worldsmith.decoder.model import DiffusionDecoder
 from worldsmith.diffusion.condition import Condition, null_text
 from worldsmith.diffusion.losses import world_model_loss
 from worldsmith.errors import ConfigError, DataError
+from worldsmith.data.manifest import list_shards
+from worldsmith.data.shards import iter_shard
 from worldsmith.families import FAMILIES
+from worldsmith.io.video import decode, encode_mp4
 
 LEVELS = (8, 5, 5, 5)
 
@@ -99,3 +103,34 @@ def test_config_and_cli_errors(dv_tokenizer, cv_tokenizer, arm_shards, tmp_path,
     assert code == 1 and "no discrete tokenizer: pass --tokens" in err and err.count("\n") == 1, err
     with pytest.raises(ConfigError, match="token_channels"):
         DecoderConfig(token_channels=0)
+
+
+def test_autoregressive_rollouts_decode_through_the_decoder(dv_tokenizer, cv_tokenizer, arm_shards, tmp_path, capsys):
+    gpt, dec = tmp_path / "gpt", tmp_path / "dec"
+    FAMILIES["autoregressive"].train(FAMILIES["autoregressive"].resolve("tiny", flags={
+        "data": {"shards": str(arm_shards), "size": TINY["size"]}, "tokenizer": str(dv_tokenizer),
+        "model": {"dim": 32, "depth": 1, "heads": 2, "kv_heads": 1, "max_frames": 3}, "train": QUICK_TRAIN}), gpt)
+    data = {"shards": str(arm_shards), **TINY}
+    FAMILIES["decoder"].train(FAMILIES["decoder"].resolve("tiny", flags={
+        "data": data | {"tokenizer": str(cv_tokenizer), "token_tokenizer": str(dv_tokenizer)}, "train": QUICK_TRAIN}), dec)
+    first = next(iter_shard(list_shards(str(arm_shards))[0])).frames[:1]
+    encode_mp4(first, tmp_path / "in.mp4", fps=5.0)
+    out = tmp_path / "out.mp4"
+    code, printed, err = run_cli(capsys, "generate", "--model", str(gpt), "--decoder", str(dec), "--input",
+                                 str(tmp_path / "in.mp4"), "--frames", "9", "--out", str(out), "--top-k", "20")
+    assert code == 0, err
+    video = decode(out)
+    assert video.shape == (9, 32, 32, 3) and (video[1:].astype(int) - video[:1]).any()
+    # the same rollout decoded by the DV tokenizer differs: the decoder is what made the frames
+    gen = ARGenerator.from_run(gpt)
+    plain = gen.reconstruct(torch.zeros(1, 3, 5, 32, 32))
+    decoded = gen.use_decoder(FAMILIES["decoder"].generator.from_run(dec)).reconstruct(torch.zeros(1, 3, 5, 32, 32))
+    assert plain.shape == decoded.shape and (plain - decoded).abs().max() > 1e-3
+    # a decoder of other tokens is refused, and so is --decoder for a model that makes no tokens
+    mismatched = FAMILIES["decoder"].generator.from_run(dec)
+    mismatched.model.cfg.token_levels = (8, 8, 8, 5, 5, 5)
+    with pytest.raises(ConfigError, match="train a decoder with --tokens set to this model's tokenizer"):
+        ARGenerator.from_run(gpt).use_decoder(mismatched)
+    code, _, err = run_cli(capsys, "generate", "--model", str(dec), "--decoder", str(dec), "--input",
+                           str(tmp_path / "in.mp4"), "--out", str(tmp_path / "x.mp4"))
+    assert code == 1 and "decodes an autoregressive model's tokens" in err and err.count("\n") == 1, err

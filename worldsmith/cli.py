@@ -21,7 +21,7 @@ from worldsmith.demo import DemoConfig, quick_config, run_demo
 from worldsmith.errors import WorldsmithError
 from worldsmith.envs import cli as envs_cli
 from worldsmith.eval import cli as eval_cli
-from worldsmith.families import FAMILIES, load_generator
+from worldsmith.families import FAMILIES, load_generator, with_decoder
 from worldsmith.guard import cli as guard_cli
 from worldsmith.info import collect_info, format_info
 from worldsmith.jobs import request_for, run_jobs, run_request, sampling_config
@@ -157,13 +157,16 @@ def generate(
     audit_log: Optional[Path] = guard_cli.AuditOption,
     llm_judge: Optional[str] = guard_cli.JudgeOption,
     upsample: bool = UpsampleOption,
+    decoder: Optional[str] = typer.Option(None, "--decoder", help="Autoregressive: decode the tokens with this "
+                                          "diffusion decoder run (`worldsmith train decoder`) instead of the DV "
+                                          "tokenizer's own decoder."),
 ) -> None:  # fmt: skip
     """Generate a video with a trained model of any family (the run directory says which): Text2World from a
     prompt, or Video2World continuing --input. Guardrails check the prompt and the output (faces are blurred)."""
     values = {"steps": steps, "guidance": guidance, "negative_prompt": negative_prompt, "sampler": sampler,
               "temperature": temperature, "top_k": top_k, "top_p": top_p}  # fmt: skip
     values = {k: v for k, v in values.items() if v is not None} | C.parse_overrides(overrides or [])
-    generator = load_generator(model, device)
+    generator = with_decoder(load_generator(model, device), decoder, device)
     sampling = sampling_config(generator, values)
     request = request_for(prompt, input_path, frames, seed, actions)
     rails = guard_cli.rails_for("generate", out.parent, no_guardrail=no_guardrail, allow=allow, deny=deny,

@@ -11,7 +11,7 @@ from pathlib import Path
 from worldsmith.autoregressive.cli import FAMILY as AUTOREGRESSIVE
 from worldsmith.decoder.cli import FAMILY as DECODER
 from worldsmith.diffusion.cli import FAMILY as DIFFUSION
-from worldsmith.errors import CheckpointError
+from worldsmith.errors import CheckpointError, ConfigError
 from worldsmith.family import Family, Generator
 from worldsmith.tokenizer.cli import FAMILY as TOKENIZER
 from worldsmith.weights import read_run_config
@@ -34,3 +34,13 @@ def load_generator(run: str | Path, device: str = "cpu") -> Generator:
     """The generator of any run directory or shipped model's name, whichever its family."""
     run_dir = resolve(run)
     return family_of(run_dir).generator.from_run(run_dir, device=device)
+
+
+def with_decoder(generator: Generator, decoder: str | Path | None, device: str = "cpu") -> Generator:
+    """``generator`` decoding its tokens with the diffusion decoder run ``decoder`` (None: unchanged)."""
+    if not decoder:
+        return generator
+    if not hasattr(generator, "use_decoder"):
+        raise ConfigError(f"--decoder decodes an autoregressive model's tokens; this is a {type(generator).__name__} "
+                          f"model, which makes no tokens.")  # fmt: skip
+    return generator.use_decoder(DECODER.generator.from_run(resolve(decoder), device=device))

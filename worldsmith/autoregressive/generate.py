@@ -22,8 +22,9 @@ import torch
 from worldsmith import progress
 from worldsmith.autoregressive.config import SamplingConfig
 from worldsmith.autoregressive.model import VideoGPT
-from worldsmith.autoregressive.rollout import stream_video, trim_context
+from worldsmith.autoregressive.rollout import generate_tokens, stream_video, trim_context
 from worldsmith.conditioning.text import default_text_encoder
+from worldsmith.decoder.generate import DecoderGenerator
 from worldsmith.errors import CheckpointError, ConfigError
 from worldsmith.family import GenerationRequest
 from worldsmith.io.frames import fit_frames
@@ -66,6 +67,27 @@ class ARGenerator:
         self.model, self.tokenizer, self.size = model.eval(), tokenizer.eval(), size
         self.threads, self.compile = threads, compile
         self.device = model.tok_emb.weight.device
+        self.decoder: DecoderGenerator | None = None  # None: the DV tokenizer's own decoder turns tokens into frames
+
+    def use_decoder(self, decoder: DecoderGenerator) -> "ARGenerator":
+        """Decode rollouts with a diffusion decoder (``worldsmith train decoder``) trained on this model's tokens."""
+        mine, its = tuple(self.tokenizer.fsq.levels), tuple(decoder.model.cfg.token_levels)
+        ours = self.tokenizer.cfg.spatial_compression, self.tokenizer.cfg.temporal_compression
+        theirs = decoder.token_tokenizer.cfg.spatial_compression, decoder.token_tokenizer.cfg.temporal_compression
+        if mine != its or ours != theirs:
+            raise ConfigError(f"the decoder decodes tokens of FSQ levels {list(its)} on a {theirs[1]}x{theirs[0]}x"
+                              f"{theirs[0]} grid, this model makes {list(mine)} on {ours[1]}x{ours[0]}x{ours[0]}; "
+                              f"train a decoder with --tokens set to this model's tokenizer.")  # fmt: skip
+        self.decoder = decoder
+        return self
+
+    @torch.no_grad()
+    def reconstruct(self, video: torch.Tensor) -> torch.Tensor:
+        """video (B, 3, T, H, W) in [-1, 1] through the DV tokens and back, by whichever decoder rollouts use."""
+        tokens = self.tokenizer.encode(video.to(self.device))
+        if self.decoder is not None:
+            return self.decoder.decode(tokens)
+        return self.tokenizer.decode(tokens).clamp(-1, 1)
 
     @classmethod
     def from_run(cls, run: str | Path, device: str = "cpu", *, tokenizer: str | Path | None = None,
@@ -119,6 +141,9 @@ class ARGenerator:
         if prompts and any(prompts):
             text, text_mask = encode_prompts(prompts, self.device)
         generator = generator or torch.Generator(self.device).manual_seed(seed)
+        if self.decoder is not None:
+            yield from self._decoded(context, frames, text, text_mask, sampling, generator, seed, actions)
+            return
         with torch_threads(self.threads):
             frames_out = stream_video(self.model, self.tokenizer, context, frames, text=text, text_mask=text_mask,
                                       sampling=sampling, generator=generator, compile=self.compile,
@@ -126,6 +151,24 @@ class ARGenerator:
             for i, frame in enumerate(frames_out):
                 progress.report((i + 1) / frames)  # worldsmith.progress: a server's job progress and cancel point
                 yield frame
+
+    def _decoded(self, context, frames, text, text_mask, sampling, generator, seed, actions) -> Iterator[torch.Tensor]:
+        """``stream`` through the diffusion decoder: every token first, then one decode of the whole clip (a
+        causal continuous tokenizer needs the sequence), then its new frames one at a time."""
+        ct = self.tokenizer.cfg.temporal_compression
+        trimmed = trim_context(context, ct)
+        if actions is not None:  # the kept context's first frame is frame ``skip`` of the actions' timeline
+            actions = actions[:, context.shape[2] - trimmed.shape[2] :].to(self.device)
+        with torch_threads(self.threads):
+            prefix = self.tokenizer.encode(trimmed.to(self.device))  # (B, K, H', W')
+            latents = -(-frames // ct)
+            new = generate_tokens(self.model, prefix, latents, text=text, text_mask=text_mask, sampling=sampling,
+                                  generator=generator, compile=self.compile, actions=actions)  # fmt: skip
+            tokens = torch.cat([prefix, torch.stack(list(new), dim=1)], dim=1)
+            video = self.decoder.decode(tokens, seed=seed)[:, :, trimmed.shape[2] :]  # (B, 3, >= frames, H, W)
+        for i in range(frames):
+            progress.report((i + 1) / frames)
+            yield video[:, :, i]
 
     def rollout(self, video: torch.Tensor, actions: torch.Tensor, frames: int, prompts: list[str],
                 sampling: SamplingConfig | None = None, seed: int = 0) -> torch.Tensor:  # fmt: skip

@@ -16,7 +16,7 @@ from worldsmith.data.shards import iter_shard
 from worldsmith.eval.reader_train import ReaderRunConfig, load_frames, reader_error, train_reader
 from worldsmith.eval.rollouts import evaluate_rollouts
 from worldsmith.eval.state_reader import StateReader
-from worldsmith.families import load_generator
+from worldsmith.families import load_generator, with_decoder
 from worldsmith.jobs import sampling_config
 from worldsmith.zoo import resolve
 
@@ -31,6 +31,8 @@ def rollouts(
     episodes: int = typer.Option(64, "--episodes", "-n", min=1, help="Held-out clips to roll out."),
     reader: Optional[str] = typer.Option("arm-reader", "--reader", help="State reader run or shipped name ('' = none)."),
     base: Optional[str] = typer.Option(None, "--base", help="Also score this base model (a floor) on the same clips."),
+    decoder: Optional[str] = typer.Option(None, "--decoder", help="Autoregressive models: decode the tokens with "
+                                          "this diffusion decoder run instead of the DV tokenizer's decoder."),
     overrides: Optional[list[str]] = typer.Option(None, "--set", help="Sampling settings, e.g. --set steps=10."),
     seed: int = typer.Option(0, "--seed"),
     as_json: Optional[Path] = typer.Option(None, "--json", help="Also write the whole report to this JSON file."),
@@ -38,7 +40,7 @@ def rollouts(
 ) -> None:  # fmt: skip
     """Roll out from the first frame of each held-out clip (with its actions, for an action model) and score the
     rollouts against the simulator: PSNR, SSIM, FD, gripper / object pixel errors, floors and ceiling."""
-    generator = load_generator(resolve(model), device)
+    generator = with_decoder(load_generator(resolve(model), device), decoder, device)
     sampling = sampling_config(generator, C.parse_overrides(overrides or []))
     clips = []
     for shard in list_shards(data):

@@ -9,7 +9,8 @@ For every held-out clip: the model gets the first frame (and the clip's actions,
   objects in the generated frame, against their true pixels (objects matched one to one);
 * floors: ``copy_first`` (the first frame repeated: a model that predicts no change), ``no_action`` (the same model
   with every action zero) and, with ``base``, the base model before post-training (Video2World from the caption);
-  ceiling: ``tokenizer``, the tokenizer's own reconstruction of the truth (no latent model can beat it);
+  ceiling: ``tokenizer``, the tokenizer's own reconstruction of the truth (no latent model can beat it; an
+  autoregressive model with a diffusion decoder: the truth's tokens through that decoder);
 * ``action_discrimination``: for clips simulated in pairs (``worldsmith sim --branches 2``: one scene, two policies),
   the share of rollouts closer (pixel MSE) to their own truth than to the other branch's truth;
 * spreads: the standard error of each mean over episodes (``*_sem``).
@@ -141,8 +142,8 @@ def evaluate_rollouts(generator, clips: list[Clip], *, frames: int = 16, reader:
                                                 seed=seed + i))  # fmt: skip
     stacked = {name: np.concatenate(v) for name, v in videos.items()}
     tok = generator.tokenizer
-    recon = np.stack([to_uint8(tok.decode(tok.encode(to_tensor(t)[None].to(generator.device))).clamp(-1, 1)[0].cpu())
-                      for t in truth])  # fmt: skip
+    through = getattr(generator, "reconstruct", None) or (lambda x: tok.decode(tok.encode(x)).clamp(-1, 1))
+    recon = np.stack([to_uint8(through(to_tensor(t)[None].to(generator.device))[0].cpu()) for t in truth])
     stacked["tokenizer"] = recon
     stacked["copy_first"] = np.repeat(truth[:, :1], frames + 1, axis=1)
     if videos_out is not None:
