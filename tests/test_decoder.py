@@ -81,7 +81,7 @@ def test_decoder_overfits_a_clip_from_its_tokens():
     batch = {"latents": codes, "text": torch.zeros(4, 1, 384), "text_mask": torch.ones(4, 1, dtype=torch.bool),
              "tokens": tokens}  # fmt: skip
     model.set_latent_stats(codes)
-    for _ in range(250):
+    for _ in range(150):
         loss, _ = world_model_loss(model, batch)
         opt.zero_grad(), loss.backward(), opt.step()
     model.eval()

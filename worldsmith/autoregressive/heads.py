@@ -14,7 +14,8 @@ a vocabulary of 64,000 codes (levels ``[8, 8, 8, 5, 5, 5]``, the Cosmos DV setti
       z_0 = W_in h;   logits_i = W_i silu(z_i);   z_{i+1} = z_i + E_i[d_i]
 
   Training is teacher-forced on the true digits (``d`` small matmuls instead of one ``D x V`` one); sampling draws
-  the digits in order, applying temperature / top-k / top-p to each digit's distribution.
+  the digits in order, applying temperature / top-k / top-p to each digit's distribution (so top-k keeps the k
+  likeliest values of every digit, not the k likeliest codes; temperature 1 without cuts samples the exact joint).
 
 Every head has the same three methods: ``loss(states, targets, z_weight)``, ``sample(states, sampling, generator)``
 and ``log_probs(states)`` (the full ``(..., V)`` table, for tests and small vocabularies).
