@@ -1,5 +1,8 @@
 """Camera-motion tags from a clip's motion track: static, pan, tilt, zoom or orbit, with a direction.
 
+0. Only samples on texture count (``textured_samples``): on flat regions (a cartoon's fills, a clear sky) the
+   codec's vectors and optical flow are zero or arbitrary whatever the camera does, and they would outvote the
+   edges (a pan over flat-shaded animation was tagged ``static``).
 1. Per frame pair, a similarity transform (translation, rotation, uniform scale) is fitted robustly to the
    displacement samples (``cv2.estimateAffinePartial2D`` with RANSAC), so moving objects are outliers and the
    fit follows the background, i.e. the camera.
@@ -30,6 +33,8 @@ import cv2
 import numpy as np
 
 from worldsmith.curate.motion import MotionTrack
+
+MIN_SAMPLES = 6  # a pair with fewer textured samples keeps all of its samples
 
 
 @dataclass
@@ -79,8 +84,35 @@ def fit_pair(points: np.ndarray, flow: np.ndarray, dt: float, width: int, height
                       math.atan2(m[1, 0], m[0, 0]) / dt, orbit)
 
 
-def camera_motion(track: MotionTrack, cfg: CameraMotionConfig) -> dict[str, object]:
-    """Tags {"camera_motion", "camera_direction", "camera_speed", "camera_zoom", "camera_parallax"}."""
+def textured_samples(track: MotionTrack, frames: np.ndarray, fps: float, rel: float = 0.05) -> MotionTrack:
+    """The track with only the samples that lie on texture in the frame (of uint8 (T, H, W, 3) ``frames`` at
+    ``fps``) nearest to each pair: the smaller structure-tensor eigenvalue (Shi-Tomasi) at the sample at least
+    ``rel`` times its 90th percentile over the frame (or a tenth of its maximum, when most of the frame is flat)."""
+    points, flows = [], []
+    h, w = frames.shape[1:3]
+    sx, sy = w / track.width, h / track.height
+    eigs: dict[int, tuple[np.ndarray, float]] = {}
+    for p, f, t in zip(track.points, track.flows, track.times):
+        i = min(len(frames) - 1, max(0, round(float(t) * fps)))
+        if i not in eigs:
+            eig = cv2.cornerMinEigenVal(cv2.cvtColor(frames[i], cv2.COLOR_RGB2GRAY), 5)
+            eigs[i] = eig, float(max(np.percentile(eig, 90), 0.1 * eig.max()))  # a mostly flat frame: its edges
+        eig, top = eigs[i]
+        xs = np.clip((p[:, 0] * sx).astype(int), 0, w - 1)
+        ys = np.clip((p[:, 1] * sy).astype(int), 0, h - 1)
+        keep = eig[ys, xs] >= rel * top if top > 1e-6 else np.ones(len(p), bool)
+        ok = keep.sum() >= MIN_SAMPLES
+        points.append(p[keep] if ok else p)
+        flows.append(f[keep] if ok else f)
+    return MotionTrack(track.source, track.width, track.height, track.times, track.dts, points, flows)
+
+
+def camera_motion(track: MotionTrack, cfg: CameraMotionConfig, frames: np.ndarray | None = None,
+                  fps: float = 0.0) -> dict[str, object]:  # fmt: skip
+    """Tags {"camera_motion", "camera_direction", "camera_speed", "camera_zoom", "camera_parallax"}; with the
+    clip's working ``frames`` (at ``fps``), only samples on texture are used (step 0 of the module doc)."""
+    if frames is not None and len(frames) and fps > 0:
+        track = textured_samples(track, frames, fps)
     fits = [fit_pair(p, f, float(dt), track.width, track.height, cfg)
             for p, f, dt in zip(track.points, track.flows, track.dts)]
     fits = [f for f in fits if f is not None]

@@ -137,7 +137,7 @@ def process_clip(
     t = time.perf_counter()
     if annotate.camera.enabled:
         track = track or clip_motion(scan, frames, rate, filters.motion)
-        rec.tags.update(camera_motion(track, annotate.camera))
+        rec.tags.update(camera_motion(track, annotate.camera, frames, rate))
     if probs:
         rec.tags["video_type"] = max(probs, key=probs.get)
     facts.update(rec.tags)
