@@ -7,13 +7,19 @@ Clips (H.264, 320x240, 12 fps, 3 s unless said otherwise), for each seed:
 2. the same camera kinds over flat-shaded cartoon scenes (a few flat colour regions and shapes, no noise), which
    the video-type tag must call ``graphics``;
 3. simulator footage: ``worldsmith sim`` worlds rendered at 64x64 and upscaled x4 (bicubic), which the quality
-   filter must not drop as blurry; and natural shots blurred (Gaussian, sigma 2.5), which it must drop.
+   filter must not drop as blurry; and natural shots blurred (Gaussian, sigma 2.5), which it must drop;
+4. blur across resolutions: natural shots rendered at a short side of 64 and 256, the 64 ones upscaled x4
+   (bicubic) to 256, all of which must be kept, and each of the 64 and 256 ones blurred at its own resolution
+   (Gaussian, sigma 2.5), which must be dropped;
+5. photos (the ones that ship in scikit-image: astronaut, coffee, chelsea the cat, rocket) as 3-second stills
+   with a slow pan, at a short side of 256 (kept), upscaled x4 from 64 (kept), blurred (sigma 2.5, dropped);
+   their captions must name what they show (a word from ``PHOTO_OBJECTS``) or no object at all.
 
 Truth: camera ``static`` for static and moving, ``pan`` for (fast_)pan (synth pans are mostly horizontal),
 ``zoom`` for (fast_)zoom (a ``tilt`` counts as ``pan``); type ``natural`` for 1., ``graphics`` for 2. and the simulator clips. The annotators run
 as ``worldsmith curate`` runs them (``process.decode_working``, the native motion-vector scan, ``camera_motion``,
 the default video-type classifier, ``quality_verdict``) with the default config. Prints the accuracy per tag,
-the confusions, and the captions of a few clips.
+the confusions, the blur verdicts per resolution, the objects the captions name, and a few captions.
 
     python benchmarks/curate_tags.py [--seeds 3] [--workdir DIR]
 """
@@ -49,6 +55,8 @@ KINDS = ("static", "moving", "pan", "fast_pan", "zoom", "fast_zoom")
 CAMERA_TRUTH = {"static": "static", "moving": "static", "pan": "pan", "fast_pan": "pan", "zoom": "zoom",
                 "fast_zoom": "zoom"}  # fmt: skip
 SIZE, FPS, FRAMES = (320, 240), 12.0, 36
+PHOTO_OBJECTS = {"astronaut": ("space", "suit", "astronaut", "person"), "coffee": ("cup", "coffee", "espresso", "mug"),
+                 "chelsea": ("cat", "tabby", "kitten", "lynx"), "rocket": ("rocket", "missile", "projectile", "shuttle")}
 
 
 def cartoon_shot(kind: str, frames: int, size: tuple[int, int], seed: int) -> np.ndarray:
@@ -99,6 +107,44 @@ def sim_clips(work: Path) -> list[np.ndarray]:
     return [np.stack([cv2.resize(f, (256, 256), interpolation=cv2.INTER_CUBIC) for f in c]) for c in clips]
 
 
+def scaled(frames: np.ndarray, short: int, interpolation: int = cv2.INTER_AREA) -> np.ndarray:
+    """uint8 (T, H, W, 3) resized so the short side is ``short`` (aspect kept)."""
+    h, w = frames.shape[1:3]
+    size = (round(w * short / min(h, w)), round(h * short / min(h, w)))
+    return np.stack([cv2.resize(f, size, interpolation=interpolation) for f in frames])
+
+
+def blurred(frames: np.ndarray, sigma: float = 2.5) -> np.ndarray:
+    return np.stack([cv2.GaussianBlur(f, (0, 0), sigma) for f in frames])
+
+
+def photo_clip(name: str, short: int) -> np.ndarray:
+    """A scikit-image photo as a 3-second clip, the camera panning slowly across it, short side ``short``."""
+    import skimage.data  # photos that ship in the scikit-image wheel
+
+    img = getattr(skimage.data, name)()
+    h, w = img.shape[:2]
+    crop = int(0.85 * w)
+    return scaled(np.stack([img[:, i : i + crop] for i in np.linspace(0, w - crop, FRAMES).round().astype(int)]), short)
+
+
+def resolution_clips(seeds: int) -> list[tuple[str, np.ndarray, bool]]:
+    """(name, frames, should be kept) for the blur-across-resolutions groups 4. and 5. of the module doc."""
+    out = []
+    for seed in range(seeds):
+        small = render_shot("moving", FRAMES, (85, 64), seed=seed)
+        large = render_shot("moving", FRAMES, (341, 256), seed=seed)
+        out += [(f"res-sharp64-{seed}", small, True), (f"res-sharp256-{seed}", large, True),
+                (f"res-up64to256-{seed}", scaled(small, 256, cv2.INTER_CUBIC), True),
+                (f"res-blur64-{seed}", blurred(small), False), (f"res-blur256-{seed}", blurred(large), False)]
+    for name in PHOTO_OBJECTS:
+        sharp = photo_clip(name, 256)
+        out += [(f"photo-{name}-sharp256", sharp, True),
+                (f"photo-{name}-up64to256", scaled(scaled(sharp, 64), 256, cv2.INTER_CUBIC), True),
+                (f"photo-{name}-blur256", blurred(sharp), False)]
+    return out
+
+
 def annotate(path: Path, filters: FilterConfig, annot: AnnotateConfig, classifier) -> dict:
     """The tags and quality verdict ``worldsmith curate`` would give the clip at ``path``."""
     info = probe(path)
@@ -139,6 +185,7 @@ def main() -> None:
         blurred = np.stack([cv2.GaussianBlur(f, (0, 0), 2.5) for f in render_shot("moving", FRAMES, SIZE, seed)])
         clips.append((f"blurred-{seed}", blurred, None, None, False))
     clips += [(f"sim-upscaled-{i}", c, None, "graphics", True) for i, c in enumerate(sim_clips(work))]
+    clips += [(name, frames, None, None, keep) for name, frames, keep in resolution_clips(args.seeds)]
     # 2. annotate each
     started, rows = time.perf_counter(), []
     for name, frames, cam, kind, passes in clips:
@@ -157,13 +204,27 @@ def main() -> None:
         wrong = Counter(f"{a} -> {b}" for a, b in pairs if a != b)
         if wrong:
             print("   confusions: " + ", ".join(f"{k}: {v}" for k, v in wrong.most_common()))
-    for group in ("natural-", "cartoon-", "sim-", "blurred-"):
+    for group in ("natural-", "cartoon-", "sim-", "blurred-", "res-", "photo-"):
         sub = [(n, r) for n, *_, r in rows if n.startswith(group)]
         cams = Counter(r["camera_motion"] for _, r in sub)
         print(f"{group[:-1]:<8} camera {dict(cams)}; types {dict(Counter(r['video_type'] for _, r in sub))}; "
               f"sharpness {np.median([r['sharpness'] for _, r in sub]):.1f}; "
               f"blurry {sum(bool(r['quality']) and r['quality'].startswith('blurry') for _, r in sub)}/{len(sub)}")
-    for name, *_, r in rows[:: max(1, len(rows) // 4)]:
+    # 4. blur verdict per resolution group, and the objects the captions name
+    res = [(n, p, r) for n, _, _, p, r in rows if n.startswith(("res-", "photo-"))]
+    for kind in ("sharp64", "sharp256", "up64to256", "blur64", "blur256"):
+        sub = [(p, r) for n, p, r in res if f"-{kind}" in n]
+        right = sum(p == (r["quality"] is None or not r["quality"].startswith("blurry")) for p, r in sub)
+        print(f"blur verdict {kind:<10} {right}/{len(sub)} right; sharpness "
+              + " ".join(f"{r['sharpness']:.2f}" for _, r in sub))
+    named = [(n, r["caption"]) for n, _, _, _, r in rows if n.startswith("photo-") and "-blur" not in n]
+    right = sum(any(w in c.lower() for w in PHOTO_OBJECTS[n.split("-")[1]]) for n, c in named)
+    wrong = sum(" shows " in c and not any(w in c.lower() for w in PHOTO_OBJECTS[n.split("-")[1]]) for n, c in named)
+    print(f"photo captions: {right}/{len(named)} name what the photo shows, {wrong} name something else")
+    other = [n for n, _, _, _, r in rows if not n.startswith("photo-") and " shows " in r["caption"]]
+    print(f"generated clips whose caption names an object: {len(other)}/{sum(not x[0].startswith('photo-') for x in rows)}"
+          + (f" ({', '.join(other[:6])})" if other else ""))
+    for name, *_, r in rows[:: max(1, len(rows) // 4)] + [x for x in rows if x[0].startswith("photo-")][:4]:
         print(f"{name}: {r['caption']}")
 
 
