@@ -224,7 +224,9 @@ def main() -> None:
     other = [n for n, _, _, _, r in rows if not n.startswith("photo-") and " shows " in r["caption"]]
     print(f"generated clips whose caption names an object: {len(other)}/{sum(not x[0].startswith('photo-') for x in rows)}"
           + (f" ({', '.join(other[:6])})" if other else ""))
-    for name, *_, r in rows[:: max(1, len(rows) // 4)] + [x for x in rows if x[0].startswith("photo-")][:4]:
+    shown = [f"{n}: {r['caption'].split(' shows ')[1].split('.')[0]}" for n, *_, r in rows if " shows " in r["caption"]]
+    print("objects named: " + ("; ".join(shown) or "none"))
+    for name, *_, r in rows[:: max(1, len(rows) // 4)]:
         print(f"{name}: {r['caption']}")
 
 

@@ -61,6 +61,16 @@ class VideoTypeClassifier(Protocol):
     def __call__(self, frames: np.ndarray) -> dict[str, float]: ...
 
 
+def imagenet_probs(frames: np.ndarray, n: int = 4, input_size: int = 160) -> torch.Tensor:
+    """Mean ImageNet class probabilities (1000,) of ``n`` evenly spaced uint8 (T, H, W, 3) frames, each resized to
+    ``input_size`` squared (EfficientNet-lite0, float32 torch tensor)."""
+    idx = np.linspace(0, len(frames) - 1, min(n, len(frames))).round().astype(int)
+    x = torch.from_numpy(np.ascontiguousarray(frames[idx])).permute(0, 3, 1, 2).float() / 127.5 - 1  # (n, 3, H, W)
+    x = F.interpolate(x, size=(input_size,) * 2, mode="bilinear", antialias=True, align_corners=False)
+    with torch.no_grad():
+        return efficientnet_lite0("cpu")(x).softmax(dim=1).mean(dim=0)  # (1000,)
+
+
 def flat_fraction(frame: np.ndarray) -> float:
     """Fraction of 8x8 blocks of a uint8 (H, W, 3) frame whose luma range (max - min) is below 2 grey levels."""
     grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
@@ -78,16 +88,8 @@ class ImageNetTypeClassifier:
     def __init__(self, frames: int = 4, input_size: int = 160) -> None:
         self.frames, self.input_size = frames, input_size
 
-    def imagenet_probs(self, frames: np.ndarray) -> torch.Tensor:
-        """Mean ImageNet class probabilities (1000,) of sampled frames (torch tensor, float32)."""
-        idx = np.linspace(0, len(frames) - 1, min(self.frames, len(frames))).round().astype(int)
-        x = torch.from_numpy(np.ascontiguousarray(frames[idx])).permute(0, 3, 1, 2).float() / 127.5 - 1  # (n,3,H,W)
-        x = F.interpolate(x, size=(self.input_size,) * 2, mode="bilinear", antialias=True, align_corners=False)
-        with torch.no_grad():
-            return efficientnet_lite0("cpu")(x).softmax(dim=1).mean(dim=0)  # (1000,)
-
     def __call__(self, frames: np.ndarray) -> dict[str, float]:
-        probs = self.imagenet_probs(frames)
+        probs = imagenet_probs(frames, self.frames, self.input_size)
         screen = float(probs[list(SCREEN_CLASSES)].sum())
         flat = float(np.median([flat_fraction(f) for f in frames[:: max(1, len(frames) // self.frames)]]))
         graphics = float(np.clip((flat - 0.2) / 0.4, 0.0, 1.0)) * (1.0 - screen)
