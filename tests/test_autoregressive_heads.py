@@ -8,12 +8,19 @@ import math
 import pytest
 import torch
 
+from conftest import QUICK_TRAIN, TINY
+
 from worldsmith.autoregressive.config import PRESETS, GPTConfig, SamplingConfig
+from worldsmith.autoregressive.generate import ARGenerator
 from worldsmith.autoregressive.heads import DigitEmbedding, DigitHead
 from worldsmith.autoregressive.losses import next_token_loss, shift_right
 from worldsmith.autoregressive.model import VideoGPT
 from worldsmith.autoregressive.rollout import CachedStepper, generate_tokens
+from worldsmith.data.manifest import list_shards
+from worldsmith.data.shards import iter_shard
 from worldsmith.errors import ConfigError
+from worldsmith.families import FAMILIES
+from worldsmith.family import GenerationRequest
 from worldsmith.tokenizer.fsq import FSQ
 
 LEVELS, GRID, FRAMES = (2, 5, 5), (3, 4), 3  # 50 codes, 12 tokens per frame
@@ -131,9 +138,25 @@ def test_both_heads_overfit_a_clip(head):
 def test_factorized_config_errors():
     with pytest.raises(ConfigError, match="product is the vocabulary"):
         GPTConfig(vocab_size=1000, head="factorized", fsq_levels=(8, 5, 5))
+    with pytest.raises(ConfigError, match="training sets them"):
+        VideoGPT(GPTConfig(vocab_size=1000, head="factorized"))  # a preset before training: levels unknown yet
     with pytest.raises(ConfigError, match="'flat' or 'factorized'"):
         GPTConfig(head="digits")
     params = {head: sum(p.numel() for p in VideoGPT(GPTConfig(
         vocab_size=64000, dim=64, depth=1, heads=4, kv_heads=2, head=head, fsq_levels=(8, 8, 8, 5, 5, 5),
         max_frames=2)).parameters()) for head in ("flat", "factorized")}  # fmt: skip
     assert params["flat"] > 64000 * 64 * 2 > 10 * params["factorized"]  # two 64,000 x D tables vs 39 digit rows
+
+
+def test_training_a_factorized_model_from_the_command_settings(arm_shards, dv_tokenizer, tmp_path):
+    """``--set model.head=factorized`` on a preset: the levels come from the DV tokenizer at training."""
+    family = FAMILIES["autoregressive"]
+    cfg = family.resolve("tiny", overrides=["model.head=factorized"], flags={
+        "data": {"shards": str(arm_shards), "size": TINY["size"]}, "tokenizer": str(dv_tokenizer),
+        "model": {"dim": 32, "depth": 1, "heads": 2, "kv_heads": 1, "max_frames": 3}, "train": QUICK_TRAIN})
+    family.train(cfg, tmp_path / "run")
+    gen = ARGenerator.from_run(tmp_path / "run")
+    assert gen.model.cfg.head == "factorized" and gen.model.cfg.fsq_levels == (8, 5, 5, 5)
+    first = next(iter_shard(list_shards(str(arm_shards))[0])).frames[:1]
+    video = gen.generate(GenerationRequest(video=first, frames=5), SamplingConfig(top_k=3))
+    assert video.shape == (5, 32, 32, 3)

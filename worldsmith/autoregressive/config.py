@@ -60,7 +60,7 @@ class GPTConfig:
         self.fsq_levels = tuple(int(v) for v in self.fsq_levels)  # type: ignore[assignment]
         if self.head not in ("flat", "factorized"):
             raise ConfigError(f"model.head must be 'flat' or 'factorized', got {self.head!r}.")
-        if self.head == "factorized" and math.prod(self.fsq_levels or (0,)) != self.vocab_size:
+        if self.head == "factorized" and self.fsq_levels and math.prod(self.fsq_levels) != self.vocab_size:
             raise ConfigError(f"the factorized head needs model.fsq_levels whose product is the vocabulary "
                               f"({self.vocab_size}), got {list(self.fsq_levels)}; train it on a DV tokenizer's tokens.")
         if self.head_hidden < 0:

@@ -31,6 +31,7 @@ from torch import nn
 
 from worldsmith.autoregressive.config import GPTConfig, SamplingConfig
 from worldsmith.autoregressive.sampling import sample_logits
+from worldsmith.errors import ConfigError
 
 
 def cross_entropy_z_loss(logits: torch.Tensor, targets: torch.Tensor, z_weight: float) -> tuple[torch.Tensor, dict]:
@@ -165,6 +166,8 @@ class DigitHead(nn.Module):
 def make_io(cfg: GPTConfig) -> tuple[nn.Module, nn.Module]:
     """(input embedding, output head) of a config: ``flat`` or ``factorized`` over ``cfg.fsq_levels``."""
     if cfg.head == "factorized":
+        if not cfg.fsq_levels:
+            raise ConfigError("the factorized head needs model.fsq_levels (training sets them from the DV tokenizer).")
         levels = tuple(cfg.fsq_levels)
         return DigitEmbedding(levels, cfg.dim), DigitHead(cfg.dim, levels, cfg.head_hidden or cfg.dim)
     return nn.Embedding(cfg.vocab_size + 1, cfg.dim), FlatHead(cfg.dim, cfg.vocab_size)
