@@ -13,10 +13,13 @@ Clips (H.264, 320x240, 12 fps, 3 s unless said otherwise), for each seed:
    (Gaussian, sigma 2.5), which must be dropped;
 5. photos (the ones that ship in scikit-image: astronaut, coffee, chelsea the cat, rocket) as 3-second stills
    with a slow pan, at a short side of 256 (kept), upscaled x4 from 64 (kept), blurred (sigma 2.5, dropped);
-   their captions must name what they show (a word from ``PHOTO_OBJECTS``) or no object at all.
+   their captions must name what they show (a word from ``PHOTO_OBJECTS``) or no object at all (type ``natural``);
+6. cel-shaded animation: outlined discs, some two-tone (cel) shaded, some shaded by a gradient, moving over a
+   gradient sky, still camera, no noise; as rendered and upscaled x3 from 80 pixels (type ``graphics``).
 
 Truth: camera ``static`` for static and moving, ``pan`` for (fast_)pan (synth pans are mostly horizontal),
-``zoom`` for (fast_)zoom (a ``tilt`` counts as ``pan``); type ``natural`` for 1., ``graphics`` for 2. and the simulator clips. The annotators run
+``zoom`` for (fast_)zoom (a ``tilt`` counts as ``pan``); type ``natural`` for 1. and 5., ``graphics`` for 2., 6. and
+the simulator clips. The annotators run
 as ``worldsmith curate`` runs them (``process.decode_working``, the native motion-vector scan, ``camera_motion``,
 the default video-type classifier, ``quality_verdict``) with the default config. Prints the accuracy per tag,
 the confusions, the blur verdicts per resolution, the objects the captions name, and a few captions.
@@ -39,8 +42,8 @@ import torch
 from worldsmith import config as C
 from worldsmith.curate.camera_motion import camera_motion
 from worldsmith.curate.captions import offline_caption
-from worldsmith.curate.motion import clip_motion, motion_scores, scan_native
 from worldsmith.curate.config import CurateConfig
+from worldsmith.curate.motion import clip_motion, motion_scores, scan_native
 from worldsmith.curate.process import AnnotateConfig, FilterConfig, decode_working
 from worldsmith.curate.quality import quality_scores, quality_verdict
 from worldsmith.curate.synth import render_shot
@@ -55,8 +58,9 @@ KINDS = ("static", "moving", "pan", "fast_pan", "zoom", "fast_zoom")
 CAMERA_TRUTH = {"static": "static", "moving": "static", "pan": "pan", "fast_pan": "pan", "zoom": "zoom",
                 "fast_zoom": "zoom"}  # fmt: skip
 SIZE, FPS, FRAMES = (320, 240), 12.0, 36
-PHOTO_OBJECTS = {"astronaut": ("space", "suit", "astronaut", "person"), "coffee": ("cup", "coffee", "espresso", "mug"),
-                 "chelsea": ("cat", "tabby", "kitten", "lynx"), "rocket": ("rocket", "missile", "projectile", "shuttle")}
+PHOTO_OBJECTS = {"astronaut": ("space", "suit", "astronaut", "person"),
+                 "coffee": ("cup", "coffee", "espresso", "mug"), "chelsea": ("cat", "tabby", "kitten", "lynx"),
+                 "rocket": ("rocket", "missile", "projectile", "shuttle")}  # words a right caption may use
 
 
 def cartoon_shot(kind: str, frames: int, size: tuple[int, int], seed: int) -> np.ndarray:
@@ -123,9 +127,32 @@ def photo_clip(name: str, short: int) -> np.ndarray:
     import skimage.data  # photos that ship in the scikit-image wheel
 
     img = getattr(skimage.data, name)()
-    h, w = img.shape[:2]
+    w = img.shape[1]
     crop = int(0.85 * w)
-    return scaled(np.stack([img[:, i : i + crop] for i in np.linspace(0, w - crop, FRAMES).round().astype(int)]), short)
+    starts = np.linspace(0, w - crop, FRAMES).round().astype(int)
+    return scaled(np.stack([img[:, i : i + crop] for i in starts]), short)
+
+
+def cel_shot(seed: int, frames: int = FRAMES, size: tuple[int, int] = SIZE) -> np.ndarray:
+    """Cel-shaded animation uint8 (frames, H, W, 3): outlined shaded discs moving over a gradient sky."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    top, bottom = rng.integers(60, 250, 3), rng.integers(30, 200, 3)
+    sky = top * (1 - yy[..., None] / height) + bottom * (yy[..., None] / height)  # (H, W, 3)
+    discs = [(rng.uniform(0.1, 0.9) * width, rng.uniform(0.2, 0.9) * height, rng.uniform(15, 50),
+              rng.integers(40, 255, 3)) for _ in range(6)]  # fmt: skip
+    out = np.empty((frames, height, width, 3), np.uint8)
+    for i in range(frames):
+        img = sky.copy()
+        for k, (x, y, r, colour) in enumerate(discs):
+            x = x + (2 * i if k % 2 else -i)
+            d, diagonal = np.hypot(xx - x, yy - y), xx - x + yy - y
+            shade = 1 - 0.5 * np.clip(diagonal / (2 * r), 0, 1) if k % 3 == 0 else np.where(diagonal > 0.3 * r, 0.7, 1)
+            img[d < r] = (colour * shade[..., None])[d < r]
+            img[(d >= r) & (d < r + 2.5)] = 20  # the outline
+        out[i] = np.clip(img, 0, 255).astype(np.uint8)
+    return out
 
 
 def resolution_clips(seeds: int) -> list[tuple[str, np.ndarray, bool]]:
@@ -182,10 +209,13 @@ def main() -> None:
                           CAMERA_TRUTH[kind], "natural", True))  # fmt: skip
             clips.append((f"cartoon-{kind}-{seed}", cartoon_shot(kind, FRAMES, SIZE, seed),
                           CAMERA_TRUTH[kind], "graphics", True))  # fmt: skip
-        blurred = np.stack([cv2.GaussianBlur(f, (0, 0), 2.5) for f in render_shot("moving", FRAMES, SIZE, seed)])
-        clips.append((f"blurred-{seed}", blurred, None, None, False))
+        clips.append((f"blurred-{seed}", blurred(render_shot("moving", FRAMES, SIZE, seed)), None, None, False))
+        cel = cel_shot(seed)
+        clips.append((f"cel-{seed}", cel, "static", "graphics", True))
+        clips.append((f"cel-up-{seed}", scaled(scaled(cel, 80), 240, cv2.INTER_CUBIC), "static", "graphics", True))
     clips += [(f"sim-upscaled-{i}", c, None, "graphics", True) for i, c in enumerate(sim_clips(work))]
-    clips += [(name, frames, None, None, keep) for name, frames, keep in resolution_clips(args.seeds)]
+    clips += [(name, frames, None, "natural" if name.startswith("photo-") else None, keep)
+              for name, frames, keep in resolution_clips(args.seeds)]
     # 2. annotate each
     started, rows = time.perf_counter(), []
     for name, frames, cam, kind, passes in clips:
@@ -204,7 +234,7 @@ def main() -> None:
         wrong = Counter(f"{a} -> {b}" for a, b in pairs if a != b)
         if wrong:
             print("   confusions: " + ", ".join(f"{k}: {v}" for k, v in wrong.most_common()))
-    for group in ("natural-", "cartoon-", "sim-", "blurred-", "res-", "photo-"):
+    for group in ("natural-", "cartoon-", "cel-", "sim-", "blurred-", "res-", "photo-"):
         sub = [(n, r) for n, *_, r in rows if n.startswith(group)]
         cams = Counter(r["camera_motion"] for _, r in sub)
         print(f"{group[:-1]:<8} camera {dict(cams)}; types {dict(Counter(r['video_type'] for _, r in sub))}; "
@@ -222,7 +252,8 @@ def main() -> None:
     wrong = sum(" shows " in c and not any(w in c.lower() for w in PHOTO_OBJECTS[n.split("-")[1]]) for n, c in named)
     print(f"photo captions: {right}/{len(named)} name what the photo shows, {wrong} name something else")
     other = [n for n, _, _, _, r in rows if not n.startswith("photo-") and " shows " in r["caption"]]
-    print(f"generated clips whose caption names an object: {len(other)}/{sum(not x[0].startswith('photo-') for x in rows)}"
+    generated = sum(not x[0].startswith("photo-") for x in rows)
+    print(f"generated clips whose caption names an object: {len(other)}/{generated}"
           + (f" ({', '.join(other[:6])})" if other else ""))
     shown = [f"{n}: {r['caption'].split(' shows ')[1].split('.')[0]}" for n, *_, r in rows if " shows " in r["caption"]]
     print("objects named: " + ("; ".join(shown) or "none"))
