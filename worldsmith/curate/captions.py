@@ -12,7 +12,7 @@
   footage only (its guesses on cartoons and renders are noise). Measured (benchmarks/curate_tags.py, clips of
   scikit-image's photos and generated clips): it names the espresso and the cat (0.93-0.96; the cat also upscaled
   from 64 pixels), says nothing of the astronaut, takes the rocket on its launch tower for a drilling platform
-  (0.92), and names 1 of 57 generated clips (a blurred 64-pixel one: "a digital clock"). One class out of 1,000,
+  (0.92), and names 1 of 63 generated clips (a blurred 64-pixel one: "a digital clock"). One class out of 1,000,
   so it says "an Egyptian cat", never "two cats on a sofa".
 
 Failures raise ``CaptionError`` (one sentence with the endpoint and what to do); ``on_error="offline"`` makes
