@@ -153,16 +153,27 @@ class VideoInput:
             yield heapq.heappop(pending)
 
     def head(self, limit: int) -> tuple[av.VideoFrame | None, list[int]]:
-        """First decodable frame (or None) and the pts of up to ``limit`` packets from the start."""
-        first, pts = None, []
+        """First decodable frame (or None) and the presentation times of the first frames, ascending.
+
+        About ``limit`` packets are read. When reading stops early, only the pts already final in presentation
+        order are kept (those at or below the last decode timestamp, as in ``presentation_order``): with B-frames
+        the packets after the window hold frames presented inside it, and without them the sorted pts would show
+        a gap at the end of the window.
+        """
+        first, pts, last_dts, cut = None, [], None, False
         for packet in self.packets():
             if packet.pts is not None:
                 pts.append(packet.pts)
+            last_dts = packet.dts if packet.dts is not None else last_dts
             if first is None:
                 with contextlib.suppress(av.FFmpegError):
                     first = next(iter(self.stream.decode(packet)), None)
             if first is not None and len(pts) >= limit:
+                cut = True
                 break
+        pts.sort()
+        if cut and last_dts is not None:
+            pts = [p for p in pts if p <= last_dts]
         if first is None:  # frame threading holds frames back until flushed
             with contextlib.suppress(av.FFmpegError):
                 first = next(iter(self.stream.decode(None)), None)

@@ -1,0 +1,45 @@
+"""Curation inputs as real footage comes: B-frame reordering, misnamed images, dangling links, non-square pixels.
+
+Every video is generated here (PyAV / ``worldsmith.io.encode``) in tmp_path; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+
+from worldsmith.curate import synth
+from worldsmith.io import video
+from worldsmith.io.source import VideoInput
+from worldsmith.io.timing import is_irregular
+
+
+def _write_bframes(path, frames: np.ndarray, fps: int = 25, pts=None) -> None:
+    """H.264 with up to 3 B-frames in a pyramid: decode order differs from presentation order."""
+    with av.open(str(path), "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        stream.options = {"bf": "3", "b-adapt": "0", "b-pyramid": "normal", "crf": "28", "preset": "veryfast"}
+        for i, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
+            frame.pts = i if pts is None else pts[i]
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+
+
+def test_constant_rate_with_b_frames_is_not_variable(tmp_path):
+    frames = synth.render_shot("pan", 300, (64, 48), seed=1)  # smooth motion: x264 really uses B-frames
+    path = tmp_path / "bframes.mp4"
+    _write_bframes(path, frames)
+    with av.open(str(path)) as c:
+        packets = [p.pts for p in c.demux(c.streams.video[0]) if p.size]
+    assert packets[90:150] != sorted(packets[90:150])  # reordered where probe's head window ends
+    info = video.probe(path)
+    assert not info.variable_fps and info.fps == 25 and info.num_frames == 300
+    for limit in range(90, 150):  # the window cut at every phase of the reordering (whatever x264 chose)
+        with VideoInput(path) as src:
+            assert not is_irregular(src.head(limit)[1]), limit
+    assert not video.probe(path.read_bytes()).variable_fps
+    uneven = tmp_path / "uneven.mp4"  # the same B-frames with really uneven timestamps is still seen
+    _write_bframes(uneven, frames[:200], pts=[i + i // 7 for i in range(200)])
+    assert video.probe(uneven).variable_fps
