@@ -5,10 +5,15 @@ Every video is generated here (PyAV / ``worldsmith.io.encode``) in tmp_path; not
 
 from __future__ import annotations
 
+import io
+
 import av
 import numpy as np
+import pytest
+from PIL import Image
 
 from worldsmith.curate import synth
+from worldsmith.errors import VideoError
 from worldsmith.io import video
 from worldsmith.io.source import VideoInput
 from worldsmith.io.timing import is_irregular
@@ -43,3 +48,26 @@ def test_constant_rate_with_b_frames_is_not_variable(tmp_path):
     uneven = tmp_path / "uneven.mp4"  # the same B-frames with really uneven timestamps is still seen
     _write_bframes(uneven, frames[:200], pts=[i + i // 7 for i in range(200)])
     assert video.probe(uneven).variable_fps
+
+
+def _png_bytes() -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.full((32, 48, 3), 90, np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("tail", ["zeros", "half", "mp4"])
+def test_png_signature_in_an_mp4_is_one_clear_error(tmp_path, tail):
+    png = _png_bytes()
+    body = {"zeros": png[:8] + bytes(500), "half": png[: len(png) // 2],
+            "mp4": png[:8] + video.encode_mp4_bytes(np.zeros((3, 16, 16, 3), np.uint8), 25)}[tail]  # fmt: skip
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(body)
+    with pytest.raises(VideoError, match=r"clip\.mp4 is a corrupt png image: no frame of it decodes"):
+        video.probe(path)
+    with pytest.raises(VideoError, match="corrupt png image"):
+        video.probe(body)
+    whole = tmp_path / "renamed.mp4"  # a whole PNG under a video name is still what it is: a one-frame image
+    whole.write_bytes(png)
+    info = video.probe(whole)
+    assert info.is_image and (info.width, info.height) == (48, 32)

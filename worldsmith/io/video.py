@@ -74,6 +74,10 @@ def probe(source: Source) -> VideoInfo:
     with VideoInput(source) as src, src.wrapped():
         first, pts = src.head(_HEAD_PACKETS)
         stream = src.stream
+        if first is None and (src.is_image or not stream.width or not stream.height):
+            kind = "image" if src.is_image else "video"  # e.g. a PNG signature in a file named .mp4
+            raise VideoError(f"{src.label} is a corrupt {stream.codec_context.name} {kind}: no frame of it "
+                             "decodes; re-export or re-download it.")  # fmt: skip
         orientation = Orientation.of(first) if first is not None else Orientation()
         stored_h, stored_w = (first.height, first.width) if first is not None else (stream.height, stream.width)
         height, width = orientation.stored_size(stored_h, stored_w)  # transposing is its own inverse
