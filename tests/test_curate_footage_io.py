@@ -6,6 +6,7 @@ Every video is generated here (PyAV / ``worldsmith.io.encode``) in tmp_path; not
 from __future__ import annotations
 
 import io
+import os
 
 import av
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 from PIL import Image
 
 from worldsmith.curate import synth
+from worldsmith.curate.sources import resolve_input
 from worldsmith.errors import VideoError
 from worldsmith.io import video
 from worldsmith.io.source import VideoInput
@@ -71,3 +73,23 @@ def test_png_signature_in_an_mp4_is_one_clear_error(tmp_path, tail):
     whole.write_bytes(png)
     info = video.probe(whole)
     assert info.is_image and (info.width, info.height) == (48, 32)
+
+
+def test_dangling_links_and_special_files_are_listed_with_reasons(tmp_path):
+    root = tmp_path / "in"
+    (root / "sub").mkdir(parents=True)
+    video.encode_mp4(np.zeros((2, 16, 16, 3), np.uint8), root / "good.mp4", 25)
+    os.symlink(root / "gone.mp4", root / "sub" / "dangling.mp4")
+    os.symlink(root / "good.mp4", root / "alias.mp4")  # a working link is a source like any file
+    os.symlink(root / "loop.mp4", root / "loop.mp4")
+    os.mkfifo(root / "pipe.mp4")
+    sources, bad = resolve_input(root)
+    assert [os.path.basename(s.path) for s in sources] == ["alias.mp4", "good.mp4"]
+    reasons = {os.path.relpath(b.path, root): b.reason for b in bad}
+    assert set(reasons) == {"sub/dangling.mp4", "loop.mp4", "pipe.mp4"}
+    assert reasons["sub/dangling.mp4"].startswith(f"it is a symbolic link to {root / 'gone.mp4'}, which does not")
+    assert "fix or remove the link" in reasons["loop.mp4"] and "not a regular file" in reasons["pipe.mp4"]
+    globbed, bad = resolve_input(f"{root}/**/*.mp4")
+    assert len(globbed) == 2 and {os.path.basename(b.path) for b in bad} == {"dangling.mp4", "loop.mp4", "pipe.mp4"}
+    only, bad = resolve_input(f"{root}/sub/*.mp4")  # a glob matching nothing but a dangling link: not "no files"
+    assert only == [] and [os.path.basename(b.path) for b in bad] == ["dangling.mp4"]

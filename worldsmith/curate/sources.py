@@ -13,7 +13,8 @@ INPUT is one of:
 
 A source has a stable ``id`` (the absolute path, or ``<shard path>#<clip key>`` for a clip inside a shard) that the
 journal and the clip keys use, so a rerun finds the same work. Problems found while resolving (a listed path that
-does not exist, a zero-length file) come back as ``BadFile``s with a one-sentence reason; files that only fail
+does not exist, a dangling symbolic link, a pipe or device, a zero-length file) come back as ``BadFile``s with a
+one-sentence reason, so every input that cannot be read is counted and listed in the report; files that only fail
 when decoded are found by the split stage. Nothing here writes anywhere: the input is never modified.
 """
 
@@ -63,15 +64,26 @@ def _is_hidden(path: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
+def _listed(path: Path) -> bool:
+    """Whether a folder walk or a glob lists ``path`` as an input: anything but a directory, so that dangling
+    symbolic links and special files are reported as bad files instead of vanishing."""
+    return path.is_symlink() or not path.is_dir()
+
+
 def _file_sources(paths: list[Path]) -> tuple[list[Source], list[BadFile]]:
-    """Sources for plain files; missing and zero-length files become bad files right away."""
+    """Sources for plain files; missing, dangling, special and zero-length files become bad files right away."""
     sources, bad = [], []
     for p in paths:
         ap = os.path.abspath(p)
-        if not p.exists():
+        if p.is_symlink() and not p.exists():
+            why = f"it is a symbolic link to {os.readlink(p)}, which does not exist (or loops); fix or remove the link."
+            bad.append(BadFile(ap, why))
+        elif not p.exists():
             bad.append(BadFile(ap, "the file does not exist."))
         elif p.is_dir():
             bad.append(BadFile(ap, "it is a directory, not a video file."))
+        elif not p.is_file():
+            bad.append(BadFile(ap, "it is not a regular file (a pipe, socket or device); pass video files."))
         elif p.stat().st_size == 0:
             bad.append(BadFile(ap, "the file is empty (0 bytes)."))
         else:
@@ -114,11 +126,12 @@ def resolve_input(spec: str | os.PathLike) -> tuple[list[Source], list[BadFile]]
     """The sources of INPUT (sorted, duplicates removed) and the bad files found while resolving it."""
     text = os.fspath(spec)
     if _has_glob(text):
-        paths = sorted(Path(p) for p in globlib.glob(text, recursive=True) if os.path.isfile(p))
+        paths = sorted(Path(p) for p in globlib.glob(text, recursive=True) if _listed(Path(p)))
         if not paths:
             raise DataError(f"no files match {text!r}; check the pattern (quote it so the shell does not expand it).")
         if all(p.suffix == ".tar" for p in paths):
-            return _shard_sources(paths)
+            sources, bad = _shard_sources([p for p in paths if p.is_file()])
+            return sources, bad + _file_sources([p for p in paths if not p.is_file()])[1]
         return _file_sources(paths)
     path = Path(text).expanduser()
     if not path.exists():
@@ -129,7 +142,7 @@ def resolve_input(spec: str | os.PathLike) -> tuple[list[Source], list[BadFile]]
             return _shard_sources(bucketed)
         if _is_shard_dir(path):
             return _shard_sources(list_shards(path))
-        files = sorted(p for p in path.rglob("*") if p.is_file() and not _is_hidden(p, path))
+        files = sorted(p for p in path.rglob("*") if _listed(p) and not _is_hidden(p, path))
         if not files:
             raise DataError(f"input folder {path} holds no files; put videos in it or point elsewhere.")
         return _file_sources(files)
