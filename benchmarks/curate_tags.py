@@ -17,12 +17,13 @@ Clips (H.264, 320x240, 12 fps, 3 s unless said otherwise), for each seed:
 6. cel-shaded animation: outlined discs, some two-tone (cel) shaded, some shaded by a gradient, moving over a
    gradient sky, still camera, no noise; as rendered and upscaled x3 from 80 pixels (type ``graphics``).
 
-Truth: camera ``static`` for static and moving, ``pan`` for (fast_)pan (synth pans are mostly horizontal),
-``zoom`` for (fast_)zoom (a ``tilt`` counts as ``pan``); type ``natural`` for 1. and 5., ``graphics`` for 2., 6. and
-the simulator clips. The annotators run
-as ``worldsmith curate`` runs them (``process.decode_working``, the native motion-vector scan, ``camera_motion``,
+Truth: camera ``static`` for static, moving and 6. (a still camera, discs moving both ways over a plain sky),
+``pan`` for (fast_)pan (synth pans are mostly horizontal), ``zoom`` for (fast_)zoom (a ``tilt`` counts as ``pan``);
+type ``natural`` for 1. and 5., ``graphics`` for 2., 6. and the simulator clips. The annotators run as
+``worldsmith curate`` runs them (``process.decode_working``, the native motion-vector scan, ``camera_motion``,
 the default video-type classifier, ``quality_verdict``) with the default config. Prints the accuracy per tag,
-the confusions, the blur verdicts per resolution, the objects the captions name, and a few captions.
+the confusions, the margins of the camera tag's dominance test, the blur verdicts per resolution, the objects the
+captions name, and a few captions.
 
     python benchmarks/curate_tags.py [--seeds 3] [--workdir DIR]
 """
@@ -234,6 +235,11 @@ def main() -> None:
         wrong = Counter(f"{a} -> {b}" for a, b in pairs if a != b)
         if wrong:
             print("   confusions: " + ", ".join(f"{k}: {v}" for k, v in wrong.most_common()))
+    ratio = {n: r["camera_support"] / max(r["camera_rival"], 1e-3) for n, c, _, _, r in rows if c is not None}
+    low = min((x, n) for n, x in ratio.items() if CAMERA_TRUTH.get(n.split("-")[1]) in ("pan", "zoom"))
+    print(f"camera support / rival (dominance {annot.camera.dominance}): moving camera at least {low[0]:.2f} "
+          f"({low[1]}); still camera, moving objects: " + " ".join(
+              f"{n} {x:.2f}" for n, x in ratio.items() if n.startswith(("cel", "cartoon-moving", "natural-moving"))))
     for group in ("natural-", "cartoon-", "cel-", "sim-", "blurred-", "res-", "photo-"):
         sub = [(n, r) for n, *_, r in rows if n.startswith(group)]
         cams = Counter(r["camera_motion"] for _, r in sub)

@@ -1,4 +1,5 @@
-"""Camera-motion tags on flat-shaded animation: a pan over flat fills is a pan, not a still camera."""
+"""Camera-motion tags on flat-shaded animation: a pan over flat fills is a pan, not a still camera; a still camera
+on objects moving in different directions over a plain gradient sky is still, not a pan that follows some of them."""
 
 from __future__ import annotations
 
@@ -29,6 +30,25 @@ def cartoon_pan(sign: int, seed: int) -> np.ndarray:
     return np.stack([canvas[:, start + sign * 4 * i : start + sign * 4 * i + W] for i in range(FRAMES)])
 
 
+def discs_over_sky(seed: int) -> np.ndarray:
+    """uint8 (FRAMES, H, W, 3): a still camera on a vertical gradient sky; six outlined flat discs, every other one
+    moving right 2 px a frame, the rest left 1 px a frame (the sky has no texture: only the discs are measured)."""
+    rng = np.random.default_rng(seed)
+    yy = np.linspace(0.0, 1.0, H, dtype=np.float32)[:, None, None]
+    sky = np.broadcast_to(rng.integers(60, 250, 3) * (1 - yy) + rng.integers(30, 200, 3) * yy, (H, W, 3))
+    discs = [(rng.uniform(0.15, 0.85) * W, rng.uniform(0.2, 0.8) * H, int(rng.integers(18, 40)),
+              tuple(int(c) for c in rng.integers(40, 255, 3))) for _ in range(6)]  # fmt: skip
+    out = np.empty((FRAMES, H, W, 3), np.uint8)
+    for i in range(FRAMES):
+        img = np.clip(sky, 0, 255).astype(np.uint8)
+        for k, (x, y, r, colour) in enumerate(discs):
+            centre = (int(x + (2 * i if k % 2 else -i)), int(y))
+            cv2.circle(img, centre, r, colour, -1)
+            cv2.circle(img, centre, r, (20, 20, 20), 2)  # the outline
+        out[i] = img
+    return out
+
+
 def no_filters() -> FilterConfig:
     """Filters off (this is about the tags; shakiness on flat fills is not measured here)."""
     f = FilterConfig()
@@ -45,3 +65,13 @@ def test_a_pan_over_flat_animation_is_tagged_pan(tmp_path, one_torch_thread, sig
     rec = process_clip(rec, no_filters(), AnnotateConfig(), DedupConfig())
     assert rec.kept, rec.reason
     assert (rec.tags["camera_motion"], rec.tags["camera_direction"]) == ("pan", direction), rec.tags
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_still_camera_on_objects_moving_both_ways_over_a_plain_sky_is_static(tmp_path, one_torch_thread, seed):
+    path = str(tmp_path / "discs.mp4")
+    encode_mp4(discs_over_sky(seed), path, fps=FPS)
+    rec = ClipRecord("c", path, 0, FRAMES, 0.0, FRAMES / FPS, FPS, W, H, path=path)
+    rec = process_clip(rec, no_filters(), AnnotateConfig(), DedupConfig())
+    assert rec.kept, rec.reason
+    assert (rec.tags["camera_motion"], rec.tags["camera_direction"]) == ("static", ""), rec.tags
