@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import io
 import os
+from fractions import Fraction
 
 import av
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
-from worldsmith.curate import synth
+from worldsmith.curate import split, synth
+from worldsmith.curate.shard import ShardConfig, bucket_of, write_shards
 from worldsmith.curate.sources import resolve_input
+from worldsmith.data.manifest import read_manifest_rows
 from worldsmith.errors import VideoError
 from worldsmith.io import video
 from worldsmith.io.source import VideoInput
@@ -93,3 +97,48 @@ def test_dangling_links_and_special_files_are_listed_with_reasons(tmp_path):
     assert len(globbed) == 2 and {os.path.basename(b.path) for b in bad} == {"dangling.mp4", "loop.mp4", "pipe.mp4"}
     only, bad = resolve_input(f"{root}/sub/*.mp4")  # a glob matching nothing but a dangling link: not "no files"
     assert only == [] and [os.path.basename(b.path) for b in bad] == ["dangling.mp4"]
+
+
+def _write_anamorphic(path, frames: np.ndarray, stored_width: int, sar: Fraction) -> None:
+    """Frames squeezed to ``stored_width`` and tagged with a sample aspect ratio, keyframes every 30 frames."""
+    squeezed = [cv2.resize(f, (stored_width, f.shape[0]), interpolation=cv2.INTER_AREA) for f in frames]
+    with av.open(str(path), "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = stored_width, frames.shape[1], "yuv420p"
+        stream.codec_context.sample_aspect_ratio = sar
+        stream.options = {"g": "30", "keyint_min": "30", "sc_threshold": "0", "crf": "18"}
+        for i, image in enumerate(squeezed):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+
+
+def test_non_square_pixels_are_decoded_stored_and_bucketed_at_display_size(tmp_path):
+    # 176x144 stored at 16:11 is the 704x576 PAL widescreen case in small: displayed 256x144 (16:9), not 11:9
+    plan = [synth.ShotSpec("moving", 60), synth.ShotSpec("pan", 60)]
+    frames = np.stack(list(synth.render_plan(plan, (256, 144), seed=1)[0]))
+    path = tmp_path / "pal wide.mp4"
+    _write_anamorphic(path, frames, 176, Fraction(16, 11))
+    info = video.probe(path)
+    assert (info.width, info.height, info.sample_aspect) == (256, 144, pytest.approx(16 / 11))
+    decoded = video.decode(path)
+    assert decoded.shape == (120, 144, 256, 3) and _psnr(decoded, frames) > 27  # un-squeezed, not just resized
+    assert np.array_equal(video.decode(path, start=45, end=50), decoded[45:50])  # the seeking path too
+    assert video.decode(path, size=72).shape == (120, 72, 128, 3)
+    assert next(video.iter_frames(path)).shape == (144, 256, 3)
+    for copy in (True, False):  # remuxed clips keep the tag; re-encoded ones are square-pixel frames
+        cfg = split.SplitConfig(detector="adaptive", min_clip_s=1.0, stream_copy=copy)
+        records = split.split_source(path, cfg, tmp_path / f"clips{copy}")
+        assert [(r.start_frame, r.end_frame, r.width, r.height) for r in records] == [(0, 60, 256, 144),
+                                                                                   (60, 120, 256, 144)]  # fmt: skip
+        assert [r.meta["copied"] for r in records] == [copy, copy]
+        assert all(video.decode(r.path).shape == (60, 144, 256, 3) for r in records)
+    assert {bucket_of(r, ShardConfig()) for r in records} == {"res_144/ar_16x9/frames_32-64"}
+    write_shards(records, tmp_path / "out", ShardConfig())
+    rows = read_manifest_rows(tmp_path / "out" / "res_144" / "ar_16x9" / "frames_32-64")
+    assert [(r["width"], r["height"]) for r in rows] == [(256, 144), (256, 144)]
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(255.0**2 / np.mean((a.astype(np.float64) - b) ** 2)))

@@ -12,6 +12,7 @@ import io
 import logging
 import os
 from collections.abc import Iterator
+from fractions import Fraction
 from typing import BinaryIO
 
 import av
@@ -82,6 +83,16 @@ class VideoInput:
             yield
         except av.FFmpegError as e:
             raise VideoError(f"{self.label} could not be decoded ({why(e)}); it may be corrupt.") from e
+
+    @property
+    def sample_aspect(self) -> Fraction:
+        """Width / height of one stored pixel (16/11 for 704x576 PAL shown at 16:9), 1 when unset or invalid.
+
+        The container's value wins over the codec's, as in FFmpeg's ``av_guess_sample_aspect_ratio``."""
+        for ratio in (self.stream.sample_aspect_ratio, self.stream.codec_context.sample_aspect_ratio):
+            if ratio and ratio > 0:
+                return Fraction(ratio)
+        return Fraction(1)
 
     @property
     def step(self) -> float:

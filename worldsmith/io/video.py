@@ -5,6 +5,9 @@ Conventions (every module in worldsmith relies on them):
 * Frames are RGB ``uint8 (T, H, W, 3)`` in presentation order, with the display rotation applied: a phone video
   stored landscape with a 90 degree display matrix decodes portrait, and ``probe`` reports the displayed size.
   Mirroring in the display matrix (or JPEG EXIF orientation) is applied the way FFmpeg's autorotate does.
+* Pixels come out square: a stored frame whose sample aspect ratio is not 1 (704x576 PAL at 16:11, shown 16:9) is
+  resized to its display size first, its height kept and its width scaled (``round(width * sar)``: 1024x576),
+  as players and FFmpeg's ``scale=iw*sar:ih`` do; ``probe`` reports that size.
 * A source is a path, in-memory bytes (shards hold mp4 bytes) or a binary file object.
 * ``fps=None`` returns every frame. ``fps=f`` resamples to a regular rate: output frame ``k`` (time ``k / f``
   after the first frame) is the source frame whose presentation time is nearest (ties: the earlier frame), so
@@ -30,6 +33,7 @@ import math
 import numbers
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 
 import av
 import numpy as np
@@ -57,8 +61,8 @@ _MAX_PREALLOC_BYTES = 1 << 31  # decode() grows its output past this instead of 
 @dataclass
 class VideoInfo:
     path: str  # "<bytes>" for in-memory input
-    width: int  # displayed width (after rotation)
-    height: int  # displayed height (after rotation)
+    width: int  # displayed width (square pixels: after the sample aspect ratio, then rotation)
+    height: int  # displayed height (square pixels: after the sample aspect ratio, then rotation)
     fps: float  # average frame rate
     num_frames: int  # exact count when the container indexes it, else duration * fps
     duration: float  # seconds
@@ -67,6 +71,7 @@ class VideoInfo:
     is_image: bool
     variable_fps: bool  # best effort: uneven timestamps among the first packets
     has_audio: bool
+    sample_aspect: float = 1.0  # width / height of a stored pixel (decoded frames are resized to square pixels)
 
 
 def probe(source: Source) -> VideoInfo:
@@ -80,7 +85,8 @@ def probe(source: Source) -> VideoInfo:
                              "decodes; re-export or re-download it.")  # fmt: skip
         orientation = Orientation.of(first) if first is not None else Orientation()
         stored_h, stored_w = (first.height, first.width) if first is not None else (stream.height, stream.width)
-        height, width = orientation.stored_size(stored_h, stored_w)  # transposing is its own inverse
+        sar = src.sample_aspect
+        height, width = orientation.stored_size(stored_h, _square_width(stored_w, sar))  # transposing: own inverse
         if src.is_image:
             fps, num_frames, duration, variable = 1.0, 1, 1.0, False
         else:
@@ -101,6 +107,7 @@ def probe(source: Source) -> VideoInfo:
             is_image=src.is_image,
             variable_fps=variable,
             has_audio=bool(src.container.streams.audio),
+            sample_aspect=float(sar),
         )
 
 
@@ -128,7 +135,7 @@ def decode(
                     return frames
                 src = src.reopen()
             slots = nearest_in_time(src.timed_frames(), fps, src.step) if fps else src.frames()
-            return _collect(slots, start, stop, size, _capacity(src, fps, start, stop))
+            return _collect(slots, start, stop, size, _capacity(src, fps, start, stop), src.sample_aspect)
     finally:
         src.close()
 
@@ -147,7 +154,7 @@ def iter_frames(source: Source, *, fps: float | None = None, size: Size | None =
             frames = nearest_in_time(src.timed_frames(), use_fps, src.step) if use_fps else src.frames()
             convert, last, image = None, None, None
             for frame in frames:
-                convert = convert or _Converter(frame, size)
+                convert = convert or _Converter(frame, size, src.sample_aspect)
                 image = image.copy() if frame is last else np.ascontiguousarray(convert(frame))
                 last = frame
                 yield image
@@ -179,9 +186,9 @@ def to_uint8(video: torch.Tensor) -> np.ndarray:
 class _Converter:
     """Decoded frame -> displayed RGB array at the output size, reusing one swscale context for the whole clip."""
 
-    def __init__(self, first: av.VideoFrame, size: Size | None) -> None:
+    def __init__(self, first: av.VideoFrame, size: Size | None, sar: Fraction = Fraction(1)) -> None:
         self.orientation = Orientation.of(first)
-        display_h, display_w = self.orientation.stored_size(first.height, first.width)
+        display_h, display_w = self.orientation.stored_size(first.height, _square_width(first.width, sar))
         out_h, out_w = _output_size(display_h, display_w, size)
         self.height, self.width = self.orientation.stored_size(out_h, out_w)
         self.shape = (out_h, out_w, 3)
@@ -198,14 +205,14 @@ class _Converter:
 
 
 def _collect(
-    slots: Iterator[av.VideoFrame], start: int, stop: int | None, size: Size | None, capacity: int
+    slots: Iterator[av.VideoFrame], start: int, stop: int | None, size: Size | None, capacity: int, sar: Fraction
 ) -> np.ndarray:
     """Convert output slots ``[start, stop)`` into one array; a repeated frame (up-sampling) is converted once."""
     convert, out, count, last = None, None, 0, None
     for index, frame in enumerate(slots):
         if stop is not None and index >= stop:
             break
-        convert = convert or _Converter(frame, size)
+        convert = convert or _Converter(frame, size, sar)
         if index < start:
             continue
         if out is None:
@@ -255,7 +262,7 @@ def _decode_seeking(
         if key_pts is None:
             return None
         src.container.seek(key_pts, stream=src.stream)  # FFmpeg seeks by presentation time (mov, mkv, webm)
-        return _collect(_wanted_frames(src, rank, wanted), 0, None, size, len(wanted))
+        return _collect(_wanted_frames(src, rank, wanted), 0, None, size, len(wanted), src.sample_aspect)
     except (av.FFmpegError, VideoError, LookupError) as e:
         log.info("%s: seeking gave up (%s); decoding from the start", src.label, e)
         return None
@@ -287,6 +294,11 @@ def _capacity(src: VideoInput, fps: float | None, start: int, stop: int | None) 
     if stop is not None:
         n = min(n, stop)
     return max(1, n - start)
+
+
+def _square_width(width: int, sar: Fraction) -> int:
+    """Stored width -> width in square pixels (the height is kept)."""
+    return width if sar == 1 else max(1, round(width * sar))
 
 
 def _output_size(height: int, width: int, size: Size | None) -> tuple[int, int]:
