@@ -8,6 +8,14 @@ costs the same memory as a minute. Both return shot spans ``[(start, end), ...]`
   ``torch.load(weights_only=True)`` and skip its global side effects (seeding, deterministic-algorithm switches).
   Frames are 48x27 RGB; the network sees 100-frame windows and we keep the middle 50 predictions of each (25
   frames of context on each side; the video is padded with copies of its first and last frame), as in the paper.
+  Two adaptations to footage unlike its training data (16:9 / 4:3 video at 24-30 fps), each a no-op there:
+  **aspect**: squashing a very wide (1280x272) or tall (9:16) frame into 48x27 shrinks one axis several times more
+  than the other, and a cut between two shots of one place can vanish in the smear; such a frame is cut into
+  ``transnet_tiles`` side-by-side tiles of about 16:9 (one decode at 27 x 48*k, sliced), each tile goes through
+  the network and a frame's probability is the largest over its tiles. **Frame rate**: below ~20 fps consecutive
+  frames differ as much as a cut does at 25 fps and the single-frame head stays below 0.5 at real cuts; each
+  frame is fed ``transnet_repeat(fps)`` times (10 fps -> 2, about 20-25 fps) and keeps its largest probability
+  over its copies (at a cut the network marks the last copy of the old shot's last frame, so positions hold).
   Hard cuts come from the single-frame head (above ``threshold``); gradual transitions also from the many-hot
   head (trained to mark every frame of a transition): on fades through black the single-frame head often stays
   below 0.5, the many-hot head does not (``transnet_boundaries`` has the exact rule).
@@ -38,7 +46,29 @@ import numpy as np
 import torch
 
 TRANSNET_SIZE = (27, 48)  # (H, W) frames TransNetV2 was trained on
+TRANSNET_FPS = 25.0  # about the frame rate of its training video; slower video repeats frames up to it
+MAX_TILES = 4  # tiles per frame at most (extreme aspect ratios are squashed beyond this)
+MAX_REPEAT = 5  # copies per frame at most (5 fps and slower)
 _WINDOW, _CONTEXT, _STEP = 100, 25, 50  # frames per window, context on each side, new predictions per window
+
+
+def transnet_tiles(height: int, width: int) -> tuple[int, int]:
+    """(rows, cols) of ~16:9 tiles a displayed frame is cut into for TransNetV2: (1, 1) from 1.33:1 to 2.4:1,
+    (1, 3) for 1280x272, (3, 1) for 1080x1920. Each tile is squashed by at most 1.5x on one axis (vs 1.33x for 4:3)."""
+    wide = (width / height) / (TRANSNET_SIZE[1] / TRANSNET_SIZE[0])  # 1 for 16:9
+    k = min(MAX_TILES, max(1, round(wide if wide >= 1 else 1 / wide)))
+    return (1, k) if wide >= 1 else (k, 1)
+
+
+def transnet_input_size(height: int, width: int) -> tuple[int, int]:
+    """(H, W) to decode a displayed frame at for ``transnet_predictions``: its tiles of 27x48 side by side."""
+    rows, cols = transnet_tiles(height, width)
+    return TRANSNET_SIZE[0] * rows, TRANSNET_SIZE[1] * cols
+
+
+def transnet_repeat(fps: float | None) -> int:
+    """Copies of each frame fed to TransNetV2 so that the rate it sees is near 25 fps (1 at 20 fps and above)."""
+    return 1 if not fps or fps <= 0 else min(MAX_REPEAT, max(1, round(TRANSNET_FPS / fps)))
 
 
 @functools.lru_cache(maxsize=1)
@@ -70,27 +100,33 @@ def native_bf16() -> bool:
 
 
 def transnet_predictions(
-    frames: Iterable[np.ndarray], batch_windows: int = 2, bf16: bool = False
+    frames: Iterable[np.ndarray], batch_windows: int = 2, bf16: bool = False, repeat: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
-    """TransNetV2's single-frame and many-hot transition probabilities, float32 (T,) each, for uint8 (27, 48, 3)
-    frames, streamed.
+    """TransNetV2's single-frame and many-hot transition probabilities, float32 (T,) each, for uint8 frames of
+    (27 * rows, 48 * cols, 3) (``transnet_input_size``: tiles side by side; (27, 48, 3) is one tile), streamed.
 
     Windows are padded exactly as the reference does (25 copies of the first frame before, copies of the last
     after), so results match running the whole video at once. ``batch_windows`` windows go through the net together.
     ``bf16`` runs the network under bfloat16 autocast (probabilities move by ~0.003; ~2x faster where native).
+    Tiles and the ``repeat`` copies of each frame (``transnet_repeat``) are merged by their largest probability.
     """
     net = transnetv2()
+    th, tw = TRANSNET_SIZE
     out: list[np.ndarray] = []  # (2, 50) predictions per window: single-frame, many-hot
     buf: deque[np.ndarray] = deque()  # padded frames of the current window (at most 100)
-    batch: list[np.ndarray] = []  # windows waiting for the network, each (100, 27, 48, 3)
+    batch: list[np.ndarray] = []  # windows waiting for the network, each (100, H, W, 3)
 
     def run() -> None:
-        x = torch.from_numpy(np.stack(batch))  # (B, 100, 27, 48, 3) uint8
+        x = torch.from_numpy(np.stack(batch))  # (B, 100, 27*r, 48*c, 3) uint8
+        b, t, h, w, _ = x.shape
+        x = x.reshape(b, t, h // th, th, w // tw, tw, 3).permute(0, 2, 4, 1, 3, 5, 6)  # (B, r, c, 100, 27, 48, 3)
+        x = x.reshape(-1, t, th, tw, 3).contiguous()  # (B*r*c, 100, 27, 48, 3)
         autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
         with torch.inference_mode(), autocast:
-            single, extra = net(x)  # (B, 100, 1) logits each
-        both = torch.cat([single, extra["many_hot"]], 2)[:, _CONTEXT : _CONTEXT + _STEP]  # (B, 50, 2)
-        out.extend(torch.sigmoid(both.float()).numpy().transpose(0, 2, 1))  # B x (2, 50)
+            single, extra = net(x)  # (B*r*c, 100, 1) logits each
+        both = torch.cat([single, extra["many_hot"]], 2)[:, _CONTEXT : _CONTEXT + _STEP]  # (B*r*c, 50, 2)
+        both = both.float().reshape(b, -1, _STEP, 2).amax(1)  # (B, 50, 2): the largest over the tiles
+        out.extend(torch.sigmoid(both).numpy().transpose(0, 2, 1))  # B x (2, 50)
         batch.clear()
 
     def push(frame: np.ndarray) -> None:
@@ -102,13 +138,14 @@ def transnet_predictions(
             if len(batch) == batch_windows:
                 run()
 
-    count = 0
+    count, shape = 0, None
     for frame in frames:
-        if frame.shape != (*TRANSNET_SIZE, 3):
-            raise ValueError(f"TransNetV2 needs (27, 48, 3) frames, got {frame.shape}")
-        for _ in range(_CONTEXT + 1 if count == 0 else 1):
+        shape = shape or frame.shape
+        if frame.shape != shape or frame.ndim != 3 or shape[0] % th or shape[1] % tw or shape[2] != 3:
+            raise ValueError(f"TransNetV2 needs frames of (27 * rows, 48 * cols, 3), all alike; got {frame.shape}")
+        for _ in range(_CONTEXT + repeat if count == 0 else repeat):
             push(frame)
-        count += 1
+        count += repeat
     if count == 0:
         return np.zeros(0, np.float32), np.zeros(0, np.float32)
     # the end is padded so the padded length is a multiple of 50 plus 50: ceil(count / 50) windows in all
@@ -116,7 +153,8 @@ def transnet_predictions(
         push(frame)
     if batch:
         run()
-    single, many = np.concatenate(out, 1)[:, :count]
+    both = np.concatenate(out, 1)[:, :count]  # (2, frames * repeat)
+    single, many = both.reshape(2, -1, repeat).max(2)  # (2, frames): the largest over each frame's copies
     return single, many
 
 

@@ -4,7 +4,8 @@ Steps of ``split_source`` (each pass streams, so memory does not grow with the s
 
 1. probe the source; a file PyAV cannot read (missing, empty, not a video, audio only, an image, truncated) raises
    one ``VideoError`` sentence the engine lists in the report;
-2. detect shots on small decoded frames (``detect_shots``: TransNetV2 at 48x27, or the adaptive detector);
+2. detect shots on small decoded frames (``detect_shots``: TransNetV2 at 48x27, in ~16:9 tiles for very wide or
+   tall frames and with repeated frames below 20 fps (see ``shot_detect``), or the adaptive detector);
 3. cut every shot to the length limits: shots shorter than ``min_clip_s`` become dropped records (counted in the
    report, no file); longer than ``max_clip_s`` are cut into windows of ``max_clip_s`` starting every ``stride_s``;
 4. write each clip as ``clips_dir/<key>.mp4`` atomically: stream-copied (packets remuxed with PyAV, no
@@ -31,7 +32,7 @@ from worldsmith.curate.record import ClipRecord, clip_key
 from worldsmith.errors import ConfigError, VideoError
 from worldsmith.io.encode import encode_mp4
 from worldsmith.io.source import VideoInput
-from worldsmith.io.video import iter_frames, probe
+from worldsmith.io.video import VideoInfo, iter_frames, probe
 
 
 @dataclass
@@ -70,24 +71,28 @@ class SplitConfig:
 
 # ---------------------------------------------------------------------------------------------------- detection
 def detect_shots(
-    frames_or_path: str | Path | np.ndarray | Iterable[np.ndarray], cfg: SplitConfig
+    frames_or_path: str | Path | np.ndarray | Iterable[np.ndarray], cfg: SplitConfig, fps: float | None = None
 ) -> list[tuple[int, int]]:
     """Shot spans ``[(start, end), ...]`` (frame indices, end exclusive) of a video path or uint8 (T, H, W, 3)
-    frames (any size: they are resized). Frames of gradual transitions belong to no span."""
-    return _detect(_small_frames(frames_or_path, cfg), cfg)[0]
+    frames (any size: they are resized; ``fps`` is their rate, a path's is probed). Frames of gradual transitions
+    belong to no span."""
+    info = probe(frames_or_path) if isinstance(frames_or_path, (str, Path)) else None
+    return _detect(_small_frames(frames_or_path, cfg, info), cfg, info.fps if info else fps)[0]
 
 
-def _small_frames(frames_or_path, cfg: SplitConfig) -> Iterator[np.ndarray]:
-    """The frames the detector looks at: (27, 48, 3) for TransNetV2, short side ``adaptive_side`` for adaptive."""
-    if isinstance(frames_or_path, (str, Path)):
-        size = shot_detect.TRANSNET_SIZE if cfg.detector == "transnetv2" else cfg.adaptive_side
+def _small_frames(frames_or_path, cfg: SplitConfig, info: VideoInfo | None = None) -> Iterator[np.ndarray]:
+    """The frames the detector looks at: TransNetV2's 27x48 tiles side by side (``transnet_input_size``), short
+    side ``adaptive_side`` for adaptive. A path is decoded at that size directly (``info``: its probe)."""
+    if info is not None:
+        side = cfg.adaptive_side
+        size = shot_detect.transnet_input_size(info.height, info.width) if cfg.detector == "transnetv2" else side
         return iter_frames(frames_or_path, size=size)
 
     def resized() -> Iterator[np.ndarray]:
         for frame in frames_or_path:
             h, w = frame.shape[:2]
             if cfg.detector == "transnetv2":
-                out_h, out_w = shot_detect.TRANSNET_SIZE
+                out_h, out_w = shot_detect.transnet_input_size(h, w)
             else:
                 scale = cfg.adaptive_side / min(h, w)
                 out_h, out_w = max(1, round(h * scale)), max(1, round(w * scale))
@@ -96,11 +101,12 @@ def _small_frames(frames_or_path, cfg: SplitConfig) -> Iterator[np.ndarray]:
     return resized()
 
 
-def _detect(frames: Iterator[np.ndarray], cfg: SplitConfig) -> tuple[list[tuple[int, int]], int]:
+def _detect(frames: Iterator[np.ndarray], cfg: SplitConfig, fps: float | None) -> tuple[list[tuple[int, int]], int]:
     """(spans, number of frames seen)."""
     if cfg.detector == "transnetv2":
         bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and shot_detect.native_bf16())
-        single, many = shot_detect.transnet_predictions(frames, bf16=bf16)
+        repeat = shot_detect.transnet_repeat(fps)
+        single, many = shot_detect.transnet_predictions(frames, bf16=bf16, repeat=repeat)
         use_many = cfg.many_threshold if 0 < cfg.many_threshold < 1 else None
         bounds = shot_detect.transnet_boundaries(single, many, cfg.threshold, use_many)
         n = len(single)
@@ -235,7 +241,7 @@ def split_source(path: str | Path, cfg: SplitConfig, clips_dir: str | Path) -> l
         raise VideoError(f"{source} is a still image, not a video; curation needs video files.")
     fps = info.fps
     # 2. shots on small frames (one streamed decode)
-    spans, n = _detect(_small_frames(source, cfg), cfg)
+    spans, n = _detect(_small_frames(source, cfg, info), cfg, fps)
     indexed = _indexed_count(source)  # 0 when the container does not count its frames (mkv, webm, ts ...)
     if n < indexed * 0.97 - 2 and not cfg.allow_truncated:
         raise VideoError(

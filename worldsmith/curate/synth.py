@@ -266,6 +266,36 @@ def render_plan(plan: Sequence[ShotSpec], size: tuple[int, int], seed: int) -> t
     return frames(), truth
 
 
+def render_same_place(
+    lengths: Sequence[int], size: tuple[int, int] = (160, 120), seed: int = 0
+) -> tuple[np.ndarray, dict]:
+    """Hard cuts between shots of one place, the hardest kind (same colours, same texture): each shot is another
+    still view of one canvas 4 frames wide (4 frames tall for a portrait ``size``) with its own moving shapes.
+
+    Returns uint8 (T, H, W, 3) frames and their ground truth (``shots``, ``boundaries``, ``cuts``, ``num_frames``).
+    """
+    width, height = size
+    rng = np.random.default_rng(seed)
+    hue = float(rng.random())
+    wide = width >= height
+    canvas = make_canvas(rng, width * (4 if wide else 1), height * (1 if wide else 4), hue)
+    frames, truth = [], {"shots": [], "boundaries": [], "cuts": [], "transitions": [], "distractors": []}
+    for i, n in enumerate(lengths):
+        x, y = int(rng.integers(0, canvas.shape[1] - width + 1)), int(rng.integers(0, canvas.shape[0] - height + 1))
+        shapes = _Shapes(rng, width, height, hue, speed=rng.uniform(0.01, 0.03))
+        if i:
+            truth["boundaries"].append({"kind": "cut", "start": len(frames), "end": len(frames)})
+            truth["cuts"].append(len(frames))
+        truth["shots"].append({"start": len(frames), "end": len(frames) + n, "kind": "moving"})
+        for _ in range(n):
+            img = canvas[y : y + height, x : x + width].copy()
+            shapes.draw(img)
+            shapes.step()
+            frames.append((img + rng.normal(0.0, 4.0, img.shape)).clip(0, 255).astype(np.uint8))
+    truth["num_frames"] = len(frames)
+    return np.stack(frames), truth
+
+
 def make_multishot(
     path: str | os.PathLike,
     shots: int | Sequence[ShotSpec] = 6,
