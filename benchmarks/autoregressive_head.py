@@ -61,7 +61,8 @@ def bench_step(preset: str, head: str, levels: list[int], batch: int, steps: int
     head_params = sum(p.numel() for n, p in model.named_parameters() if n.startswith(("tok_emb", "head")))
     return {"preset": preset, "head": head, "codes": cfg.vocab_size, "batch": batch,
             "tokens_per_step": batch * cfg.max_len, "step_s": statistics.median(times),
-            "params": sum(p.numel() for p in model.parameters()), "io_params": head_params}  # fmt: skip
+            "params": sum(p.numel() for p in model.parameters()), "io_params": head_params,
+            "timed_steps": steps}  # fmt: skip
 
 
 def held_out(run: str, tokens_dir: str, windows: int) -> dict:
@@ -84,7 +85,10 @@ def held_out(run: str, tokens_dir: str, windows: int) -> dict:
         for clip in clips[:windows]:
             if clip.tokens.shape[0] < frames:
                 continue
-            _, logs = next_token_loss(model, {"tokens": clip.tokens[None, :frames].long()})
+            batch = {"tokens": clip.tokens[None, :frames].long()}
+            if model.cfg.action_dim:  # the transitions leading into the window's frames
+                batch["actions"] = clip.actions[None, : (frames - 1) * model.cfg.action_chunk].float()
+            _, logs = next_token_loss(model, batch)
             ce, acc, n = ce + float(logs["ce"]), acc + float(logs["accuracy"]), n + 1
     return {"run": run, "codes": model.cfg.vocab_size, "head": model.cfg.head, "windows": int(n),
             "accuracy": acc / n, "bits_per_token": ce / n / math.log(2)}  # fmt: skip
@@ -105,10 +109,13 @@ def run_child(spec: dict) -> dict:
 
 
 def markdown(steps: list[dict], accs: list[dict], args: argparse.Namespace) -> str:
+    timed = ", ".join(f"{p}: {next(r.get('timed_steps', args.steps) for r in steps if r['preset'] == p)}"
+                      for p in args.presets)  # fmt: skip
     lines = [BEGIN, f"## Autoregressive head: 64,000 codes (`python benchmarks/{NAME}.py`)", "",
              f"Machine: {machine()}; torch threads: {args.threads}; load average at the end "
              f"{os.getloadavg()[0]:.1f}. Training step = forward + loss + backward + AdamW step on random tokens "
-             f"(batch {args.batch}, 8x8 tokens per latent frame, the preset's window), median of {args.steps} steps, "
+             f"(batch {steps[0]['batch']}, 8x8 tokens per latent frame, the preset's window), median of the timed steps "
+             f"({timed}) after 2 warm-up steps, "
              f"each configuration in its own process. Goal: the factorized head's step with 64,000 codes >= 10x "
              f"faster than the flat head's at equal model size.", "",
              "| preset | head | codes | params (of which embedding + head) | step s | tokens/s | vs flat 64,000 |",
@@ -137,6 +144,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--runs", nargs="*", default=[], help="NAME=RUN_DIR,HELD_OUT_TOKEN_SET of trained runs")
     parser.add_argument("--windows", type=int, default=128)
+    parser.add_argument("--steps-from", type=Path, help="reuse the step timings of an earlier --json instead of timing")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--no-results", action="store_true", help="do not update benchmarks/RESULTS.md")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -145,7 +153,10 @@ def main() -> None:
         print(json.dumps(child(json.loads(args.child))))
         return
     steps, accs = [], []
-    for preset in args.presets:
+    if args.steps_from:
+        steps = json.loads(args.steps_from.read_text())["steps"]
+        args.presets = sorted({r["preset"] for r in steps}, key=["tiny", "small", "base"].index)
+    for preset in [] if args.steps_from else args.presets:
         for head, levels in CONFIGS:
             r = run_child({"kind": "step", "preset": preset, "head": head, "levels": list(levels),
                            "batch": args.batch, "steps": args.steps, "threads": args.threads})  # fmt: skip

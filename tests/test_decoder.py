@@ -35,9 +35,12 @@ def grid(seed: int, b: int = 2, t: int = 3, h: int = 4, w: int = 4) -> torch.Ten
     return torch.randint(0, 1000, (b, t, h, w), generator=torch.Generator().manual_seed(seed))
 
 
-def generate(model: DiffusionDecoder, tokens: torch.Tensor, seed: int = 0) -> torch.Tensor:
+def generate(model: DiffusionDecoder, tokens: torch.Tensor, seed: int = 0, dv: torch.Tensor | None = None) -> torch.Tensor:
     b, t, h, w = tokens.shape
-    cond = Condition(*null_text(b, 384), extras={"tokens": tokens})
+    extras = {"tokens": tokens} | ({"dv_latents": dv} if model.cfg.dv_residual else {})
+    if model.cfg.dv_residual and dv is None:
+        extras["dv_latents"] = torch.zeros(b, model.cfg.dit.latent_channels, t, h, w)
+    cond = Condition(*null_text(b, 384), extras=extras)
     return model.generate(cond, (t, h, w), steps=3, generator=torch.Generator().manual_seed(seed))
 
 
@@ -72,23 +75,28 @@ def test_tokens_change_the_output_and_a_seed_fixes_it():
     assert (a - c).abs().max() > 1e-4
 
 
-def test_decoder_overfits_a_clip_from_its_tokens():
-    """Latents that are a fixed function of the tokens: the trained decoder reproduces them from tokens alone."""
-    model = decoder().train()
+@pytest.mark.parametrize("dv_residual", [False, True])
+def test_decoder_overfits_a_clip_from_its_tokens(dv_residual):
+    """Latents that are a fixed function of the tokens: the trained decoder reproduces them from tokens alone (and,
+    as a residual, from a rough first guess of them: a DV decoding)."""
+    model = decoder(dv_residual=dv_residual).train()
     tokens = grid(0, b=4, t=2)
     codes = model.net.embedders[0].fsq.indices_to_codes(tokens)  # (B, 4, T, H, W): the truth is the codes
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    rough = codes + 0.3 * torch.randn(codes.shape, generator=torch.Generator().manual_seed(1))  # the "DV decoding"
     batch = {"latents": codes, "text": torch.zeros(4, 1, 384), "text_mask": torch.ones(4, 1, dtype=torch.bool),
-             "tokens": tokens}  # fmt: skip
+             "tokens": tokens, "dv_latents": rough}  # fmt: skip
     model.set_latent_stats(codes)
     for _ in range(150):
         loss, _ = world_model_loss(model, batch)
         opt.zero_grad(), loss.backward(), opt.step()
     model.eval()
     with torch.no_grad():
-        out = model.denormalize(generate(model, tokens))
+        out = model.denormalize(generate(model, tokens, dv=rough))
     error = (out - codes).square().mean() / codes.var()
     assert error < 0.1, float(error)
+    if dv_residual:  # better than the first guess it was given
+        assert error < 0.5 * (rough - codes).square().mean() / codes.var()
 
 
 def test_config_and_cli_errors(dv_tokenizer, cv_tokenizer, arm_shards, tmp_path, capsys):

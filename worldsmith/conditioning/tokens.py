@@ -14,6 +14,11 @@ channels (``target = "channels"``):
    same (decoder/train.py checks it), so latent frame i is decoded from token frame i.
 
 Concatenated to the noisy latents before the patch embedding, so the DiT's forward is the one of every other model.
+
+``DecodedTokenEmbedder`` is a second view of the same tokens: the DV tokenizer's own decoding of them, encoded by
+the continuous tokenizer (``dv_latents``, computed next to the tokens by the data cache and by the generator),
+normalised with the decoder's latent statistics and concatenated as channels. The decoder then starts from what
+the DV decoder already recovers, in its own latent space, and generates the difference (decoder/model.py).
 """
 
 from __future__ import annotations
@@ -52,3 +57,26 @@ class TokenEmbedder(nn.Module):
         if (t, h, w) != target:
             x = F.interpolate(x, size=target, mode="nearest")
         return x
+
+
+class DecodedTokenEmbedder(nn.Module):
+    """The DV decoding of the tokens in continuous latents (B, C, T', H', W') -> normalised input channels."""
+
+    name = "dv_latents"
+    target = "channels"
+
+    def __init__(self, latent_channels: int) -> None:
+        super().__init__()
+        self.channels = latent_channels
+        self.register_buffer("mean", torch.zeros(latent_channels))  # the decoder's latent statistics (set_stats)
+        self.register_buffer("std", torch.ones(latent_channels))
+
+    def set_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        self.mean.copy_(mean), self.std.copy_(std)
+
+    def forward(self, latents: torch.Tensor, latent_shape: tuple[int, int, int, int]) -> torch.Tensor:
+        if latents.ndim != 5 or latents.shape[1] != self.channels or tuple(latents.shape[2:]) != tuple(latent_shape[1:]):
+            raise DataError(f"dv_latents must be (B, {self.channels}, {latent_shape[1]}, {latent_shape[2]}, "
+                            f"{latent_shape[3]}), got {tuple(latents.shape)}.")  # fmt: skip
+        shape = (1, -1, 1, 1, 1)
+        return (latents - self.mean.view(shape).to(latents)) / self.std.view(shape).to(latents)

@@ -72,10 +72,16 @@ class DecoderGenerator:
         generator = torch.Generator(self.device).manual_seed(seed)
         noise = torch.randn(b, self.model.cfg.dit.latent_channels, t, h, w, generator=generator, device=self.device)
         text, mask = null_text(b, self.model.cfg.dit.text_dim, self.device)
+        decoded = None
+        if self.model.cfg.dv_residual:  # the DV tokenizer's own decoding, in continuous latents
+            decoded = self.latent_tokenizer.encode(self.token_tokenizer.decode(tokens).clamp(-1, 1))
         out = []
         for start in range(0, t, self.window):  # windows of the length trained on, each given its own tokens
             window = slice(start, min(start + self.window, t))
-            cond = Condition(text, mask, extras={"tokens": tokens[:, window]})
+            extras = {"tokens": tokens[:, window]}
+            if decoded is not None:
+                extras["dv_latents"] = decoded[:, :, window]
+            cond = Condition(text, mask, extras=extras)
             out.append(self.model.generate(cond, (window.stop - start, h, w), steps=s.steps, sampler=s.sampler,
                                            noise=noise[:, :, window]))  # fmt: skip
         return self.model.denormalize(torch.cat(out, dim=2))

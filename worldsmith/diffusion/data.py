@@ -76,13 +76,13 @@ class EncodedBatches:
 
 
 def text_batch(latents: torch.Tensor, captions: list[str], latent_fps: torch.Tensor, text_encoder,
-               actions: torch.Tensor | None = None, tokens: torch.Tensor | None = None) -> dict:  # fmt: skip
-    """A training batch: latents, MiniLM states of the captions, latent fps (+ actions (B, T-1, A), + discrete
-    tokens (B, T'', H'', W'') of the same clips)."""
+               actions: torch.Tensor | None = None, tokens: dict[str, torch.Tensor] | None = None) -> dict:  # fmt: skip
+    """A training batch: latents, MiniLM states of the captions, latent fps (+ actions (B, T-1, A), + the discrete
+    tokens (B, T'', H'', W'') of the same clips and their DV decoding re-encoded (B, C, T', H', W'))."""
     emb = text_encoder.encode(list(captions))
     batch = {"latents": latents, "text": emb.tokens, "text_mask": emb.mask, "fps": latent_fps.float()}
     if tokens is not None:
-        batch["tokens"] = tokens.long()
+        batch |= {"tokens": tokens["tokens"].long(), "dv_latents": tokens["dv_latents"].float()}
     return batch if actions is None else batch | {"actions": actions.float()}
 
 
@@ -107,6 +107,7 @@ class CachedLatentBatches:
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         latents, actions, tokens = self.cache["latents"], self.cache.get("actions"), self.cache.get("tokens")
+        dv_latents = self.cache.get("dv_latents")
         n, bs = len(latents), min(self.batch_size, len(latents))
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         order = torch.randperm(n, generator=g)
@@ -119,8 +120,9 @@ class CachedLatentBatches:
             if actions is not None:  # the actions leading into latent frames 1..w-1 of each window
                 a = torch.stack([actions[j, starts[j] * self.chunk : (starts[j] + w - 1) * self.chunk] for j in idx])
             tok = None
-            if tokens is not None:  # the same window of the clip's discrete tokens
-                tok = torch.stack([tokens[j, starts[j] : starts[j] + w] for j in idx]) if self.window else tokens[idx]
+            if tokens is not None:  # the same window of the clip's discrete tokens and of their DV decoding
+                tok = {"tokens": torch.stack([tokens[j, starts[j] : starts[j] + w] for j in idx]),
+                       "dv_latents": torch.stack([dv_latents[j, :, starts[j] : starts[j] + w] for j in idx])}
             captions = [self.cache["captions"][j] for j in idx]
             yield text_batch(z, captions, self.cache["fps"][idx], self.text_encoder, a, tok)
 
@@ -139,7 +141,8 @@ def cache_settings(data: DiffusionDataConfig, seed: int) -> dict[str, Any]:
                 "actions": data.actions}  # fmt: skip
     if data.token_tokenizer:
         tokens = resolve(data.token_tokenizer) / "model.safetensors"
-        settings |= {"token_tokenizer": str(tokens.resolve()), "token_mtime_ns": tokens.stat().st_mtime_ns}
+        settings |= {"token_tokenizer": str(tokens.resolve()), "token_mtime_ns": tokens.stat().st_mtime_ns,
+                     "dv_latents": True}
     return settings
 
 
@@ -152,13 +155,15 @@ def build_latent_cache(data: DiffusionDataConfig, tokenizer, path: Path, seed: i
         return
     device = next(tokenizer.parameters()).device
     ct = tokenizer.cfg.temporal_compression
-    latents, actions, tokens, captions, fps = [], [], [], [], []
+    latents, actions, tokens, dv_latents, captions, fps = [], [], [], [], [], []
     for crop in range(data.cache_crops):
         loader = make_loader(dataset_config(data, seed + crop, loop=False, shuffle=False), 8, data.num_workers)
         for batch in loader:
             latents.append(tokenizer.encode(batch["video"].to(device)).cpu())
-            if token_tokenizer is not None:
-                tokens.append(token_tokenizer.encode(batch["video"].to(device)).to(torch.int32).cpu())
+            if token_tokenizer is not None:  # the DV tokens, and their DV decoding encoded by the continuous tokenizer
+                tok = token_tokenizer.encode(batch["video"].to(device))
+                tokens.append(tok.to(torch.int32).cpu())
+                dv_latents.append(tokenizer.encode(token_tokenizer.decode(tok).clamp(-1, 1)).cpu())
             captions += list(batch["caption"])
             fps += (batch["fps"] / ct).tolist()
             if data.actions:
@@ -167,13 +172,13 @@ def build_latent_cache(data: DiffusionDataConfig, tokenizer, path: Path, seed: i
         raise DataError(f"no clips of {data.frames} frames found in {data.shards}; check the path or lower data.frames.")
     tensors = {"latents": torch.cat(latents)} | ({"actions": torch.cat(actions)} if actions else {})
     if tokens:
-        tensors["tokens"] = torch.cat(tokens)
+        tensors |= {"tokens": torch.cat(tokens), "dv_latents": torch.cat(dv_latents)}
     save_tensors(tensors, path, metadata={"meta": json.dumps(meta), "captions": json.dumps(captions),
                                           "fps": json.dumps(fps)})  # fmt: skip
 
 
 def read_latent_cache(path: Path) -> dict[str, Any]:
     """{"latents" (N, C, T', H', W'), "captions" [N], "fps" (N,) latent frames per second (+ "actions" (N, T-1, A),
-    + "tokens" (N, T'', H'', W''))} of a cache file."""
+    + "tokens" (N, T'', H'', W'') and "dv_latents" (N, C, T', H', W'))} of a cache file."""
     stored, tensors = read_metadata(path), load_tensors(path)
     return tensors | {"captions": json.loads(stored["captions"]), "fps": torch.tensor(json.loads(stored["fps"]))}
