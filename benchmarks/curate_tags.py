@@ -48,6 +48,7 @@ from worldsmith.curate.motion import clip_motion, motion_scores, scan_native
 from worldsmith.curate.process import AnnotateConfig, FilterConfig, decode_working
 from worldsmith.curate.quality import quality_scores, quality_verdict
 from worldsmith.curate.synth import render_shot
+from worldsmith.curate.synth_animation import render_cel
 from worldsmith.curate.video_type import default_classifier
 from worldsmith.data.manifest import list_shards
 from worldsmith.data.shards import iter_shard
@@ -135,25 +136,7 @@ def photo_clip(name: str, short: int) -> np.ndarray:
 
 
 def cel_shot(seed: int, frames: int = FRAMES, size: tuple[int, int] = SIZE) -> np.ndarray:
-    """Cel-shaded animation uint8 (frames, H, W, 3): outlined shaded discs moving over a gradient sky."""
-    rng = np.random.default_rng(seed)
-    width, height = size
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    top, bottom = rng.integers(60, 250, 3), rng.integers(30, 200, 3)
-    sky = top * (1 - yy[..., None] / height) + bottom * (yy[..., None] / height)  # (H, W, 3)
-    discs = [(rng.uniform(0.1, 0.9) * width, rng.uniform(0.2, 0.9) * height, rng.uniform(15, 50),
-              rng.integers(40, 255, 3)) for _ in range(6)]  # fmt: skip
-    out = np.empty((frames, height, width, 3), np.uint8)
-    for i in range(frames):
-        img = sky.copy()
-        for k, (x, y, r, colour) in enumerate(discs):
-            x = x + (2 * i if k % 2 else -i)
-            d, diagonal = np.hypot(xx - x, yy - y), xx - x + yy - y
-            shade = 1 - 0.5 * np.clip(diagonal / (2 * r), 0, 1) if k % 3 == 0 else np.where(diagonal > 0.3 * r, 0.7, 1)
-            img[d < r] = (colour * shade[..., None])[d < r]
-            img[(d >= r) & (d < r + 2.5)] = 20  # the outline
-        out[i] = np.clip(img, 0, 255).astype(np.uint8)
-    return out
+    return render_cel(frames, size, seed)
 
 
 def resolution_clips(seeds: int) -> list[tuple[str, np.ndarray, bool]]:

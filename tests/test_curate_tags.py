@@ -12,6 +12,7 @@ import pytest
 from worldsmith.curate.dedup import DedupConfig
 from worldsmith.curate.process import AnnotateConfig, FilterConfig, process_clip
 from worldsmith.curate.record import ClipRecord
+from worldsmith.curate.synth_animation import render_cel
 from worldsmith.io.encode import encode_mp4
 
 FPS, FRAMES, W, H = 12.0, 36, 320, 240
@@ -31,22 +32,7 @@ def cartoon_pan(sign: int, seed: int) -> np.ndarray:
 
 
 def discs_over_sky(seed: int) -> np.ndarray:
-    """uint8 (FRAMES, H, W, 3): a still camera on a vertical gradient sky; six outlined flat discs, every other one
-    moving right 2 px a frame, the rest left 1 px a frame (the sky has no texture: only the discs are measured)."""
-    rng = np.random.default_rng(seed)
-    yy = np.linspace(0.0, 1.0, H, dtype=np.float32)[:, None, None]
-    sky = np.broadcast_to(rng.integers(60, 250, 3) * (1 - yy) + rng.integers(30, 200, 3) * yy, (H, W, 3))
-    discs = [(rng.uniform(0.15, 0.85) * W, rng.uniform(0.2, 0.8) * H, int(rng.integers(18, 40)),
-              tuple(int(c) for c in rng.integers(40, 255, 3))) for _ in range(6)]  # fmt: skip
-    out = np.empty((FRAMES, H, W, 3), np.uint8)
-    for i in range(FRAMES):
-        img = np.clip(sky, 0, 255).astype(np.uint8)
-        for k, (x, y, r, colour) in enumerate(discs):
-            centre = (int(x + (2 * i if k % 2 else -i)), int(y))
-            cv2.circle(img, centre, r, colour, -1)
-            cv2.circle(img, centre, r, (20, 20, 20), 2)  # the outline
-        out[i] = img
-    return out
+    return render_cel(FRAMES, (W, H), seed)
 
 
 def no_filters() -> FilterConfig:

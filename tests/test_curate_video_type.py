@@ -9,6 +9,7 @@ import pytest
 
 from worldsmith.curate.process import FilterConfig, decode_working
 from worldsmith.curate.synth import render_shot
+from worldsmith.curate.synth_animation import render_cel
 from worldsmith.curate.video_type import ImageNetTypeClassifier, planar_fraction
 from worldsmith.io.encode import encode_mp4
 
@@ -16,23 +17,7 @@ FPS, FRAMES, W, H = 12.0, 12, 320, 240
 
 
 def cel_animation(seed: int = 0) -> np.ndarray:
-    """uint8 (FRAMES, H, W, 3): outlined discs, cel (two-tone) or gradient shaded, moving over a gradient sky."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
-    sky = rng.integers(60, 250, 3) * (1 - yy[..., None] / H) + rng.integers(30, 200, 3) * (yy[..., None] / H)
-    discs = [(rng.uniform(0.1, 0.9) * W, rng.uniform(0.2, 0.9) * H, rng.uniform(15, 50), rng.integers(40, 255, 3))
-             for _ in range(6)]  # fmt: skip
-    out = np.empty((FRAMES, H, W, 3), np.uint8)
-    for i in range(FRAMES):
-        img = sky.copy()
-        for k, (x, y, r, colour) in enumerate(discs):
-            x = x + (2 * i if k % 2 else -i)
-            d, diagonal = np.hypot(xx - x, yy - y), xx - x + yy - y
-            shade = 1 - 0.5 * np.clip(diagonal / (2 * r), 0, 1) if k % 3 == 0 else np.where(diagonal > 0.3 * r, 0.7, 1)
-            img[d < r] = (colour * shade[..., None])[d < r]
-            img[(d >= r) & (d < r + 2.5)] = 20  # the outline
-        out[i] = np.clip(img, 0, 255).astype(np.uint8)
-    return out
+    return render_cel(FRAMES, (W, H), seed)
 
 
 def upscaled_x3(frames: np.ndarray) -> np.ndarray:
