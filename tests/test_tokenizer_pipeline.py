@@ -206,6 +206,24 @@ def test_encode_decode_video_files_round_trip(tmp_path, trained):
         run("tokenizer", "encode", trained, tmp_path / "lat", "--out", tmp_path / "x")
 
 
+def test_bf16_encoding_stores_float32_latents_close_to_fp32_and_a_bad_precision_is_refused(tmp_path, trained):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    encode_mp4(blob_frames(9, 32, 32, 3), videos / "a.mp4", fps=8.0)
+    latents = {}
+    for precision in ("fp32", "bf16"):
+        run("tokenizer", "encode", trained, videos, "--out", tmp_path / precision, "--precision", precision)
+        latents[precision] = load_tensors(tmp_path / precision / "a.safetensors")["latents"]
+        run("tokenizer", "decode", trained, tmp_path / precision / "a.safetensors", "--out", tmp_path / f"{precision}-dec",
+            "--precision", precision)  # fmt: skip
+        assert probe(tmp_path / f"{precision}-dec" / "a.mp4").num_frames == 9
+    a, b = latents["fp32"], latents["bf16"]
+    assert a.dtype == b.dtype == torch.float32 and a.shape == b.shape
+    assert 0 < (a - b).abs().max() < 0.05 * a.abs().max()  # bf16 arithmetic really ran, and stays close
+    with pytest.raises(ConfigError, match="precision must be one of auto, fp32, bf16"):
+        run("tokenizer", "encode", trained, videos, "--out", tmp_path / "x", "--precision", "fp16")
+
+
 def test_eval_prints_a_table_and_writes_the_side_by_side_video(tmp_path, trained, shards):
     out = run("tokenizer", "eval", trained, shards, "--size", "32", "--frames", "9", "--video", tmp_path / "cmp.mp4")
     assert "PSNR (dB)" in out and "SSIM" in out and "Fréchet distance" in out

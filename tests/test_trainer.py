@@ -26,7 +26,7 @@ from worldsmith.train.ema import EMA, ema_decay_at
 from worldsmith.train.optim import build_optimizer, split_decay
 from worldsmith.train.parallel import apply_activation_checkpointing, full_optimizer_state, load_optimizer_state
 from worldsmith.train.progress import RunLog, read_logs, truncate_logs
-from worldsmith.train.runtime import cpu_has_native_bf16
+from worldsmith.precision import cpu_has_native_bf16
 from worldsmith.train.schedule import lr_at
 from worldsmith.train.train_config import TrainConfig
 from worldsmith.train.trainer import Trainer, trainable_state_names

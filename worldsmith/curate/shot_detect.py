@@ -88,17 +88,6 @@ def transnetv2():
     return _Pretrained(device="cpu").eval()
 
 
-@functools.lru_cache(maxsize=1)
-def native_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX): there bf16 runs TransNetV2 ~2x faster."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def transnet_predictions(
     frames: Iterable[np.ndarray], batch_windows: int = 2, bf16: bool = False, repeat: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -33,6 +33,7 @@ from worldsmith.errors import ConfigError, VideoError
 from worldsmith.io.encode import encode_mp4
 from worldsmith.io.source import VideoInput
 from worldsmith.io.video import VideoInfo, iter_frames, probe
+from worldsmith.precision import use_bf16
 
 
 @dataclass
@@ -104,7 +105,7 @@ def _small_frames(frames_or_path, cfg: SplitConfig, info: VideoInfo | None = Non
 def _detect(frames: Iterator[np.ndarray], cfg: SplitConfig, fps: float | None) -> tuple[list[tuple[int, int]], int]:
     """(spans, number of frames seen)."""
     if cfg.detector == "transnetv2":
-        bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and shot_detect.native_bf16())
+        bf16 = use_bf16(cfg.precision, "cpu")
         repeat = shot_detect.transnet_repeat(fps)
         single, many = shot_detect.transnet_predictions(frames, bf16=bf16, repeat=repeat)
         use_many = cfg.many_threshold if 0 < cfg.many_threshold < 1 else None

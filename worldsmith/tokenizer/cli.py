@@ -34,6 +34,10 @@ from worldsmith.tokenizer.train import TokenizerRunConfig, train
 
 DEFAULT_PRESET = "cv4x8x8-small"
 
+PrecisionOption = typer.Option(
+    "auto", "--precision", help="auto (bf16 where this machine computes it natively, ~1.9x faster; else fp32), fp32 "
+    "or bf16. Only the arithmetic changes: files hold float32 latents.")  # fmt: skip
+
 app = typer.Typer(help="Encode videos to latents/tokens and back; evaluate a trained causal video tokenizer.",
                   no_args_is_help=True)  # fmt: skip
 
@@ -66,9 +70,10 @@ def encode(
     size: Optional[int] = typer.Option(None, "--size", min=8, help="Resize the short side first (then crop)."),
     chunk: int = typer.Option(16, "--chunk", min=1, help="Frames per network call (memory bound)."),
     device: str = DeviceOption,
+    precision: str = PrecisionOption,
 ) -> None:
     """Encode videos to latents (continuous) or integer tokens (discrete), streaming in bounded memory."""
-    for result in encode_videos(run, list(inputs), out, size=size, device=device, chunk=chunk):
+    for result in encode_videos(run, list(inputs), out, size=size, device=device, chunk=chunk, precision=precision):
         typer.echo(json.dumps(result))
 
 
@@ -78,9 +83,10 @@ def decode(
     inputs: list[Path] = typer.Argument(..., help="Latent files written by `worldsmith tokenizer encode`."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the decoded <name>.mp4 files."),
     device: str = DeviceOption,
+    precision: str = PrecisionOption,
 ) -> None:
     """Decode latent/token files back to mp4 videos, streaming."""
-    for result in decode_latent_files(run, list(inputs), out, device=device):
+    for result in decode_latent_files(run, list(inputs), out, device=device, precision=precision):
         typer.echo(json.dumps(result))
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from dataclasses import dataclass
 from collections.abc import Callable
 from typing import Any
@@ -154,23 +153,3 @@ def gather_json(obj: Any) -> list[Any] | None:
     if not is_main():
         return None
     return [json.loads(bytes(c[: int(n.item())].cpu().tolist()).decode("utf-8")) for c, n in zip(chunks, lengths)]
-
-
-def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool | None:
-    """Whether this CPU computes bf16 natively (x86 AVX512-BF16 or AMX, Arm BF16); None where unknown.
-
-    Without it, bf16 autocast on a CPU is emulated and slower than fp32. Reads ``/proc/cpuinfo`` (Linux).
-    """
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return None
-    flags: set[str] = set()
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            flags.update(value.split())
-    if not flags:
-        return None
-    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})

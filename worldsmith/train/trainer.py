@@ -59,7 +59,8 @@ from worldsmith.train.ema import EMA
 from worldsmith.train.optim import build_optimizer
 from worldsmith.train.progress import LossMeter, RunLog
 from worldsmith.train.rng import capture_rng_state, restore_rng_state, rng_isolated, seed_everything
-from worldsmith.train.runtime import barrier, cpu_has_native_bf16, gather_json, init_runtime
+from worldsmith.precision import cpu_has_native_bf16, use_bf16
+from worldsmith.train.runtime import barrier, gather_json, init_runtime
 from worldsmith.train.schedule import lr_at
 from worldsmith.train.train_config import RESUME_SAFE_KEYS, TrainConfig
 from worldsmith.weights import class_path, save_tensors
@@ -100,7 +101,7 @@ class Trainer:
         self.config = self._resolve_config(full_config, getattr(model, "cfg", None))
         self.dist = init_runtime(cfg.device)
         self.device = self.dist.device
-        self.bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and self.device.type == "cuda")
+        self.bf16 = use_bf16(cfg.precision, self.device, training=True)
         if self.bf16 and self.device.type == "cpu" and cpu_has_native_bf16() is False:
             print("note: train.precision=bf16 on a CPU without native bf16 (no AVX512-BF16/AMX) is emulated and "
                   "slower than fp32; set train.precision=fp32.", flush=True)
