@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -35,12 +34,16 @@ import torch
 
 from results_md import machine as cpu_and_python  # benchmarks/results_md.py
 from results_md import markers, publish
+from timing import interleaved  # benchmarks/timing.py
+from dit_speed import cosmos_transformer, efficiency, precision_rows
+from dit_speed import render as render_efficiency
 from worldsmith.diffusion.condition import Condition
 from worldsmith.diffusion.dit import DiT
 from worldsmith.diffusion.config import DiTConfig
 
 BEGIN, END = markers("diffusion")
 BACKBONE = dict(width=384, heads=6, depth=8, adaln_lora_dim=64)  # Dh = 64, as Cosmos
+DIT_ARGS = dict(width=384, depth=8, heads=6, lora=64)  # the same, in dit_speed.py's argument names
 GRIDS = ((2, 16, 16), (4, 32, 32), (8, 32, 32))  # latent (T', H', W') -> 128, 1,024, 2,048 tokens
 
 
@@ -48,38 +51,13 @@ def params(m: torch.nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())
 
 
-def interleaved(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
-    """Median seconds of each function, run alternately (order flipped every round) after one warm-up each."""
-    for f in fns.values():
-        f()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    names = list(fns)
-    for r in range(repeats):
-        for name in names if r % 2 == 0 else names[::-1]:
-            start = time.perf_counter()
-            fns[name]()
-            times[name].append(time.perf_counter() - start)
-    return {k: statistics.median(v) for k, v in times.items()}
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # 1. backbone
 # ---------------------------------------------------------------------------------------------------------------
-def cosmos_transformer(in_channels: int):
-    from diffusers import CosmosTransformer3DModel
-
-    b = BACKBONE
-    return CosmosTransformer3DModel(
-        in_channels=in_channels, out_channels=16, num_attention_heads=b["heads"], attention_head_dim=b["width"] // b["heads"],
-        num_layers=b["depth"], mlp_ratio=4.0, text_embed_dim=384, adaln_lora_dim=b["adaln_lora_dim"],
-        max_size=(128, 240, 240), patch_size=(1, 2, 2), concat_padding_mask=False, extra_pos_embed_type=None,
-    )  # fmt: skip
-
-
 def bench_backbone(repeats: int, text_len: int = 16) -> list[dict[str, Any]]:
     torch.manual_seed(0)
     ours = DiT(DiTConfig(**BACKBONE, abs_pos=False, cond_mask_channel=True))
-    theirs = cosmos_transformer(in_channels=17)  # latents + the condition mask, as ours
+    theirs = cosmos_transformer(**DIT_ARGS, in_channels=17)  # latents + the condition mask, as ours
     for m in (ours, theirs):  # wake the zero-initialized parts so both do the same work
         with torch.no_grad():
             for p in m.parameters():
@@ -114,6 +92,21 @@ def bench_backbone(repeats: int, text_len: int = 16) -> list[dict[str, Any]]:
     return [{"params": {"ours": params(ours), "diffusers": params(theirs)}, **r} for r in rows]
 
 
+def bench_efficiency(repeats: int) -> dict[str, Any]:
+    """The training step's share of the machine's GEMM limit at the benchmark width and the base preset's width
+    (1,024 tokens), fp32 and bf16; and ours vs diffusers in fp32, bf16 and each one's default (dit_speed.py)."""
+    rows = []
+    for width, depth, heads, lora in ((384, 8, 6, 64), (768, 12, 12, 256)):
+        for bf16 in (False, True):
+            rows.append(e := efficiency(width, depth, heads, lora, (4, 32, 32), max(3, repeats // 2), bf16))
+            print(f"efficiency {width}x{depth} {e['precision']}: {e['gflops_per_s']:.0f} GFLOP/s, "
+                  f"{100 * e['share']:.0f} % of a bare GEMM ({e['gemm_gflops_per_s']:.0f})", flush=True)
+    precision = precision_rows(**DIT_ARGS, grid=(4, 32, 32), repeats=repeats)
+    print(f"train step vs diffusers: fp32 {precision['equal_fp32']:.2f}x, bf16 {precision['equal_bf16']:.2f}x, ours "
+          f"bf16 vs theirs fp32 {precision['ours_bf16_vs_diffusers_fp32']:.2f}x", flush=True)
+    return {"rows": rows, "precision": precision}
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # 2. clip generation end to end
 # ---------------------------------------------------------------------------------------------------------------
@@ -144,7 +137,7 @@ def cosmos_pipeline(tok_cfg, size: int):
                               latents_std=None)  # fmt: skip
     t5 = T5EncoderModel(T5Config(vocab_size=30522, d_model=384, d_kv=64, d_ff=1536, num_layers=6, num_heads=6))
     pipe = CosmosTextToWorldPipeline(text_encoder=t5.eval(), tokenizer=AutoTokenizer.from_pretrained(minilm_path()),
-                                     transformer=cosmos_transformer(16).eval(), vae=vae.eval(),
+                                     transformer=cosmos_transformer(**DIT_ARGS, in_channels=16).eval(), vae=vae.eval(),
                                      scheduler=EDMEulerScheduler(sigma_max=80.0, sigma_min=0.002, sigma_data=0.5),
                                      safety_checker=PassThroughGuardrail())  # fmt: skip
     pipe.set_progress_bar_config(disable=True)
@@ -330,6 +323,8 @@ def render(results: dict[str, Any]) -> str:
                          f"| {r['forward_speedup']:.2f}x | {t['ours'] * 1e3:.0f} ms | {t['diffusers'] * 1e3:.0f} ms "
                          f"| {r['train_speedup']:.2f}x |")  # fmt: skip
         lines.append("")
+    if "efficiency" in results:
+        lines += render_efficiency(results["efficiency"]["rows"], results["efficiency"]["precision"])
     if "clip" in results:
         c = results["clip"]
         lines += [f"Seconds per generated clip, end to end (prompt -> uint8 frames), {c['frames']} frames of "
@@ -350,7 +345,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1 is steadiest when shared)")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--skip", nargs="*", default=[], choices=["backbone", "clip", "arm"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["backbone", "efficiency", "clip", "arm"])
     parser.add_argument("--work", type=Path, default=Path("runs/bench_diffusion"), help="arm: data and runs")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--no-results", action="store_true", help="do not update benchmarks/RESULTS.md")
@@ -363,6 +358,8 @@ def main() -> None:
                                            "diffusers": diffusers.__version__}}  # fmt: skip
     if "backbone" not in args.skip:
         results["backbone"] = bench_backbone(args.repeats)
+    if "efficiency" not in args.skip:
+        results["efficiency"] = bench_efficiency(args.repeats)
     if "clip" not in args.skip:
         results["clip"] = bench_clip(max(2, args.repeats // 2))
     if "arm" not in args.skip:

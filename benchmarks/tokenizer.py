@@ -1,9 +1,9 @@
 """Causal video tokenizer vs diffusers' ``AutoencoderKLCosmos``: speed, quality and streaming memory, in one run.
 
-1. Speed: encode + decode frames/s of worldsmith's tokenizer and of ``AutoencoderKLCosmos`` built with the same
-   compression, widths, depth, latent channels and Haar patch (both random init, eval mode, no grad, attention
-   at the lowest resolution only), on the same (1, 3, T, S, S) clip; median of ``--repeats`` after a warm-up.
-   Goal: ours >= 1.3x faster. Parameter counts of both.
+1. Speed: encode + decode frames/s of worldsmith's tokenizer and of ``AutoencoderKLCosmos`` on the same clip, at
+   small and base widths and 64-256 px, (a) on truly equal networks and (b) each project's recommended network
+   (tokenizer_speed.py explains what "equal" needs); parameters, GFLOP, GFLOP/s and peak memory of both; timed
+   alternately, median of ``--repeats`` after a warm-up. Goal: ours >= 1.3x faster on equal networks.
 2. Quality: both architectures trained by worldsmith's Trainer with the same loss (L1 + perceptual), data, steps,
    batch and seed on arm-world clips (64x64), then PSNR / SSIM / Fréchet distance (EfficientNet-lite0 features)
    on held-out episodes. Goal: ours at least equal.
@@ -13,7 +13,7 @@
 Results go to stdout, to the "tokenizer" section of benchmarks/RESULTS.md and optionally to JSON. Needs the
 ``bench`` extra (diffusers).
 
-    python benchmarks/tokenizer.py [--preset cv4x8x8-small] [--size 128] [--steps 300] [--skip quality] [--json f]
+    python benchmarks/tokenizer.py [--preset cv4x8x8-small] [--widths small base] [--sizes 64 128 256] [--steps 300] [--skip quality] [--json f]
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import argparse
 import dataclasses
 import json
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,10 +32,10 @@ from typing import Any
 import torch
 from results_md import machine as cpu_and_python  # benchmarks/results_md.py
 from results_md import markers, update_section
-from torch import nn
 
 from worldsmith.atomic import atomic_write_text
 from worldsmith.data.dataset import make_loader
+from worldsmith.precision import use_bf16
 from worldsmith.tokenizer.config import PRESETS, TokenizerConfig
 from worldsmith.tokenizer.evaluation import evaluate_batches, shard_batches
 from worldsmith.tokenizer.losses import TokenizerLoss, TokenizerLossConfig
@@ -46,65 +45,27 @@ from worldsmith.train.rng import seed_everything
 from worldsmith.train.trainer import Trainer
 from worldsmith.weights import load_tensors
 from worldsmith.worlds.generate import simulate
+from tokenizer_speed import CosmosReference, bench_row, bf16_quality, markdown_rows  # benchmarks/tokenizer_speed.py
 
 BEGIN, END = markers("tokenizer")
 
 
-class CosmosReference(nn.Module):
-    """diffusers' AutoencoderKLCosmos, configured like a worldsmith TokenizerConfig, behind the same interface
-    (``forward``, ``encode``, ``decode``, ``cfg``) so the same Trainer, loss and evaluation run both."""
-
-    def __init__(self, cfg: TokenizerConfig, resolution: int) -> None:
-        super().__init__()
-        from diffusers import AutoencoderKLCosmos
-
-        self.cfg, self.fsq = cfg, None
-        # diffusers' block i maps widths[i] -> widths[i + 1]: a leading c0 makes its levels ours (conv_in -> c0)
-        widths = (cfg.channels[0], *cfg.channels)
-        self.vae = AutoencoderKLCosmos(
-            latent_channels=cfg.latent_channels, encoder_block_out_channels=widths, decode_block_out_channels=widths,
-            attention_resolutions=(), resolution=resolution, num_layers=cfg.num_res_blocks, patch_size=cfg.patch_size,
-            spatial_compression_ratio=cfg.spatial_compression, temporal_compression_ratio=cfg.temporal_compression,
-        )  # fmt: skip
-
-    def encode(self, video: torch.Tensor) -> torch.Tensor:
-        return self.vae.encode(video).latent_dist.mode()
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.vae.decode(z).sample
-
-    def forward(self, video: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        return self.decode(self.encode(video)), {}
-
-
-def parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 # ---------------------------------------------------------------------------------------------------------------
-# 1. speed
+# 1. speed (tokenizer_speed.py: equal networks, FLOPs, interleaved timing, memory)
 # ---------------------------------------------------------------------------------------------------------------
-@torch.no_grad()
-def coding_time(model: nn.Module, video: torch.Tensor, repeats: int) -> float:
-    model.decode(model.encode(video))  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        model.decode(model.encode(video))
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def bench_speed(cfg: TokenizerConfig, size: int, frames: int, repeats: int) -> dict[str, Any]:
-    torch.manual_seed(0)
-    ours, ref = CausalVideoTokenizer(cfg).eval(), CosmosReference(cfg, size).eval()
-    video = torch.rand(1, 3, frames, size, size) * 2 - 1
-    z_ours, z_ref = ours.encode(video), ref.encode(video)
-    assert z_ours.shape == z_ref.shape, f"latent shapes differ: {tuple(z_ours.shape)} vs {tuple(z_ref.shape)}"
-    t_ours, t_ref = coding_time(ours, video, repeats), coding_time(ref, video, repeats)
-    return {"clip": [1, 3, frames, size, size], "latent": list(z_ours.shape), "ours_fps": frames / t_ours,
-            "reference_fps": frames / t_ref, "speedup": t_ref / t_ours, "ours_params": parameters(ours),
-            "reference_params": parameters(ref), "threads": torch.get_num_threads()}  # fmt: skip
+def bench_speed(preset: str, widths: list[str], sizes: list[int], frames: int, repeats: int) -> list[dict[str, Any]]:
+    variant = preset.rsplit("-", 1)[0] if "-" in preset else "cv4x8x8"
+    rows = []
+    for setting in ("equal", "equal-bf16", "defaults"):
+        for width in widths if setting != "defaults" else widths[-1:]:  # diffusers has one default network
+            for size in sizes:
+                row = bench_row(setting, f"{variant}-{width}", size, frames, repeats, memory=True)
+                rows.append(row)
+                o, r = row["ours"], row["reference"]
+                print(f"speed {setting} {variant}-{width} {size}px: ours {o['fps']:.1f} frames/s "
+                      f"({o['params'] / 1e6:.2f}M params, {o['gflop']:.1f} GFLOP), reference {r['fps']:.1f} "
+                      f"({r['params'] / 1e6:.2f}M, {r['gflop']:.1f} GFLOP) -> {row['speedup']:.2f}x")  # fmt: skip
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -192,21 +153,35 @@ def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
     title = f"## Video tokenizer (`python benchmarks/tokenizer.py --preset {args.preset}`)"
     lines = [BEGIN, title, "", f"Machine: {results['machine']}.", ""]
     if "speed" in results:
-        s = results["speed"]
-        clip = "x".join(map(str, s["clip"][2:]))
+        frames = results["speed"][0]["frames"]
         lines += [
-            f"Encode + decode of a random {clip} (T x H x W) clip, random init, median of {args.repeats} runs. "
-            "Goal: >= 1.3x faster than diffusers' AutoencoderKLCosmos at the same compression, widths and depth.",
+            f"Encode + decode of a random {frames}-frame clip (1 x 3 x {frames} x size x size), random init, eval "
+            f"mode, no grad; both models timed alternately, median of {args.repeats} runs. Goal: ours >= 1.3x "
+            "diffusers' AutoencoderKLCosmos on equal networks at small and base widths (moonshot 2x).",
             "",
-            "| model | parameters | frames/s | speed-up |",
-            "|---|---|---|---|",
-            f"| worldsmith {args.preset} | {s['ours_params']:,} | {s['ours_fps']:.1f} | {s['speedup']:.2f}x |",
-            f"| AutoencoderKLCosmos, same config | {s['reference_params']:,} | {s['reference_fps']:.1f} | 1.00x |",
+            "* **equal**: the same network on both sides (benchmarks/tokenizer_speed.py says why that needs care): "
+            "ours without its linear shortcuts and with the levels diffusers' decoder needs, diffusers with encoder "
+            "widths (c0, *channels) and decoder widths (*channels, c_last); the FLOP counts show what still differs "
+            "inside the resampling layers.",
+            "* **defaults**: each project's recommended network: the worldsmith preset (with its shortcuts) against "
+            "`AutoencoderKLCosmos()` with diffusers' default arguments (the Cosmos-1.0 CV8x8x8 layout).",
+            "* **equal-bf16**: the same pair, both under bf16 autocast (this CPU computes bf16 natively: "
+            f"{use_bf16('auto', 'cpu')}).",
+            "* GFLOP counted with torch.utils.flop_counter (2 per multiply-add); memory = peak RSS of one encode + "
+            "decode minus RSS after building the model, in a fresh process.",
+            "",
+            *markdown_rows(results["speed"]),
             "",
         ]
-        if PRESETS[args.preset]().shortcut:
-            lines += ["Ours includes the preset's linear encoder/decoder shortcuts (worldsmith/tokenizer/shortcut.py), "
-                      "which the reference lacks; the quality table also trains ours without them.", ""]
+    if "bf16_quality" in results:
+        b = results["bf16_quality"]
+        lines += [
+            f"What bf16 costs: the shipped arm-tokenizer on {b['episodes']} held-out arm clips (seeds 1000003..) scores "
+            f"{b['psnr_fp32']:.3f} dB in fp32 and {b['psnr_bf16']:.3f} dB in bf16 (change {b['psnr_change']:+.3f} "
+            f"± {b['psnr_change_sd']:.3f} dB per clip); the largest pixel difference is {b['largest_pixel_difference']:.1f} "
+            "of 255.",
+            "",
+        ]
     if "quality" in results:
         q = results["quality"]
         lines += [
@@ -241,9 +216,11 @@ def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="cv4x8x8-small")
-    parser.add_argument("--size", type=int, default=128, help="speed: frame size")
+    parser.add_argument("--widths", nargs="+", default=["small", "base"], help="speed: preset sizes to compare")
+    parser.add_argument("--sizes", nargs="+", type=int, default=[64, 128, 256], help="speed: frame sizes")
     parser.add_argument("--frames", type=int, default=17, help="speed: clip length")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (the machine has 2 cores)")
     parser.add_argument("--steps", type=int, default=300, help="quality: training steps of each model")
     parser.add_argument("--episodes", type=int, default=32, help="quality: training episodes")
     parser.add_argument("--memory-frames", type=int, default=3000)
@@ -255,6 +232,7 @@ def main() -> None:
     parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # progress lines appear as they happen, even when piped
+    torch.set_num_threads(args.threads)
     if args.memory_child:
         return memory_child(args.preset, args.memory_frames, args.memory_size, args.chunk)
     if args.preset not in PRESETS:
@@ -262,9 +240,9 @@ def main() -> None:
     cfg = PRESETS[args.preset]()
     results: dict[str, Any] = {"machine": machine(), "preset": args.preset}
     if "speed" not in args.skip:
-        results["speed"] = s = bench_speed(cfg, args.size, args.frames, args.repeats)
-        print(f"speed: ours {s['ours_fps']:.1f} frames/s, reference {s['reference_fps']:.1f} frames/s -> "
-              f"{s['speedup']:.2f}x; parameters {s['ours_params']:,} vs {s['reference_params']:,}")
+        results["speed"] = bench_speed(args.preset, args.widths, args.sizes, args.frames, args.repeats)
+        results["bf16_quality"] = q = bf16_quality()
+        print(f"bf16 quality: {q['psnr_fp32']:.3f} dB fp32, {q['psnr_bf16']:.3f} dB bf16")
     if "memory" not in args.skip:
         results["memory"] = m = bench_memory(args.preset, args.memory_frames, args.memory_size, args.chunk)
         print(f"memory: RSS {m['rss_mb']} MB, growth {100 * m['growth']:.1f} %, peak {m['peak_rss_mb']:.0f} MB")

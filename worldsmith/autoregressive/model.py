@@ -33,6 +33,7 @@ from worldsmith.autoregressive.kv_cache import KVCache
 from worldsmith.conditioning.action import ActionEmbedder
 from worldsmith.errors import ConfigError
 from worldsmith.nn.embeddings import raster_positions, sinusoidal_3d
+from worldsmith.nn.norms import RMSNorm
 from worldsmith.nn.rope import rope_table, rotate, rotation
 from worldsmith.weights import Pretrained
 
@@ -89,7 +90,7 @@ class CrossAttention(nn.Module):
         self.heads, self.kv_heads, self.head_dim = cfg.heads, cfg.kv_heads, cfg.head_dim
         self.q = nn.Linear(cfg.dim, cfg.dim, bias=False)
         self.kv = nn.Linear(cfg.dim, 2 * cfg.kv_heads * cfg.head_dim, bias=False)
-        self.q_norm, self.k_norm = nn.RMSNorm(cfg.head_dim, eps=1e-6), nn.RMSNorm(cfg.head_dim, eps=1e-6)
+        self.q_norm, self.k_norm = RMSNorm(cfg.head_dim, eps=1e-6), RMSNorm(cfg.head_dim, eps=1e-6)
         self.proj = nn.Linear(cfg.dim, cfg.dim, bias=False)
 
     def context_kv(self, ctx: torch.Tensor, mask: torch.Tensor) -> CrossKV:
@@ -127,7 +128,7 @@ class SwiGLU(nn.Module):
 class Block(nn.Module):
     def __init__(self, cfg: GPTConfig) -> None:
         super().__init__()
-        self.norm1, self.norm2, self.norm3 = (nn.RMSNorm(cfg.dim, eps=1e-6) for _ in range(3))
+        self.norm1, self.norm2, self.norm3 = (RMSNorm(cfg.dim, eps=1e-6) for _ in range(3))
         self.attn, self.cross, self.mlp = SelfAttention(cfg), CrossAttention(cfg), SwiGLU(cfg.dim, cfg.hidden)
 
     def forward(self, x: torch.Tensor, rope: torch.Tensor, cross: CrossKV, cache: KVCache | None, layer: int,
@@ -165,7 +166,7 @@ class VideoGPT(nn.Module, Pretrained):
         self.tok_emb, self.head = make_io(cfg)  # input embedding (the last id is BOS) and output head (heads.py)
         self.text = TextContext(cfg.text_dim, cfg.dim)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
-        self.norm = nn.RMSNorm(cfg.dim, eps=1e-6)
+        self.norm = RMSNorm(cfg.dim, eps=1e-6)
         # the conditioning slot: embedders whose per-frame vectors are added to the inputs of that frame's slots
         self.embedders = nn.ModuleList([ActionEmbedder(cfg.action_dim, cfg.dim, cfg.action_chunk)] if cfg.action_dim else [])
         table = rope_table(cfg.max_frames, *cfg.grid, cfg.head_dim, cfg.rope_theta)  # (max_len, hd/2, 2)

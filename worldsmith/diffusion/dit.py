@@ -21,6 +21,7 @@ from worldsmith.diffusion.embedders import ConditionEmbedder, NoiseEmbedder
 from worldsmith.errors import ConfigError
 from worldsmith.nn.embeddings import PositionEmbedding
 from worldsmith.nn.modulation import EPS, Modulation, modulate
+from worldsmith.nn.norms import RMSNorm
 from worldsmith.nn.rope import RoPE3D, apply_rope
 
 
@@ -29,7 +30,7 @@ class SelfAttention(nn.Module):
         super().__init__()
         self.heads, self.head_dim = heads, width // heads
         self.qkv = nn.Linear(width, 3 * width, bias=False)
-        self.q_norm, self.k_norm = nn.RMSNorm(self.head_dim, eps=EPS), nn.RMSNorm(self.head_dim, eps=EPS)
+        self.q_norm, self.k_norm = RMSNorm(self.head_dim, eps=EPS), RMSNorm(self.head_dim, eps=EPS)
         self.proj = nn.Linear(width, width, bias=False)
 
     def forward(self, x: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
@@ -47,7 +48,7 @@ class CrossAttention(nn.Module):
         self.heads, self.head_dim = heads, width // heads
         self.q = nn.Linear(width, width, bias=False)
         self.kv = nn.Linear(text_dim, 2 * width, bias=False)
-        self.q_norm, self.k_norm = nn.RMSNorm(self.head_dim, eps=EPS), nn.RMSNorm(self.head_dim, eps=EPS)
+        self.q_norm, self.k_norm = RMSNorm(self.head_dim, eps=EPS), RMSNorm(self.head_dim, eps=EPS)
         self.proj = nn.Linear(width, width, bias=False)
 
     def forward(self, x: torch.Tensor, text: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
