@@ -16,6 +16,10 @@
    against the simulator's continuation (PSNR, SSIM, Fréchet distance of EfficientNet-lite0 features), and the
    samplers compared on the same rollouts: DPM-Solver++(2M) at 10 steps vs Heun at 35 (and Euler).
 
+4. Efficiency (``--skip efficiency`` to leave out): the DiT training step's share of a bare GEMM and its time split,
+   and ours vs diffusers at the small and base presets' widths in fp32, bf16 and each project's default
+   (dit_speed.py; its own "dit-speed" section of RESULTS.md).
+
 Results go to stdout, to the "diffusion" section of benchmarks/RESULTS.md and optionally to JSON. Needs diffusers.
 
     python benchmarks/diffusion.py [--threads 1] [--repeats 5] [--skip arm] [--work DIR] [--json f]
@@ -35,8 +39,8 @@ import torch
 from results_md import machine as cpu_and_python  # benchmarks/results_md.py
 from results_md import markers, publish
 from timing import interleaved  # benchmarks/timing.py
-from dit_speed import cosmos_transformer, efficiency, precision_rows
-from dit_speed import render as render_efficiency
+from dit_speed import bench_efficiency, cosmos_transformer
+from dit_speed import section as efficiency_section
 from worldsmith.diffusion.condition import Condition
 from worldsmith.diffusion.dit import DiT
 from worldsmith.diffusion.config import DiTConfig
@@ -90,21 +94,6 @@ def bench_backbone(repeats: int, text_len: int = 16) -> list[dict[str, Any]]:
         print(f"backbone {rows[-1]['tokens']:>5} tokens: forward {fwd['ours']:.3f}s vs {fwd['diffusers']:.3f}s, "
               f"train step {train['ours']:.3f}s vs {train['diffusers']:.3f}s", flush=True)  # fmt: skip
     return [{"params": {"ours": params(ours), "diffusers": params(theirs)}, **r} for r in rows]
-
-
-def bench_efficiency(repeats: int) -> dict[str, Any]:
-    """The training step's share of the machine's GEMM limit at the benchmark width and the base preset's width
-    (1,024 tokens), fp32 and bf16; and ours vs diffusers in fp32, bf16 and each one's default (dit_speed.py)."""
-    rows = []
-    for width, depth, heads, lora in ((384, 8, 6, 64), (768, 12, 12, 256)):
-        for bf16 in (False, True):
-            rows.append(e := efficiency(width, depth, heads, lora, (4, 32, 32), max(3, repeats // 2), bf16))
-            print(f"efficiency {width}x{depth} {e['precision']}: {e['gflops_per_s']:.0f} GFLOP/s, "
-                  f"{100 * e['share']:.0f} % of a bare GEMM ({e['gemm_gflops_per_s']:.0f})", flush=True)
-    precision = precision_rows(**DIT_ARGS, grid=(4, 32, 32), repeats=repeats)
-    print(f"train step vs diffusers: fp32 {precision['equal_fp32']:.2f}x, bf16 {precision['equal_bf16']:.2f}x, ours "
-          f"bf16 vs theirs fp32 {precision['ours_bf16_vs_diffusers_fp32']:.2f}x", flush=True)
-    return {"rows": rows, "precision": precision}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -323,8 +312,6 @@ def render(results: dict[str, Any]) -> str:
                          f"| {r['forward_speedup']:.2f}x | {t['ours'] * 1e3:.0f} ms | {t['diffusers'] * 1e3:.0f} ms "
                          f"| {r['train_speedup']:.2f}x |")  # fmt: skip
         lines.append("")
-    if "efficiency" in results:
-        lines += render_efficiency(results["efficiency"]["rows"], results["efficiency"]["precision"])
     if "clip" in results:
         c = results["clip"]
         lines += [f"Seconds per generated clip, end to end (prompt -> uint8 frames), {c['frames']} frames of "
@@ -358,8 +345,9 @@ def main() -> None:
                                            "diffusers": diffusers.__version__}}  # fmt: skip
     if "backbone" not in args.skip:
         results["backbone"] = bench_backbone(args.repeats)
-    if "efficiency" not in args.skip:
-        results["efficiency"] = bench_efficiency(args.repeats)
+    if "efficiency" not in args.skip:  # its own section, "dit-speed" (also `python benchmarks/dit_speed.py`)
+        efficiency = {"machine": results["machine"], **bench_efficiency(args.repeats)}
+        publish("dit-speed", efficiency_section(efficiency), efficiency, None, not args.no_results)
     if "clip" not in args.skip:
         results["clip"] = bench_clip(max(2, args.repeats // 2))
     if "arm" not in args.skip:

@@ -9,17 +9,23 @@ matrix multiplies, attention, the optimizer and the rest (elementwise kernels, n
 ``precision_rows`` times the training step of worldsmith's DiT and diffusers' ``CosmosTransformer3DModel`` at the
 same configuration in fp32 for both, in bf16 autocast for both, and ours in bf16 against theirs in fp32 (what a user
 gets with ``--set train.precision=bf16`` against diffusers as it runs on a CPU by default).
+
+    python benchmarks/dit_speed.py [--threads 1] [--repeats 5] [--json f]   (also part of benchmarks/diffusion.py)
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from results_md import machine as cpu_and_python  # benchmarks/results_md.py
+from results_md import markers, publish
 from timing import interleaved  # benchmarks/timing.py
 from worldsmith.diffusion.condition import Condition
 from worldsmith.diffusion.config import DiTConfig
@@ -138,16 +144,23 @@ def precision_rows(width: int, depth: int, heads: int, lora: int, grid: tuple[in
         fns, params = step_fns(width, depth, heads, lora, grid, {"ours": flag, "diffusers": flag})
         for k, v in interleaved(fns, repeats).items():
             seconds[f"{k} {precision}"] = v
-    return {"grid": list(grid), "params": params, "seconds": seconds,
+    return {"grid": list(grid), "width": width, "depth": depth, "params": params, "seconds": seconds,
             "equal_fp32": seconds["diffusers fp32"] / seconds["ours fp32"],
             "equal_bf16": seconds["diffusers bf16"] / seconds["ours bf16"],
             "ours_bf16_vs_diffusers_fp32": seconds["diffusers fp32"] / seconds["ours bf16"]}  # fmt: skip
 
 
-def render(eff: list[dict[str, Any]], prec: dict[str, Any] | None) -> list[str]:
-    lines = ["Training step (forward, backward, fused AdamW) FLOP/s as a share of a bare GEMM of the DiT's MLP shape "
-             "(tokens x D x 4D) in the same dtype and threads, the physical limit here. Goal: >= 70 % at the base "
-             "width (768). Time split from the profiler (self CPU time).", "",
+def section(results: dict[str, Any]) -> str:
+    eff, prec = results["rows"], results["precision"]
+    m = results["machine"]
+    begin, end = markers("dit-speed")
+    title = "## DiT training step: share of the machine's limit, and against diffusers (`python benchmarks/dit_speed.py`)"
+    lines = [begin, title, "",
+             f"Machine: {m['cpu']}, {m['threads']} torch thread(s), torch {m['torch']}.", "",
+             "Training step (forward, backward, fused AdamW) FLOP/s as a share of a bare GEMM of the DiT's MLP shape "
+             "(tokens x D x 4D) in the same dtype and threads, the physical limit here, at the small (192) and base (768) "
+             "presets' widths and this benchmark's 384. Goal: >= 70 % at the base width. Time split from the "
+             "profiler (self CPU time).", "",
              "| width x depth | tokens | precision | params | GFLOP/step | step | GFLOP/s | GEMM GFLOP/s | share | "
              "matmul / attention / optimizer / other |", "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for e in eff:
@@ -158,14 +171,51 @@ def render(eff: list[dict[str, Any]], prec: dict[str, Any] | None) -> list[str]:
                      f"| **{100 * e['share']:.0f} %** | {split} |")  # fmt: skip
     lines.append("")
     if prec:
-        s, p = prec["seconds"], prec["params"]
-        lines += [f"Training step, ours vs diffusers at the same config (latent {tuple(prec['grid'])}, "
-                  f"{p['ours'] / 1e6:.2f}M vs {p['diffusers'] / 1e6:.2f}M parameters), interleaved medians. "
-                  "Goal: >= 1.3x in the settings each project uses by default.", "",
-                  "| setting | ours | diffusers | speed-up |", "|---|---|---|---|",
-                  f"| equal, fp32 both | {s['ours fp32']:.2f} s | {s['diffusers fp32']:.2f} s | {prec['equal_fp32']:.2f}x |",
-                  f"| equal, bf16 autocast both | {s['ours bf16']:.2f} s | {s['diffusers bf16']:.2f} s | "
-                  f"{prec['equal_bf16']:.2f}x |",
-                  f"| ours bf16 (`train.precision=bf16`) vs diffusers fp32 (its CPU default) | {s['ours bf16']:.2f} s | "
-                  f"{s['diffusers fp32']:.2f} s | **{prec['ours_bf16_vs_diffusers_fp32']:.2f}x** |", ""]  # fmt: skip
-    return lines
+        lines += ["Training step, ours vs diffusers at the same config, interleaved medians. Goal: >= 1.3x in the "
+                  "settings each project uses by default.", "",
+                  "| DiT (width x depth, latent) | params ours / diffusers | fp32 both | bf16 autocast both | ours bf16 "
+                  "(`train.precision=bf16`) vs diffusers fp32 (its CPU default) |", "|---|---|---|---|---|"]  # fmt: skip
+        for r in prec:
+            s, p = r["seconds"], r["params"]
+            lines.append(f"| {r['width']} x {r['depth']}, {tuple(r['grid'])} | {p['ours'] / 1e6:.1f}M / "
+                         f"{p['diffusers'] / 1e6:.1f}M | {s['ours fp32']:.2f} s vs {s['diffusers fp32']:.2f} s: "
+                         f"{r['equal_fp32']:.2f}x | {s['ours bf16']:.2f} s vs {s['diffusers bf16']:.2f} s: "
+                         f"{r['equal_bf16']:.2f}x | **{r['ours_bf16_vs_diffusers_fp32']:.2f}x** |")  # fmt: skip
+        lines.append("")
+    return "\n".join(lines + [end])
+
+
+def bench_efficiency(repeats: int) -> dict[str, Any]:
+    """The training step's share of the machine's GEMM limit at the small and base presets' widths and at 384
+    (1,024 tokens), fp32 and bf16; and ours vs diffusers at small and base in fp32, bf16 and each one's default
+    (dit_speed.py)."""
+    rows, precision = [], []
+    small, base = (192, 6, 6, 64), (768, 12, 12, 256)  # the small and base presets' DiT (width, depth, heads, rank)
+    for width, depth, heads, lora in (small, (384, 8, 6, 64), base):
+        for bf16 in (False, True):
+            rows.append(e := efficiency(width, depth, heads, lora, (4, 32, 32), max(3, repeats // 2), bf16))
+            print(f"efficiency {width}x{depth} {e['precision']}: {e['gflops_per_s']:.0f} GFLOP/s, "
+                  f"{100 * e['share']:.0f} % of a bare GEMM ({e['gemm_gflops_per_s']:.0f})", flush=True)
+    for width, depth, heads, lora in (small, base):
+        precision.append(r := precision_rows(width, depth, heads, lora, grid=(4, 32, 32), repeats=max(3, repeats // 2)))
+        print(f"train step {width}x{depth} vs diffusers: fp32 {r['equal_fp32']:.2f}x, bf16 {r['equal_bf16']:.2f}x, "
+              f"ours bf16 vs theirs fp32 {r['ours_bf16_vs_diffusers_fp32']:.2f}x", flush=True)
+    return {"rows": rows, "precision": precision}
+
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1 is steadiest when shared)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--no-results", action="store_true", help="do not update benchmarks/RESULTS.md")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    results = {"machine": {"cpu": cpu_and_python(), "threads": args.threads, "torch": torch.__version__},
+               **bench_efficiency(args.repeats)}  # fmt: skip
+    publish("dit-speed", section(results), results, args.json, not args.no_results)
+
+
+if __name__ == "__main__":
+    main()

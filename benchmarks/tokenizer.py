@@ -13,7 +13,10 @@
 Results go to stdout, to the "tokenizer" section of benchmarks/RESULTS.md and optionally to JSON. Needs the
 ``bench`` extra (diffusers).
 
-    python benchmarks/tokenizer.py [--preset cv4x8x8-small] [--widths small base] [--sizes 64 128 256] [--steps 300] [--skip quality] [--json f]
+    python benchmarks/tokenizer.py [--preset cv4x8x8-small] [--speed-variant cv8x8x8] [--widths small base]
+        [--sizes 64 128 256] [--threads 2] [--steps 300] [--skip quality] [--json f]
+
+``--preset`` is the network of the quality and memory parts; speed runs ``{speed-variant}-{width}``.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -45,7 +47,7 @@ from worldsmith.train.rng import seed_everything
 from worldsmith.train.trainer import Trainer
 from worldsmith.weights import load_tensors
 from worldsmith.worlds.generate import simulate
-from tokenizer_speed import CosmosReference, bench_row, bf16_quality, markdown_rows  # benchmarks/tokenizer_speed.py
+from tokenizer_speed import CosmosReference, bench_row, bf16_quality, markdown_rows, status_mb  # benchmarks/tokenizer_speed.py
 
 BEGIN, END = markers("tokenizer")
 
@@ -53,8 +55,7 @@ BEGIN, END = markers("tokenizer")
 # ---------------------------------------------------------------------------------------------------------------
 # 1. speed (tokenizer_speed.py: equal networks, FLOPs, interleaved timing, memory)
 # ---------------------------------------------------------------------------------------------------------------
-def bench_speed(preset: str, widths: list[str], sizes: list[int], frames: int, repeats: int) -> list[dict[str, Any]]:
-    variant = preset.rsplit("-", 1)[0] if "-" in preset else "cv4x8x8"
+def bench_speed(variant: str, widths: list[str], sizes: list[int], frames: int, repeats: int) -> list[dict[str, Any]]:
     rows = []
     for setting in ("equal", "equal-bf16", "defaults"):
         for width in widths if setting != "defaults" else widths[-1:]:  # diffusers has one default network
@@ -103,13 +104,6 @@ def bench_quality(cfg: TokenizerConfig, steps: int, episodes: int, work: Path) -
 # ---------------------------------------------------------------------------------------------------------------
 # 3. streaming memory (run in a fresh child process)
 # ---------------------------------------------------------------------------------------------------------------
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def synthetic_chunks(frames: int, size: int, chunk: int):
     yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
     for start in range(0, frames, chunk):
@@ -129,8 +123,8 @@ def memory_child(preset: str, frames: int, size: int, chunk: int) -> None:
         done += video.shape[2]  # the padded tail may decode up to ct - 1 frames more than were streamed in
         for mark in (1000, frames):
             if done >= mark and mark not in marks:
-                marks[mark] = rss_mb()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+                marks[mark] = status_mb("VmRSS")
+    peak = status_mb("VmHWM")  # not ru_maxrss, which keeps the parent's peak across fork + exec
     print(json.dumps({"frames": frames, "decoded": done, "rss_mb": {str(k): v for k, v in marks.items()},
                       "peak_rss_mb": peak}))  # fmt: skip
 
@@ -150,7 +144,7 @@ def machine() -> str:
 
 
 def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
-    title = f"## Video tokenizer (`python benchmarks/tokenizer.py --preset {args.preset}`)"
+    title = f"## Video tokenizer (`python benchmarks/tokenizer.py --preset {args.preset} --threads {args.threads}`)"
     lines = [BEGIN, title, "", f"Machine: {results['machine']}.", ""]
     if "speed" in results:
         frames = results["speed"][0]["frames"]
@@ -163,8 +157,10 @@ def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
             "ours without its linear shortcuts and with the levels diffusers' decoder needs, diffusers with encoder "
             "widths (c0, *channels) and decoder widths (*channels, c_last); the FLOP counts show what still differs "
             "inside the resampling layers.",
-            "* **defaults**: each project's recommended network: the worldsmith preset (with its shortcuts) against "
-            "`AutoencoderKLCosmos()` with diffusers' default arguments (the Cosmos-1.0 CV8x8x8 layout).",
+            "* **defaults**: each project's recommended network and settings: the worldsmith preset (with its "
+            "shortcuts) as `worldsmith tokenizer encode|decode` runs it (`--precision auto`: bf16 where the CPU "
+            "computes it natively), against `AutoencoderKLCosmos()` with diffusers' default arguments (the "
+            "Cosmos-1.0 CV8x8x8 layout, 106M parameters) in its default fp32.",
             "* **equal-bf16**: the same pair, both under bf16 autocast (this CPU computes bf16 natively: "
             f"{use_bf16('auto', 'cpu')}).",
             "* GFLOP counted with torch.utils.flop_counter (2 per multiply-add); memory = peak RSS of one encode + "
@@ -216,6 +212,7 @@ def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="cv4x8x8-small")
+    parser.add_argument("--speed-variant", default="cv8x8x8", help="speed: the compression variant to compare")
     parser.add_argument("--widths", nargs="+", default=["small", "base"], help="speed: preset sizes to compare")
     parser.add_argument("--sizes", nargs="+", type=int, default=[64, 128, 256], help="speed: frame sizes")
     parser.add_argument("--frames", type=int, default=17, help="speed: clip length")
@@ -240,7 +237,7 @@ def main() -> None:
     cfg = PRESETS[args.preset]()
     results: dict[str, Any] = {"machine": machine(), "preset": args.preset}
     if "speed" not in args.skip:
-        results["speed"] = bench_speed(args.preset, args.widths, args.sizes, args.frames, args.repeats)
+        results["speed"] = bench_speed(args.speed_variant, args.widths, args.sizes, args.frames, args.repeats)
         results["bf16_quality"] = q = bf16_quality()
         print(f"bf16 quality: {q['psnr_fp32']:.3f} dB fp32, {q['psnr_bf16']:.3f} dB bf16")
     if "memory" not in args.skip:
