@@ -89,10 +89,10 @@ def build(project: str, setting: str, preset: str, size: int) -> nn.Module:
     """One of the four models a speed row compares: ours / reference, equal / defaults."""
     cfg = PRESETS[preset]()
     torch.manual_seed(0)
-    if setting.startswith("equal"):
-        cfg = equal_config(cfg)
-        return (CausalVideoTokenizer(cfg) if project == "ours" else CosmosReference(cfg, size)).eval()
-    return (CausalVideoTokenizer(cfg) if project == "ours" else CosmosReference(None)).eval()
+    equal = setting.startswith("equal")
+    if project == "ours":  # in the layout from_pretrained gives every user
+        return CausalVideoTokenizer(equal_config(cfg) if equal else cfg).eval().use_inference_layout()
+    return CosmosReference(equal_config(cfg) if equal else None, size).eval()
 
 
 def parameters(model: nn.Module) -> int:

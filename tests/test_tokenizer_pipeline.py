@@ -224,6 +224,22 @@ def test_bf16_encoding_stores_float32_latents_close_to_fp32_and_a_bad_precision_
         run("tokenizer", "encode", trained, videos, "--out", tmp_path / "x", "--precision", "fp16")
 
 
+def test_a_loaded_tokenizer_has_channels_last_conv_weights_and_codes_exactly_as_before(tmp_path, trained):
+    loaded = CausalVideoTokenizer.from_pretrained(trained)
+    plain = CausalVideoTokenizer(loaded.cfg).eval()
+    plain.load_state_dict(load_tensors(trained / "model.safetensors"))
+    spatial = loaded.encoder.conv_in.spatial.conv.weight
+    temporal = loaded.encoder.conv_in.temporal.weight  # (Cout, Cin, k) stored as (Cout, k, Cin)
+    assert spatial.is_contiguous(memory_format=torch.channels_last) and not spatial.is_contiguous()
+    assert temporal.stride(1) == 1 and not plain.encoder.conv_in.temporal.weight.stride(1) == 1
+    x = to_tensor(blob_frames(9, 32, 32, 5))[None]
+    z = loaded.encode(x)
+    assert torch.allclose(z, plain.encode(x), atol=1e-5) and torch.allclose(loaded.decode(z), plain.decode(z), atol=1e-5)
+    loaded.save_pretrained(tmp_path / "again")  # checkpoints are written contiguous
+    again = load_tensors(tmp_path / "again" / "model.safetensors")
+    assert all(torch.equal(again[k], v) for k, v in plain.state_dict().items())
+
+
 def test_eval_prints_a_table_and_writes_the_side_by_side_video(tmp_path, trained, shards):
     out = run("tokenizer", "eval", trained, shards, "--size", "32", "--frames", "9", "--video", tmp_path / "cmp.mp4")
     assert "PSNR (dB)" in out and "SSIM" in out and "Fréchet distance" in out

@@ -32,7 +32,7 @@ from torch import nn
 
 from worldsmith.tokenizer import stream
 from worldsmith.tokenizer.blocks import ResBlock
-from worldsmith.tokenizer.causal_conv import State
+from worldsmith.tokenizer.causal_conv import CausalTemporalConv, State
 from worldsmith.tokenizer.config import TokenizerConfig
 from worldsmith.tokenizer.fsq import FSQ
 from worldsmith.tokenizer.networks import Decoder, Encoder, initialize_weights
@@ -71,6 +71,25 @@ class CausalVideoTokenizer(nn.Module, Pretrained):
             with torch.no_grad():
                 self.dec_shortcut.proj.weight.div_(self.decoder.synthesis_gain)
                 self.dec_shortcut.proj.bias.zero_()
+
+    @classmethod
+    def from_pretrained(cls, run_dir: str | Path, device: str | torch.device = "cpu", ema: bool = True):
+        """The tokenizer saved in ``run_dir``, in eval mode and in the inference layout (``use_inference_layout``).
+        To train from saved weights, load them into a fresh model (as ``init_from`` does)."""
+        return super().from_pretrained(run_dir, device=device, ema=ema).use_inference_layout()
+
+    @torch.no_grad()
+    def use_inference_layout(self) -> "CausalVideoTokenizer":
+        """Store every convolution weight channels-last, the layout oneDNN computes in, so no call re-lays it out
+        (~5 % of an encode + decode at base width; benchmarks/RESULTS.md, issue22). Values are unchanged, and
+        checkpoints are written contiguous either way; training keeps the default layout (optimizer state and
+        gradient buckets expect it)."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                m.weight.data = m.weight.data.contiguous(memory_format=torch.channels_last)
+            elif isinstance(m, CausalTemporalConv):  # (Cout, Cin, k) stored as (Cout, k, Cin)
+                m.weight.data = m.weight.data.transpose(1, 2).contiguous().transpose(1, 2)
+        return self
 
     # ---------------------------------------------------------------------------------------------------------
     # input checks (tensors.py)
