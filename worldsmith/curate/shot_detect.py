@@ -35,7 +35,6 @@ costs the same memory as a minute. Both return shot spans ``[(start, end), ...]`
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from collections import deque
 from collections.abc import Iterable
@@ -44,6 +43,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+
+from worldsmith.precision import autocast
 
 TRANSNET_SIZE = (27, 48)  # (H, W) frames TransNetV2 was trained on
 TRANSNET_FPS = 25.0  # about the frame rate of its training video; slower video repeats frames up to it
@@ -110,8 +111,7 @@ def transnet_predictions(
         b, t, h, w, _ = x.shape
         x = x.reshape(b, t, h // th, th, w // tw, tw, 3).permute(0, 2, 4, 1, 3, 5, 6)  # (B, r, c, 100, 27, 48, 3)
         x = x.reshape(-1, t, th, tw, 3).contiguous()  # (B*r*c, 100, 27, 48, 3)
-        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-        with torch.inference_mode(), autocast:
+        with torch.inference_mode(), autocast(bf16, "cpu"):
             single, extra = net(x)  # (B*r*c, 100, 1) logits each
         both = torch.cat([single, extra["many_hot"]], 2)[:, _CONTEXT : _CONTEXT + _STEP]  # (B*r*c, 50, 2)
         both = both.float().reshape(b, -1, _STEP, 2).amax(1)  # (B, 50, 2): the largest over the tiles
