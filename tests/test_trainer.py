@@ -26,7 +26,7 @@ from worldsmith.train.ema import EMA, ema_decay_at
 from worldsmith.train.optim import build_optimizer, split_decay
 from worldsmith.train.parallel import apply_activation_checkpointing, full_optimizer_state, load_optimizer_state
 from worldsmith.train.progress import RunLog, read_logs, truncate_logs
-from worldsmith.precision import cpu_has_native_bf16
+from worldsmith.precision import cpu_has_native_bf16, use_bf16
 from worldsmith.train.schedule import lr_at
 from worldsmith.train.train_config import TrainConfig
 from worldsmith.train.trainer import Trainer, trainable_state_names
@@ -562,3 +562,10 @@ def test_native_bf16_is_read_from_the_cpu_flags():
     assert cpu_has_native_bf16("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f\n") is False
     assert cpu_has_native_bf16("processor\t: 0\nFeatures\t: fp asimd bf16 i8mm\n") is True  # Arm
     assert cpu_has_native_bf16("processor\t: 0\n") is None  # no flags: unknown, no note
+
+
+def test_auto_precision_means_bf16_on_cuda_for_training_and_never_on_a_cpu():
+    assert use_bf16("auto", "cuda", training=True) and not use_bf16("auto", "cpu", training=True)
+    assert use_bf16("bf16", "cpu", training=True) and not use_bf16("fp32", "cuda")
+    with pytest.raises(ConfigError, match="train.precision must be one of auto, fp32, bf16, got 'fp16'"):
+        TrainConfig(precision="fp16")

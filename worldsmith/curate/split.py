@@ -33,7 +33,7 @@ from worldsmith.errors import ConfigError, VideoError
 from worldsmith.io.encode import encode_mp4
 from worldsmith.io.source import VideoInput
 from worldsmith.io.video import VideoInfo, iter_frames, probe
-from worldsmith.precision import use_bf16
+from worldsmith.precision import check_precision, use_bf16
 
 
 @dataclass
@@ -58,8 +58,7 @@ class SplitConfig:
     def __post_init__(self) -> None:
         if self.detector not in ("transnetv2", "adaptive"):
             raise ConfigError(f"split.detector must be 'transnetv2' or 'adaptive', got {self.detector!r}.")
-        if self.precision not in ("auto", "fp32", "bf16"):
-            raise ConfigError(f"split.precision must be 'auto', 'fp32' or 'bf16', got {self.precision!r}.")
+        check_precision(self.precision, "split.precision")
         if not 0 < self.min_clip_s <= self.max_clip_s:
             raise ConfigError(f"split needs 0 < min_clip_s <= max_clip_s, got {self.min_clip_s}, {self.max_clip_s}.")
         if self.stride_s < 0:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from worldsmith.errors import ConfigError
+from worldsmith.precision import check_precision
 
 # Keys that may change between a run and its resumption without breaking it: they steer bookkeeping (how often
 # to log, save, sample), speed or placement, not the math of a step. ``steps`` may grow to train longer (the
@@ -43,7 +44,7 @@ class TrainConfig:
     ema_decay: float = 0.999  # maximum EMA decay; 0 disables EMA
     ema_warmup: Literal["none", "simple", "power"] = "simple"  # see worldsmith.train.ema.ema_decay_at
     ema_gamma: float = 6.94  # power-function EMA exponent (Karras et al. 2024, sigma_rel ~ 0.10)
-    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU (worldsmith/precision.py)
     device: str = "auto"  # auto | cpu | cuda (cuda:LOCAL_RANK under torchrun)
     activation_checkpointing: bool = False  # recompute model.checkpoint_modules() in backward
     compile: bool = False  # torch.compile the loss step
@@ -77,8 +78,7 @@ class TrainConfig:
             raise ConfigError(f"train.ema_decay must be in [0, 1) (0 disables EMA), got {self.ema_decay}.")
         if self.lr_schedule not in ("cosine", "constant"):
             raise ConfigError(f"train.lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}.")
-        if self.precision not in ("auto", "fp32", "bf16"):
-            raise ConfigError(f"train.precision must be 'auto', 'fp32' or 'bf16', got {self.precision!r}.")
+        check_precision(self.precision, "train.precision")
         if self.ema_warmup not in ("none", "simple", "power"):
             raise ConfigError(f"train.ema_warmup must be 'none', 'simple' or 'power', got {self.ema_warmup!r}.")
         if self.device != "auto" and self.device != "cpu" and not self.device.startswith("cuda"):
