@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from worldsmith.errors import ConfigError
 from worldsmith.worlds import camera, captions, mjcf, render
 from worldsmith.worlds.base import MujocoWorld, WorldConfig
 
@@ -180,6 +181,33 @@ class OrbitWorld(MujocoWorld):
     def c2w_world(self, view: int = 0) -> np.ndarray:
         """World-frame OpenCV c2w (4, 4) of ``view`` now (whatever ``first_identity`` says)."""
         return render.camera_c2w(self.data, view)
+
+    def render_path(self, seed: int, c2w_rel: np.ndarray) -> tuple[np.ndarray, dict]:
+        """Render episode ``seed``'s scene (as ``reset(seed)``) along a commanded camera path (main view only).
+
+        ``c2w_rel`` (T, 4, 4): OpenCV poses relative to the episode's first camera (``worldsmith.worlds.camera_paths``
+        makes them); frame i is seen from ``c2w_world(0) @ c2w_rel[i]`` (taken after the reset), roll included.
+        Returns uint8 frames (T, S, S, 3) and {"intrinsics": K (3, 3) float32, "c2w": the rendered poses read back
+        relative to the first (T, 4, 4) float32, "c2w_world": (T, 4, 4) float64}. Afterwards the camera is left at
+        the last pose but ``step``, ``truth`` and ``caption`` still describe the reset state: call ``reset`` next.
+        """
+        rel = np.asarray(c2w_rel, dtype=np.float64)
+        if rel.ndim != 3 or rel.shape[1:] != (4, 4) or len(rel) == 0:
+            raise ConfigError(f"render_path needs relative camera poses of shape (T, 4, 4), got {rel.shape}.")
+        self.reset(seed)
+        first, m = self.c2w_world(0), self.model
+        frames, world = [], []
+        for pose in rel:
+            c2w = first @ pose
+            m.cam_pos[0] = c2w[:3, 3]
+            m.cam_quat[0] = camera.mat_to_quat(c2w[:3, :3] @ np.diag([1.0, -1.0, -1.0]))  # OpenCV -> MuJoCo axes
+            mujoco.mj_camlight(m, self.data)
+            frames.append(self._render(0))
+            world.append(self.c2w_world(0))
+        world = np.stack(world)
+        c2w = np.linalg.inv(world[0])[None] @ world
+        return np.stack(frames), {"intrinsics": self.K.astype(np.float32), "c2w": c2w.astype(np.float32),
+                                  "c2w_world": world}  # fmt: skip
 
     def _object_geoms(self) -> list[int]:
         return [mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, f"{o.name}_geom") for o in self.objects]
