@@ -139,6 +139,13 @@ def generate(
     seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same video."),
     actions: Optional[Path] = typer.Option(None, "--actions", help="Action models: a .npy or .json (N, A) array, "
                                            "one action per frame transition from the input frame on."),
+    camera: Optional[str] = typer.Option(None, "--camera", help="Camera models: a named path (orbit_left, "
+                                         "orbit_right, dolly_in, dolly_out, pan_left, pan_right, tilt_up, tilt_down, "
+                                         "crane_up, crane_down, static; add :AMOUNT in degrees or metres, e.g. "
+                                         "orbit_left:45) or a JSON file of OpenCV camera-to-world poses or keyframes "
+                                         "(see worldsmith/worlds/camera_paths.py). --frames poses (default 17)."),
+    fov: Optional[float] = typer.Option(None, "--fov", help="Camera models: the input's vertical field of view in "
+                                        "degrees (default 50)."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Diffusion: sampler steps (default 10)."),
     guidance: Optional[float] = typer.Option(None, "--guidance", min=0.0, help="Diffusion: classifier-free "
                                              "guidance (default 1 = none)."),
@@ -168,7 +175,7 @@ def generate(
     values = {k: v for k, v in values.items() if v is not None} | C.parse_overrides(overrides or [])
     generator = with_decoder(load_generator(model, device), decoder, device)
     sampling = sampling_config(generator, values)
-    request = request_for(prompt, input_path, frames, seed, actions)
+    request = request_for(prompt, input_path, frames, seed, actions, camera, fov)
     rails = guard_cli.rails_for("generate", out.parent, no_guardrail=no_guardrail, allow=allow, deny=deny,
                                 audit_log=audit_log, llm_judge=llm_judge)  # fmt: skip
     upsampling = UpsampleConfig() if upsample else None
@@ -204,9 +211,11 @@ def batch(
 
 @app.command()
 def posttrain(
-    mode: str = typer.Argument(..., help="action (condition on the clips' actions) or instruction (on their captions)."),
+    mode: str = typer.Argument(..., help="action (condition on the clips' actions), instruction (on their captions) "
+                               "or camera (on their camera poses: Plücker rays; diffusion models)."),
     base: str = typer.Option(..., "--from", help="The base world model: a run directory or a shipped model's name."),
-    data: Optional[str] = typer.Option(None, "--data", "-d", help="The robot's clips (shards with actions)."),
+    data: Optional[str] = typer.Option(None, "--data", "-d", help="The clips (shards with actions, or with c2w and "
+                                       "intrinsics for camera, e.g. from `worldsmith sim orbit`)."),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory of the post-trained model."),
     lora: int = typer.Option(0, "--lora", min=0, help="Train rank-R LoRA adapters instead of every weight (0: full)."),
     config: Optional[Path] = ConfigOption,
@@ -214,8 +223,9 @@ def posttrain(
     fresh: bool = typer.Option(False, "--fresh", help="Delete the run's outputs and start over instead of resuming."),
     dry_run: bool = DryRunOption,
 ) -> None:  # fmt: skip
-    """Post-train a base world model on a robot's clips: with their actions (per-frame control) or their task
-    instructions. Starts from the base's weights and architecture; run the same command again to resume."""
+    """Post-train a base world model on a robot's clips: with their actions (per-frame control), their task
+    instructions, or a camera's poses (camera control). Starts from the base's weights and architecture; run the
+    same command again to resume."""
     family, cfg = posttrain_config(mode, base, data, lora_rank=lora, config_yaml=config, overrides=overrides or [])
     if dry_run:
         typer.echo(C.dump_yaml(cfg), nl=False)

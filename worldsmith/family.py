@@ -45,6 +45,10 @@ class GenerationRequest:
     # float (N, A): the action after each frame, from the first given frame on (actions[t] leads from frame t to
     # t + 1), for action-conditioned models; the output then has N + 1 frames unless ``frames`` says fewer
     actions: np.ndarray | None = None
+    # float (N, 4, 4): OpenCV camera-to-world pose of each output frame from the first given frame on (any world
+    # frame: camera models see poses relative to the first), for camera-controlled models
+    camera: np.ndarray | None = None
+    intrinsics: np.ndarray | None = None  # float (3, 3): K in the pixels of ``video`` (None: 50-degree vertical fov)
 
 
 class Generator(Protocol):

@@ -21,6 +21,7 @@ from worldsmith.guard.rails import Blocked, Guardrails
 from worldsmith.io.video import decode, encode_mp4, probe
 from worldsmith.upsample.upsampler import UpsampleConfig
 from worldsmith.upsample.upsampler import upsample as upsample_prompt
+from worldsmith.worlds.camera_paths import load_path
 
 REQUEST_KEYS = ("prompt", "input", "frames", "seed", "name", "actions")  # a JSONL job's keys besides sampling settings
 
@@ -87,11 +88,27 @@ def read_actions(source: str | Path | list) -> np.ndarray:
     return actions
 
 
+CAMERA_FRAMES = 17  # frames of a camera path when --frames does not say
+
+
 def request_for(prompt: str = "", input_path: str | Path | None = None, frames: int | None = None,
-                seed: int = 0, actions: str | Path | list | None = None) -> GenerationRequest:  # fmt: skip
+                seed: int = 0, actions: str | Path | list | None = None, camera: str | None = None,
+                fov: float | None = None) -> GenerationRequest:  # fmt: skip
+    """A request from CLI / job values; ``camera``: a named path (``orbit_left``, ``dolly_in:0.5`` ...) or a JSON
+    file of poses (worldsmith/worlds/camera_paths.py), ``frames`` poses long (default 17); ``fov``: the input's
+    vertical field of view in degrees (default 50)."""
     video, fps = read_input(input_path) if input_path else (None, None)
     acts = read_actions(actions) if actions is not None else None
-    return GenerationRequest(prompt=prompt, video=video, frames=frames, seed=seed, fps=fps, actions=acts)
+    c2w = load_path(str(camera), frames or CAMERA_FRAMES) if camera is not None else None
+    K = None
+    if fov is not None:
+        if video is None or not 1.0 <= fov <= 170.0:
+            raise ConfigError(f"--fov needs an --input and a vertical field of view in degrees in [1, 170], got {fov}.")
+        h, w = video.shape[1:3]
+        f = 0.5 * h / np.tan(np.deg2rad(fov) / 2)
+        K = np.array([[f, 0.0, (w - 1) / 2], [0.0, f, (h - 1) / 2], [0.0, 0.0, 1.0]])
+    return GenerationRequest(prompt=prompt, video=video, frames=frames, seed=seed, fps=fps, actions=acts,
+                             camera=c2w, intrinsics=K)  # fmt: skip
 
 
 def read_jobs(jsonl: str | Path) -> list[dict]:
@@ -130,7 +147,7 @@ def run_jobs(generator: Generator, jsonl: str | Path, out_dir: str | Path, defau
         out = Path(out_dir) / f"{job['name']}.mp4"
         if not out.is_file():
             request = request_for(job["prompt"], job.get("input"), job.get("frames"), int(job.get("seed", 0)),
-                                  job.get("actions"))  # fmt: skip
+                                  job.get("actions"), job.get("camera"), job.get("fov"))  # fmt: skip
             try:
                 run_request(generator, request, sampling, out, rails, upsample)
             except Blocked as e:

@@ -1,4 +1,4 @@
-"""``worldsmith posttrain action|instruction``: a base world model trained further on a robot's own video.
+"""``worldsmith posttrain action|instruction|camera``: a base world model trained further on its user's own video.
 
 Cosmos' recipe (arXiv 2501.03575, Sec. 6): start from a pre-trained world foundation model and train it on
 action-labelled (or instruction-labelled) clips of one embodiment. Here a post-training run is an ordinary training
@@ -7,7 +7,10 @@ run of the base's family whose config starts from the base's: the same architect
 
 * ``action``: the clips' actions enter through the backbone's conditioning slot (a new, zero-initialised action
   embedder: the run starts as the base), captions dropped half of the time so the model follows actions alone;
-* ``instruction``: the same data conditioned on the task instruction (the clip's caption) alone.
+* ``instruction``: the same data conditioned on the task instruction (the clip's caption) alone;
+* ``camera`` (diffusion): the clips' camera poses (``c2w`` + ``intrinsics`` per frame) enter as Plücker rays
+  through a new, zero-initialised token embedder (conditioning/camera.py), so a user can move the camera through a
+  generated world; captions dropped half of the time.
 
 ``lora_rank`` > 0 trains low-rank adapters of the backbone's blocks (and the new embedder) instead of every weight;
 such a run saves only what it trained and names its base, which must stay where it was (or be a shipped model).
@@ -24,18 +27,20 @@ from worldsmith.families import family_of
 from worldsmith.weights import read_run_config
 from worldsmith.zoo import resolve
 
-MODES = ("action", "instruction")
+MODES = ("action", "instruction", "camera")
 DEFAULTS = {  # per family and mode, applied over the base's config before the user's --set
     "diffusion": {
         "action": {"data": {"actions": True}, "model": {"caption_dropout": 0.5, "video2world_prob": 1.0}},
         "instruction": {"data": {"actions": False}, "model": {"caption_dropout": 0.1, "video2world_prob": 1.0}},
+        "camera": {"data": {"actions": False, "camera": True},
+                   "model": {"caption_dropout": 0.5, "video2world_prob": 1.0}},
     },
     "autoregressive": {
         "action": {"data": {"actions": True, "caption_dropout": 0.5}},
         "instruction": {"data": {"actions": False, "caption_dropout": 0.1}},
     },
 }
-FRESH = {"model": ("action_dim", "action_chunk", "lora"), "data": ("shards", "tokens")}  # set anew, not the base's
+FRESH = {"model": ("action_dim", "action_chunk", "camera", "camera_stride", "lora"), "data": ("shards", "tokens")}  # set anew, not the base's
 TRAIN = {"steps": 3000, "lr": 5e-4, "warmup_steps": 100}  # post-training's own schedule (the base's is for pre-training)
 
 
@@ -48,6 +53,8 @@ def posttrain_config(mode: str, base: str | Path, data: str | None, *, lora_rank
     family, saved = family_of(base_dir), read_run_config(base_dir)
     if family.name not in DEFAULTS:
         raise ConfigError(f"{base} is a {family.name} model; post-training takes a diffusion or autoregressive one.")
+    if mode not in DEFAULTS[family.name]:
+        raise ConfigError(f"{mode} post-training is available for diffusion models; {base} is a {family.name} one.")
     fields = {f for f in family.run_config.__dataclass_fields__ if f != "init_from"}
     start = {k: v for k, v in saved.items() if k in fields}
     for section, keys in FRESH.items():

@@ -15,6 +15,8 @@ Samples are dicts: ``video`` float32 (3, T, H, W) in [-1, 1], ``views`` float32 
 ``views``, one float32 tensor per requested array under its own name, ``caption`` str, ``key`` str, ``fps``
 float (after resampling) and ``start`` int (source index of the first frame). Frames are decoded at the size
 that covers ``size`` = (H, W) and centre-cropped (an int resizes the short side and keeps the aspect ratio).
+An array named ``intrinsics`` (pinhole K (..., 3, 3) in the stored video's pixels, OpenCV) follows the frames: it
+is rescaled and shifted by the same resize and crop, so it stays true for the pixels the sample holds.
 
 Caching (``cache_mb``): each reader process may keep the clips it decoded, whole, as uint8 at the training size,
 until the budget is used up; later epochs then only index frames. The sample stream does not change.
@@ -34,6 +36,7 @@ from worldsmith.data.dataset_config import RESERVED_FIELDS, DatasetConfig
 from worldsmith.data.shards import Sample, decode_video_member, load_array
 from worldsmith.errors import DataError
 from worldsmith.io import video
+from worldsmith.io.frames import scale_intrinsics
 
 
 def seeded_rng(*words: int) -> np.random.Generator:
@@ -151,6 +154,16 @@ def _decode_view(raw: Sample, ext: str, h: int, w: int, plan: Plan, cfg: Dataset
     return video.to_tensor(np.ascontiguousarray(frames))  # (3, T, H, W)
 
 
+def fit_intrinsics(K: np.ndarray, h: int, w: int, size: HW | int | None) -> np.ndarray:
+    """Pinhole intrinsics (..., 3, 3) of an ``h`` x ``w`` video -> those of the same video resized and centre-cropped
+    as ``_resize_plan(h, w, size)`` does."""
+    decode_at, crop = _resize_plan(h, w, size)
+    if decode_at is None:
+        return K
+    top, left = (0, 0) if crop is None else ((decode_at[0] - crop[0]) // 2, (decode_at[1] - crop[1]) // 2)
+    return scale_intrinsics(K, (decode_at[0] / h, decode_at[1] / w), (top, left))
+
+
 def load_sample(raw: Sample, plan: Plan, cfg: DatasetConfig, cache: FrameCache | None = None) -> dict[str, Any]:
     """Decode one planned raw sample into the training sample dict (see the module docstring)."""
     h = raw["__header__"]
@@ -166,6 +179,8 @@ def load_sample(raw: Sample, plan: Plan, cfg: DatasetConfig, cache: FrameCache |
             arr = take_transitions(arr, plan.indices, round(plan.stride), cfg.transition_reduce)
         else:
             arr = arr[plan.indices]
+        if name == "intrinsics":  # K follows the frames' resize and crop (of the main view: views share its size)
+            arr = fit_intrinsics(arr, h["height"], h["width"], cfg.size)
         out[name] = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
     fps = float(cfg.fps) if cfg.fps is not None else float(h["fps"])
     out.update(caption=h["caption"], key=h["key"], fps=fps, start=plan.start)

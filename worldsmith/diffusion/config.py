@@ -99,6 +99,8 @@ class WorldModelConfig:
     residual: bool = False
     action_dim: int = 0  # actions per transition (e.g. 7 for the arm); 0: no action conditioning
     action_chunk: int = 1  # actions per latent frame: the tokenizer's temporal compression (set at training)
+    camera: bool = False  # camera control: Plücker rays of each latent frame's pose (conditioning/camera.py)
+    camera_stride: int = 0  # image pixels per latent pixel: the tokenizer's spatial compression (set at training)
     lora: LoRAConfig = field(default_factory=LoRAConfig)  # rank > 0: post-train low-rank adapters of the blocks only
 
     def __post_init__(self) -> None:
@@ -107,6 +109,8 @@ class WorldModelConfig:
                 raise ConfigError(f"model.{name} must be in [0, 1], got {getattr(self, name)}.")
         if self.max_cond_latents < 1 or self.cond_sigma_std < 0 or self.cond_sigma <= 0:
             raise ConfigError("model.max_cond_latents >= 1, model.cond_sigma_std >= 0 and model.cond_sigma > 0 are required.")
+        if self.camera_stride < 0:
+            raise ConfigError(f"model.camera_stride must be >= 0 (0: set from the tokenizer), got {self.camera_stride}.")
         if self.action_dim < 0 or self.action_chunk < 1:
             raise ConfigError("model.action_dim >= 0 and model.action_chunk >= 1 are required.")
         if self.video2world_prob > 0 and not self.dit.cond_mask_channel:

@@ -17,6 +17,7 @@ from typing import Any, Iterator
 
 import torch
 
+from worldsmith.conditioning.camera import pack_camera, per_latent_frame
 from worldsmith.data.dataset import DatasetConfig, make_loader
 from worldsmith.errors import ConfigError, DataError
 from worldsmith.weights import load_tensors, read_metadata, save_tensors
@@ -35,6 +36,7 @@ class DiffusionDataConfig:
     cache_crops: int = 4  # random temporal crops encoded per clip when caching
     window: int = 0  # latent frames per training sample, a random window of each cached crop; 0: the whole crop
     actions: bool = False  # read each clip's per-transition ``actions`` array (action-conditioned models)
+    camera: bool = False  # read each clip's per-frame ``c2w`` and ``intrinsics`` (camera-controlled models)
     stats_batches: int = 8  # batches to measure the latents' mean and std on (uncached path)
     # a discrete (DV/DI) tokenizer run: its tokens of every cached clip condition the model (the diffusion decoder)
     token_tokenizer: str = ""
@@ -72,17 +74,29 @@ class EncodedBatches:
         ct = self.tokenizer.cfg.temporal_compression
         for batch in self.loader:
             latents = self.tokenizer.encode(batch["video"].to(device))  # (B, C, T', H', W')
-            yield text_batch(latents, batch["caption"], batch["fps"] / ct, self.text_encoder, batch.get("actions"))
+            yield text_batch(latents, batch["caption"], batch["fps"] / ct, self.text_encoder, batch.get("actions"),
+                             camera=camera_of(batch, ct))  # fmt: skip
+
+
+def camera_of(batch: dict, chunk: int) -> torch.Tensor | None:
+    """A clip batch's cameras packed per latent frame (B, T', 25) (conditioning/camera.py), or None without them."""
+    if "c2w" not in batch:
+        return None
+    return per_latent_frame(pack_camera(batch["c2w"].float(), batch["intrinsics"].float()), chunk)
 
 
 def text_batch(latents: torch.Tensor, captions: list[str], latent_fps: torch.Tensor, text_encoder,
-               actions: torch.Tensor | None = None, tokens: dict[str, torch.Tensor] | None = None) -> dict:  # fmt: skip
+               actions: torch.Tensor | None = None, tokens: dict[str, torch.Tensor] | None = None,
+               camera: torch.Tensor | None = None) -> dict:  # fmt: skip
     """A training batch: latents, MiniLM states of the captions, latent fps (+ actions (B, T-1, A), + the discrete
-    tokens (B, T'', H'', W'') of the same clips and their DV decoding re-encoded (B, C, T', H', W'))."""
+    tokens (B, T'', H'', W'') of the same clips and their DV decoding re-encoded (B, C, T', H', W'), + packed
+    cameras per latent frame (B, T', 25))."""
     emb = text_encoder.encode(list(captions))
     batch = {"latents": latents, "text": emb.tokens, "text_mask": emb.mask, "fps": latent_fps.float()}
     if tokens is not None:
         batch |= {"tokens": tokens["tokens"].long(), "dv_latents": tokens["dv_latents"].float()}
+    if camera is not None:
+        batch["camera"] = camera.float()
     return batch if actions is None else batch | {"actions": actions.float()}
 
 
@@ -107,6 +121,7 @@ class CachedLatentBatches:
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         latents, actions, tokens = self.cache["latents"], self.cache.get("actions"), self.cache.get("tokens")
+        cameras = self.cache.get("camera")
         dv_latents = self.cache.get("dv_latents")
         n, bs = len(latents), min(self.batch_size, len(latents))
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
@@ -123,14 +138,15 @@ class CachedLatentBatches:
             if tokens is not None:  # the same window of the clip's discrete tokens and of their DV decoding
                 tok = {"tokens": torch.stack([tokens[j, starts[j] : starts[j] + w] for j in idx]),
                        "dv_latents": torch.stack([dv_latents[j, :, starts[j] : starts[j] + w] for j in idx])}
+            cam = None if cameras is None else torch.stack([cameras[j, starts[j] : starts[j] + w] for j in idx])
             captions = [self.cache["captions"][j] for j in idx]
-            yield text_batch(z, captions, self.cache["fps"][idx], self.text_encoder, a, tok)
+            yield text_batch(z, captions, self.cache["fps"][idx], self.text_encoder, a, tok, cam)
 
 
 def dataset_config(data: DiffusionDataConfig, seed: int, *, loop: bool, shuffle: bool) -> DatasetConfig:
     return DatasetConfig(shards=data.shards, frames=data.frames, fps=data.fps, size=(data.size, data.size),
                          temporal_crop="random", shuffle=shuffle, seed=seed, loop=loop,
-                         arrays=["actions"] if data.actions else [])  # fmt: skip
+                         arrays=(["actions"] if data.actions else []) + (["c2w", "intrinsics"] if data.camera else []))  # fmt: skip
 
 
 def cache_settings(data: DiffusionDataConfig, seed: int) -> dict[str, Any]:
@@ -138,7 +154,7 @@ def cache_settings(data: DiffusionDataConfig, seed: int) -> dict[str, Any]:
     weights = resolve(data.tokenizer) / "model.safetensors"  # a retrained tokenizer invalidates the cache
     settings = {"shards": data.shards, "tokenizer": str(weights.resolve()), "weights_mtime_ns": weights.stat().st_mtime_ns,
                 "frames": data.frames, "size": data.size, "fps": data.fps, "crops": data.cache_crops, "seed": seed,
-                "actions": data.actions}  # fmt: skip
+                "actions": data.actions, **({"camera": True} if data.camera else {})}  # fmt: skip
     if data.token_tokenizer:
         tokens = resolve(data.token_tokenizer) / "model.safetensors"
         settings |= {"token_tokenizer": str(tokens.resolve()), "token_mtime_ns": tokens.stat().st_mtime_ns,
@@ -155,7 +171,7 @@ def build_latent_cache(data: DiffusionDataConfig, tokenizer, path: Path, seed: i
         return
     device = next(tokenizer.parameters()).device
     ct = tokenizer.cfg.temporal_compression
-    latents, actions, tokens, dv_latents, captions, fps = [], [], [], [], [], []
+    latents, actions, tokens, dv_latents, captions, fps, cameras = [], [], [], [], [], [], []
     for crop in range(data.cache_crops):
         loader = make_loader(dataset_config(data, seed + crop, loop=False, shuffle=False), 8, data.num_workers)
         for batch in loader:
@@ -168,17 +184,21 @@ def build_latent_cache(data: DiffusionDataConfig, tokenizer, path: Path, seed: i
             fps += (batch["fps"] / ct).tolist()
             if data.actions:
                 actions.append(batch["actions"].float())
+            if data.camera:
+                cameras.append(camera_of(batch, ct))
     if not latents:
         raise DataError(f"no clips of {data.frames} frames found in {data.shards}; check the path or lower data.frames.")
     tensors = {"latents": torch.cat(latents)} | ({"actions": torch.cat(actions)} if actions else {})
     if tokens:
         tensors |= {"tokens": torch.cat(tokens), "dv_latents": torch.cat(dv_latents)}
+    if cameras:
+        tensors["camera"] = torch.cat(cameras)
     save_tensors(tensors, path, metadata={"meta": json.dumps(meta), "captions": json.dumps(captions),
                                           "fps": json.dumps(fps)})  # fmt: skip
 
 
 def read_latent_cache(path: Path) -> dict[str, Any]:
     """{"latents" (N, C, T', H', W'), "captions" [N], "fps" (N,) latent frames per second (+ "actions" (N, T-1, A),
-    + "tokens" (N, T'', H'', W'') and "dv_latents" (N, C, T', H', W'))} of a cache file."""
+    + "tokens" (N, T'', H'', W'') and "dv_latents" (N, C, T', H', W'), + "camera" (N, T', 25))} of a cache file."""
     stored, tensors = read_metadata(path), load_tensors(path)
     return tensors | {"captions": json.loads(stored["captions"]), "fps": torch.tensor(json.loads(stored["fps"]))}

@@ -209,6 +209,9 @@ class DiT(nn.Module):
         h, w = hh // p, ww // p
         # 1. tokens: patchify the input channels, embed, add absolute positions
         tokens = self.patch_embed(self.patchify(self.input_channels(x, cond)))  # (B, T', h*w, D)
+        for e in self.embedders:
+            if e.target == "tokens":
+                tokens = tokens + e(self._extra(cond, e.name), (b, t, hh, ww)).to(tokens.dtype)
         if self.pos_embed is not None:
             tokens = tokens + self.pos_embed(t, h, w).view(1, t, h * w, -1)
         # 2. modulation embedding: noise level + extra modulation embedders, then the shared AdaLN-LoRA term

@@ -3,11 +3,13 @@
 The extra-conditioning slot: a condition (actions, camera poses, views ...) is a module with
 
     name: str                                 # key of its value in ``Condition.extras``
-    target: "modulation" | "channels"
+    target: "modulation" | "channels" | "tokens"
     channels: int                             # "channels" only: input channels it adds
     forward(value, latent_shape) -> tensor    # latent_shape = (B, T', H', W')
         "modulation": (B, D) or (B, T', D), added to the noise embedding that drives every AdaLN-LoRA modulation
         "channels":   (B, channels, T', H', W'), concatenated to the latents before the patch embedding
+        "tokens":     (B, T', h*w, D), added to the tokens after the patch embedding (a per-patch condition that
+                      a post-training adds to a base: the base's patch embedding keeps its shape)
 
 Pass such modules to ``DiT(cfg, embedders=[...])`` (a model subclass builds them from its config); the DiT's
 forward stays the same for every condition.
@@ -25,7 +27,7 @@ from worldsmith.nn.embeddings import sinusoidal
 
 class ConditionEmbedder(Protocol):
     name: str
-    target: Literal["modulation", "channels"]
+    target: Literal["modulation", "channels", "tokens"]
     channels: int
 
     def __call__(self, value: torch.Tensor, latent_shape: tuple[int, int, int, int]) -> torch.Tensor: ...

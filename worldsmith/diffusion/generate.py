@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from worldsmith.conditioning.camera import pack_camera, per_latent_frame
 from worldsmith.conditioning.text import default_text_encoder
 from worldsmith import progress
 from worldsmith.diffusion.condition import Condition
@@ -30,7 +31,7 @@ from worldsmith.diffusion.config import SamplingConfig
 from worldsmith.diffusion.model import DiffusionWorldModel, with_condition_frames
 from worldsmith.errors import CheckpointError, ConfigError, VideoError
 from worldsmith.family import GenerationRequest
-from worldsmith.io.frames import fit_frames
+from worldsmith.io.frames import fit_frames, fit_intrinsics
 from worldsmith.io.video import to_tensor, to_uint8
 from worldsmith.tokenizer.model import CausalVideoTokenizer
 from worldsmith.zoo import resolve
@@ -121,7 +122,7 @@ class DiffusionGenerator:
 
     def default_sampling(self) -> SamplingConfig:
         """The defaults this model samples with: few Euler steps for an action model, else SamplingConfig's."""
-        return SamplingConfig(**ACTION_SAMPLING) if self.model.cfg.action_dim else SamplingConfig()
+        return SamplingConfig(**ACTION_SAMPLING) if self.model.cfg.action_dim or self.model.cfg.camera else SamplingConfig()
 
     # -- the Generator protocol: uint8 frames in and out ------------------------------------------------------
     def generate(self, request: GenerationRequest, sampling: SamplingConfig | None = None) -> np.ndarray:
@@ -137,10 +138,30 @@ class DiffusionGenerator:
             actions = torch.as_tensor(np.asarray(request.actions, dtype=np.float32))[None]  # (1, N, A)
             frames = request.frames or 1 + actions.shape[1]
             out = self.rollout(video, actions, frames, [request.prompt], sampling, request.seed)
+        elif request.camera is not None or self.model.cfg.camera:
+            camera = self.camera_of(request)  # (1, N, 25) in the model's pixels
+            out = self.generate_videos([request.prompt], video=video, frames=request.frames or camera.shape[1],
+                                       sampling=sampling, seed=request.seed, camera=camera)  # fmt: skip
         else:
             out = self.generate_videos([request.prompt], video=video, frames=request.frames, sampling=sampling,
                                        seed=request.seed)  # fmt: skip
         return to_uint8(out[0].cpu())
+
+    def camera_of(self, request: GenerationRequest) -> torch.Tensor:
+        """The request's camera path packed per frame (1, N, 25), its K fitted to the frames the model sees."""
+        if not self.model.cfg.camera:
+            raise ConfigError("this model is not camera-controlled; drop --camera or use a model post-trained with "
+                              "`worldsmith posttrain camera`.")  # fmt: skip
+        if request.camera is None or request.video is None:
+            raise ConfigError("this model is camera-controlled: give it a first frame (--input) and a camera path "
+                              "(--camera: a named path such as orbit_left, or a JSON file of poses).")  # fmt: skip
+        c2w = np.asarray(request.camera, dtype=np.float64)
+        if c2w.ndim != 3 or c2w.shape[1:] != (4, 4) or len(c2w) < 2:
+            raise ConfigError(f"the camera path must hold >= 2 poses (N, 4, 4), got shape {c2w.shape}.")
+        h, w = request.video.shape[1:3]
+        K = request.intrinsics if request.intrinsics is not None else default_intrinsics(h, w)
+        K = fit_intrinsics(np.asarray(K, dtype=np.float64), h, w, self.size, self.cs)
+        return pack_camera(torch.from_numpy(c2w), torch.from_numpy(K))[None].to(self.device)
 
     @torch.no_grad()
     def rollout(self, video: torch.Tensor, actions: torch.Tensor, frames: int, prompts: list[str],
@@ -239,8 +260,10 @@ class DiffusionGenerator:
     @torch.no_grad()
     def generate_videos(self, prompts: list[str], *, video: torch.Tensor | None = None, frames: int | None = None,
                         sampling: SamplingConfig | None = None, seed: int = 0,
-                        size: tuple[int, int] | None = None) -> torch.Tensor:  # fmt: skip
-        """Videos (B, 3, frames, H, W) in [-1, 1]: Text2World (``video=None``) or a continuation of ``video``."""
+                        size: tuple[int, int] | None = None, camera: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+        """Videos (B, 3, frames, H, W) in [-1, 1]: Text2World (``video=None``) or a continuation of ``video``;
+        ``camera`` (B, >= frames, 25): the packed pose of every output frame (camera models; each chunk sees its
+        own frames' poses)."""
         s = sampling or self.default_sampling()
         frames = frames or self.chunk_frames
         if video is not None:
@@ -255,6 +278,8 @@ class DiffusionGenerator:
             raise ConfigError("the model was trained on single latent frames, so it cannot continue a video.")
         generator = torch.Generator(self.device).manual_seed(seed)
         cond, uncond = self.conditions(prompts, s)
+        if camera is not None and camera.shape[1] < frames:
+            raise ConfigError(f"{frames} frames need {frames} camera poses, got {camera.shape[1]}.")
         chunks, have = 0, 0 if video is None else video.shape[2]
         while have < frames:  # how many chunks, for progress reports
             have = self.chunk_frames if have == 0 else have + self.chunk_frames - self.context_frames(have)
@@ -262,15 +287,26 @@ class DiffusionGenerator:
         done = 0
         if video is None:
             with progress.span(0, chunks):  # 1. Text2World: the first chunk from noise
-                video = self.chunk(cond, uncond, None, size, s, generator)
+                video = self.chunk(*self.posed(cond, uncond, camera, 0), None, size, s, generator)
             done = 1
         while video.shape[2] < frames:  # 2. Video2World chunks, each on the last frames so far
             n = self.context_frames(video.shape[2])
             with progress.span(done, chunks):
-                new = self.chunk(cond, uncond, video[:, :, -n:], size, s, generator)
+                new = self.chunk(*self.posed(cond, uncond, camera, video.shape[2] - n), video[:, :, -n:], size, s,
+                                 generator)  # fmt: skip
             video = torch.cat([video, new[:, :, n:]], dim=2)
             done += 1
         return video[:, :, :frames]
+
+    def posed(self, cond: Condition, uncond: Condition | None, camera: torch.Tensor | None,
+              start: int) -> tuple[Condition, Condition | None]:  # fmt: skip
+        """The conditions of the chunk starting at video frame ``start``: with its frames' poses per latent frame
+        (the last pose repeats past the end of the path)."""
+        if camera is None:
+            return cond, uncond
+        idx = (torch.arange(start, start + self.chunk_frames, device=camera.device)).clamp_max(camera.shape[1] - 1)
+        extras = {"camera": per_latent_frame(camera[:, idx].to(self.device), self.ct)}
+        return replace(cond, extras=extras), None if uncond is None else replace(uncond, extras=extras)
 
     def conditions(self, prompts: list[str], s: SamplingConfig) -> tuple[Condition, Condition | None]:
         """(condition, unconditional branch) for a batch of prompts at the generator's frame rate."""
@@ -309,3 +345,9 @@ class DiffusionGenerator:
         t_lat = 1 + (self.chunk_frames - 1) // self.ct
         k = min(self.model.cfg.max_cond_latents, 1 + (available - 1) // self.ct, t_lat - 1)
         return 1 + (k - 1) * self.ct
+
+
+def default_intrinsics(h: int, w: int, fovy_deg: float = 50.0) -> np.ndarray:
+    """Pinhole K (3, 3) for an h x w frame of unknown calibration: ``fovy_deg`` vertical field of view, centred."""
+    f = 0.5 * h / np.tan(np.deg2rad(fovy_deg) / 2)
+    return np.array([[f, 0.0, (w - 1) / 2], [0.0, f, (h - 1) / 2], [0.0, 0.0, 1.0]])

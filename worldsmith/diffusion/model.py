@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from worldsmith.conditioning.action import ActionEmbedder
+from worldsmith.conditioning.camera import CameraEmbedder
 from worldsmith.diffusion.condition import Condition
 from worldsmith.diffusion.config import WorldModelConfig
 from worldsmith.diffusion.dit import DiT
@@ -40,10 +41,13 @@ class DiffusionWorldModel(nn.Module, Pretrained):
                 p.requires_grad_(is_adapter(name) or name.startswith(EMBEDDERS))
 
     def make_embedders(self, cfg: WorldModelConfig) -> list[nn.Module]:
-        """The extra-condition slot's embedders, from the config: actions when ``cfg.action_dim`` > 0."""
+        """The extra-condition slot's embedders, from the config: actions when ``cfg.action_dim`` > 0, camera poses
+        (Plücker rays) when ``cfg.camera``."""
         embedders: list[nn.Module] = []
         if cfg.action_dim:
             embedders.append(ActionEmbedder(cfg.action_dim, cfg.dit.width, cfg.action_chunk))
+        if cfg.camera:
+            embedders.append(CameraEmbedder(cfg.dit.width, cfg.dit.patch, cfg.camera_stride or 8))
         return embedders
 
     def pretrained_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

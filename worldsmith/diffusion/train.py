@@ -96,6 +96,15 @@ def fit_actions(cfg: DiffusionRunConfig, batch: dict, chunk: int) -> dict[str, i
     return {"action_dim": width, "action_chunk": chunk}
 
 
+def fit_camera(cfg: DiffusionRunConfig, stride: int) -> dict[str, Any]:
+    """The model's camera settings fitted to the data: on when the clips' cameras are read, ``stride`` image pixels
+    (the tokenizer's spatial compression) per latent pixel."""
+    if cfg.model.camera and not cfg.data.camera:
+        raise ConfigError("model.camera is on but data.camera is off; set data.camera=true (clips with c2w and "
+                          "intrinsics arrays, e.g. `worldsmith sim orbit`) or model.camera=false.")  # fmt: skip
+    return {"camera": True, "camera_stride": stride} if cfg.data.camera else {}
+
+
 @torch.no_grad()
 def write_preview(model: DiffusionWorldModel, tokenizer, batch: dict, out_dir: Path, fps: float) -> dict[str, float]:
     """Video2World from the first latent frame of ``batch``; writes truth | generation side by side as preview.mp4."""
@@ -147,7 +156,7 @@ def train(cfg: DiffusionRunConfig, run_dir: str | Path, *, fresh: bool = False,
         sample_actions = torch.cat([b["actions"] for b in batches]) if cfg.data.actions else None
         clip_fps = float(torch.cat([b["fps"] for b in batches]).median()) * ct
         preview = {k: v[:4] for k, v in batches[0].items()}
-    cfg = C.merge(cfg, {"model": fit_actions(cfg, preview, ct)})
+    cfg = C.merge(cfg, {"model": fit_actions(cfg, preview, ct) | fit_camera(cfg, tok.cfg.spatial_compression)})
     seed_everything(cfg.train.seed)
     model = model_class(cfg.model)
     # 3. the start (a base run's weights, or fresh latent statistics; a resumed run loads its own) and generation

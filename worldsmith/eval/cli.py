@@ -1,4 +1,4 @@
-"""``worldsmith eval rollouts|reader``: score a world model against the simulator; train the state reader."""
+"""``worldsmith eval rollouts|camera|reader``: score a world model against the simulator; train the state reader."""
 
 from __future__ import annotations
 
@@ -13,11 +13,14 @@ from worldsmith.atomic import atomic_write_text
 from worldsmith.cli_options import ConfigOption, DeviceOption, DryRunOption, FreshOption, OutOption, SetOption
 from worldsmith.data.manifest import list_shards
 from worldsmith.data.shards import iter_shard
+from worldsmith.eval.camera import PATHS, evaluate_camera
+from worldsmith.eval.camera import format_report as format_camera
 from worldsmith.eval.reader_train import ReaderRunConfig, load_frames, reader_error, train_reader
 from worldsmith.eval.rollouts import evaluate_rollouts
 from worldsmith.eval.state_reader import StateReader
 from worldsmith.families import load_generator, with_decoder
 from worldsmith.jobs import sampling_config
+from worldsmith.weights import read_run_config
 from worldsmith.zoo import resolve
 
 app = typer.Typer(help="Measure models against the simulator's ground truth.", no_args_is_help=True)
@@ -73,6 +76,44 @@ def format_report(r: dict) -> str:
         lines.append(f"action discrimination: {r['action_discrimination']:.1%} of {r['discrimination_pairs']} rollouts "
                      f"closer to their own truth than to the other branch's")  # fmt: skip
     return "\n".join(lines)
+
+
+@app.command()
+def camera(
+    model: str = typer.Option(..., "--model", "-m", help="A camera-controlled run (`worldsmith posttrain camera`) or "
+                              "a shipped model's name."),
+    data: str = typer.Option(..., "--data", "-d", help="Held-out orbit clips (`worldsmith sim orbit`, seeds never "
+                             "used in training): their scenes are re-rendered along every path."),
+    frames: int = typer.Option(17, "--frames", "-t", min=3, help="Frames per video, the given first one included."),
+    episodes: int = typer.Option(32, "--episodes", "-n", min=1, help="Held-out scenes."),
+    base: Optional[str] = typer.Option(None, "--base", help="The floor: this model without the camera (default: "
+                                       "the run's post-training base, '' for none)."),
+    paths: Optional[list[str]] = typer.Option(None, "--path", help=f"Camera paths to score (repeat; default all: "
+                                              f"{', '.join(PATHS)})."),
+    overrides: Optional[list[str]] = typer.Option(None, "--set", help="Sampling settings, e.g. --set steps=10."),
+    seed: int = typer.Option(0, "--seed"),
+    as_json: Optional[Path] = typer.Option(None, "--json", help="Also write the whole report to this JSON file."),
+    device: str = DeviceOption,
+) -> None:  # fmt: skip
+    """Score camera control against the simulator: for held-out scenes and camera paths (including ones unlike
+    training), the 3D consistency of the generated video (Sampson error, pose-estimation success, rotation and
+    translation errors), PSNR / SSIM / FD against the simulator's renders of the same path, beside the true renders'
+    own figures and the floors (the base model without the camera; the first frame repeated)."""
+    generator = load_generator(resolve(model), device)
+    sampling = sampling_config(generator, C.parse_overrides(overrides or []))
+    clips = []
+    for shard in list_shards(data):
+        clips += [c for c in iter_shard(shard) if c.num_frames >= frames]
+        if len(clips) >= episodes:
+            break
+    if base is None:
+        base = read_run_config(resolve(model)).get("init_from") or ""
+    base_gen = load_generator(resolve(base), device) if base else None
+    report = evaluate_camera(generator, clips[:episodes], frames=frames, base=base_gen, sampling=sampling, seed=seed,
+                             paths=tuple(paths) if paths else PATHS)  # fmt: skip
+    if as_json:
+        atomic_write_text(as_json, json.dumps(report, indent=2))
+    typer.echo(format_camera(report))
 
 
 @app.command("reader")

@@ -9,6 +9,25 @@ import torch.nn.functional as F
 from worldsmith.errors import VideoError
 
 
+def scale_intrinsics(K: np.ndarray, scale: tuple[float, float], offset: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """Pinhole intrinsics (..., 3, 3) (OpenCV, integer pixel centres) of frames resized by ``scale`` = (sy, sx) and
+    then cropped at ``offset`` = (top, left): x' = (x + 0.5) * s - 0.5 - offset."""
+    (sy, sx), (top, left) = scale, offset
+    out = np.array(K, dtype=np.float64, copy=True)
+    out[..., 0, :] *= sx
+    out[..., 1, :] *= sy
+    out[..., 0, 2] += 0.5 * sx - 0.5 - left
+    out[..., 1, 2] += 0.5 * sy - 0.5 - top
+    return out
+
+
+def fit_intrinsics(K: np.ndarray, h: int, w: int, size: int, multiple: int = 1, square: bool = False) -> np.ndarray:
+    """The intrinsics of ``h`` x ``w`` frames after ``fit_frames(frames, size, multiple, square)``."""
+    rh, rw = (h, w) if min(h, w) == size else (max(size, round(h * size / min(h, w))), max(size, round(w * size / min(h, w))))
+    ch, cw = (size, size) if square else (rh // multiple * multiple, rw // multiple * multiple)
+    return scale_intrinsics(K, (rh / h, rw / w), ((rh - ch) // 2, (rw - cw) // 2))
+
+
 def fit_frames(frames: np.ndarray, size: int, multiple: int = 1, square: bool = False) -> np.ndarray:
     """uint8 (T, H, W, 3) -> uint8 (T, h, w, 3): the short side resized to ``size`` (antialiased bilinear, skipped
     when it is already ``size``), then a centre crop to ``size x size`` (``square``) or to multiples of ``multiple``."""

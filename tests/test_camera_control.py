@@ -1,0 +1,172 @@
+"""Camera control: Plücker rays, the camera embedder in the DiT's slot, intrinsics that follow resizing, camera
+post-training, generation along a path and the camera evaluation (tiny models, real simulated orbit clips)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from helpers import run_cli
+
+from worldsmith.conditioning.camera import CameraEmbedder, pack_camera, per_latent_frame, plucker_rays
+from worldsmith.config import merge
+from worldsmith.data.clip_sampling import fit_intrinsics as fit_sample_intrinsics
+from worldsmith.diffusion.condition import Condition
+from worldsmith.diffusion.config import PRESETS
+from worldsmith.diffusion.generate import DiffusionGenerator
+from worldsmith.diffusion.model import DiffusionWorldModel
+from worldsmith.errors import ConfigError
+from worldsmith.family import GenerationRequest
+from worldsmith.io.frames import fit_frames, fit_intrinsics
+from worldsmith.jobs import request_for
+from worldsmith.worlds.camera_paths import named_path
+from worldsmith.worlds.generate import simulate
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def rot_y(deg: float) -> np.ndarray:
+    a = math.radians(deg)
+    return np.array([[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]])
+
+
+def pose(R: np.ndarray, t) -> np.ndarray:
+    T = np.eye(4)
+    T[:3, :3], T[:3, 3] = R, t
+    return T
+
+
+def test_plucker_rays_of_a_hand_computed_camera():
+    K = torch.tensor([[2.0, 0, 1], [0, 2.0, 1], [0, 0, 1]])[None, None]  # 3x3 grid, principal point at (1, 1)
+    c2w = torch.from_numpy(pose(np.eye(3), [1.0, 0, 0])).float()[None, None]
+    r = plucker_rays(c2w, K, 3, 3)[0, 0]  # (6, 3, 3)
+    assert torch.allclose(r[3:, 1, 1], torch.tensor([0.0, 0, 1]))  # the centre ray looks along +z
+    assert torch.allclose(r[:3, 1, 1], torch.tensor([0.0, -1, 0]))  # o x d = (1, 0, 0) x (0, 0, 1)
+    d = torch.tensor([0.5, 0, 1]) / math.sqrt(1.25)  # pixel (2, 1): K^-1 (2, 1, 1) = (0.5, 0, 1)
+    assert torch.allclose(r[3:, 1, 2], d, atol=1e-6)
+    assert torch.allclose(r[:3, 1, 2], torch.linalg.cross(torch.tensor([1.0, 0, 0]), d), atol=1e-6)
+    # a rotated camera: directions rotate with it; stride maps latent cells to image pixel centres
+    c2w = torch.from_numpy(pose(rot_y(90), [0, 0, 0])).float()[None, None]
+    r = plucker_rays(c2w, K, 3, 3)[0, 0]
+    assert torch.allclose(r[3:, 1, 1], torch.tensor([1.0, 0, 0]), atol=1e-6)
+    K8 = torch.tensor([[8.0, 0, 11.5], [0, 8.0, 11.5], [0, 0, 1]])[None, None]  # 24 px frame, 8 px cells
+    assert torch.allclose(plucker_rays(torch.eye(4)[None, None], K8, 3, 3, stride=8)[0, 0, 3:, 1, 1],
+                          torch.tensor([0.0, 0, 1]))  # fmt: skip
+
+
+def test_camera_embedder_sees_poses_relative_to_the_first_and_starts_at_zero():
+    emb = CameraEmbedder(width=16, patch=2, stride=8)
+    K = torch.tensor([[20.0, 0, 15.5], [0, 20.0, 15.5], [0, 0, 1]])
+    path = torch.from_numpy(named_path("orbit_left", 3)).float()[None]  # (1, 3, 4, 4)
+    cam = pack_camera(path, K)
+    assert cam.shape == (1, 3, 25) and not emb(cam, (1, 3, 4, 4)).any()  # zero projection: the base's output
+    moved = pack_camera(torch.from_numpy(pose(rot_y(40), [3.0, -1, 2])).float() @ path, K)  # same path elsewhere
+    assert torch.allclose(emb.rays(cam, (1, 3, 4, 4)), emb.rays(moved, (1, 3, 4, 4)), atol=1e-5)
+    other = pack_camera(torch.from_numpy(named_path("orbit_right", 3)).float()[None], K)
+    assert not torch.allclose(emb.rays(cam, (1, 3, 4, 4)), emb.rays(other, (1, 3, 4, 4)), atol=1e-3)
+    with pytest.raises(ConfigError, match="one camera per latent frame"):
+        emb(cam[:, :2], (1, 3, 4, 4))
+    # per latent frame: frame 0, then the last frame of each group of 4
+    frames = torch.arange(9.0)[None, :, None].expand(1, 9, 25)
+    assert per_latent_frame(frames, 4)[0, :, 0].tolist() == [0, 4, 8]
+
+
+def tiny_camera_model(camera: bool) -> DiffusionWorldModel:
+    torch.manual_seed(0)
+    m = DiffusionWorldModel(merge(PRESETS["tiny"](), {"camera": camera, "camera_stride": 8})).eval()
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            if ".embedders." not in name and not p.any():
+                p.normal_(std=0.05)
+    return m
+
+
+def test_a_fresh_camera_model_is_its_base_and_a_trained_one_follows_the_path():
+    base, model = tiny_camera_model(False), tiny_camera_model(True)
+    missing, unexpected = model.load_state_dict(base.state_dict(), strict=False)
+    assert all(".embedders." in k for k in missing) and not unexpected
+    K = torch.tensor([[20.0, 0, 15.5], [0, 20.0, 15.5], [0, 0, 1]])
+    left, right = (pack_camera(torch.from_numpy(named_path(n, 3)).float()[None], K).expand(2, 3, 25)
+                   for n in ("orbit_left", "orbit_right"))  # fmt: skip
+    x, sigma = torch.randn(2, 16, 3, 4, 4), torch.full((2,), 1.0)
+    text, mask = torch.randn(2, 3, 384), torch.ones(2, 3, dtype=torch.bool)
+    out = lambda m, cam: m.denoiser(x, sigma, Condition(text, mask, extras={} if cam is None else {"camera": cam}))  # noqa: E731
+    assert torch.equal(out(model, left), out(base, None))
+    with torch.no_grad():
+        model.net.embedders[0].proj.weight.normal_(std=0.1)
+    assert not torch.allclose(out(model, left), out(model, right), atol=1e-4)
+    with pytest.raises(ConfigError, match="conditioned on 'camera'"):
+        out(model, None)
+
+
+def test_intrinsics_follow_resizing_and_cropping():
+    K = np.array([[50.0, 0, 63.5], [0, 50.0, 47.5], [0, 0, 1]])  # a 96 x 128 frame
+    p = np.array([0.3, -0.2, 2.0])
+    uv = (K @ p)[:2] / p[2]
+    for got, (s, top, left) in ((fit_intrinsics(K, 96, 128, 48, square=True), (0.5, 0, 8)),
+                                (fit_sample_intrinsics(K, 96, 128, (48, 48)), (0.5, 0, 8)),
+                                (fit_sample_intrinsics(K, 96, 128, 48), (0.5, 0, 0))):  # fmt: skip
+        want = (uv + 0.5) * s - 0.5 - np.array([left, top])
+        assert np.allclose((got @ p)[:2] / p[2], want)
+    frames = np.zeros((1, 96, 128, 3), np.uint8)
+    assert fit_frames(frames, 48, square=True).shape[1:3] == (48, 48)
+
+
+@pytest.fixture(scope="module")
+def orbit_shards(tmp_path_factory):
+    root = tmp_path_factory.mktemp("orbit")
+    simulate("orbit", episodes=4, frames=9, size=32, fps=10.0, out=root / "train", seed=0, workers=1, progress=False)
+    simulate("orbit", episodes=2, frames=9, size=32, fps=10.0, out=root / "held", seed=99, workers=1, progress=False)
+    return root
+
+
+def test_posttrain_camera_generates_along_a_path_and_is_evaluated(tmp_path, capsys, orbit_shards, diffusion_base):
+    run = tmp_path / "cam"
+    quick = ["--set", "train.steps=3", "--set", "train.batch_size=2", "--set", "train.progress=false",
+             "--set", "train.lr=0.05", "--set", "train.warmup_steps=0"]  # fmt: skip
+    code, _, err = run_cli(capsys, "posttrain", "camera", "--from", str(diffusion_base), "--data",
+                           str(orbit_shards / "train"), "--out", str(run), *quick)  # fmt: skip
+    assert code == 0, err
+    cfg = DiffusionGenerator.from_run(run).model.cfg
+    assert cfg.camera and cfg.camera_stride == 8 and cfg.action_dim == 0
+    gen = DiffusionGenerator.from_run(run)
+    first = np.random.default_rng(0).integers(0, 255, (1, 32, 32, 3), dtype=np.uint8)
+    videos = {n: gen.generate(GenerationRequest(video=first, camera=named_path(n, 5))) for n in ("orbit_left", "orbit_right")}
+    assert videos["orbit_left"].shape == (5, 32, 32, 3)
+    assert np.array_equal(videos["orbit_left"][0], first[0])  # the given frame comes back unchanged
+    assert not np.array_equal(videos["orbit_left"], videos["orbit_right"])
+    with pytest.raises(ConfigError, match="camera path"):
+        gen.generate(GenerationRequest(video=first))
+    report = tmp_path / "cam.json"
+    code, out, err = run_cli(capsys, "eval", "camera", "--model", str(run), "--data", str(orbit_shards / "held"),
+                             "--frames", "5", "-n", "2", "--path", "own", "--path", "orbit_left", "--path",
+                             "orbit_right", "--json", str(report))  # fmt: skip
+    assert code == 0, err
+    assert "pose success" in out and "told apart" in out
+    r = json.loads(report.read_text())
+    for key in ("sampson", "sampson_truth", "pose_success", "pose_success_truth", "rot_err_deg", "trans_err_deg",
+                "psnr", "floor_psnr", "floor_copy_first_psnr", "left_right", "episodes", "frames"):  # fmt: skip
+        assert key in r, key
+    assert r["episodes"] == 2 and set(r["paths"]) == {"own", "orbit_left", "orbit_right"}
+
+
+def test_camera_requests_and_errors(tmp_path, capsys, diffusion_base):
+    img = tmp_path / "first.png"
+    cv2.imwrite(str(img), np.full((48, 64, 3), 90, np.uint8))
+    path = tmp_path / "path.json"
+    path.write_text(json.dumps({"c2w": named_path("dolly_in", 6).tolist()}))
+    r = request_for(input_path=img, frames=6, camera=str(path), fov=60.0)
+    assert r.camera.shape == (6, 4, 4) and np.allclose(r.camera[0], np.eye(4))
+    assert np.isclose(r.intrinsics[1, 1], 24 / math.tan(math.radians(30)))
+    assert request_for(input_path=img, camera="orbit_left:45").camera.shape == (17, 4, 4)
+    with pytest.raises(ConfigError, match="--fov"):
+        request_for(camera="orbit_left", fov=60.0)
+    with pytest.raises(ConfigError, match="orbit_left"):
+        request_for(input_path=img, camera="orbit_sideways")
+    code, out, err = run_cli(capsys, "generate", "--model", str(diffusion_base), "--input", str(img), "--camera",
+                             "orbit_left", "--out", str(tmp_path / "x.mp4"), "--no-guardrail")  # fmt: skip
+    assert code != 0 and "not camera-controlled" in out + err

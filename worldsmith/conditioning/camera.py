@@ -1,0 +1,102 @@
+"""Camera poses as a condition: Plücker ray embeddings per latent pixel (Cosmos, arXiv 2501.03575, Sec. 6.1).
+
+A clip's cameras are OpenCV intrinsics ``K`` (3, 3) in the sample's pixels and camera-to-world ``c2w`` (4, 4) per
+frame (x right, y down, z forward). They travel packed as one tensor per latent frame, ``camera`` (B, T', 25) =
+``c2w`` flattened (16) + ``K`` flattened (9) (``pack_camera``). A latent frame that covers ``ct`` video frames
+(temporal compression) takes the pose of the last frame of its group; latent frame 0 is video frame 0
+(``per_latent_frame``): with the per-frame tokenizers the shipped models use, every frame has its own pose.
+
+The embedder re-expresses every pose relative to the first latent frame of the window it sees (so a model never
+depends on where the world's origin is, and a sliding window is the same problem as a first chunk), casts one ray
+through the centre of every latent pixel (``stride`` image pixels per latent pixel), and forms the Plücker
+coordinates (o x d, d) of each ray: 6 channels per latent pixel, unit directions, translations in the world's
+units (metres in the built-in worlds). The paper concatenates these as channels to the latents; with a linear patch
+embedding that is exactly adding a linear projection of each token's ray patch to the token, which is what this
+embedder does (``target = "tokens"``). Its projection starts at zero, so a base model post-trained with it starts
+as the base (a channel concatenation would change the base's patch embedding instead).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from worldsmith.errors import ConfigError
+
+PACKED = 25  # 16 (c2w) + 9 (K)
+
+
+def pack_camera(c2w: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+    """c2w (..., 4, 4) and K (..., 3, 3) (or one K (3, 3) for all) -> (..., 25)."""
+    c2w, K = torch.as_tensor(c2w).float(), torch.as_tensor(K).float()
+    if c2w.shape[-2:] != (4, 4) or K.shape[-2:] != (3, 3):
+        raise ConfigError(f"cameras must be c2w (..., 4, 4) and K (..., 3, 3), got {tuple(c2w.shape)} and {tuple(K.shape)}.")
+    K = K.expand(*c2w.shape[:-2], 3, 3)
+    return torch.cat([c2w.flatten(-2), K.flatten(-2)], dim=-1)
+
+
+def unpack_camera(camera: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(..., 25) -> c2w (..., 4, 4), K (..., 3, 3)."""
+    if camera.shape[-1] != PACKED:
+        raise ConfigError(f"a packed camera has {PACKED} numbers (c2w 16 + K 9), got shape {tuple(camera.shape)}.")
+    return camera[..., :16].unflatten(-1, (4, 4)), camera[..., 16:].unflatten(-1, (3, 3))
+
+
+def per_latent_frame(camera: torch.Tensor, chunk: int) -> torch.Tensor:
+    """Per video frame (B, T, 25) -> per latent frame (B, 1 + (T - 1) // chunk, 25): frame 0, then the last frame
+    of each group of ``chunk``."""
+    idx = torch.arange(0, camera.shape[1], chunk, device=camera.device)[: 1 + (camera.shape[1] - 1) // chunk]
+    return camera[:, idx]
+
+
+def relative_to_first(c2w: torch.Tensor) -> torch.Tensor:
+    """(B, T, 4, 4) -> the same poses in the first camera's frame: inv(c2w[:, 0]) @ c2w[:, t]."""
+    return torch.linalg.inv(c2w[:, :1]) @ c2w
+
+
+def plucker_rays(c2w: torch.Tensor, K: torch.Tensor, height: int, width: int, stride: float = 1.0) -> torch.Tensor:
+    """Plücker coordinates (o x d, d) of the rays through the centres of a ``height`` x ``width`` grid whose cells
+    are ``stride`` image pixels wide: c2w (B, T, 4, 4), K (B, T, 3, 3) in image pixels -> (B, T, 6, H, W)."""
+    dev, dt = c2w.device, torch.float32
+    # centre of latent cell i in image pixels (integer pixel centres, as OpenCV K): i * stride + (stride - 1) / 2
+    v = torch.arange(height, device=dev, dtype=dt) * stride + (stride - 1) / 2
+    u = torch.arange(width, device=dev, dtype=dt) * stride + (stride - 1) / 2
+    pix = torch.stack([u[None, :].expand(height, width), v[:, None].expand(height, width),
+                       torch.ones(height, width, device=dev)], dim=-1)  # (H, W, 3)  # fmt: skip
+    d_cam = torch.einsum("btij,hwj->bthwi", torch.linalg.inv(K.float()), pix)  # (B, T, H, W, 3)
+    d = torch.einsum("btij,bthwj->bthwi", c2w[..., :3, :3].float(), d_cam)
+    d = d / d.norm(dim=-1, keepdim=True)
+    o = c2w[..., :3, 3].float()[:, :, None, None].expand_as(d)
+    return torch.cat([torch.linalg.cross(o, d), d], dim=-1).permute(0, 1, 4, 2, 3)  # (B, T, 6, H, W)
+
+
+class CameraEmbedder(nn.Module):
+    """Packed cameras (B, T', 25) -> (B, T', h*w, D) added to the DiT's tokens after the patch embedding.
+
+    ``stride``: image pixels per latent pixel (the tokenizer's spatial compression); ``patch``: the DiT's patch."""
+
+    name = "camera"  # its value's key in the batch / Condition.extras
+    target = "tokens"
+    channels = 0
+
+    def __init__(self, width: int, patch: int, stride: int) -> None:
+        super().__init__()
+        self.patch, self.stride = patch, stride
+        self.proj = nn.Linear(6 * patch * patch, width, bias=False)
+        nn.init.zeros_(self.proj.weight)
+
+    def rays(self, camera: torch.Tensor, latent_shape: tuple[int, int, int, int]) -> torch.Tensor:
+        """(B, T', 25) -> Plücker rays (B, T', 6, H', W') relative to the first latent frame."""
+        b, t, hh, ww = latent_shape
+        if camera.ndim != 3 or camera.shape[0] != b or camera.shape[1] != t or camera.shape[2] != PACKED:
+            raise ConfigError(f"this model takes one camera per latent frame, packed (B={b}, T'={t}, {PACKED}) (c2w + K), "
+                              f"got shape {tuple(camera.shape)}.")  # fmt: skip
+        c2w, K = unpack_camera(camera.float())
+        return plucker_rays(relative_to_first(c2w), K, hh, ww, self.stride)
+
+    def forward(self, camera: torch.Tensor, latent_shape: tuple[int, int, int, int]) -> torch.Tensor:
+        b, t, hh, ww = latent_shape
+        p = self.patch
+        r = self.rays(camera, latent_shape).reshape(b, t, 6, hh // p, p, ww // p, p)
+        r = r.permute(0, 1, 3, 5, 2, 4, 6).reshape(b, t, (hh // p) * (ww // p), 6 * p * p)
+        return self.proj(r.to(self.proj.weight.dtype))
