@@ -75,9 +75,10 @@ def test_camera_embedder_sees_poses_relative_to_the_first_and_starts_at_zero():
     assert per_latent_frame(frames, 4)[0, :, 0].tolist() == [0, 4, 8]
 
 
-def tiny_camera_model(camera: bool) -> DiffusionWorldModel:
+def tiny_camera_model(camera: bool, every_block: bool = False) -> DiffusionWorldModel:
     torch.manual_seed(0)
-    m = DiffusionWorldModel(merge(PRESETS["tiny"](), {"camera": camera, "camera_stride": 8})).eval()
+    cfg = {"camera": camera, "camera_stride": 8, "camera_every_block": every_block}
+    m = DiffusionWorldModel(merge(PRESETS["tiny"](), cfg)).eval()
     with torch.no_grad():
         for name, p in m.named_parameters():
             if ".embedders." not in name and not p.any():
@@ -85,8 +86,9 @@ def tiny_camera_model(camera: bool) -> DiffusionWorldModel:
     return m
 
 
-def test_a_fresh_camera_model_is_its_base_and_a_trained_one_follows_the_path():
-    base, model = tiny_camera_model(False), tiny_camera_model(True)
+@pytest.mark.parametrize("every_block", [False, True])
+def test_a_fresh_camera_model_is_its_base_and_a_trained_one_follows_the_path(every_block):
+    base, model = tiny_camera_model(False), tiny_camera_model(True, every_block)
     missing, unexpected = model.load_state_dict(base.state_dict(), strict=False)
     assert all(".embedders." in k for k in missing) and not unexpected
     K = torch.tensor([[20.0, 0, 15.5], [0, 20.0, 15.5], [0, 0, 1]])

@@ -13,7 +13,9 @@ coordinates (o x d, d) of each ray: 6 channels per latent pixel, unit directions
 units (metres in the built-in worlds). The paper concatenates these as channels to the latents; with a linear patch
 embedding that is exactly adding a linear projection of each token's ray patch to the token, which is what this
 embedder does (``target = "tokens"``). Its projection starts at zero, so a base model post-trained with it starts
-as the base (a channel concatenation would change the base's patch embedding instead).
+as the base (a channel concatenation would change the base's patch embedding instead). ``every_block`` instead
+gives each of the DiT's ``depth`` blocks its own projection, added to the tokens before the block (cosmos-predict2's
+way, ``target = "blocks"``).
 """
 
 from __future__ import annotations
@@ -71,18 +73,19 @@ def plucker_rays(c2w: torch.Tensor, K: torch.Tensor, height: int, width: int, st
 
 
 class CameraEmbedder(nn.Module):
-    """Packed cameras (B, T', 25) -> (B, T', h*w, D) added to the DiT's tokens after the patch embedding.
+    """Packed cameras (B, T', 25) -> (B, T', h*w, D) added to the DiT's tokens after the patch embedding, or with
+    ``every_block`` = depth, (B, T', h*w, depth*D): a slice before each block.
 
     ``stride``: image pixels per latent pixel (the tokenizer's spatial compression); ``patch``: the DiT's patch."""
 
     name = "camera"  # its value's key in the batch / Condition.extras
-    target = "tokens"
     channels = 0
 
-    def __init__(self, width: int, patch: int, stride: int) -> None:
+    def __init__(self, width: int, patch: int, stride: int, every_block: int = 0) -> None:
         super().__init__()
         self.patch, self.stride = patch, stride
-        self.proj = nn.Linear(6 * patch * patch, width, bias=False)
+        self.target = "blocks" if every_block else "tokens"
+        self.proj = nn.Linear(6 * patch * patch, width * max(every_block, 1), bias=False)
         nn.init.zeros_(self.proj.weight)
 
     def rays(self, camera: torch.Tensor, latent_shape: tuple[int, int, int, int]) -> torch.Tensor:

@@ -101,6 +101,7 @@ class WorldModelConfig:
     action_chunk: int = 1  # actions per latent frame: the tokenizer's temporal compression (set at training)
     camera: bool = False  # camera control: Plücker rays of each latent frame's pose (conditioning/camera.py)
     camera_stride: int = 0  # image pixels per latent pixel: the tokenizer's spatial compression (set at training)
+    camera_every_block: bool = False  # rays projected into every block (cosmos-predict2) instead of the input tokens
     lora: LoRAConfig = field(default_factory=LoRAConfig)  # rank > 0: post-train low-rank adapters of the blocks only
 
     def __post_init__(self) -> None:

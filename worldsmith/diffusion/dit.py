@@ -227,7 +227,11 @@ class DiT(nn.Module):
         text = cond.text.to(tokens.dtype)
         text_mask = None if bool(cond.text_mask.all()) else cond.text_mask[:, None, None, :]  # (B, 1, 1, L)
         # 5. blocks
-        for block in self.blocks:
+        per_block = [e(self._extra(cond, e.name), (b, t, hh, ww)).to(tokens.dtype).chunk(len(self.blocks), dim=-1)
+                     for e in self.embedders if e.target == "blocks"]  # fmt: skip
+        for i, block in enumerate(self.blocks):
+            for extra in per_block:  # a per-block token condition enters before each block
+                tokens = tokens + extra[i]
             tokens = block(tokens, emb_act, lora, text, text_mask, rotation, (h, w))  # (B, T', h*w, D)
         # 6. output
         return self.unpatchify(self.final(tokens, emb_act, lora), h, w)  # (B, C, T', H', W')

@@ -10,6 +10,7 @@ The extra-conditioning slot: a condition (actions, camera poses, views ...) is a
         "channels":   (B, channels, T', H', W'), concatenated to the latents before the patch embedding
         "tokens":     (B, T', h*w, D), added to the tokens after the patch embedding (a per-patch condition that
                       a post-training adds to a base: the base's patch embedding keeps its shape)
+        "blocks":     (B, T', h*w, depth*D), one D-wide slice added to the tokens before each block
 
 Pass such modules to ``DiT(cfg, embedders=[...])`` (a model subclass builds them from its config); the DiT's
 forward stays the same for every condition.
@@ -27,7 +28,7 @@ from worldsmith.nn.embeddings import sinusoidal
 
 class ConditionEmbedder(Protocol):
     name: str
-    target: Literal["modulation", "channels", "tokens"]
+    target: Literal["modulation", "channels", "tokens", "blocks"]
     channels: int
 
     def __call__(self, value: torch.Tensor, latent_shape: tuple[int, int, int, int]) -> torch.Tensor: ...

@@ -47,7 +47,8 @@ class DiffusionWorldModel(nn.Module, Pretrained):
         if cfg.action_dim:
             embedders.append(ActionEmbedder(cfg.action_dim, cfg.dit.width, cfg.action_chunk))
         if cfg.camera:
-            embedders.append(CameraEmbedder(cfg.dit.width, cfg.dit.patch, cfg.camera_stride or 8))
+            every = cfg.dit.depth if cfg.camera_every_block else 0
+            embedders.append(CameraEmbedder(cfg.dit.width, cfg.dit.patch, cfg.camera_stride or 8, every))
         return embedders
 
     def pretrained_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -15,8 +15,8 @@ between frame pairs, the Sampson error under the essential matrix they give, and
 (a relative pose recovered with enough inliers), the pose match (that pose within 5 degrees and 30 degrees of the
 commanded rotation and translation direction) and the rotation and translation-direction errors), and PSNR / SSIM / FD
 against the truth. ``*_truth`` keys are the true renders' own figures (the reference level: what a perfect model
-gets); ``floor_*`` the base model without the camera (Video2World from the same first frame; one video per scene,
-scored against every path), and ``copy_first`` the first frame repeated. ``left_right`` is the share of scenes
+gets); ``floor_*`` the base model without the camera (Video2World from the same first frame, sampled as the model
+is; one video per scene, scored against every path), and ``copy_first`` the first frame repeated. ``left_right`` is the share of scenes
 where the poses estimated from the generated orbit_left and orbit_right videos turn the ways the commanded ones do.
 Prompts are empty: the camera alone steers (training captions name the move, so a prompt would leak it).
 """
@@ -161,7 +161,8 @@ def evaluate_camera(generator, clips: list[Clip], *, frames: int = 17, base=None
         raise DataError(f"no orbit clip with c2w poses, a seed and {frames} frames; simulate held-out scenes with "
                         f"`worldsmith sim orbit --frames {frames} --seed S`.")  # fmt: skip
     size = generator.size
-    per_path = {name: [] for name in paths}
+    sampling = sampling or generator.default_sampling()  # the floor samples the same way (the base's own default,
+    per_path = {name: [] for name in paths}  # 10 DPM++ steps, drifts into speckle over a sliding window)
     for clip in clips:
         for name, c2w in scene_paths(clip, frames, paths).items():
             per_path[name].append(c2w)
@@ -175,7 +176,7 @@ def evaluate_camera(generator, clips: list[Clip], *, frames: int = 17, base=None
         with progress.span(1 + k / len(paths) / 2, 3):
             videos[name] = generate(generator, first, c2w[name], K, frames, sampling, seed)
     if base is not None:
-        floor = generate(base, first, None, K, frames, None, seed)
+        floor = generate(base, first, None, K, frames, sampling, seed)
     report: dict[str, Any] = {"episodes": len(clips), "frames": frames, "size": size, "paths": {}}
     with progress.span(2, 3):
         for name in paths:

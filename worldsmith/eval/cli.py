@@ -10,12 +10,25 @@ import typer
 
 from worldsmith import config as C
 from worldsmith.atomic import atomic_write_text
-from worldsmith.cli_options import ConfigOption, DeviceOption, DryRunOption, FreshOption, OutOption, SetOption
+from worldsmith.cli_options import (
+    ConfigOption,
+    DeviceOption,
+    DryRunOption,
+    FreshOption,
+    OutOption,
+    SetOption,
+)
 from worldsmith.data.manifest import list_shards
 from worldsmith.data.shards import iter_shard
+from worldsmith.errors import CheckpointError
 from worldsmith.eval.camera import PATHS, evaluate_camera
 from worldsmith.eval.camera import format_report as format_camera
-from worldsmith.eval.reader_train import ReaderRunConfig, load_frames, reader_error, train_reader
+from worldsmith.eval.reader_train import (
+    ReaderRunConfig,
+    load_frames,
+    reader_error,
+    train_reader,
+)
 from worldsmith.eval.rollouts import evaluate_rollouts
 from worldsmith.eval.state_reader import StateReader
 from worldsmith.families import load_generator, with_decoder
@@ -106,8 +119,13 @@ def camera(
         clips += [c for c in iter_shard(shard) if c.num_frames >= frames]
         if len(clips) >= episodes:
             break
-    if base is None:
+    if base is None:  # the run's post-training base, where it still is
         base = read_run_config(resolve(model)).get("init_from") or ""
+        try:
+            base = str(resolve(base)) if base else ""
+        except CheckpointError:
+            typer.echo(f"note: the base {base} is not there, so the no-camera floor is skipped (pass --base).", err=True)
+            base = ""
     base_gen = load_generator(resolve(base), device) if base else None
     report = evaluate_camera(generator, clips[:episodes], frames=frames, base=base_gen, sampling=sampling, seed=seed,
                              paths=tuple(paths) if paths else PATHS)  # fmt: skip

@@ -1,0 +1,253 @@
+"""Camera control on the orbit world, from nothing: the recipe of the shipped ``orbit-camera`` model and its scores.
+
+1. simulate the orbit world at 128x128 (``--episodes`` training scenes of 17 frames, seeds 0..; each a random
+   orbit, dolly, pan or crane move) and ``--heldout`` scenes from seed 5000000 (never trained on);
+2. train the base: a Video2World diffusion model of the orbit video with no camera (``arm-tokenizer``'s per-frame
+   16x16x16 latents at 128 px, patch 2: 64 tokens per frame; windows of 5 latent frames, 1-2 given);
+3. post-train it on the same clips' camera poses (``worldsmith posttrain camera``: Plücker rays per latent pixel);
+4. ``worldsmith eval camera`` on the held-out scenes: every path of worldsmith/eval/camera.py (the scene's own
+   move, reversed, twice as fast, a 30-degree orbit left and right, a 0.8 m dolly in), against the simulator's
+   renders of the same paths, the true renders' own 3D consistency and the base without camera (the floor);
+5. write the ``camera`` section of benchmarks/RESULTS.md, and WORK/cards.json, from which
+   ``python benchmarks/zoo.py --work WORK`` publishes ``orbit-base`` and ``orbit-camera`` as shipped models.
+
+Every step resumes (run the command again); finished steps are skipped. Each is a ``worldsmith`` command, printed
+before it runs.
+
+    python benchmarks/camera.py [--work runs/camera] [--base-steps 800] [--steps 2000] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from results_md import machine, markers, publish
+
+ROOT = Path(__file__).resolve().parents[1]
+FRAMES, SIZE = 17, 128
+
+
+def parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--work", type=Path, default=Path("runs/camera"))
+    p.add_argument("--episodes", type=int, default=1024, help="training scenes")
+    p.add_argument("--heldout", type=int, default=48, help="held-out scenes (scored: --eval-episodes of them)")
+    p.add_argument("--eval-episodes", type=int, default=32)
+    p.add_argument("--base-steps", type=int, default=800, help="base training steps (~1.3 s each on 2 cores)")
+    p.add_argument("--steps", type=int, default=2000, help="camera post-training steps (~1.15 s each)")
+    p.add_argument("--threads", type=int, default=2, help="torch threads of the training processes")
+    p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--no-results", action="store_true", help="do not write benchmarks/RESULTS.md")
+    return p.parse_args()
+
+
+def run(args: list[str], log: dict, name: str, threads: int) -> None:
+    """Run ``worldsmith ARGS`` (printed first), recording its wall time under ``name``."""
+    print("$ worldsmith " + shlex.join(args), flush=True)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "worldsmith.cli", *args], cwd=ROOT, env=env, check=True)
+    log[name] = {"command": "worldsmith " + shlex.join(args), "seconds": round(time.perf_counter() - start, 1)}
+
+
+def train_minutes(run_dir: Path) -> float:
+    """Training wall time of a run from its own log (a resumed or skipped step's wall time says nothing)."""
+    lines = (run_dir / "logs.jsonl").read_text().splitlines()
+    return max(json.loads(line).get("time", 0.0) for line in lines if line.strip()) / 60
+
+
+def sets(*values: str) -> list[str]:
+    return [x for s in values for x in ("--set", s)]
+
+
+def base_args(w: Path, a: argparse.Namespace) -> list[str]:
+    # the arm action model's architecture (benchmarks/RESULTS.md) with patch 2 over the 16x16 latents of 128 px
+    # frames; no camera: the floor, and the start of the post-training
+    return ["train", "diffusion", "--preset", "small", "--tokenizer", "arm-tokenizer", "--data", str(w / "orbit_train"),
+            "--out", str(w / "runs" / "orbit-base"),
+            *sets("model.residual=true", "data.window=5", f"data.frames={FRAMES}", f"data.size={SIZE}",
+                  "model.max_cond_latents=2", "model.dit.patch=2", "model.dit.width=128", "model.dit.depth=5",
+                  "model.dit.heads=4", "model.dit.adaln_lora_dim=64", "model.dit.anchor_frames=2",
+                  "model.dit.local_mixing=true", "model.caption_dropout=0.5", "model.video2world_prob=1.0",
+                  "model.edm.p_mean=0.5", "model.edm.p_std=1.2", f"train.steps={a.base_steps}",
+                  "train.batch_size=32", "train.lr=1e-3", "train.warmup_steps=100", "train.ema_decay=0.995",
+                  "data.cache_latents=true", "data.cache_crops=1")]  # fmt: skip
+
+
+def camera_args(w: Path, a: argparse.Namespace) -> list[str]:
+    return ["posttrain", "camera", "--from", str(w / "runs" / "orbit-base"), "--data", str(w / "orbit_train"),
+            "--out", str(w / "runs" / "orbit-camera"),
+            *sets(f"train.steps={a.steps}", "train.batch_size=32", "train.lr=1e-3", "train.warmup_steps=100",
+                  "train.ema_decay=0.995")]  # fmt: skip
+
+
+def main() -> None:
+    a = parse()
+    w = a.work.resolve()
+    log: dict = {}
+    sim = ["--frames", str(FRAMES), "--size", str(SIZE), "--views", "1", "-j", "2"]
+    run(["sim", "orbit", "--episodes", str(a.episodes), "--seed", "0", *sim, "--out", str(w / "orbit_train")], log,
+        "sim orbit (training)", 1)  # fmt: skip
+    run(["sim", "orbit", "--episodes", str(a.heldout), "--seed", "5000000", *sim, "--out", str(w / "orbit_held")], log,
+        "sim orbit (held out)", 1)  # fmt: skip
+    run(base_args(w, a), log, "base", a.threads)
+    run(camera_args(w, a), log, "camera post-training", a.threads)
+    report = w / "camera_eval.json"
+    run(["eval", "camera", "--model", str(w / "runs" / "orbit-camera"), "--data", str(w / "orbit_held"),
+         "--episodes", str(a.eval_episodes), "--frames", str(FRAMES), "--json", str(report)], log, "eval", a.threads)  # fmt: skip
+    results = {"steps": log, "eval": json.loads(report.read_text()), "machine": machine()}
+    publish("camera", render(results, a), results, a.json, not a.no_results)
+    (w / "cards.json").write_text(json.dumps(cards(w, a, log, results["eval"]), indent=2))
+
+
+def cards(w: Path, a: argparse.Namespace, log: dict, e: dict) -> dict:
+    """Model cards of the two runs (benchmarks/zoo.py adds the licence and the parameter count)."""
+
+    def local(cmd: str) -> str:
+        for path, short in ((w / "orbit_train", "data/orbit_train"), (w / "orbit_held", "data/orbit_held"),
+                            (w / "runs", "runs")):  # fmt: skip
+            cmd = cmd.replace(str(path), short)
+        return cmd
+
+    nan = float("nan")
+    v = {"train_episodes": a.episodes, "heldout": a.heldout, "frames": FRAMES, "size": SIZE,
+         "sim": local(log["sim orbit (training)"]["command"]), "held": local(log["sim orbit (held out)"]["command"]),
+         "base_cmd": local(log["base"]["command"]), "camera_cmd": local(log["camera post-training"]["command"]),
+         "base_min": train_minutes(w / "runs" / "orbit-base"), "camera_min": train_minutes(w / "runs" / "orbit-camera"),
+         "floor": e.get("floor_psnr", nan), "floor_success": e.get("floor_pose_success", nan),
+         "floor_sampson": e.get("floor_sampson", nan)} | e  # fmt: skip
+    return {"orbit-base": {"run": str(w / "runs" / "orbit-base"), "card": BASE_CARD.format(**v)},
+            "orbit-camera": {"run": str(w / "runs" / "orbit-camera"), "card": CAMERA_CARD.format(**v)}}
+
+
+DATA = """{train_episodes} orbit-world scenes of {frames} frames at {size}x{size}, 10 fps (seeds 0..: rooms with 4-8 random
+objects, one random orbit, dolly, pan or crane move each), simulated by worldsmith."""
+
+BASE_CARD = """# orbit-base
+
+A Video2World diffusion world model of the orbit world ({{params}} parameters) with no camera input: from the first
+1-2 frames of a 128x128 clip it predicts the next ones (a latent DiT, patch 2 over `arm-tokenizer`'s 16x16x16
+per-frame latents, width 128, 5 blocks, frame stacking, local mixing, residual targets; windows of 5 latent frames).
+The start of `orbit-camera`, and its floor.
+
+## Data
+
+""" + DATA + """
+
+## Reproduce
+
+```bash
+{sim}
+{base_cmd}
+```
+About {base_min:.0f} minutes on 2 CPU cores.
+
+## Metrics
+
+On {episodes} held-out scenes, 17 frames from the first, against the simulator's renders of six camera paths
+per scene (it cannot know the path): PSNR {floor:.2f} dB (copying the first frame: {floor_copy_first_psnr:.2f} dB).
+"""
+
+CAMERA_CARD = """# orbit-camera
+
+A camera-controlled world model of the orbit world ({{params}} parameters): from one 128x128 frame and a camera path
+(OpenCV camera-to-world poses, one per frame: `--camera orbit_left`, `dolly_in:0.5` or a JSON file) it generates
+the video seen along the path. It is `orbit-base` post-trained with `worldsmith posttrain camera`: Plücker rays per
+latent pixel, relative to the first frame, projected into the tokens (zero-initialised, so training starts at the
+base). Sampling: 3 Euler steps, windows of 5 frames (2 given) slid along the path.
+
+```bash
+worldsmith generate --model orbit-camera --input first.png --camera orbit_left:30 --frames 17 --out orbit.mp4
+```
+
+## Data
+
+The same """ + DATA + """
+
+## Reproduce
+
+```bash
+{sim}
+{base_cmd}
+{camera_cmd}
+```
+About {camera_min:.0f} minutes on 2 CPU cores after the base.
+
+## Metrics (`worldsmith eval camera --model orbit-camera --base orbit-base --data data/orbit_held`)
+
+{held}
+
+On {episodes} of these held-out scenes, six camera paths each (the scene's own move, reversed, twice as fast, a
+30-degree orbit left and right, a 0.8 m dolly in), 17 frames from the true first frame:
+
+| | camera model | true renders | base, no camera |
+|---|---|---|---|
+| pose success (pose recovered, >= 15 inliers) | {pose_success:.0%} | {pose_success_truth:.0%} | {floor_success:.0%} |
+| pose match (within 5 deg / 30 deg of the command) | {pose_match:.0%} | {pose_match_truth:.0%} | - |
+| rotation error, deg | {rot_err_deg:.2f} | {rot_err_deg_truth:.2f} | - |
+| Sampson error, px | {sampson:.3f} | {sampson_truth:.3f} | {floor_sampson:.3f} |
+| PSNR against the truth, dB | {psnr:.2f} | - | {floor:.2f} |
+
+Orbit left and right from the same frame told apart by the estimated poses: {left_right:.0%} of scenes (true
+renders {left_right_truth:.0%}). Per path: benchmarks/RESULTS.md (camera section).
+
+## Limits
+
+128x128 rooms of simple objects only; what the first frame does not show is invented (and blurred); trained on
+17-frame moves.
+"""
+
+
+def render(r: dict, a: argparse.Namespace) -> str:
+    begin, end = markers("camera")
+    e = r["eval"]
+    lines = [begin, "## Camera control on the orbit world (`python benchmarks/camera.py`)", "",
+             f"{time.strftime('%Y-%m-%d')}, {r['machine']}, {a.threads} torch threads per training process. Every "
+             f"step, as run (wall time on this machine; training steps: the run's own training time from its log):",
+             "", "| step | minutes | command |", "|---|---|---|"]  # fmt: skip
+    runs = {"base": a.work.resolve() / "runs" / "orbit-base", "camera post-training": a.work.resolve() / "runs" / "orbit-camera"}
+    for name, step in r["steps"].items():
+        minutes = train_minutes(runs[name]) if name in runs else step["seconds"] / 60
+        lines.append(f"| {name} | {minutes:.1f} | `{step['command']}` |")
+    lines += ["", f"{e['episodes']} held-out scenes, {e['frames']} frames at {e['size']}x{e['size']} from the true "
+              "first frame, empty prompts, 3 Euler steps. Pose success: share of frame pairs whose relative pose "
+              "is recovered (>= 15 inliers); pose match: that pose within 5 deg / 30 deg of the commanded rotation / "
+              "translation direction; errors are per-video medians over frame pairs, then means over scenes "
+              "(± standard error); Sampson in pixels.", "",
+              "| path | video | pose success | pose match | rot err deg | trans err deg | Sampson px | PSNR dB | SSIM |",
+              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for path, rows in e["paths"].items():
+        for who, label in (("model", "camera model"), ("truth", "true renders"), ("floor", "base, no camera"),
+                           ("copy_first", "copy first frame")):  # fmt: skip
+            if who not in rows:
+                continue
+            m = rows[who]
+
+            def f(key: str, fmt: str, sem: bool = False) -> str:
+                if key not in m or m[key] != m[key]:
+                    return "-"
+                s = fmt.format(m[key])
+                return s + (f" ± {fmt.format(m[key + '_sem'])}" if sem and key + "_sem" in m else "")
+
+            lines.append(f"| {path} | {label} | {f('pose_success', '{:.0%}')} | {f('pose_match', '{:.0%}')} | "
+                         f"{f('rot_err_deg', '{:.2f}', True)} | {f('trans_err_deg', '{:.1f}')} | "
+                         f"{f('sampson', '{:.3f}')} | {f('psnr', '{:.2f}', True)} | {f('ssim', '{:.3f}')} |")  # fmt: skip
+    lines += ["", f"Means over paths: pose success {e['pose_success']:.0%} (true renders {e['pose_success_truth']:.0%}), "
+              f"pose match {e['pose_match']:.0%} (true {e['pose_match_truth']:.0%}), rotation error "
+              f"{e['rot_err_deg']:.2f} deg (true {e['rot_err_deg_truth']:.2f}), Sampson {e['sampson']:.3f} px (true "
+              f"{e['sampson_truth']:.3f}), PSNR {e['psnr']:.2f} dB against the base without camera "
+              f"{e.get('floor_psnr', float('nan')):.2f} and copy-first {e['floor_copy_first_psnr']:.2f}. Orbit left "
+              f"and right from the same frame told apart by the estimated poses: {e['left_right']:.0%} of scenes "
+              f"(true renders {e['left_right_truth']:.0%}).", "", end]  # fmt: skip
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
