@@ -196,7 +196,8 @@ On {episodes} of these held-out scenes, six camera paths each (the scene's own m
 | PSNR against the truth, dB | {psnr:.2f} | - | {floor:.2f} |
 
 Orbit left and right from the same frame told apart by the estimated poses: {left_right:.0%} of scenes (true
-renders {left_right_truth:.0%}). Per path: benchmarks/RESULTS.md (camera section).
+renders {left_right_truth:.0%}); generated videos closer in pixels to their own path's truth than to the other's:
+{left_right_pixels:.0%}. Per path: benchmarks/RESULTS.md (camera section).
 
 ## Limits
 
@@ -245,7 +246,8 @@ def render(r: dict, a: argparse.Namespace) -> str:
               f"{e['sampson_truth']:.3f}), PSNR {e['psnr']:.2f} dB against the base without camera "
               f"{e.get('floor_psnr', float('nan')):.2f} and copy-first {e['floor_copy_first_psnr']:.2f}. Orbit left "
               f"and right from the same frame told apart by the estimated poses: {e['left_right']:.0%} of scenes "
-              f"(true renders {e['left_right_truth']:.0%}).", "", end]  # fmt: skip
+              f"(true renders {e['left_right_truth']:.0%}); generated videos closer in pixels to their own path's "
+              f"truth than to the other's: {e['left_right_pixels']:.0%}.", "", end]  # fmt: skip
     return "\n".join(lines)
 
 

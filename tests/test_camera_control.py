@@ -151,7 +151,8 @@ def test_posttrain_camera_generates_along_a_path_and_is_evaluated(tmp_path, caps
     assert "pose success" in out and "told apart" in out
     r = json.loads(report.read_text())
     for key in ("sampson", "sampson_truth", "pose_success", "pose_success_truth", "rot_err_deg", "trans_err_deg",
-                "psnr", "floor_psnr", "floor_copy_first_psnr", "left_right", "episodes", "frames"):  # fmt: skip
+                "psnr", "floor_psnr", "floor_copy_first_psnr", "left_right", "left_right_pixels", "episodes",
+                "frames"):  # fmt: skip
         assert key in r, key
     assert r["episodes"] == 2 and set(r["paths"]) == {"own", "orbit_left", "orbit_right"}
 

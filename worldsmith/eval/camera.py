@@ -17,7 +17,8 @@ commanded rotation and translation direction) and the rotation and translation-d
 against the truth. ``*_truth`` keys are the true renders' own figures (the reference level: what a perfect model
 gets); ``floor_*`` the base model without the camera (Video2World from the same first frame, sampled as the model
 is; one video per scene, scored against every path), and ``copy_first`` the first frame repeated. ``left_right`` is the share of scenes
-where the poses estimated from the generated orbit_left and orbit_right videos turn the ways the commanded ones do.
+where the poses estimated from the generated orbit_left and orbit_right videos turn the ways the commanded ones do;
+``left_right_pixels`` the share of those videos closer in pixels to their own path's truth than to the other's.
 Prompts are empty: the camera alone steers (training captions name the move, so a prompt would leak it).
 """
 
@@ -133,6 +134,17 @@ def left_right(videos: dict[str, np.ndarray], K: np.ndarray, c2w: dict[str, np.n
     return float(np.mean(ok))
 
 
+def closer_to_own(videos: dict[str, np.ndarray], truth: dict[str, np.ndarray], names: tuple[str, str]) -> float:
+    """Share of generated videos (of both paths) closer in pixels (MSE over frames 1..) to their own path's truth
+    than to the other path's, from the same first frame (as the action discrimination of eval rollouts)."""
+    wins = []
+    for own, other in (names, names[::-1]):
+        for v, t_own, t_other in zip(videos[own], truth[own], truth[other]):
+            g = v[1:].astype(np.float32)
+            wins.append(np.mean((g - t_own[1:]) ** 2) < np.mean((g - t_other[1:]) ** 2))
+    return float(np.mean(wins))
+
+
 def _mean_sem(x: np.ndarray) -> tuple[float, float]:
     x = x[np.isfinite(x)]
     if not len(x):
@@ -194,6 +206,7 @@ def evaluate_camera(generator, clips: list[Clip], *, frames: int = 17, base=None
     if "orbit_left" in paths and "orbit_right" in paths:
         report["left_right"] = left_right(videos, K, c2w)
         report["left_right_truth"] = left_right(truth, K, c2w)
+        report["left_right_pixels"] = closer_to_own(videos, truth, ("orbit_left", "orbit_right"))
     return report
 
 
@@ -234,6 +247,7 @@ def format_report(r: dict) -> str:
                  + (f", base without camera {r['floor_psnr']:.2f}" if "floor_psnr" in r else "") + ")")  # fmt: skip
     if "left_right" in r:
         lines.append(f"orbit left vs right told apart by the estimated poses: {r['left_right']:.0%} of scenes "
-                     f"(true renders {r['left_right_truth']:.0%})")  # fmt: skip
+                     f"(true renders {r['left_right_truth']:.0%}); generated videos closer to their own path's truth "
+                     f"than to the other's: {r['left_right_pixels']:.0%}")  # fmt: skip
     return "\n".join(lines)
 
