@@ -23,6 +23,7 @@ from worldsmith.errors import ConfigError
 from worldsmith.family import GenerationRequest
 from worldsmith.io.frames import fit_frames, fit_intrinsics
 from worldsmith.jobs import request_for
+from worldsmith.train.checkpoint import check_resumable
 from worldsmith.worlds.camera_paths import named_path
 from worldsmith.worlds.generate import simulate
 
@@ -173,3 +174,13 @@ def test_camera_requests_and_errors(tmp_path, capsys, diffusion_base):
     code, out, err = run_cli(capsys, "generate", "--model", str(diffusion_base), "--input", str(img), "--camera",
                              "orbit_left", "--out", str(tmp_path / "x.mp4"), "--no-guardrail")  # fmt: skip
     assert code != 0 and "not camera-controlled" in out + err
+
+
+def test_a_run_saved_before_an_option_existed_resumes_when_the_option_is_off():
+    saved = {"model": {"dit": {"width": 8}}, "train": {"lr": 1.0}}
+    check_resumable(saved, {"model": {"dit": {"width": 8}, "camera_every_block": False, "camera_stride": 0},
+                            "train": {"lr": 1.0}}, {})  # fmt: skip
+    with pytest.raises(ConfigError, match="camera_every_block"):
+        check_resumable(saved, {"model": {"dit": {"width": 8}, "camera_every_block": True}, "train": {"lr": 1.0}}, {})
+    with pytest.raises(ConfigError, match="width"):
+        check_resumable(saved, {"model": {"dit": {"width": 16}}, "train": {"lr": 1.0}}, {})

@@ -201,13 +201,17 @@ def check_resumable(saved: dict[str, Any], new: dict[str, Any], ignore: dict[str
     """Raise ConfigError naming every key of the ``model`` / ``loss`` / ``train`` sections that differs between runs.
 
     ``ignore`` maps a section to keys that may change (e.g. ``train.steps``). Both configs are compared as plain
-    YAML values.
+    YAML values. A key the saved run does not have (an option added to worldsmith after it was written) is no
+    difference when its new value is "off" (False, 0, "", None or empty): new options default to the behaviour
+    runs had before them, so such a run resumes after an upgrade.
     """
     diffs = []
     for section in ("model", "loss", "train"):
         a, b = _flatten(saved.get(section, {}), section), _flatten(new.get(section, {}), section)
         for key in sorted(set(a) | set(b)):
             if key.partition(".")[2].split(".")[0] in ignore.get(section, frozenset()):
+                continue
+            if key not in a and key in b and b[key] in (False, 0, "", None, [], {}):
                 continue
             if a.get(key, "<absent>") != b.get(key, "<absent>"):
                 diffs.append(f"{key} (saved {a.get(key, '<absent>')!r}, now {b.get(key, '<absent>')!r})")
