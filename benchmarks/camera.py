@@ -1,4 +1,4 @@
-"""Camera control on the orbit world, from nothing: the recipe of the shipped ``orbit-camera`` model and its scores.
+"""Camera control on the orbit world, from nothing: the recipe of the ``orbit-camera`` model and its scores.
 
 1. simulate the orbit world at 128x128 (``--episodes`` training scenes of 17 frames, seeds 0..; each a random
    orbit, dolly, pan or crane move) and ``--heldout`` scenes from seed 5000000 (never trained on);
@@ -9,7 +9,8 @@
    move, reversed, twice as fast, a 30-degree orbit left and right, a 0.8 m dolly in), against the simulator's
    renders of the same paths, the true renders' own 3D consistency and the base without camera (the floor);
 5. write the ``camera`` section of benchmarks/RESULTS.md, and WORK/cards.json, from which
-   ``python benchmarks/zoo.py --work WORK`` publishes ``orbit-base`` and ``orbit-camera`` as shipped models.
+   ``python benchmarks/zoo.py --work WORK`` would publish ``orbit-base`` and ``orbit-camera`` as shipped models
+   (not done yet: the 2026-12-04 run does not follow the camera; see RESULTS.md).
 
 Every step resumes (run the command again); finished steps are skipped. Each is a ``worldsmith`` command, printed
 before it runs.
