@@ -22,16 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shlex
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from results_md import machine, markers, publish
+from results_md import run_worldsmith as run
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def parse() -> argparse.Namespace:
@@ -47,15 +43,6 @@ def parse() -> argparse.Namespace:
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--no-results", action="store_true", help="do not write benchmarks/RESULTS.md")
     return p.parse_args()
-
-
-def run(args: list[str], log: dict, name: str, threads: int) -> None:
-    """Run ``worldsmith ARGS`` (printed first), recording its wall time under ``name``."""
-    print("$ worldsmith " + shlex.join(args), flush=True)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "worldsmith.cli", *args], cwd=ROOT, env=env, check=True)
-    log[name] = {"command": "worldsmith " + shlex.join(args), "seconds": round(time.perf_counter() - start, 1)}
 
 
 def tokenizer_args(w: Path, a: argparse.Namespace) -> list[str]:

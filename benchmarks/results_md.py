@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import re
+import shlex
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
+ROOT_DIR = RESULTS.parents[1]  # the repository
 
 
 def markers(name: str) -> tuple[str, str]:
@@ -48,3 +54,13 @@ def publish(name: str, section: str, results: dict, json_path: Path | None, writ
     print(section)
     if write:
         update_section(name, section)
+
+
+def run_worldsmith(args: list[str], log: dict, name: str, threads: int) -> None:
+    """Run ``worldsmith ARGS`` (printed first) from the repository root, recording its command and wall time under
+    ``name`` in ``log``: the steps of a recipe benchmark (foundation.py, camera.py)."""
+    print("$ worldsmith " + shlex.join(args), flush=True)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "worldsmith.cli", *args], cwd=ROOT_DIR, env=env, check=True)
+    log[name] = {"command": "worldsmith " + shlex.join(args), "seconds": round(time.perf_counter() - start, 1)}
