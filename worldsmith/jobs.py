@@ -18,6 +18,7 @@ from worldsmith import config as C
 from worldsmith.errors import ConfigError, DataError
 from worldsmith.family import GenerationRequest, Generator
 from worldsmith.guard.rails import Blocked, Guardrails
+from worldsmith.io.frames import pinhole_intrinsics
 from worldsmith.io.video import decode, encode_mp4, probe
 from worldsmith.upsample.upsampler import UpsampleConfig
 from worldsmith.upsample.upsampler import upsample as upsample_prompt
@@ -104,9 +105,7 @@ def request_for(prompt: str = "", input_path: str | Path | None = None, frames: 
     if fov is not None:
         if video is None or not 1.0 <= fov <= 170.0:
             raise ConfigError(f"--fov needs an --input and a vertical field of view in degrees in [1, 170], got {fov}.")
-        h, w = video.shape[1:3]
-        f = 0.5 * h / np.tan(np.deg2rad(fov) / 2)
-        K = np.array([[f, 0.0, (w - 1) / 2], [0.0, f, (h - 1) / 2], [0.0, 0.0, 1.0]])
+        K = pinhole_intrinsics(fov, *video.shape[1:3])
     return GenerationRequest(prompt=prompt, video=video, frames=frames, seed=seed, fps=fps, actions=acts,
                              camera=c2w, intrinsics=K)  # fmt: skip
 

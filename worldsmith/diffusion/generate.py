@@ -31,7 +31,7 @@ from worldsmith.diffusion.config import SamplingConfig
 from worldsmith.diffusion.model import DiffusionWorldModel, with_condition_frames
 from worldsmith.errors import CheckpointError, ConfigError, VideoError
 from worldsmith.family import GenerationRequest
-from worldsmith.io.frames import fit_frames, fit_intrinsics
+from worldsmith.io.frames import fit_frames, fit_intrinsics, pinhole_intrinsics
 from worldsmith.io.video import to_tensor, to_uint8
 from worldsmith.tokenizer.model import CausalVideoTokenizer
 from worldsmith.zoo import resolve
@@ -159,7 +159,7 @@ class DiffusionGenerator:
         if c2w.ndim != 3 or c2w.shape[1:] != (4, 4) or len(c2w) < 2:
             raise ConfigError(f"the camera path must hold >= 2 poses (N, 4, 4), got shape {c2w.shape}.")
         h, w = request.video.shape[1:3]
-        K = request.intrinsics if request.intrinsics is not None else default_intrinsics(h, w)
+        K = request.intrinsics if request.intrinsics is not None else pinhole_intrinsics(50.0, h, w)
         K = fit_intrinsics(np.asarray(K, dtype=np.float64), h, w, self.size, self.cs)
         return pack_camera(torch.from_numpy(c2w), torch.from_numpy(K))[None].to(self.device)
 
@@ -346,8 +346,3 @@ class DiffusionGenerator:
         k = min(self.model.cfg.max_cond_latents, 1 + (available - 1) // self.ct, t_lat - 1)
         return 1 + (k - 1) * self.ct
 
-
-def default_intrinsics(h: int, w: int, fovy_deg: float = 50.0) -> np.ndarray:
-    """Pinhole K (3, 3) for an h x w frame of unknown calibration: ``fovy_deg`` vertical field of view, centred."""
-    f = 0.5 * h / np.tan(np.deg2rad(fovy_deg) / 2)
-    return np.array([[f, 0.0, (w - 1) / 2], [0.0, f, (h - 1) / 2], [0.0, 0.0, 1.0]])

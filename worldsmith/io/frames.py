@@ -9,6 +9,12 @@ import torch.nn.functional as F
 from worldsmith.errors import VideoError
 
 
+def pinhole_intrinsics(fovy_deg: float, height: int, width: int) -> np.ndarray:
+    """Pinhole K (3, 3) (OpenCV, integer pixel centres) of an H x W frame with vertical field of view ``fovy_deg``."""
+    f = 0.5 * height / np.tan(np.deg2rad(fovy_deg) / 2.0)
+    return np.array([[f, 0.0, (width - 1) / 2.0], [0.0, f, (height - 1) / 2.0], [0.0, 0.0, 1.0]], dtype=np.float64)
+
+
 def scale_intrinsics(K: np.ndarray, scale: tuple[float, float], offset: tuple[int, int] = (0, 0)) -> np.ndarray:
     """Pinhole intrinsics (..., 3, 3) (OpenCV, integer pixel centres) of frames resized by ``scale`` = (sy, sx) and
     then cropped at ``offset`` = (top, left): x' = (x + 0.5) * s - 0.5 - offset."""

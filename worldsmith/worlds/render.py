@@ -25,6 +25,7 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
 from worldsmith.errors import WorldsmithError  # noqa: E402
+from worldsmith.io.frames import pinhole_intrinsics  # noqa: E402
 
 _MJ_TO_CV = np.diag([1.0, -1.0, -1.0])  # MuJoCo camera axes (x right, y up, -z fwd) -> OpenCV (x right, y down, z fwd)
 
@@ -144,8 +145,7 @@ class SceneRenderer:
 
 def intrinsics(fovy_deg: float, height: int, width: int) -> np.ndarray:
     """Pinhole K (3, 3) of a MuJoCo camera with vertical field of view ``fovy_deg`` rendered at H x W."""
-    f = 0.5 * height / np.tan(np.deg2rad(fovy_deg) / 2.0)
-    return np.array([[f, 0.0, (width - 1) / 2.0], [0.0, f, (height - 1) / 2.0], [0.0, 0.0, 1.0]], dtype=np.float64)
+    return pinhole_intrinsics(fovy_deg, height, width)
 
 
 def camera_c2w(data: mujoco.MjData, cam_id: int) -> np.ndarray:
