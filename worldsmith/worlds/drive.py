@@ -5,14 +5,17 @@ cars in both lanes (right-hand traffic: the ego lane runs counter-clockwise, onc
 parked vehicles, cones and barriers on the shoulders, trees and buildings around. All motion is kinematic
 (MuJoCo mocap bodies), so every camera of a frame sees the same state.
 
-Ego model (kinematic bicycle, one Euler step per frame, dt = 1 / fps; the state is the rear-axle point):
+Ego model (kinematic bicycle, one Euler step per frame, dt = 1 / fps; the state is the rear-axle point; one
+function, ``bicycle_step``, shared by ``DriveWorld.step`` and ``worldsmith.worlds.manoeuvres.integrate``):
     delta = steer * max_steer,  a = throttle * max_accel          (action = (steer, throttle) in [-1, 1]^2)
     v'    = clip(v + a dt, 0, max_speed)
     x'    = x + v' cos(yaw) dt,  y' = y + v' sin(yaw) dt
     yaw'  = yaw + v' tan(delta) / wheelbase dt                    (yaw is continuous, never wrapped)
 Ground truth per frame: ``ego`` (4,) = (x, y, yaw, speed); ``vehicles`` (M, 4) likewise for the other cars;
 ``c2w`` / ``intrinsics`` per view ((V, 4, 4) / (V, 3, 3) when V > 1). Views: front, front_left, front_right,
-rear, rear_left, rear_right (the first ``views``; default 3).
+rear, rear_left, rear_right (the first ``views``; default 3), mounted at the yaws of the rig ``DriveConfig.rig``
+(``RIGS``): "wide" (the default) spreads the front cameras out at +-50 degrees; "overlap" puts them at +-30 degrees
+so that, with the 60-degree field of view, neighbouring views share half their image (for multi-view consistency).
 """
 
 from __future__ import annotations
@@ -29,10 +32,16 @@ from worldsmith.worlds.road import Road, road_meshes, vehicle_xml
 
 mujoco = render.mujoco
 
-VIEWS = {  # camera name -> yaw on the car (degrees, + = left)
+VIEWS = {  # camera name -> yaw on the car (degrees, + = left): the "wide" rig
     "front": 0.0, "front_left": 50.0, "front_right": -50.0, "rear": 180.0, "rear_left": 130.0, "rear_right": -130.0,
 }  # fmt: skip
+RIGS = {  # rig name -> camera yaws (same names and order as VIEWS)
+    "wide": VIEWS,
+    "overlap": {"front": 0.0, "front_left": 30.0, "front_right": -30.0, "rear": 180.0, "rear_left": 150.0,
+                "rear_right": -150.0},
+}  # fmt: skip
 OBSTACLES = ("car", "truck", "van", "cone", "barrier")
+BEHAVIOURS = ("lane", "mixed")
 
 
 @dataclass
@@ -49,6 +58,33 @@ class DriveConfig:
     num_same_lane: tuple[int, int] = (0, 2)
     num_oncoming: tuple[int, int] = (1, 3)
     num_obstacles: tuple[int, int] = (3, 6)
+    rig: str = "wide"  # camera yaws: a name of RIGS
+    # the scripted driver: "lane" follows its lane; "mixed": half the episodes (drawn per episode) free manoeuvres
+    # instead, left and right turns of random strength and length, speed changes and stops, on and off the road,
+    # so a trajectory-conditioned model sees steering that the road does not predict (right turns included: the
+    # loop roads only bend left)
+    behaviour: str = "lane"
+
+    def __post_init__(self) -> None:
+        if self.rig not in RIGS:
+            raise ConfigError(f"unknown drive camera rig {self.rig!r}; choose one of: {', '.join(RIGS)}.")
+        if self.behaviour not in BEHAVIOURS:
+            raise ConfigError(f"unknown drive behaviour {self.behaviour!r}; choose one of: {', '.join(BEHAVIOURS)}.")
+
+
+def bicycle_step(ego: np.ndarray, action: np.ndarray, cfg: DriveConfig, dt: float) -> np.ndarray:
+    """One Euler step of the kinematic bicycle (module docstring): ego (x, y, yaw, speed) -> the next ego (float64).
+
+    ``action`` = (steer, throttle) is clipped to [-1, 1]; speed stays in [0, cfg.max_speed]."""
+    steer, throttle = np.clip(np.asarray(action, dtype=np.float64).reshape(2), -1.0, 1.0)
+    x, y, yaw, v = ego
+    v = float(np.clip(v + throttle * cfg.max_accel * dt, 0.0, cfg.max_speed))
+    return np.array([
+        x + v * np.cos(yaw) * dt,
+        y + v * np.sin(yaw) * dt,
+        yaw + v * np.tan(steer * cfg.max_steer) / cfg.wheelbase * dt,
+        v,
+    ])  # fmt: skip
 
 
 class DriveWorld(MujocoWorld):
@@ -63,6 +99,7 @@ class DriveWorld(MujocoWorld):
                 f"drive has at most {len(VIEWS)} cameras ({', '.join(VIEWS)}); got views={self.cfg.views}."
             )
         self.view_names = list(VIEWS)[: self.num_views]
+        self.view_yaws = [RIGS[self.dcfg.rig][name] for name in self.view_names]  # degrees, + = left
 
     @property
     def num_views(self) -> int:
@@ -88,8 +125,8 @@ class DriveWorld(MujocoWorld):
         pitch = np.deg2rad(c.cam_pitch_deg)
         cams = "".join(  # the rig rides on the ego car, a mocap body moved by the bicycle model
             mjcf.tag("camera", name=name, pos=(c.cam_forward, 0, c.cam_height), fovy=c.cam_fovy,
-                      quat=camera.mat_to_quat(camera.yaw_pitch_matrix(np.deg2rad(VIEWS[name]), pitch)))  # fmt: skip
-            for name in self.view_names
+                      quat=camera.mat_to_quat(camera.yaw_pitch_matrix(np.deg2rad(yaw), pitch)))  # fmt: skip
+            for name, yaw in zip(self.view_names, self.view_yaws)
         )
         mj.worldbody.append(mjcf.tag("body", cams, name="ego", mocap="true"))
         self._ego_s0 = rng.uniform(0, self.road.length)
@@ -169,16 +206,8 @@ class DriveWorld(MujocoWorld):
         return self._update()
 
     def step(self, action: np.ndarray) -> np.ndarray:
-        steer, throttle = np.clip(np.asarray(action, dtype=np.float64).reshape(2), -1.0, 1.0)
-        c, dt = self.dcfg, 1.0 / self.cfg.fps
-        x, y, yaw, v = self.ego
-        v = float(np.clip(v + throttle * c.max_accel * dt, 0.0, c.max_speed))
-        self.ego = np.array([
-            x + v * np.cos(yaw) * dt,
-            y + v * np.sin(yaw) * dt,
-            yaw + v * np.tan(steer * c.max_steer) / c.wheelbase * dt,
-            v,
-        ])  # fmt: skip
+        dt = 1.0 / self.cfg.fps
+        self.ego = bicycle_step(self.ego, action, self.dcfg, dt)
         self._move_traffic(dt)
         self.frame_index += 1
         return self._update()
@@ -232,8 +261,11 @@ class DriveWorld(MujocoWorld):
     # -- policy ------------------------------------------------------------------------------------------------
     def policy(self, rng: np.random.Generator):
         """Pure pursuit on the ego lane with a slowly wandering lateral offset; cruise control that slows for
-        bends and keeps a gap to the car ahead; small noise on both commands."""
+        bends and keeps a gap to the car ahead; small noise on both commands. With ``behaviour="mixed"`` half the
+        episodes drive ``free_policy`` instead."""
         c = self.dcfg
+        if c.behaviour == "mixed" and rng.random() < 0.5:
+            return self.free_policy(rng)
         state = {"offset": 0.0, "steer_noise": 0.0}
 
         def act(t: int) -> np.ndarray:
@@ -252,6 +284,25 @@ class DriveWorld(MujocoWorld):
                 if veh["lane"] == 1 and gap < 60.0:
                     target = min(target, veh.get("speed", veh["v"]) + (gap - 14.0) / 2.0)
             throttle = 0.6 * (max(target, 0.0) - v) + rng.normal(0, 0.05)
+            return np.clip([steer, throttle], -1.0, 1.0).astype(np.float32)
+
+        return act
+
+    def free_policy(self, rng: np.random.Generator):
+        """Free manoeuvres, segment after segment (4-12 frames each): a steer target uniform in [-0.8, 0.8] (a
+        third of the segments straight), approached at 30 % a frame; a target speed in [3, 13] m/s (one segment
+        in eight brakes to a stop) held by the cruise controller; small noise on both commands."""
+        state = {"left": 0, "steer": 0.0, "target_steer": 0.0, "speed": float(self.ego[3])}
+
+        def act(t: int) -> np.ndarray:
+            if state["left"] <= 0:
+                state["left"] = int(rng.integers(4, 13))
+                state["target_steer"] = 0.0 if rng.random() < 1 / 3 else float(rng.uniform(-0.8, 0.8))
+                state["speed"] = 0.0 if rng.random() < 1 / 8 else float(rng.uniform(3.0, 13.0))
+            state["left"] -= 1
+            state["steer"] += 0.3 * (state["target_steer"] - state["steer"])
+            steer = state["steer"] + rng.normal(0, 0.02)
+            throttle = 0.6 * (state["speed"] - self.ego[3]) + rng.normal(0, 0.05)
             return np.clip([steer, throttle], -1.0, 1.0).astype(np.float32)
 
         return act
@@ -317,6 +368,8 @@ class DriveWorld(MujocoWorld):
             "world": self.name,
             "road": self.road.kind,
             "views": self.view_names,
+            "rig": self.dcfg.rig,
+            "behaviour": self.dcfg.behaviour,
             "vehicles": [{k: v[k] for k in ("kind", "color", "lane")} for v in self.vehicles],
             "obstacles": [{k: o[k] for k in ("kind", "color", "side")} for o in self.obstacles],
         }

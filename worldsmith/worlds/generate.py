@@ -1,7 +1,7 @@
 """Dataset generation from the simulated worlds (``worldsmith sim``): episodes -> clips -> shards.
 
 Episode ``i`` of a run with base seed ``S`` uses the seed ``episode_seed(S, i)`` and the key
-``{world}-s{S}-e{i:06d}``, so a clip depends only on (world, size, fps, views, frames, S, i): not on the number
+``{world}-s{S}-e{i:06d}``, so a clip depends only on (world, size, fps, views, rig, frames, S, i): not on the number
 of worker processes nor on which episodes ran before. Workers are spawned processes (each owns its own world and
 GL context, which must not cross a fork); the parent writes the clips in episode order through ``ShardWriter``.
 To resume after an interruption, run the same command again: episodes whose keys are already in the
@@ -29,7 +29,10 @@ from worldsmith.data.shard_writer import ShardWriter
 from worldsmith.errors import ConfigError
 from worldsmith.worlds import base
 from worldsmith.worlds.base import World, WorldConfig
+from worldsmith.worlds.drive import DriveConfig
 from worldsmith.worlds.registry import WORLDS, make_world
+
+OPTIONAL_SETTINGS = {"branches": 1, "rig": "wide", "behaviour": "lane"}  # sim.json keys a run may lack (default, or older); value then
 
 
 def episode_seed(seed: int, episode: int) -> int:
@@ -41,6 +44,19 @@ def episode_key(world: str, seed: int, episode: int) -> str:
     return f"{world}-s{seed}-e{episode:06d}"
 
 
+def world_options(world: str, rig: str | None = None, behaviour: str | None = None) -> dict[str, Any]:
+    """Constructor options of ``world`` for the data settings beyond WorldConfig: the drive world's driver
+    ``behaviour`` (a name of ``worldsmith.worlds.drive.BEHAVIOURS``; None = "lane") and camera ``rig`` (a name
+    of ``worldsmith.worlds.drive.RIGS``; None = the default), which no other world has."""
+    if rig is None and behaviour is None:
+        return {}
+    if world != "drive":
+        what = "camera rig" if rig is not None else "behaviour"
+        raise ConfigError(f"the {what} option applies to the drive world only, not {world!r}; leave out "
+                          f"--{'rig' if rig is not None else 'behaviour'}.")  # fmt: skip
+    return {"drive": DriveConfig(rig=rig or "wide", behaviour=behaviour or "lane")}
+
+
 def record_episode(
     world: str | World,
     seed: int,
@@ -49,13 +65,16 @@ def record_episode(
     size: int = 64,
     fps: float = 10.0,
     views: int | None = None,
+    rig: str | None = None,
+    behaviour: str | None = None,
     key: str | None = None,
     meta: dict[str, Any] | None = None,
 ) -> Clip:
-    """One episode of ``world`` (a name, or a World whose own config then applies) as a ``Clip``."""
+    """One episode of ``world`` (a name, or a World whose own config then applies) as a ``Clip``; ``rig``: drive's
+    camera rig."""
     if isinstance(world, World):
         return base.record_episode(world, seed, frames, key=key, meta=meta)
-    w = make_world(world, WorldConfig(size=size, fps=fps, views=views))
+    w = make_world(world, WorldConfig(size=size, fps=fps, views=views), **world_options(world, rig, behaviour))
     try:
         return base.record_episode(w, seed, frames, key=key, meta=meta)
     finally:
@@ -66,9 +85,9 @@ def record_episode(
 _WORLD: World | None = None  # the world of this worker process
 
 
-def _init_worker(name: str, cfg: WorldConfig) -> None:
+def _init_worker(name: str, cfg: WorldConfig, options: dict[str, Any]) -> None:
     global _WORLD
-    _WORLD = make_world(name, cfg)  # its renderer is freed at exit (see worldsmith.worlds.base)
+    _WORLD = make_world(name, cfg, **options)  # its renderer is freed at exit (see worldsmith.worlds.base)
 
 
 def _run_episode(job: tuple[int, int, int, str, dict, int]) -> Clip:
@@ -77,8 +96,8 @@ def _run_episode(job: tuple[int, int, int, str, dict, int]) -> Clip:
     return base.record_episode(_WORLD, seed, frames, key=key, meta={**meta, "episode": episode}, branch=branch)
 
 
-def _run_local(name: str, cfg: WorldConfig, jobs: list[tuple]) -> Iterator[Clip]:
-    world = make_world(name, cfg)
+def _run_local(name: str, cfg: WorldConfig, options: dict[str, Any], jobs: list[tuple]) -> Iterator[Clip]:
+    world = make_world(name, cfg, **options)
     try:
         for episode, seed, frames, key, meta, branch in jobs:
             yield base.record_episode(world, seed, frames, key=key, meta={**meta, "episode": episode}, branch=branch)
@@ -86,10 +105,12 @@ def _run_local(name: str, cfg: WorldConfig, jobs: list[tuple]) -> Iterator[Clip]
         world.close()
 
 
-def _run_pool(name: str, cfg: WorldConfig, jobs: list[tuple], workers: int) -> Iterator[Clip]:
+def _run_pool(name: str, cfg: WorldConfig, options: dict[str, Any], jobs: list[tuple], workers: int
+              ) -> Iterator[Clip]:  # fmt: skip
     """Clips in job order, computed by ``workers`` spawned processes with a bounded number in flight."""
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(name, cfg)) as pool:
+    init = (name, cfg, options)
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=init) as pool:
         pending: collections.deque[Future] = collections.deque()
         todo = iter(jobs)
         try:
@@ -118,13 +139,16 @@ def _check(world: str, episodes: int, frames: int, workers: int | None, shard_si
 
 
 def _check_same_run(out: Path, settings: dict[str, Any]) -> None:
-    """Record a run's settings in ``out/sim.json``; refuse to resume into a directory made with other settings."""
+    """Record a run's settings in ``out/sim.json``; refuse to resume into a directory made with other settings
+    (a key of ``OPTIONAL_SETTINGS`` missing on either side has its default value there)."""
     path = out / "sim.json"
     if path.is_file():
         saved = json.loads(path.read_text())
-        diff = [k for k in settings if saved.get(k) != settings[k]]
+        keys = list(settings) + [k for k in OPTIONAL_SETTINGS if k in saved and k not in settings]
+        before = {k: saved.get(k, OPTIONAL_SETTINGS.get(k)) for k in keys}
+        diff = [k for k in keys if before[k] != settings.get(k, OPTIONAL_SETTINGS.get(k))]
         if diff:
-            was = ", ".join(f"{k}={saved.get(k)!r}" for k in diff)
+            was = ", ".join(f"{k}={before[k]!r}" for k in diff)
             raise ConfigError(
                 f"{out} already holds a simulation made with {was}; use a new --out directory, or the same "
                 "settings to resume it."
@@ -143,6 +167,8 @@ def simulate(
     out: str | Path,
     seed: int = 0,
     views: int | None = None,
+    rig: str | None = None,
+    behaviour: str | None = None,
     workers: int | None = None,
     progress: bool = True,
     shard_size: int = 64,
@@ -150,19 +176,24 @@ def simulate(
 ) -> dict[str, Any]:
     """Simulate ``episodes`` episodes of ``frames`` frames and write them as shards under ``out``; with
     ``branches`` > 1 every episode's scene is played that many times with independent policies (same first frame,
-    other actions), as clips ``<key>-b<branch>``.
+    other actions), as clips ``<key>-b<branch>``. ``rig``: the drive world's camera rig (a name of
+    ``worldsmith.worlds.drive.RIGS``; None = "wide"); a ConfigError for the other worlds.
 
     Returns a summary: world, episodes, written, skipped (already in the manifest), frames written, seconds,
     frames_per_second, out and the shards written by this run.
     """
     _check(world, episodes, frames, workers, shard_size, seed)
     cfg = WorldConfig(size=size, fps=float(fps), views=views)
-    make_world(world, cfg).close()  # fail early, in this process, on a config the world rejects (builds nothing)
+    options = world_options(world, rig, behaviour)
+    make_world(world, cfg, **options).close()  # fail early, in this process, on a config the world rejects
     out = Path(out)
     if branches < 1:
         raise ConfigError(f"branches must be >= 1, got {branches}.")
     settings = {"world": world, "frames": int(frames), "size": int(size), "fps": float(fps), "views": views,
                 "seed": int(seed)} | ({"branches": int(branches)} if branches > 1 else {})  # fmt: skip
+    if world == "drive":  # written even when default, so sim.json says which rig made the clips
+        settings["rig"] = options["drive"].rig if options else DriveConfig().rig
+        settings["behaviour"] = options["drive"].behaviour if options else DriveConfig().behaviour
     _check_same_run(out, settings)
     started = time.perf_counter()
     with ShardWriter(out, prefix=world, max_clips_per_shard=shard_size) as writer:
@@ -172,7 +203,8 @@ def simulate(
                 for i in range(episodes) for b in range(branches)}  # fmt: skip
         jobs = [(i, episode_seed(seed, i), int(frames), key, meta, b) for (i, b), key in keys.items() if key not in done]
         n_workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
-        clips = _run_local(world, cfg, jobs) if n_workers == 1 else _run_pool(world, cfg, jobs, n_workers)
+        clips = _run_local(world, cfg, options, jobs) if n_workers == 1 else _run_pool(world, cfg, options, jobs,
+                                                                                      n_workers)  # fmt: skip
         bar = tqdm(total=len(jobs), disable=not progress, unit="clip", desc=f"sim {world}")
         n_frames = 0
         try:
