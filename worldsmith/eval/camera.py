@@ -34,7 +34,7 @@ from worldsmith.conditioning.camera import pack_camera
 from worldsmith.data.clip import Clip
 from worldsmith.errors import ConfigError, DataError
 from worldsmith.eval.features import frame_features, frechet_distance
-from worldsmith.eval.geometry import estimate_pose, match_sift, relative_pose, video_metrics
+from worldsmith.eval.geometry import estimate_pose, match_sift, relative_pose, video_metrics, yaw_of
 from worldsmith.eval.metrics import psnr, ssim
 from worldsmith.io.video import to_tensor, to_uint8
 from worldsmith.worlds.base import WorldConfig
@@ -114,11 +114,6 @@ def turn(video: np.ndarray, K: np.ndarray, step: int = 4) -> float:
         if est is not None:
             yaws.append(yaw_of(est.R))
     return float(np.sum(yaws)) if yaws else float("nan")
-
-
-def yaw_of(R: np.ndarray) -> float:
-    """Yaw (degrees) of a relative rotation ``x_b = R x_a``: the angle about the camera y axis."""
-    return float(np.degrees(np.arctan2(R[0, 2], R[2, 2])))
 
 
 def left_right(videos: dict[str, np.ndarray], K: np.ndarray, c2w: dict[str, np.ndarray]) -> float:
