@@ -107,6 +107,11 @@ def sim(
     out: Path = typer.Option(..., "--out", "-o", help="Output directory for shards and manifest.parquet."),
     seed: int = typer.Option(0, "--seed", help="Base seed; same seed gives identical frames, actions, captions."),
     views: Optional[int] = typer.Option(None, "--views", min=1, help="Synchronized cameras (drive: default 3)."),
+    rig: Optional[str] = typer.Option(None, "--rig", help="Drive only: camera yaws, wide (default: front cameras at "
+                                      "+-50 degrees) or overlap (+-30: neighbouring views share half the image)."),
+    behaviour: Optional[str] = typer.Option(None, "--behaviour", help="Drive only: the scripted driver, lane "
+                                            "(default: follows its lane) or mixed (half the episodes free left/right "
+                                            "turns, speed changes and stops, for trajectory-conditioned models)."),
     workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, help="Parallel processes (default: cores)."),
     branches: int = typer.Option(1, "--branches", min=1, help="Play each episode's scene this many times with "
                                  "independent policies (same first frame, other actions)."),
@@ -116,8 +121,9 @@ def sim(
     Run the same command again after an interruption to finish the missing episodes.
     """
     summary = simulate(
-        world, episodes=episodes, frames=frames, size=size, fps=fps, out=out, seed=seed, views=views, workers=workers,
-        branches=branches,
+        world, episodes=episodes, frames=frames, size=size, fps=fps, out=out, seed=seed, views=views, rig=rig,
+        behaviour=behaviour,
+        workers=workers, branches=branches,
     )
     typer.echo(json.dumps(summary, indent=2, default=str))
 
@@ -146,6 +152,14 @@ def generate(
                                          "(see worldsmith/worlds/camera_paths.py). --frames poses (default 17)."),
     fov: Optional[float] = typer.Option(None, "--fov", help="Camera models: the input's vertical field of view in "
                                         "degrees (default 50)."),
+    input_views: Optional[str] = typer.Option(None, "--input-views", help="Multi-view models: the first frame "
+                                              "(image or video) of every camera, comma-separated, front first, e.g. "
+                                              "front.png,left.png,right.png; writes OUT (views side by side) and "
+                                              "OUT.view0.mp4 ... one per view."),
+    trajectory: Optional[str] = typer.Option(None, "--trajectory", help="Multi-view models: the ego trajectory, a "
+                                             "named manoeuvre (straight, left, right, stop; add :AMOUNT, e.g. "
+                                             "left:0.8) or a JSON file (see worldsmith/worlds/manoeuvres.py). "
+                                             "--frames states (default 17)."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Diffusion: sampler steps (default 10)."),
     guidance: Optional[float] = typer.Option(None, "--guidance", min=0.0, help="Diffusion: classifier-free "
                                              "guidance (default 1 = none)."),
@@ -175,7 +189,7 @@ def generate(
     values = {k: v for k, v in values.items() if v is not None} | C.parse_overrides(overrides or [])
     generator = with_decoder(load_generator(model, device), decoder, device)
     sampling = sampling_config(generator, values)
-    request = request_for(prompt, input_path, frames, seed, actions, camera, fov)
+    request = request_for(prompt, input_path, frames, seed, actions, camera, fov, input_views, trajectory)
     rails = guard_cli.rails_for("generate", out.parent, no_guardrail=no_guardrail, allow=allow, deny=deny,
                                 audit_log=audit_log, llm_judge=llm_judge)  # fmt: skip
     upsampling = UpsampleConfig() if upsample else None
@@ -212,10 +226,12 @@ def batch(
 @app.command()
 def posttrain(
     mode: str = typer.Argument(..., help="action (condition on the clips' actions), instruction (on their captions) "
-                               "or camera (on their camera poses: Plücker rays; diffusion models)."),
+                               "camera (on their camera poses: Plücker rays; diffusion models) or views (every "
+                               "synchronized camera jointly, on the ego trajectory; diffusion models)."),
     base: str = typer.Option(..., "--from", help="The base world model: a run directory or a shipped model's name."),
     data: Optional[str] = typer.Option(None, "--data", "-d", help="The clips (shards with actions, or with c2w and "
-                                       "intrinsics for camera, e.g. from `worldsmith sim orbit`)."),
+                                       "intrinsics for camera, e.g. from `worldsmith sim orbit`; several views and an ego "
+                                       "array for views, e.g. `worldsmith sim drive`)."),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory of the post-trained model."),
     lora: int = typer.Option(0, "--lora", min=0, help="Train rank-R LoRA adapters instead of every weight (0: full)."),
     config: Optional[Path] = ConfigOption,
@@ -224,7 +240,7 @@ def posttrain(
     dry_run: bool = DryRunOption,
 ) -> None:  # fmt: skip
     """Post-train a base world model on a robot's clips: with their actions (per-frame control), their task
-    instructions, or a camera's poses (camera control). Starts from the base's weights and architecture; run the
+    instructions, a camera's poses (camera control), or all of a vehicle's cameras at once along its trajectory. Starts from the base's weights and architecture; run the
     same command again to resume."""
     family, cfg = posttrain_config(mode, base, data, lora_rank=lora, config_yaml=config, overrides=overrides or [])
     if dry_run:

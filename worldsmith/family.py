@@ -49,6 +49,10 @@ class GenerationRequest:
     # frame: camera models see poses relative to the first), for camera-controlled models
     camera: np.ndarray | None = None
     intrinsics: np.ndarray | None = None  # float (3, 3): K in the pixels of ``video`` (None: 50-degree vertical fov)
+    # multi-view models: the other synchronized views' frames, each uint8 (k, H, W, 3) like ``video`` (the front
+    # view), in the rig's order; the output is then every view side by side, (frames, H, V*W, 3)
+    views: list[np.ndarray] | None = None
+    trajectory: np.ndarray | None = None  # float (T, 4): the ego (x, y, yaw, speed) per output frame (multi-view)
 
 
 class Generator(Protocol):

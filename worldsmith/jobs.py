@@ -23,8 +23,9 @@ from worldsmith.io.video import decode, encode_mp4, probe
 from worldsmith.upsample.upsampler import UpsampleConfig
 from worldsmith.upsample.upsampler import upsample as upsample_prompt
 from worldsmith.worlds.camera_paths import load_path
+from worldsmith.worlds.manoeuvres import load_trajectory
 
-REQUEST_KEYS = ("prompt", "input", "frames", "seed", "name", "actions")  # a JSONL job's keys besides sampling settings
+REQUEST_KEYS = ("prompt", "input", "frames", "seed", "name", "actions", "camera", "fov", "input_views", "trajectory")  # a JSONL job's keys besides sampling settings
 
 
 def sampling_config(generator: Generator, values: dict[str, Any]) -> Any:
@@ -64,7 +65,11 @@ def run_request(generator: Generator, request: GenerationRequest, sampling: Any,
         video = rails.filter_video(video, request.prompt)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    encode_mp4(video, out, fps=generator.fps or request.fps or 10.0)
+    fps = generator.fps or request.fps or 10.0
+    encode_mp4(video, out, fps=fps)
+    if request.views is not None:  # multi-view: the tiled video above, and one file per view beside it
+        for i, view in enumerate(np.split(video, 1 + len(request.views), axis=2)):
+            encode_mp4(view, out.with_name(f"{out.stem}.view{i}{out.suffix}"), fps=fps)
     return out
 
 
@@ -94,11 +99,23 @@ CAMERA_FRAMES = 17  # frames of a camera path when --frames does not say
 
 def request_for(prompt: str = "", input_path: str | Path | None = None, frames: int | None = None,
                 seed: int = 0, actions: str | Path | list | None = None, camera: str | None = None,
-                fov: float | None = None) -> GenerationRequest:  # fmt: skip
+                fov: float | None = None, input_views: str | None = None,
+                trajectory: str | None = None) -> GenerationRequest:  # fmt: skip
     """A request from CLI / job values; ``camera``: a named path (``orbit_left``, ``dolly_in:0.5`` ...) or a JSON
     file of poses (worldsmith/worlds/camera_paths.py), ``frames`` poses long (default 17); ``fov``: the input's
-    vertical field of view in degrees (default 50)."""
+    vertical field of view in degrees (default 50). Multi-view models: ``input_views`` "front.png,left.png,..." (the
+    front view first, instead of ``input_path``) and ``trajectory`` a named manoeuvre (straight, left, right, stop)
+    or a JSON file (worldsmith/worlds/manoeuvres.py), ``frames`` states long (default 17)."""
+    views = None
+    if input_views is not None:
+        if input_path is not None:
+            raise ConfigError("give either --input (one camera) or --input-views (every camera, front first), not both.")
+        paths = [p.strip() for p in str(input_views).split(",") if p.strip()]
+        if not paths:
+            raise ConfigError("--input-views needs comma-separated image or video files, front view first.")
+        input_path, views = paths[0], [read_input(p)[0] for p in paths[1:]]
     video, fps = read_input(input_path) if input_path else (None, None)
+    ego = load_trajectory(str(trajectory), frames or CAMERA_FRAMES) if trajectory is not None else None
     acts = read_actions(actions) if actions is not None else None
     c2w = load_path(str(camera), frames or CAMERA_FRAMES) if camera is not None else None
     K = None
@@ -107,7 +124,7 @@ def request_for(prompt: str = "", input_path: str | Path | None = None, frames: 
             raise ConfigError(f"--fov needs an --input and a vertical field of view in degrees in [1, 170], got {fov}.")
         K = pinhole_intrinsics(fov, *video.shape[1:3])
     return GenerationRequest(prompt=prompt, video=video, frames=frames, seed=seed, fps=fps, actions=acts,
-                             camera=c2w, intrinsics=K)  # fmt: skip
+                             camera=c2w, intrinsics=K, views=views, trajectory=ego)  # fmt: skip
 
 
 def read_jobs(jsonl: str | Path) -> list[dict]:
@@ -146,7 +163,8 @@ def run_jobs(generator: Generator, jsonl: str | Path, out_dir: str | Path, defau
         out = Path(out_dir) / f"{job['name']}.mp4"
         if not out.is_file():
             request = request_for(job["prompt"], job.get("input"), job.get("frames"), int(job.get("seed", 0)),
-                                  job.get("actions"), job.get("camera"), job.get("fov"))  # fmt: skip
+                                  job.get("actions"), job.get("camera"), job.get("fov"), job.get("input_views"),
+                                  job.get("trajectory"))  # fmt: skip
             try:
                 run_request(generator, request, sampling, out, rails, upsample)
             except Blocked as e:

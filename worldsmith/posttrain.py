@@ -1,4 +1,4 @@
-"""``worldsmith posttrain action|instruction|camera``: a base world model trained further on its user's own video.
+"""``worldsmith posttrain action|instruction|camera|views``: a base world model trained further on its user's own video.
 
 Cosmos' recipe (arXiv 2501.03575, Sec. 6): start from a pre-trained world foundation model and train it on
 action-labelled (or instruction-labelled) clips of one embodiment. Here a post-training run is an ordinary training
@@ -8,6 +8,9 @@ run of the base's family whose config starts from the base's: the same architect
 * ``action``: the clips' actions enter through the backbone's conditioning slot (a new, zero-initialised action
   embedder: the run starts as the base), captions dropped half of the time so the model follows actions alone;
 * ``instruction``: the same data conditioned on the task instruction (the clip's caption) alone;
+* ``views`` (diffusion): every synchronized camera of a clip generated jointly (views stacked, a new zero-initialised
+  view embedding each, joint attention across views; conditioning/views.py), conditioned on the ego vehicle's
+  trajectory through a new zero-initialised modulation embedder; the view count comes from the data;
 * ``camera`` (diffusion): the clips' camera poses (``c2w`` + ``intrinsics`` per frame) enter as Plücker rays
   through a new, zero-initialised token embedder (conditioning/camera.py), so a user can move the camera through a
   generated world; captions dropped half of the time.
@@ -27,20 +30,22 @@ from worldsmith.families import family_of
 from worldsmith.weights import read_run_config
 from worldsmith.zoo import resolve
 
-MODES = ("action", "instruction", "camera")
+MODES = ("action", "instruction", "camera", "views")
 DEFAULTS = {  # per family and mode, applied over the base's config before the user's --set
     "diffusion": {
         "action": {"data": {"actions": True}, "model": {"caption_dropout": 0.5, "video2world_prob": 1.0}},
         "instruction": {"data": {"actions": False}, "model": {"caption_dropout": 0.1, "video2world_prob": 1.0}},
         "camera": {"data": {"actions": False, "camera": True},
                    "model": {"caption_dropout": 0.5, "video2world_prob": 1.0}},
+        "views": {"data": {"actions": False, "views": True, "trajectory": True},
+                  "model": {"caption_dropout": 0.5, "video2world_prob": 1.0}},
     },
     "autoregressive": {
         "action": {"data": {"actions": True, "caption_dropout": 0.5}},
         "instruction": {"data": {"actions": False, "caption_dropout": 0.1}},
     },
 }
-FRESH = {"model": ("action_dim", "action_chunk", "camera", "camera_stride", "camera_every_block", "lora"), "data": ("shards", "tokens")}  # set anew, not the base's
+FRESH = {"model": ("action_dim", "action_chunk", "camera", "camera_stride", "camera_every_block", "views", "trajectory", "lora"), "data": ("shards", "tokens")}  # set anew, not the base's
 TRAIN = {"steps": 3000, "lr": 5e-4, "warmup_steps": 100}  # post-training's own schedule (the base's is for pre-training)
 
 

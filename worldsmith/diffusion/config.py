@@ -98,10 +98,12 @@ class WorldModelConfig:
     # std the model works in (residual_scale, measured on the data): copying the context is then the zero output
     residual: bool = False
     action_dim: int = 0  # actions per transition (e.g. 7 for the arm); 0: no action conditioning
-    action_chunk: int = 1  # actions per latent frame: the tokenizer's temporal compression (set at training)
+    action_chunk: int = 1  # video frames (actions, ego states) per latent frame: the tokenizer's temporal compression (set at training)
     camera: bool = False  # camera control: Plücker rays of each latent frame's pose (conditioning/camera.py)
     camera_stride: int = 0  # image pixels per latent pixel: the tokenizer's spatial compression (set at training)
     camera_every_block: bool = False  # rays projected into every block (cosmos-predict2) instead of the input tokens
+    views: int = 0  # multi-view: the most synchronized views the model knows (a learned embedding each); 0: one camera
+    trajectory: bool = False  # condition on the ego trajectory (states per video frame, conditioning/views.py)
     lora: LoRAConfig = field(default_factory=LoRAConfig)  # rank > 0: post-train low-rank adapters of the blocks only
 
     def __post_init__(self) -> None:
@@ -112,6 +114,8 @@ class WorldModelConfig:
             raise ConfigError("model.max_cond_latents >= 1, model.cond_sigma_std >= 0 and model.cond_sigma > 0 are required.")
         if self.camera_stride < 0:
             raise ConfigError(f"model.camera_stride must be >= 0 (0: set from the tokenizer), got {self.camera_stride}.")
+        if self.views < 0:
+            raise ConfigError(f"model.views must be >= 0 (0: a single-camera model), got {self.views}.")
         if self.action_dim < 0 or self.action_chunk < 1:
             raise ConfigError("model.action_dim >= 0 and model.action_chunk >= 1 are required.")
         if self.video2world_prob > 0 and not self.dit.cond_mask_channel:

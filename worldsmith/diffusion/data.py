@@ -18,6 +18,7 @@ from typing import Any, Iterator
 import torch
 
 from worldsmith.conditioning.camera import pack_camera, per_latent_frame
+from worldsmith.conditioning.views import stack_views
 from worldsmith.data.dataset import DatasetConfig, make_loader
 from worldsmith.errors import ConfigError, DataError
 from worldsmith.weights import load_tensors, read_metadata, save_tensors
@@ -37,6 +38,8 @@ class DiffusionDataConfig:
     window: int = 0  # latent frames per training sample, a random window of each cached crop; 0: the whole crop
     actions: bool = False  # read each clip's per-transition ``actions`` array (action-conditioned models)
     camera: bool = False  # read each clip's per-frame ``c2w`` and ``intrinsics`` (camera-controlled models)
+    views: bool = False  # every synchronized view of a clip, encoded per view and stacked (multi-view models)
+    trajectory: bool = False  # read each clip's per-frame ego states ``ego`` (trajectory-conditioned models)
     stats_batches: int = 8  # batches to measure the latents' mean and std on (uncached path)
     # a discrete (DV/DI) tokenizer run: its tokens of every cached clip condition the model (the diffusion decoder)
     token_tokenizer: str = ""
@@ -73,9 +76,27 @@ class EncodedBatches:
         device = next(self.tokenizer.parameters()).device
         ct = self.tokenizer.cfg.temporal_compression
         for batch in self.loader:
-            latents = self.tokenizer.encode(batch["video"].to(device))  # (B, C, T', H', W')
+            latents = encode_views(self.tokenizer, batch, device)  # (B, C, T', V*H', W')
             yield text_batch(latents, batch["caption"], batch["fps"] / ct, self.text_encoder, batch.get("actions"),
-                             camera=camera_of(batch, ct))  # fmt: skip
+                             camera=camera_of(batch, ct), views=view_ids(batch), trajectory=batch.get("ego"))  # fmt: skip
+
+
+def encode_views(tokenizer, batch: dict, device) -> torch.Tensor:
+    """A clip batch's latents (B, C, T', H', W'); with its extra views (``views`` (B, V-1, 3, T, H, W)), every view
+    encoded on its own and stacked along the height, front view first: (B, C, T', V*H', W')."""
+    latents = tokenizer.encode(batch["video"].to(device))
+    if "views" not in batch or batch["views"].shape[1] == 0:
+        return latents
+    extra = [tokenizer.encode(v.to(device)) for v in batch["views"].unbind(1)]
+    return stack_views([latents, *extra])
+
+
+def view_ids(batch: dict) -> torch.Tensor | None:
+    """(B, V) view indices (0 = the main view) of a clip batch read with views, else None."""
+    if "views" not in batch:
+        return None
+    b, v = batch["video"].shape[0], 1 + batch["views"].shape[1]
+    return torch.arange(v).expand(b, v).clone()
 
 
 def camera_of(batch: dict, chunk: int) -> torch.Tensor | None:
@@ -87,16 +108,22 @@ def camera_of(batch: dict, chunk: int) -> torch.Tensor | None:
 
 def text_batch(latents: torch.Tensor, captions: list[str], latent_fps: torch.Tensor, text_encoder,
                actions: torch.Tensor | None = None, tokens: dict[str, torch.Tensor] | None = None,
-               camera: torch.Tensor | None = None) -> dict:  # fmt: skip
+               camera: torch.Tensor | None = None, views: torch.Tensor | None = None,
+               trajectory: torch.Tensor | None = None) -> dict:  # fmt: skip
     """A training batch: latents, MiniLM states of the captions, latent fps (+ actions (B, T-1, A), + the discrete
     tokens (B, T'', H'', W'') of the same clips and their DV decoding re-encoded (B, C, T', H', W'), + packed
-    cameras per latent frame (B, T', 25))."""
+    cameras per latent frame (B, T', 25), + view indices (B, V) of views stacked along H', + ego states per video
+    frame (B, T, 4))."""
     emb = text_encoder.encode(list(captions))
     batch = {"latents": latents, "text": emb.tokens, "text_mask": emb.mask, "fps": latent_fps.float()}
     if tokens is not None:
         batch |= {"tokens": tokens["tokens"].long(), "dv_latents": tokens["dv_latents"].float()}
     if camera is not None:
         batch["camera"] = camera.float()
+    if views is not None:
+        batch["views"] = views.long()
+    if trajectory is not None:
+        batch["trajectory"] = trajectory.float()
     return batch if actions is None else batch | {"actions": actions.float()}
 
 
@@ -121,7 +148,7 @@ class CachedLatentBatches:
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         latents, actions, tokens = self.cache["latents"], self.cache.get("actions"), self.cache.get("tokens")
-        cameras = self.cache.get("camera")
+        cameras, views, ego = self.cache.get("camera"), self.cache.get("views"), self.cache.get("trajectory")
         dv_latents = self.cache.get("dv_latents")
         n, bs = len(latents), min(self.batch_size, len(latents))
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
@@ -139,14 +166,19 @@ class CachedLatentBatches:
                 tok = {"tokens": torch.stack([tokens[j, starts[j] : starts[j] + w] for j in idx]),
                        "dv_latents": torch.stack([dv_latents[j, :, starts[j] : starts[j] + w] for j in idx])}
             cam = None if cameras is None else torch.stack([cameras[j, starts[j] : starts[j] + w] for j in idx])
+            traj = None  # the ego states of the video frames the window covers
+            if ego is not None:
+                traj = torch.stack([ego[j, starts[j] * self.chunk : (starts[j] + w - 1) * self.chunk + 1] for j in idx])
             captions = [self.cache["captions"][j] for j in idx]
-            yield text_batch(z, captions, self.cache["fps"][idx], self.text_encoder, a, tok, cam)
+            yield text_batch(z, captions, self.cache["fps"][idx], self.text_encoder, a, tok, cam,
+                             None if views is None else views[idx], traj)  # fmt: skip
 
 
 def dataset_config(data: DiffusionDataConfig, seed: int, *, loop: bool, shuffle: bool) -> DatasetConfig:
     return DatasetConfig(shards=data.shards, frames=data.frames, fps=data.fps, size=(data.size, data.size),
-                         temporal_crop="random", shuffle=shuffle, seed=seed, loop=loop,
-                         arrays=(["actions"] if data.actions else []) + (["c2w", "intrinsics"] if data.camera else []))  # fmt: skip
+                         temporal_crop="random", shuffle=shuffle, seed=seed, loop=loop, views=data.views,
+                         arrays=(["actions"] if data.actions else []) + (["c2w", "intrinsics"] if data.camera else [])
+                         + (["ego"] if data.trajectory else []))  # fmt: skip
 
 
 def cache_settings(data: DiffusionDataConfig, seed: int) -> dict[str, Any]:
@@ -154,7 +186,8 @@ def cache_settings(data: DiffusionDataConfig, seed: int) -> dict[str, Any]:
     weights = resolve(data.tokenizer) / "model.safetensors"  # a retrained tokenizer invalidates the cache
     settings = {"shards": data.shards, "tokenizer": str(weights.resolve()), "weights_mtime_ns": weights.stat().st_mtime_ns,
                 "frames": data.frames, "size": data.size, "fps": data.fps, "crops": data.cache_crops, "seed": seed,
-                "actions": data.actions, **({"camera": True} if data.camera else {})}  # fmt: skip
+                "actions": data.actions, **({"camera": True} if data.camera else {}),
+                **({"views": True} if data.views else {}), **({"trajectory": True} if data.trajectory else {})}  # fmt: skip
     if data.token_tokenizer:
         tokens = resolve(data.token_tokenizer) / "model.safetensors"
         settings |= {"token_tokenizer": str(tokens.resolve()), "token_mtime_ns": tokens.stat().st_mtime_ns,
@@ -171,11 +204,11 @@ def build_latent_cache(data: DiffusionDataConfig, tokenizer, path: Path, seed: i
         return
     device = next(tokenizer.parameters()).device
     ct = tokenizer.cfg.temporal_compression
-    latents, actions, tokens, dv_latents, captions, fps, cameras = [], [], [], [], [], [], []
+    latents, actions, tokens, dv_latents, captions, fps, cameras, views, ego = [], [], [], [], [], [], [], [], []
     for crop in range(data.cache_crops):
         loader = make_loader(dataset_config(data, seed + crop, loop=False, shuffle=False), 8, data.num_workers)
         for batch in loader:
-            latents.append(tokenizer.encode(batch["video"].to(device)).cpu())
+            latents.append(encode_views(tokenizer, batch, device).cpu())
             if token_tokenizer is not None:  # the DV tokens, and their DV decoding encoded by the continuous tokenizer
                 tok = token_tokenizer.encode(batch["video"].to(device))
                 tokens.append(tok.to(torch.int32).cpu())
@@ -186,6 +219,10 @@ def build_latent_cache(data: DiffusionDataConfig, tokenizer, path: Path, seed: i
                 actions.append(batch["actions"].float())
             if data.camera:
                 cameras.append(camera_of(batch, ct))
+            if data.views:
+                views.append(view_ids(batch))
+            if data.trajectory:
+                ego.append(batch["ego"].float())
     if not latents:
         raise DataError(f"no clips of {data.frames} frames found in {data.shards}; check the path or lower data.frames.")
     tensors = {"latents": torch.cat(latents)} | ({"actions": torch.cat(actions)} if actions else {})
@@ -193,12 +230,17 @@ def build_latent_cache(data: DiffusionDataConfig, tokenizer, path: Path, seed: i
         tensors |= {"tokens": torch.cat(tokens), "dv_latents": torch.cat(dv_latents)}
     if cameras:
         tensors["camera"] = torch.cat(cameras)
+    if views:
+        tensors["views"] = torch.cat(views)
+    if ego:
+        tensors["trajectory"] = torch.cat(ego)
     save_tensors(tensors, path, metadata={"meta": json.dumps(meta), "captions": json.dumps(captions),
                                           "fps": json.dumps(fps)})  # fmt: skip
 
 
 def read_latent_cache(path: Path) -> dict[str, Any]:
     """{"latents" (N, C, T', H', W'), "captions" [N], "fps" (N,) latent frames per second (+ "actions" (N, T-1, A),
-    + "tokens" (N, T'', H'', W'') and "dv_latents" (N, C, T', H', W'), + "camera" (N, T', 25))} of a cache file."""
+    + "tokens" (N, T'', H'', W'') and "dv_latents" (N, C, T', H', W'), + "camera" (N, T', 25), + "views" (N, V)
+    view indices of views stacked along H', + "trajectory" (N, T, 4) ego states per video frame)} of a cache file."""
     stored, tensors = read_metadata(path), load_tensors(path)
     return tensors | {"captions": json.loads(stored["captions"]), "fps": torch.tensor(json.loads(stored["fps"]))}

@@ -5,6 +5,10 @@ queries and keys) -> cross-attention to the text tokens -> MLP, each pre-normed 
 gate) by AdaLN-LoRA from the noise-level embedding. Modulation may vary per latent frame: the embedding is
 (B, Tm, D) with Tm = 1 (one noise level per sample) or T' (per-frame noise levels, per-frame conditions).
 
+Several synchronized views (multi-view models, conditioning/views.py) arrive stacked along H' with
+``Condition.extras["views"]`` (B, V): every view gets the same (t, h, w) positions (RoPE and the absolute table),
+the MLP's per-frame convolution stays inside each view, and self-attention runs over all views and frames at once.
+
 The network is the bare F_theta of EDM: it sees ``c_in * x`` and ``c_noise`` and knows nothing about noise
 schedules (edm.py wraps it). Extra conditions plug in through ``embedders`` (see embedders.py).
 """
@@ -15,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from worldsmith.conditioning.views import view_grid
 from worldsmith.diffusion.condition import Condition
 from worldsmith.diffusion.config import DiTConfig
 from worldsmith.diffusion.embedders import ConditionEmbedder, NoiseEmbedder
@@ -77,7 +82,7 @@ class MLP(nn.Module):
         h = self.fc1(x)
         if self.local is not None:
             b, t, s, c = h.shape
-            frames = h.reshape(b * t, *grid, c).permute(0, 3, 1, 2)  # (B*T', hidden, h, w)
+            frames = h.reshape(-1, *grid, c).permute(0, 3, 1, 2)  # (B*T'*views, hidden, h, w): each view alone
             h = h + self.local(frames).permute(0, 2, 3, 1).reshape(b, t, s, c)
         return self.fc2(F.gelu(h))
 
@@ -204,16 +209,19 @@ class DiT(nn.Module):
         """x = c_in * noisy latents (B, C, T', H', W'), c_noise (B, Tm) -> F_theta (B, C, T', H', W')."""
         b, _, t, hh, ww = x.shape
         p = self.cfg.patch
-        if hh % p or ww % p:
-            raise ConfigError(f"the latent size {hh}x{ww} must be divisible by the patch size {p}.")
+        v = view_grid(cond.extras.get("views"), hh)  # views stacked along H' (conditioning/views.py)
+        if (hh // v) % p or ww % p:
+            raise ConfigError(f"the latent size {hh // v}x{ww} must be divisible by the patch size {p}.")
         h, w = hh // p, ww // p
+        hv = h // v  # token rows of one view
         # 1. tokens: patchify the input channels, embed, add absolute positions
         tokens = self.patch_embed(self.patchify(self.input_channels(x, cond)))  # (B, T', h*w, D)
         for e in self.embedders:
             if e.target == "tokens":
                 tokens = tokens + e(self._extra(cond, e.name), (b, t, hh, ww)).to(tokens.dtype)
-        if self.pos_embed is not None:
-            tokens = tokens + self.pos_embed(t, h, w).view(1, t, h * w, -1)
+        if self.pos_embed is not None:  # each view has its own (t, h, w) positions
+            pos = self.pos_embed(t, hv, w).view(1, t, 1, hv * w, -1)
+            tokens = tokens + pos.expand(1, t, v, hv * w, pos.shape[-1]).reshape(1, t, h * w, -1)
         # 2. modulation embedding: noise level + extra modulation embedders, then the shared AdaLN-LoRA term
         emb = self.noise_embedder(c_noise)  # (B, Tm, D)
         for e in self.embedders:
@@ -222,7 +230,11 @@ class DiT(nn.Module):
                 emb = emb + (value[:, None] if value.ndim == 2 else value)
         lora, emb_act = self.noise_embedder.lora(emb), F.silu(emb)  # (B, Tm, 3D), (B, Tm, D)
         # 3. rotary angles for the (t, h, w) grid, shaped for (B, N, H, Dh) queries and keys
-        rotation = self.rope(t, h, w, cond.fps, b, x.device)[..., None, :]  # (N, 1, Dh/2) or (B, N, 1, Dh/2)
+        rotation = self.rope(t, hv, w, cond.fps, b, x.device)  # (N, Dh/2) or (B, N, Dh/2), one view's grid
+        if v > 1:  # the same positions in every view: (.., t, hv*w, ..) -> (.., t, v, hv*w, ..)
+            grid = rotation.unflatten(-2, (t, 1, hv * w))
+            rotation = grid.expand(*grid.shape[:-3], v, hv * w, grid.shape[-1]).flatten(-4, -2)
+        rotation = rotation[..., None, :]  # (N, 1, Dh/2) or (B, N, 1, Dh/2)
         # 4. text: attend to every token when none is padding
         text = cond.text.to(tokens.dtype)
         text_mask = None if bool(cond.text_mask.all()) else cond.text_mask[:, None, None, :]  # (B, 1, 1, L)
@@ -232,7 +244,7 @@ class DiT(nn.Module):
         for i, block in enumerate(self.blocks):
             for extra in per_block:  # a per-block token condition enters before each block
                 tokens = tokens + extra[i]
-            tokens = block(tokens, emb_act, lora, text, text_mask, rotation, (h, w))  # (B, T', h*w, D)
+            tokens = block(tokens, emb_act, lora, text, text_mask, rotation, (hv, w))  # (B, T', h*w, D)
         # 6. output
         return self.unpatchify(self.final(tokens, emb_act, lora), h, w)  # (B, C, T', H', W')
 

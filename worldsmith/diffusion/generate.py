@@ -26,6 +26,7 @@ import torch
 from worldsmith.conditioning.camera import pack_camera, per_latent_frame
 from worldsmith.conditioning.text import default_text_encoder
 from worldsmith import progress
+from worldsmith.diffusion import multiview
 from worldsmith.diffusion.condition import Condition
 from worldsmith.diffusion.config import SamplingConfig
 from worldsmith.diffusion.model import DiffusionWorldModel, with_condition_frames
@@ -122,7 +123,8 @@ class DiffusionGenerator:
 
     def default_sampling(self) -> SamplingConfig:
         """The defaults this model samples with: few Euler steps for an action model, else SamplingConfig's."""
-        return SamplingConfig(**ACTION_SAMPLING) if self.model.cfg.action_dim or self.model.cfg.camera else SamplingConfig()
+        cfg = self.model.cfg
+        return SamplingConfig(**ACTION_SAMPLING) if cfg.action_dim or cfg.camera or cfg.views else SamplingConfig()
 
     # -- the Generator protocol: uint8 frames in and out ------------------------------------------------------
     def generate(self, request: GenerationRequest, sampling: SamplingConfig | None = None) -> np.ndarray:
@@ -138,6 +140,8 @@ class DiffusionGenerator:
             actions = torch.as_tensor(np.asarray(request.actions, dtype=np.float32))[None]  # (1, N, A)
             frames = request.frames or 1 + actions.shape[1]
             out = self.rollout(video, actions, frames, [request.prompt], sampling, request.seed)
+        elif request.views is not None or request.trajectory is not None or self.model.cfg.views:
+            return multiview.generate_request(self, request, sampling)
         elif request.camera is not None or self.model.cfg.camera:
             camera = self.camera_of(request)  # (1, N, 25) in the model's pixels
             out = self.generate_videos([request.prompt], video=video, frames=request.frames or camera.shape[1],

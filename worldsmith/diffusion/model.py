@@ -12,6 +12,7 @@ from torch import nn
 
 from worldsmith.conditioning.action import ActionEmbedder
 from worldsmith.conditioning.camera import CameraEmbedder
+from worldsmith.conditioning.views import TrajectoryEmbedder, ViewEmbedder
 from worldsmith.diffusion.condition import Condition
 from worldsmith.diffusion.config import WorldModelConfig
 from worldsmith.diffusion.dit import DiT
@@ -42,14 +43,23 @@ class DiffusionWorldModel(nn.Module, Pretrained):
 
     def make_embedders(self, cfg: WorldModelConfig) -> list[nn.Module]:
         """The extra-condition slot's embedders, from the config: actions when ``cfg.action_dim`` > 0, camera poses
-        (Plücker rays) when ``cfg.camera``."""
+        (Plücker rays) when ``cfg.camera``, view embeddings when ``cfg.views`` > 0, the ego trajectory when
+        ``cfg.trajectory``."""
         embedders: list[nn.Module] = []
         if cfg.action_dim:
             embedders.append(ActionEmbedder(cfg.action_dim, cfg.dit.width, cfg.action_chunk))
         if cfg.camera:
             every = cfg.dit.depth if cfg.camera_every_block else 0
             embedders.append(CameraEmbedder(cfg.dit.width, cfg.dit.patch, cfg.camera_stride or 8, every))
+        if cfg.views:
+            embedders.append(ViewEmbedder(cfg.views, cfg.dit.width, cfg.dit.patch))
+        if cfg.trajectory:
+            embedders.append(TrajectoryEmbedder(cfg.dit.width, cfg.action_chunk))
         return embedders
+
+    def embedder(self, name: str) -> nn.Module | None:
+        """The condition embedder whose value is ``extras[name]``, or None."""
+        return next((e for e in self.net.embedders if e.name == name), None)
 
     def pretrained_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """What model.safetensors keeps: everything, or with LoRA the adapters, the embedders and the buffers (the

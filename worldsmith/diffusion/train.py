@@ -105,6 +105,23 @@ def fit_camera(cfg: DiffusionRunConfig, stride: int) -> dict[str, Any]:
     return {"camera": True, "camera_stride": stride} if cfg.data.camera else {}
 
 
+def fit_views(cfg: DiffusionRunConfig, batch: dict, chunk: int) -> dict[str, Any]:
+    """The model's multi-view and trajectory settings fitted to the data: as many view embeddings as the clips have
+    views (at least what the model knew), the trajectory grouped ``chunk`` frames per latent frame."""
+    out: dict[str, Any] = {}
+    if cfg.model.views and not cfg.data.views:
+        raise ConfigError("model.views is set but data.views is off; set data.views=true (clips with synchronized "
+                          "views, e.g. `worldsmith sim drive`) or model.views=0.")  # fmt: skip
+    if cfg.model.trajectory and not cfg.data.trajectory:
+        raise ConfigError("model.trajectory is on but data.trajectory is off; set data.trajectory=true (clips with "
+                          "an ego array, e.g. `worldsmith sim drive`) or model.trajectory=false.")  # fmt: skip
+    if cfg.data.views:
+        out["views"] = max(cfg.model.views, int(batch["views"].shape[1]))
+    if cfg.data.trajectory:
+        out |= {"trajectory": True, "action_chunk": chunk}
+    return out
+
+
 @torch.no_grad()
 def write_preview(model: DiffusionWorldModel, tokenizer, batch: dict, out_dir: Path, fps: float) -> dict[str, float]:
     """Video2World from the first latent frame of ``batch``; writes truth | generation side by side as preview.mp4."""
@@ -142,7 +159,7 @@ def train(cfg: DiffusionRunConfig, run_dir: str | Path, *, fresh: bool = False,
         cache = read_latent_cache(run_dir / CACHE_FILE)
         data = CachedLatentBatches(cache, cfg.train.batch_size, cfg.train.seed, text_encoder, cfg.data.window, ct)
         sample_latents, clip_fps = cache["latents"], float(cache["fps"].median()) * ct
-        sample_actions = cache.get("actions")
+        sample_actions, sample_ego = cache.get("actions"), cache.get("trajectory")
         preview = next(iter(CachedLatentBatches(cache, 4, cfg.train.seed + 1, text_encoder, cfg.data.window, ct)))
     else:
         loader = make_loader(dataset_config(cfg.data, cfg.train.seed, loop=True, shuffle=True), cfg.train.batch_size,
@@ -154,9 +171,11 @@ def train(cfg: DiffusionRunConfig, run_dir: str | Path, *, fresh: bool = False,
             raise DataError(f"no clips of {cfg.data.frames} frames found in {cfg.data.shards}.")
         sample_latents = torch.cat([b["latents"].cpu() for b in batches])
         sample_actions = torch.cat([b["actions"] for b in batches]) if cfg.data.actions else None
+        sample_ego = torch.cat([b["trajectory"] for b in batches]) if cfg.data.trajectory else None
         clip_fps = float(torch.cat([b["fps"] for b in batches]).median()) * ct
         preview = {k: v[:4] for k, v in batches[0].items()}
-    cfg = C.merge(cfg, {"model": fit_actions(cfg, preview, ct) | fit_camera(cfg, tok.cfg.spatial_compression)})
+    fitted = fit_actions(cfg, preview, ct) | fit_camera(cfg, tok.cfg.spatial_compression) | fit_views(cfg, preview, ct)
+    cfg = C.merge(cfg, {"model": fitted})
     seed_everything(cfg.train.seed)
     model = model_class(cfg.model)
     # 3. the start (a base run's weights, or fresh latent statistics; a resumed run loads its own) and generation
@@ -166,7 +185,9 @@ def train(cfg: DiffusionRunConfig, run_dir: str | Path, *, fresh: bool = False,
     elif starting:
         model.set_latent_stats(sample_latents)
     if starting and cfg.model.action_dim:
-        model.net.embedders[0].set_scale(sample_actions)
+        model.embedder("actions").set_scale(sample_actions)
+    if starting and cfg.model.trajectory:
+        model.embedder("trajectory").set_scale(sample_ego)
     frames = 1 + (cfg.data.window - 1) * ct if cfg.data.window else cfg.data.frames  # what one sample covers
     generation = {"tokenizer": run_reference(cfg.data.tokenizer), "frames": frames, "size": cfg.data.size,
                   "fps": cfg.data.fps or clip_fps}  # fmt: skip

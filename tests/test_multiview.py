@@ -1,0 +1,172 @@
+"""Multi-view driving models: views stacked and attended jointly, the ego trajectory as a condition, view count from
+the data, `worldsmith posttrain views`, generation with --input-views/--trajectory and `worldsmith eval multiview`
+(tiny models, real simulated drive clips)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from helpers import run_cli
+
+from worldsmith.conditioning.views import (TrajectoryEmbedder, ViewEmbedder, relative_trajectory, split_views,
+                                           stack_views, trajectory_per_latent_frame)  # fmt: skip
+from worldsmith.config import merge
+from worldsmith.diffusion.condition import Condition
+from worldsmith.diffusion.config import PRESETS
+from worldsmith.diffusion.generate import DiffusionGenerator
+from worldsmith.diffusion.model import DiffusionWorldModel
+from worldsmith.diffusion.multiview import rollout_views
+from worldsmith.errors import ConfigError
+from worldsmith.families import FAMILIES
+from worldsmith.io.video import decode, encode_mp4
+from worldsmith.posttrain import posttrain_config
+from worldsmith.worlds.generate import simulate
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+QUICK = {"steps": 12, "batch_size": 4, "warmup_steps": 0, "log_every": 4, "progress": False, "tensorboard": False}
+OVERRIDES = [f"train.{k}={v}" for k, v in QUICK.items()]
+TRAIN = [x for o in OVERRIDES for x in ("--set", o)]
+
+
+@pytest.fixture(scope="module")
+def drive_runs(tmp_path_factory):
+    """Drive clips (3 overlapping views, 32 px, 9 frames) and one-view drive clips; a tiny single-view base trained
+    on the first's front views (the shipped arm tokenizer) and its `posttrain views` run ``mv``."""
+    root = tmp_path_factory.mktemp("multiview")
+    simulate("drive", episodes=6, frames=9, size=32, out=root / "drive", seed=0, rig="overlap", behaviour="mixed",
+             workers=1, progress=False)  # fmt: skip
+    simulate("drive", episodes=4, frames=9, size=32, out=root / "drive1", seed=1, views=1, workers=1, progress=False)
+    family = FAMILIES["diffusion"]
+    flags = {"data": {"shards": str(root / "drive"), "tokenizer": "arm-tokenizer", "frames": 9, "size": 32,
+                      "cache_latents": True, "cache_crops": 1, "window": 3}, "train": QUICK}  # fmt: skip
+    family.train(family.resolve("tiny", flags=flags), root / "base")
+    _, cfg = posttrain_config("views", root / "base", str(root / "drive"), overrides=OVERRIDES)
+    family.train(cfg, root / "mv")
+    return root
+
+
+def test_stack_and_split_views_round_trip():
+    parts = [torch.randn(2, 4, 3, 5, 6) for _ in range(3)]
+    z = stack_views(parts)
+    assert z.shape == (2, 4, 3, 15, 6)
+    assert all(torch.equal(a, b) for a, b in zip(split_views(z, 3), parts))
+    with pytest.raises(ConfigError, match="does not split into 4 views"):
+        split_views(z, 4)
+
+
+def test_trajectory_relative_to_the_window_and_per_latent_frame():
+    t = torch.arange(9.0)
+    ego = torch.stack([t, torch.zeros(9), 0.05 * t, torch.full((9,), 8.0)], dim=-1)[None]  # (1, 9, 4)
+    rel = relative_trajectory(ego)
+    # the same drive elsewhere and rotated: the same relative trajectory
+    a = 0.7
+    moved = ego.clone()
+    moved[..., 0] = 5 + math.cos(a) * ego[..., 0] - math.sin(a) * ego[..., 1]
+    moved[..., 1] = -3 + math.sin(a) * ego[..., 0] + math.cos(a) * ego[..., 1]
+    moved[..., 2] = ego[..., 2] + a
+    assert torch.allclose(relative_trajectory(moved), rel, atol=1e-5)
+    assert torch.allclose(rel[0, :, 0], t) and torch.allclose(rel[0, :, 2], 0.05 * t)
+    # 4 video frames per latent frame: latent 0 = frame 0 repeated, latent 1 = frames 1..4, latent 2 = frames 5..8
+    per = trajectory_per_latent_frame(rel, 3, 4)
+    assert per.shape == (1, 3, 16)
+    assert per[0, 0, 0::4].tolist() == [0, 0, 0, 0] and per[0, 2, 0::4].tolist() == [5, 6, 7, 8]
+    emb = TrajectoryEmbedder(width=32, chunk=4)
+    out = emb(ego, (1, 3, 4, 4))
+    assert out.shape == (1, 3, 32) and not out.any()  # zero last layer: starts as the base
+    with pytest.raises(ConfigError, match=r"\(x, y, yaw, speed\) per frame"):
+        emb(ego[..., :3], (1, 3, 4, 4))
+
+
+def tiny_views_model(views: int = 3) -> DiffusionWorldModel:
+    torch.manual_seed(0)
+    cfg = merge(PRESETS["tiny"](), {"views": views, "trajectory": True, "video2world_prob": 1.0,
+                                    "dit": {"latent_channels": 4}})  # fmt: skip
+    model = DiffusionWorldModel(cfg).eval()
+    for p in model.parameters():  # random everywhere (the zero inits would hide what reaches what)
+        torch.nn.init.normal_(p, std=0.05)
+    return model
+
+
+def test_view_embedder_and_joint_attention_across_views():
+    model = tiny_views_model()
+    b, t, h = 1, 3, 4
+    x = torch.randn(b, 4, t, 3 * h, h)
+    ids = torch.tensor([[0, 1, 2]])
+    ego = torch.zeros(b, t, 4)
+    cond = Condition(torch.zeros(b, 1, 384), torch.ones(b, 1, dtype=torch.bool), fps=torch.ones(b) * 2,
+                     extras={"views": ids, "trajectory": ego})  # fmt: skip
+    emb = model.embedder("views")(ids, (b, t, 3 * h, h))
+    assert emb.shape == (b, t, 3 * (h // 2) ** 2, model.cfg.dit.width)
+    c_noise = torch.zeros(b, 1)
+    with torch.no_grad():
+        out = model.net(x, c_noise, cond)
+        other = x.clone()
+        other[:, :, :, 2 * h :] += 1.0  # change only view 2
+        out2 = model.net(other, c_noise, cond)
+        # each view alone (one view at a time) differs from the joint output: views attend to each other
+        alone = model.net(x[:, :, :, :h], c_noise, Condition(cond.text, cond.text_mask, cond.fps,
+                                                             extras={"views": ids[:, :1], "trajectory": ego}))  # fmt: skip
+    assert out.shape == x.shape
+    assert (out2 - out)[:, :, :, :h].abs().max() > 1e-4  # view 0 saw view 2's change
+    assert (alone - out[:, :, :, :h]).abs().max() > 1e-4
+    with pytest.raises(ConfigError, match="knows views 0..2"):
+        ViewEmbedder(3, 8, 2)(torch.tensor([[0, 3]]), (1, 3, 8, 4))
+    with pytest.raises(ConfigError, match="multiple of V"):
+        model.net(x[:, :, :, :5], c_noise, cond)
+
+
+def test_posttrain_views_takes_the_view_count_from_the_data_and_generates(drive_runs, capsys, tmp_path):
+    run = drive_runs / "mv"
+    cfg = DiffusionWorldModel.from_pretrained(run).cfg
+    assert cfg.views == 3 and cfg.trajectory and cfg.action_chunk == 1
+    gen = DiffusionGenerator.from_run(run)
+    first = torch.rand(2, 3, 3, 1, 32, 32) * 2 - 1
+    ego = torch.zeros(2, 9, 4)
+    ego[..., 0], ego[..., 3] = torch.arange(9.0), 10.0
+    a = rollout_views(gen, first, ego, 6, ["", ""], seed=3)
+    assert a.shape == (2, 3, 3, 6, 32, 32) and torch.equal(a[:, :, :, :1], first)
+    assert torch.equal(a, rollout_views(gen, first, ego, 6, ["", ""], seed=3))  # deterministic for a seed
+    with pytest.raises(ConfigError, match="follows an ego trajectory"):
+        rollout_views(gen, first, None, 6, ["", ""])
+    # the CLI: three first frames and a named manoeuvre -> a tiled mp4 and one per view
+    inputs = []
+    for i in range(3):
+        encode_mp4(np.full((1, 32, 32, 3), 40 * i, np.uint8), tmp_path / f"v{i}.mp4", fps=10)
+        inputs.append(str(tmp_path / f"v{i}.mp4"))
+    out = tmp_path / "gen.mp4"
+    code, _, err = run_cli(capsys, "generate", "--model", str(run), "--input-views", ",".join(inputs),
+                           "--trajectory", "left", "--frames", "5", "--out", str(out), "--no-guardrail")  # fmt: skip
+    assert code == 0, err
+    assert decode(out).shape == (5, 32, 96, 3)
+    assert [decode(tmp_path / f"gen.view{i}.mp4").shape for i in range(3)] == [(5, 32, 32, 3)] * 3
+    code, _, err = run_cli(capsys, "generate", "--model", str(run), "--input-views", ",".join(inputs),
+                           "--trajectory", "sideways", "--out", str(out), "--no-guardrail")  # fmt: skip
+    assert code != 0 and "unknown trajectory 'sideways'" in err
+
+
+def test_eval_multiview_reports_every_figure(drive_runs, capsys, tmp_path):
+    run = drive_runs / "mv"
+    report = tmp_path / "mv.json"
+    code, out, err = run_cli(capsys, "eval", "multiview", "--model", str(run), "--data", str(drive_runs / "drive"),
+                             "--frames", "5", "--episodes", "2", "--manoeuvre", "left", "--manoeuvre", "right",
+                             "--json", str(report))  # fmt: skip
+    assert code == 0, err
+    r = json.loads(report.read_text())
+    assert r["episodes"] == 2 and r["views"] == 3
+    for key in ("cse", "cse_truth", "cse_independent", "tse", "tse_truth", "psnr", "psnr_copy_first",
+                "yaw_rate_err", "left_right", "left_right_truth"):  # fmt: skip
+        assert key in r
+    assert len(r["psnr"]) == 3 and all(10 < p < 60 for p in r["psnr"])
+    assert "told apart" in out and "own / independent" in out
+
+
+def test_one_view_data_still_trains(drive_runs, capsys):
+    code, _, err = run_cli(capsys, "posttrain", "views", "--from", str(drive_runs / "base"), "--data",
+                           str(drive_runs / "drive1"), "--out", str(drive_runs / "mv1"), *TRAIN)  # fmt: skip
+    assert code == 0, err
+    cfg = DiffusionWorldModel.from_pretrained(drive_runs / "mv1").cfg
+    assert cfg.views == 1 and cfg.trajectory
