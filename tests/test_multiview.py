@@ -25,6 +25,7 @@ from worldsmith.families import FAMILIES
 from worldsmith.io.video import decode, encode_mp4
 from worldsmith.posttrain import posttrain_config
 from worldsmith.worlds.generate import simulate
+from worldsmith.worlds.manoeuvres import load_trajectory
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 QUICK = {"steps": 12, "batch_size": 4, "warmup_steps": 0, "log_every": 4, "progress": False, "tensorboard": False}
@@ -170,3 +171,12 @@ def test_one_view_data_still_trains(drive_runs, capsys):
     assert code == 0, err
     cfg = DiffusionWorldModel.from_pretrained(drive_runs / "mv1").cfg
     assert cfg.views == 1 and cfg.trajectory
+
+
+def test_the_shipped_drive_views_model_generates_every_view():
+    gen = DiffusionGenerator.from_run("drive-views")
+    assert gen.model.cfg.views == 3 and gen.model.cfg.trajectory and gen.size == 64
+    first = torch.rand(1, 3, 3, 1, 64, 64) * 2 - 1
+    ego = torch.from_numpy(load_trajectory("right", 4))[None]
+    out = rollout_views(gen, first, ego, 4, [""], seed=0)
+    assert out.shape == (1, 3, 3, 4, 64, 64) and torch.isfinite(out).all() and out.abs().max() <= 1
