@@ -27,7 +27,7 @@ import json
 import time
 from pathlib import Path
 
-from results_md import machine, markers, publish
+from results_md import machine, markers, publish, sets, train_minutes
 from results_md import run_worldsmith as run
 
 FRAMES, SIZE = 17, 64
@@ -45,16 +45,6 @@ def parse() -> argparse.Namespace:
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--no-results", action="store_true", help="do not write benchmarks/RESULTS.md")
     return p.parse_args()
-
-
-def train_minutes(run_dir: Path) -> float:
-    """Training wall time of a run from its own log (a resumed or skipped step's wall time says nothing)."""
-    lines = (run_dir / "logs.jsonl").read_text().splitlines()
-    return max(json.loads(line).get("time", 0.0) for line in lines if line.strip()) / 60
-
-
-def sets(*values: str) -> list[str]:
-    return [x for s in values for x in ("--set", s)]
 
 
 def base_args(w: Path, a: argparse.Namespace) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
@@ -64,3 +65,14 @@ def run_worldsmith(args: list[str], log: dict, name: str, threads: int) -> None:
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "worldsmith.cli", *args], cwd=ROOT_DIR, env=env, check=True)
     log[name] = {"command": "worldsmith " + shlex.join(args), "seconds": round(time.perf_counter() - start, 1)}
+
+
+def train_minutes(run_dir: Path) -> float:
+    """Training wall time of a run from its own log (a resumed or skipped step's wall time says nothing)."""
+    lines = (Path(run_dir) / "logs.jsonl").read_text().splitlines()
+    return max(json.loads(line).get("time", 0.0) for line in lines if line.strip()) / 60
+
+
+def sets(*values: str) -> list[str]:
+    """``--set`` flags of a worldsmith command: sets("a=1", "b=2") -> ["--set", "a=1", "--set", "b=2"]."""
+    return [x for s in values for x in ("--set", s)]

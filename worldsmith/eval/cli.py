@@ -93,6 +93,16 @@ def format_report(r: dict) -> str:
     return "\n".join(lines)
 
 
+def held_out_clips(data: str, frames: int, episodes: int, views: bool = False) -> list:
+    """The first ``episodes`` clips of ``data`` with >= ``frames`` frames (and extra views, with ``views``)."""
+    clips = []
+    for shard in list_shards(data):
+        clips += [c for c in iter_shard(shard) if c.num_frames >= frames and (c.views or not views)]
+        if len(clips) >= episodes:
+            break
+    return clips[:episodes]
+
+
 @app.command()
 def camera(
     model: str = typer.Option(..., "--model", "-m", help="A camera-controlled run (`worldsmith posttrain camera`) or "
@@ -116,11 +126,7 @@ def camera(
     own figures and the floors (the base model without the camera; the first frame repeated)."""
     generator = load_generator(resolve(model), device)
     sampling = sampling_config(generator, C.parse_overrides(overrides or []))
-    clips = []
-    for shard in list_shards(data):
-        clips += [c for c in iter_shard(shard) if c.num_frames >= frames]
-        if len(clips) >= episodes:
-            break
+    clips = held_out_clips(data, frames, episodes)
     if base is None:  # the run's post-training base, where it still is
         base = read_run_config(resolve(model)).get("init_from") or ""
         try:
@@ -158,11 +164,7 @@ def multiview(
     and the floors (every view generated alone; the first frame repeated)."""
     generator = load_generator(resolve(model), device)
     sampling = sampling_config(generator, C.parse_overrides(overrides or []))
-    clips = []
-    for shard in list_shards(data):
-        clips += [c for c in iter_shard(shard) if c.num_frames >= frames and c.views]
-        if len(clips) >= episodes:
-            break
+    clips = held_out_clips(data, frames, episodes, views=True)
     names = tuple(m for m in (manoeuvre or list(MANOEUVRE_NAMES)) if m != "none")
     report = evaluate_multiview(generator, clips[:episodes], frames=frames, sampling=sampling, seed=seed,
                                 manoeuvres=names, floor=not no_floor)  # fmt: skip

@@ -303,21 +303,30 @@ def _read_poses(value, key: str, path: Path) -> np.ndarray:
     return a
 
 
-def load_file(path: str | Path, frames: int) -> np.ndarray:
-    """A relative path (frames, 4, 4) from a JSON camera-path file (format: this module's docstring)."""
-    frames, path = _check_frames(frames), Path(path)
+def read_keyed_json(path: Path, what: str, names, keys: dict[str, str]) -> tuple[str, dict]:
+    """A JSON file holding an object with exactly one of ``keys`` (key -> what it holds): (that key, the object).
+    ``what`` names the file's kind and ``names`` the named alternatives, for the errors."""
     if not path.is_file():
-        raise ConfigError(f"camera path file {str(path)!r} does not exist; give an existing JSON file or one of "
-                          f"{', '.join(NAMED)}.")  # fmt: skip
+        raise ConfigError(f"{what} file {str(path)!r} does not exist; give an existing JSON file or one of "
+                          f"{', '.join(names)}.")  # fmt: skip
     try:
         doc = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path} is not valid JSON ({e}); write {{\"c2w\": [...]}} or {{\"keyframes\": [...]}}."
-                          ) from None  # fmt: skip
-    keys = [k for k in ("c2w", "keyframes") if isinstance(doc, dict) and k in doc]
-    if len(keys) != 1:
-        raise ConfigError(f"{path} must be a JSON object with exactly one of the keys \"c2w\" (one pose per frame) or "
-                          "\"keyframes\" (poses to spline through).")  # fmt: skip
+        forms = " or ".join(f'{{"{k}": [...]}}' for k in keys)
+        raise ConfigError(f"{path} is not valid JSON ({e}); write {forms}.") from None
+    found = [k for k in keys if isinstance(doc, dict) and k in doc]
+    if len(found) != 1:
+        described = " or ".join(f'"{k}" ({v})' for k, v in keys.items())
+        raise ConfigError(f"{path} must be a JSON object with exactly one of the keys {described}.")
+    return found[0], doc
+
+
+def load_file(path: str | Path, frames: int) -> np.ndarray:
+    """A relative path (frames, 4, 4) from a JSON camera-path file (format: this module's docstring)."""
+    frames, path = _check_frames(frames), Path(path)
+    key, doc = read_keyed_json(path, "camera path", NAMED, {"c2w": "one pose per frame",
+                                                            "keyframes": "poses to spline through"})  # fmt: skip
+    keys = [key]
     poses = _read_poses(doc[keys[0]], keys[0], path)
     if keys[0] == "keyframes":
         if len(poses) < 2:

@@ -34,12 +34,12 @@ manoeuvre), and ``relative_to_first`` re-expresses a trajectory in the frame of 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from worldsmith.errors import ConfigError
+from worldsmith.worlds.camera_paths import read_keyed_json
 from worldsmith.worlds.drive import DriveConfig, DriveWorld, bicycle_step
 
 MANOEUVRES = ("straight", "left", "right", "stop")
@@ -144,18 +144,9 @@ def load_trajectory(
 
 
 def _load_file(path: Path, frames: int, speed0: float, fps: float, cfg: DriveConfig | None) -> np.ndarray:
-    if not path.is_file():
-        raise ConfigError(f"trajectory file {str(path)!r} does not exist; give an existing JSON file or one of "
-                          f"{', '.join(MANOEUVRES)}.")  # fmt: skip
-    try:
-        doc = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path} is not valid JSON ({e}); write {{\"ego\": [...]}} or {{\"actions\": [...]}}."
-                          ) from None  # fmt: skip
-    keys = [k for k in ("ego", "actions") if isinstance(doc, dict) and k in doc]
-    if len(keys) != 1:
-        raise ConfigError(f"{path} must be a JSON object with exactly one of the keys \"ego\" (one [x, y, yaw, speed] "
-                          "per frame) or \"actions\" (one [steer, throttle] per transition).")  # fmt: skip
+    key, doc = read_keyed_json(path, "trajectory", MANOEUVRES, {"ego": "one [x, y, yaw, speed] per frame",
+                                                                 "actions": "one [steer, throttle] per transition"})  # fmt: skip
+    keys = [key]
     where = f"{path}: "
     if keys[0] == "ego":
         ego = _array(doc["ego"], 4, '"ego"', where)
