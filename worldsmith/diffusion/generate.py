@@ -231,25 +231,33 @@ class DiffusionGenerator:
         window = state.actions[:, (z.shape[2] - k) * ct :]  # actions after the first given latent frame
         pad = (state.window - 1) * ct - window.shape[1]
         window = torch.cat([window, window.new_zeros(b, pad, window.shape[2])], dim=1)
-        full = torch.cat([z[:, :, -k:], z.new_zeros(b, z.shape[1], state.window - k, *z.shape[3:])], dim=2)
-        sigma = torch.full((b,), s.context_sigma or self.model.cfg.cond_sigma, device=self.device)
-        aug = torch.cat([torch.randn(full.shape[1:], generator=g, device=self.device)[None] for g in state.generators])
-        noise = torch.cat([torch.randn(full.shape[1:], generator=g, device=self.device)[None] for g in state.generators])
-        given = torch.full((b,), k, device=self.device)
-        step_cond = with_condition_frames(replace(state.cond, extras={"actions": window}), full, given, sigma, aug)
-        step_uncond = None
-        if state.uncond is not None:
-            step_uncond = with_condition_frames(replace(state.uncond, extras={"actions": window}), full, given, sigma,
-                                                aug)  # fmt: skip
-        x = self.model.generate(step_cond, tuple(full.shape[2:]), steps=s.steps, guidance=s.guidance,
-                                uncond=step_uncond, sampler=s.sampler, noise=noise)  # fmt: skip
-        new = x[:, :, k : k + 1]
+        new = self.window_step(z[:, :, -k:], state.window, {"actions": window}, state.cond, state.uncond, s,
+                               state.generators)  # fmt: skip
         # keep only what the next windows read: the last ``context`` latents and the actions after the first
         keep = min(state.context, z.shape[2] + 1)
         state.latents = torch.cat([z, new], dim=2)[:, :, -keep:]
         state.actions = state.actions[:, state.actions.shape[1] - (keep - 1) * ct :]
         state.count += 1
         return new
+
+    def window_step(self, given: torch.Tensor, window: int, extras: dict, cond: Condition, uncond: Condition | None,
+                    s: SamplingConfig, generators: list[torch.Generator]) -> torch.Tensor:  # fmt: skip
+        """One sliding-window step as in training: ``given`` (B, C, k, H', W') model-space latents noise-augmented at
+        ``context_sigma``, the rest of a ``window``-frame window generated under ``extras``; returns the first new
+        latent frame (B, C, 1, H', W'). Row i draws its noise from ``generators[i]``."""
+        b, k = given.shape[0], given.shape[2]
+        full = torch.cat([given, given.new_zeros(b, given.shape[1], window - k, *given.shape[3:])], dim=2)
+        sigma = torch.full((b,), s.context_sigma or self.model.cfg.cond_sigma, device=self.device)
+        aug = torch.cat([torch.randn(full.shape[1:], generator=g, device=self.device)[None] for g in generators])
+        noise = torch.cat([torch.randn(full.shape[1:], generator=g, device=self.device)[None] for g in generators])
+        count = torch.full((b,), k, device=self.device)
+        step_cond = with_condition_frames(replace(cond, extras=extras), full, count, sigma, aug)
+        step_uncond = None
+        if uncond is not None:
+            step_uncond = with_condition_frames(replace(uncond, extras=extras), full, count, sigma, aug)
+        x = self.model.generate(step_cond, tuple(full.shape[2:]), steps=s.steps, guidance=s.guidance,
+                                uncond=step_uncond, sampler=s.sampler, noise=noise)  # fmt: skip
+        return x[:, :, k : k + 1]
 
     @torch.no_grad()
     def step_rollout(self, state: "RolloutState", actions: torch.Tensor) -> torch.Tensor:

@@ -11,22 +11,16 @@ one view at a time (``view_ids=[v]``) is the independent-generation floor of ``w
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import torch
 
 from worldsmith import progress
 from worldsmith.conditioning.views import split_views, stack_views
 from worldsmith.diffusion.config import SamplingConfig
-from worldsmith.diffusion.model import with_condition_frames
 from worldsmith.errors import ConfigError
 from worldsmith.family import GenerationRequest
 from worldsmith.io.frames import fit_frames
 from worldsmith.io.video import to_tensor, to_uint8
-
-DEFAULT_SPEED = 8.0  # m/s: the ego speed a named manoeuvre starts at when a request gives none
-
 
 def check_views_model(gen) -> None:
     if not gen.model.cfg.views:
@@ -73,22 +67,12 @@ def rollout_views(gen, views: torch.Tensor, trajectory: torch.Tensor | None, fra
         with progress.span(n - z.shape[2], latents - z.shape[2]):
             have = torch.cat(out, dim=2)
             k = min(context, have.shape[2])
-            full = torch.cat([have[:, :, -k:], have.new_zeros(b, have.shape[1], window - k, *have.shape[3:])], dim=2)
             extras = {"views": ids_t}
             if model.cfg.trajectory:  # the states of the video frames this window covers (the last one repeats)
                 first = (have.shape[2] - k) * ct
                 idx = torch.arange(first, first + 1 + (window - 1) * ct, device=gen.device)
                 extras["trajectory"] = trajectory[:, idx.clamp_max(trajectory.shape[1] - 1)]
-            sigma = torch.full((b,), s.context_sigma or model.cfg.cond_sigma, device=gen.device)
-            aug = torch.cat([torch.randn(full.shape[1:], generator=g, device=gen.device)[None] for g in gens])
-            noise = torch.cat([torch.randn(full.shape[1:], generator=g, device=gen.device)[None] for g in gens])
-            given = torch.full((b,), k, device=gen.device)
-            step = with_condition_frames(replace(cond, extras=extras), full, given, sigma, aug)
-            step_uncond = None if uncond is None else with_condition_frames(replace(uncond, extras=extras), full,
-                                                                            given, sigma, aug)  # fmt: skip
-            x = model.generate(step, tuple(full.shape[2:]), steps=s.steps, guidance=s.guidance, uncond=step_uncond,
-                               sampler=s.sampler, noise=noise)  # fmt: skip
-            out.append(x[:, :, k : k + 1])
+            out.append(gen.window_step(have[:, :, -k:], window, extras, cond, uncond, s, gens))
     z = model.denormalize(torch.cat(out, dim=2))
     decoded = [gen.tokenizer.decode(part).clamp(-1, 1)[:, :, :frames] for part in split_views(z, v)]
     result = torch.stack(decoded, dim=1)  # (B, V, 3, frames, H, W)
