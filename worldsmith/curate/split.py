@@ -42,6 +42,7 @@ class SplitConfig:
     threshold: float = 0.5  # TransNetV2: single-frame transition probability
     many_threshold: float = 0.5  # TransNetV2: many-hot (gradual transition) probability; <= 0 or >= 1: cuts only
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # TransNetV2 arithmetic; auto: bf16 where the CPU has it
+    transnet_window: int = 300  # TransNetV2 frames per window (50 of them context): 100 is the reference's, 2x cost
     adaptive_threshold: float = 3.0  # adaptive: score / mean of neighbours' scores
     min_content: float = 15.0  # adaptive: minimum HSV difference (0..255) for a cut
     adaptive_window: int = 2  # adaptive: neighbour frames on each side
@@ -59,6 +60,9 @@ class SplitConfig:
         if self.detector not in ("transnetv2", "adaptive"):
             raise ConfigError(f"split.detector must be 'transnetv2' or 'adaptive', got {self.detector!r}.")
         check_precision(self.precision, "split.precision")
+        if self.transnet_window < 100 or self.transnet_window % 50:
+            raise ConfigError(f"split.transnet_window must be a multiple of 50 and at least 100 (the reference uses "
+                              f"100), got {self.transnet_window}.")
         if not 0 < self.min_clip_s <= self.max_clip_s:
             raise ConfigError(f"split needs 0 < min_clip_s <= max_clip_s, got {self.min_clip_s}, {self.max_clip_s}.")
         if self.stride_s < 0:
@@ -106,7 +110,7 @@ def _detect(frames: Iterator[np.ndarray], cfg: SplitConfig, fps: float | None) -
     if cfg.detector == "transnetv2":
         bf16 = use_bf16(cfg.precision, "cpu")
         repeat = shot_detect.transnet_repeat(fps)
-        single, many = shot_detect.transnet_predictions(frames, bf16=bf16, repeat=repeat)
+        single, many = shot_detect.transnet_predictions(frames, 1, bf16, repeat, cfg.transnet_window)
         use_many = cfg.many_threshold if 0 < cfg.many_threshold < 1 else None
         bounds = shot_detect.transnet_boundaries(single, many, cfg.threshold, use_many)
         n = len(single)
