@@ -17,7 +17,7 @@ from worldsmith.curate.pipeline import CurateConfig, run_curation
 from worldsmith.curate.record import ClipRecord
 from worldsmith.curate.shard import ShardConfig, aspect_bucket, bucket_of
 from worldsmith.curate.sources import resolve_input
-from worldsmith.data.shards import iter_shard
+from worldsmith.data.shards import iter_samples, iter_shard
 from worldsmith.errors import ConfigError, DataError
 from worldsmith.worlds.generate import simulate
 
@@ -56,6 +56,20 @@ def test_end_to_end_outputs(curated):
     assert summary["hours_in"] > summary["hours_out"] > 0
     # 4. the input folder is untouched
     assert tree_digest(root) == before
+
+
+def test_shards_store_the_split_clips_as_they_are_and_stages_report_cpu_seconds(curated):
+    root, before, out, summary = curated
+    rows = {r["key"]: r for r in pq.read_table(out / "manifest.parquet").to_pylist() if r["kept"]}
+    stored = {s["__key__"]: s["mp4"] for shard in sorted(out.glob("res_*/**/*.tar"))
+              for s in iter_samples(shard, read=lambda ext: ext == "mp4")}  # fmt: skip
+    assert set(stored) == set(rows)
+    # an even-sized H.264 clip is not encoded a second time: the shard holds the split's own file, byte for byte
+    same = [key for key, data in stored.items() if data == Path(rows[key]["clip_path"]).read_bytes()]
+    assert same and len(same) == sum(r["width"] % 2 == 0 and r["height"] % 2 == 0 for r in rows.values())
+    assert all(next(iter_shard(Path(out / rows[k]["shard"]))).num_frames >= 1 for k in same)
+    cpu = summary["stage_cpu_seconds"]
+    assert set(cpu) == {"split", "process", "dedup", "shards"} and cpu["split"] > 0 and cpu["process"] > 0
 
 
 def test_bad_files_are_reported_with_reasons(curated):

@@ -128,18 +128,22 @@ class Driver:
 
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
-        self.seconds: Counter[str] = Counter()  # stage -> seconds in tasks (summed over workers) or on the driver
+        self.seconds: Counter[str] = Counter()  # stage -> wall seconds in tasks (summed over workers) or on the driver
+        self.cpu: Counter[str] = Counter()  # stage -> CPU seconds, the same way (what does not depend on machine load)
 
     def source_finished(self, src: Source, result: dict[str, Any]) -> list[ClipRecord]:
         self.seconds["split"] += result.get("seconds", 0.0)
+        self.cpu["split"] += result.get("cpu_seconds", 0.0)
         if result["bad"]:
             self.journal.source_bad(src.id, src.path or src.id, result["bad"])
             return []
         self.journal.source_done(src.id, result["records"], result["info"])
         return [r for r in result["records"] if r.kept and r.key not in self.journal.state.clips]
 
-    def clip_finished(self, rec: ClipRecord, seconds: float) -> None:
-        self.seconds["process"] += seconds
+    def clip_finished(self, rec: ClipRecord, seconds: tuple[float, float]) -> None:
+        """A processed clip and its task's (wall, CPU) seconds."""
+        self.seconds["process"] += seconds[0]
+        self.cpu["process"] += seconds[1]
         self.journal.clip_done(rec)
 
 

@@ -118,17 +118,20 @@ def _run(input_spec: str, out: Path, cfg: CurateConfig) -> dict[str, Any]:
     records = [st.clips.get(r.key, r) for s in sources for r in st.sources.get(s.id, [])]
     bad = bad + [BadFile(*st.bad[s.id]) for s in sources if s.id in st.bad]
     # 4. deduplicate the kept clips (global, on the driver; deterministic)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     kept = [r for r in records if r.kept]
     if kept:
         deduped = {r.key: r for r in deduplicate(kept, cfg.dedup)}
         records = [deduped.get(r.key, r) for r in records]
     driver.seconds["dedup"] += time.perf_counter() - t
+    driver.cpu["dedup"] += time.process_time() - c
     # 5. shards of the kept clips, then the manifest of every clip
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     shard_of = write_shards(records, out, cfg.shard, progress=cfg.progress)
     driver.seconds["shards"] += time.perf_counter() - t
-    summary = summarize(sources, bad, records, st.info, shard_of, time.perf_counter() - started, driver.seconds)
+    driver.cpu["shards"] += time.process_time() - c
+    summary = summarize(sources, bad, records, st.info, shard_of, time.perf_counter() - started, driver.seconds,
+                        driver.cpu)
     summary.update(out=str(out), manifest=str(out / "manifest.parquet"), report=str(out / "report.html"))
     # 6. the report
     write_report(out, records, bad, summary, cfg)
@@ -136,7 +139,8 @@ def _run(input_spec: str, out: Path, cfg: CurateConfig) -> dict[str, Any]:
 
 
 def summarize(sources: list[Source], bad: list[BadFile], records: list[ClipRecord], info: dict[str, dict],
-              shard_of: dict[str, str], seconds: float, stage_seconds: Counter) -> dict[str, Any]:  # fmt: skip
+              shard_of: dict[str, str], seconds: float, stage_seconds: Counter,
+              stage_cpu: Counter | None = None) -> dict[str, Any]:  # fmt: skip
     """Counts per stage, hours in and out, and timing of a run."""
     kept = [r for r in records if r.kept]
     dropped = Counter(r.dropped_by for r in records if not r.kept)
@@ -158,4 +162,5 @@ def summarize(sources: list[Source], bad: list[BadFile], records: list[ClipRecor
         "frames_in": frames_in,
         "seconds": round(seconds, 3),
         "stage_seconds": {k: round(v, 3) for k, v in stage_seconds.items()},
+        "stage_cpu_seconds": {k: round(v, 3) for k, v in (stage_cpu or {}).items()},
     }

@@ -151,7 +151,9 @@ def write_report(out: Path, records: list[ClipRecord], bad: list[Any], summary: 
     rows += [("kept clips", s["kept"]), ("video in", _hours(s["hours_in"])), ("video out", _hours(s["hours_out"])),
              ("run time", f"{s['seconds']:.1f} s"),
              ("seconds per stage (summed over workers)",
-              ", ".join(f"{k} {v:.1f}" for k, v in s.get("stage_seconds", {}).items()) or "-")]  # fmt: skip
+              ", ".join(f"{k} {v:.1f}" for k, v in s.get("stage_seconds", {}).items()) or "-"),
+             ("CPU seconds per stage (summed over workers)",
+              ", ".join(f"{k} {v:.1f}" for k, v in s.get("stage_cpu_seconds", {}).items()) or "-")]  # fmt: skip
     counts = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
     # 2. bad files, with reasons
     bad_rows = "".join(f"<tr><td><code>{html.escape(b.path)}</code></td><td>{html.escape(_without(b.reason, b.path))}"

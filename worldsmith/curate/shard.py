@@ -5,7 +5,10 @@ under OUT, where ``H`` is the largest listed resolution not above the clip heigh
 the smallest), ``w x h`` the aspect ratio reduced to the nearest listed one (``4x3``, ``16x9`` ...; the exact
 reduced ratio when none is within tolerance) and ``lo <= frames < hi`` the frame-count bucket (``hi`` = ``max``
 past the last edge). Each bucket is a worldsmith shard directory (``ShardWriter``: atomic shards, its own
-``manifest.parquet``, resumable); a clip carries its caption, ``meta`` (source, span, scores, tags) and, when it
+``manifest.parquet``, resumable). A clip's mp4 is its split clip file stored as it is when that file is H.264 with
+square pixels, no rotation and exactly the clip's frames (the usual case: no second encode, no second loss; a
+stream-copied clip keeps the source's own bitstream); otherwise its frames are encoded (libx264, ``crf``). A clip
+carries its caption, ``meta`` (source, span, scores, tags) and, when it
 was cut from a clip of a shard input, that clip's arrays cropped to the span (per-frame / per-transition rule of
 ``worldsmith.data.clip``).
 
@@ -50,7 +53,8 @@ class ShardConfig:
     frame_edges: tuple[int, ...] = (1, 32, 64, 128, 256, 512, 1024, 2048)  # frames_<lo>-<hi> buckets
     max_clips_per_shard: int = 256
     max_bytes: int = 1 << 30
-    crf: int = 18  # H.264 quality of the clips in the shards
+    crf: int = 18  # H.264 quality of clips the shards encode (those whose split clip cannot be stored as it is)
+    reuse_clip_mp4: bool = True  # store the split's H.264 clip file as it is (no second encode) where it fits
     in_memory_mb: int = 512  # a clip whose frames take more is staged in a memory-mapped temp file (bounded RAM)
 
     def __post_init__(self) -> None:
@@ -153,7 +157,20 @@ def _decode_frames(rec: ClipRecord, cfg: ShardConfig, stage: Path) -> np.ndarray
     return frames[:n]
 
 
-def _to_clip(rec: ClipRecord, arrays_of: _SourceArrays, cfg: ShardConfig, stage: Path) -> Clip:
+def _reusable_mp4(rec: ClipRecord, frames: np.ndarray) -> bytes | None:
+    """The clip file's bytes when the shard can store them as they are: H.264, square pixels, no rotation, and
+    they decode to exactly the clip's frames (even size, count as recorded); else None (the frames are encoded)."""
+    info = probe(rec.path)
+    exact = frames.shape[1:3] == (info.height, info.width) == (rec.height, rec.width)
+    if info.codec != "h264" or info.rotation or info.sample_aspect != 1.0 or not exact:
+        return None
+    if frames.shape[0] != rec.num_frames:
+        return None
+    return Path(rec.path).read_bytes()
+
+
+def _to_clip(rec: ClipRecord, arrays_of: _SourceArrays, cfg: ShardConfig, stage: Path) -> tuple[Clip, bytes | None]:
+    """The clip to store and, when they can be stored as they are, its file's mp4 bytes (``_reusable_mp4``)."""
     frames = _decode_frames(rec, cfg, stage)  # (T, H, W, 3)
     arrays, source_meta = arrays_of.get(rec)
     meta = clip_meta(rec)
@@ -161,7 +178,8 @@ def _to_clip(rec: ClipRecord, arrays_of: _SourceArrays, cfg: ShardConfig, stage:
         meta["source_meta"] = source_meta
     frames_in_source = int(source_meta.get("num_frames", 0)) or max((a.shape[0] for a in arrays.values()), default=0)
     cropped = _crop_arrays(arrays, frames_in_source, rec.start_frame, frames.shape[0]) if arrays else {}
-    return Clip(key=rec.key, frames=frames, fps=rec.fps, caption=rec.caption, meta=meta, arrays=cropped)
+    clip = Clip(key=rec.key, frames=frames, fps=rec.fps, caption=rec.caption, meta=meta, arrays=cropped)
+    return clip, (_reusable_mp4(rec, frames) if cfg.reuse_clip_mp4 else None)
 
 
 def write_shards(records: list[ClipRecord], out_dir: str | os.PathLike, cfg: ShardConfig, *,
@@ -187,7 +205,8 @@ def write_shards(records: list[ClipRecord], out_dir: str | os.PathLike, cfg: Sha
             # 2. only the keys this bucket does not hold yet
             for rec in recs:
                 if rec.key not in have:
-                    writer.write(_to_clip(rec, arrays_of, cfg, out / ".work" / "stage"))
+                    clip, mp4 = _to_clip(rec, arrays_of, cfg, out / ".work" / "stage")
+                    writer.write(clip, mp4=mp4)
                 bar.update(1)
         for row in read_manifest_rows(directory):
             shard_of[row["key"]] = f"{bucket}/{row['shard']}"

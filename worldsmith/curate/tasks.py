@@ -67,11 +67,11 @@ def _rekey(rec: ClipRecord, src: Source, clips_dir: Path) -> ClipRecord:
 def split_task(src: Source, split_cfg: SplitConfig, work_dir: str) -> dict[str, Any]:
     """Split one source into clips under ``work_dir/clips``.
 
-    Returns ``{"id", "records", "info", "bad", "seconds"}``; ``bad`` is the one-sentence reason when the source
-    cannot be read (then ``records`` is empty).
+    Returns ``{"id", "records", "info", "bad", "seconds", "cpu_seconds"}`` (wall and CPU time of the task); ``bad``
+    is the one-sentence reason when the source cannot be read (then ``records`` is empty).
     """
     one_thread()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     work = Path(work_dir)
     clips_dir = work / "clips"
     clips_dir.mkdir(parents=True, exist_ok=True)
@@ -88,22 +88,25 @@ def split_task(src: Source, split_cfg: SplitConfig, work_dir: str) -> dict[str, 
             records = [_rekey(r, src, clips_dir) for r in records]
         meta = {"duration": float(info.duration), "fps": float(info.fps), "width": info.width,
                 "height": info.height, "frames": int(info.num_frames)}  # fmt: skip
-        return {"id": src.id, "records": records, "info": meta, "bad": "", "seconds": time.perf_counter() - started}
+        return {"id": src.id, "records": records, "info": meta, "bad": "", "seconds": time.perf_counter() - started,
+                "cpu_seconds": time.process_time() - cpu}
     except (VideoError, DataError) as e:
-        return {"id": src.id, "records": [], "info": {}, "bad": str(e), "seconds": time.perf_counter() - started}
+        return {"id": src.id, "records": [], "info": {}, "bad": str(e), "seconds": time.perf_counter() - started,
+                "cpu_seconds": time.process_time() - cpu}
     finally:
         if extracted is not None and os.path.exists(extracted):
             os.unlink(extracted)
 
 
 def process_task(rec: ClipRecord, filters: FilterConfig, annotate: AnnotateConfig,
-                 dedup: DedupConfig) -> tuple[ClipRecord, float]:  # fmt: skip
-    """Filter, annotate and sign one clip (``process.process_clip``); a clip that cannot be read is dropped."""
+                 dedup: DedupConfig) -> tuple[ClipRecord, tuple[float, float]]:  # fmt: skip
+    """Filter, annotate and sign one clip (``process.process_clip``); a clip that cannot be read is dropped.
+    Returns the record and (wall, CPU) seconds of the task."""
     one_thread()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     if rec.kept:
         try:
             rec = process_clip(rec, filters, annotate, dedup)
         except WorldsmithError as e:
             rec.drop("process", f"the clip could not be processed: {e}")
-    return rec, time.perf_counter() - started
+    return rec, (time.perf_counter() - started, time.process_time() - cpu)

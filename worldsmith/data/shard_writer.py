@@ -82,15 +82,17 @@ def _npy_bytes(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def encode_clip(clip: Clip, *, crf: int = 18) -> tuple[dict[str, Any], list[tuple[str, bytes]]]:
-    """The header and the ``(member name, bytes)`` list of ``clip``, in shard order (JSON first)."""
+def encode_clip(clip: Clip, *, crf: int = 18, mp4: bytes | None = None) -> tuple[dict[str, Any], list[tuple[str, bytes]]]:
+    """The header and the ``(member name, bytes)`` list of ``clip``, in shard order (JSON first). ``mp4``: the main
+    view already encoded as H.264 mp4 bytes that decode to exactly ``clip.frames`` (the caller checks): stored as
+    they are instead of encoding the frames again."""
     header = clip_header(clip)
     try:
         text = json.dumps(header, default=_json_default, ensure_ascii=False)
     except (TypeError, ValueError) as e:
         raise DataError(f"clip {clip.key}: meta is not JSON-serialisable ({e}); store plain values.") from e
     k = clip.key
-    members = [(f"{k}.json", text.encode()), (f"{k}.mp4", video.encode_mp4_bytes(clip.frames, clip.fps, crf=crf))]
+    members = [(f"{k}.json", text.encode()), (f"{k}.mp4", mp4 or video.encode_mp4_bytes(clip.frames, clip.fps, crf=crf))]
     members += [(f"{k}.{name}.npy", _npy_bytes(arr)) for name, arr in sorted(clip.arrays.items())]
     members += [(f"{k}.view{i}.mp4", video.encode_mp4_bytes(v, clip.fps, crf=crf)) for i, v in enumerate(clip.views, 1)]
     return json.loads(text), members
@@ -171,15 +173,16 @@ class ShardWriter:
         indices = [int(m["index"]) for m in map(_SHARD_RE.match, on_disk) if m and m["prefix"] == self.prefix]
         self._next_index = max(indices, default=-1) + 1
 
-    def write(self, clip: Clip) -> None:
-        """Append ``clip`` to the open shard, starting a new shard when the current one is full."""
+    def write(self, clip: Clip, *, mp4: bytes | None = None) -> None:
+        """Append ``clip`` to the open shard, starting a new shard when the current one is full (``mp4``: its main
+        view already encoded, see ``encode_clip``)."""
         if self._lock is None:
             raise DataError("this ShardWriter is closed; open a new one to write more clips.")
         if not isinstance(clip, Clip):
             raise DataError(f"ShardWriter.write expects a Clip, got {type(clip).__name__}.")
         if clip.key in self._keys:
             raise DataError(f"clip key {clip.key!r} is already in {self.out_dir}; keys must be unique per directory.")
-        header, members = encode_clip(clip, crf=self.crf)
+        header, members = encode_clip(clip, crf=self.crf, mp4=mp4)
         size = sum(len(data) for _, data in members)
         tar_size = sum(512 + -(-len(data) // 512) * 512 for _, data in members)
         shard = self._shard
