@@ -134,9 +134,10 @@ def markdown(rows: list[dict], info: dict) -> str:
     s = info.get("summary")
     if s:
         lines += ["", f"Default run: worldsmith kept {s['kept']} of {s['clips']} clips ({s['hours_out'] * 60:.1f} of "
-                      f"{s['hours_in'] * 60:.1f} min; dropped: {s['dropped']}); wall seconds per stage, summed over "
-                      f"workers: {s['stage_seconds']}. Shot detection dominates: the adaptive row differs from the "
-                      "default only in the detector."]  # fmt: skip
+                      f"{s['hours_in'] * 60:.1f} min; dropped: {s['dropped']}); CPU seconds per stage, summed over "
+                      f"workers: {s.get('stage_cpu_seconds') or s['stage_seconds']}. Shot detection dominates: the "
+                      "adaptive row differs from the default only in the detector, and TransNetV2 alone costs what "
+                      "the next section measures (ms per frame of video, one thread)."]  # fmt: skip
     if info.get("load") is not None:
         lines += ["", f"Load average during the worldsmith runs: {info['load']} on {info['cores']} cores (other jobs "
                       "shared the machine when it is above the worker count): wall-clock frames/s are then "
