@@ -11,6 +11,7 @@ from worldsmith.conditioning.action import ActionEmbedder
 from worldsmith.config import merge
 from worldsmith.diffusion.condition import Condition
 from worldsmith.diffusion.config import PRESETS, SamplingConfig
+from worldsmith.diffusion.embedders import GUIDED_KEEP
 from worldsmith.diffusion.generate import DiffusionGenerator
 from worldsmith.diffusion.model import DiffusionWorldModel
 from worldsmith.errors import ConfigError
@@ -118,6 +119,31 @@ def test_rollouts_of_any_length_keep_shapes_and_a_bounded_window():
     assert not torch.equal(out, other)
     with pytest.raises(ConfigError, match="need 40 actions"):
         gen.rollout(video, actions[:, :10], 41, [""], SamplingConfig(steps=1))
+
+
+def test_condition_guidance_drops_the_actions_in_its_second_branch_and_extrapolates_from_it():
+    torch.manual_seed(0)
+    tok = CausalVideoTokenizer(TOKENIZERS["ci8x8-tiny"]()).eval()
+    model = tiny(action_dim=A, action_chunk=1, max_cond_latents=3)
+    perturb(model.net.embedders[0])
+    x, sigma, actions = torch.randn(2, 16, 2, 4, 4), torch.ones(2), torch.randn(2, 1, A)
+    c = cond(actions=actions)
+    # the unconditional branch: keep = 0 is the model with the action embedder's contribution removed
+    dropped = dataclasses.replace(c, extras={"actions": actions, GUIDED_KEEP: torch.tensor([1.0, 0.0])})
+    zero = dataclasses.replace(c, extras={"actions": torch.zeros_like(actions)})  # zero actions embed to zero
+    out, alone = model.denoiser(x, sigma, dropped), model.denoiser(x, sigma, zero)
+    torch.testing.assert_close(out[0], model.denoiser(x, sigma, c)[0])
+    torch.testing.assert_close(out[1], alone[1])
+    assert not torch.allclose(out[0], alone[0], atol=1e-4)
+    # in a rollout: 1 is the plain conditional sample, bit for bit; 2 differs, and so does it from 1's direction
+    gen = DiffusionGenerator(model, tok, FakeText(), frames=4, size=32, fps=10.0)
+    video, acts = torch.rand(1, 3, 1, 32, 32) * 2 - 1, torch.randn(1, 6, A)
+    plain = gen.rollout(video, acts, 7, [""], SamplingConfig(steps=2), seed=0)
+    one = gen.rollout(video, acts, 7, [""], SamplingConfig(steps=2, condition_guidance=1.0), seed=0)
+    two = gen.rollout(video, acts, 7, [""], SamplingConfig(steps=2, condition_guidance=2.0), seed=0)
+    assert torch.equal(plain, one) and not torch.allclose(plain, two, atol=1e-3) and torch.isfinite(two).all()
+    with pytest.raises(ConfigError, match="one guidance at a time"):
+        SamplingConfig(guidance=3.0, condition_guidance=2.0)
 
 
 class FakeText:

@@ -27,6 +27,7 @@ from worldsmith.errors import ConfigError
 
 class ActionEmbedder(nn.Module):
     name = "actions"  # its value's key in the batch / Condition.extras
+    guidable = True  # condition guidance may drop it (``SamplingConfig.condition_guidance``)
     target = "modulation"
     channels = 0
 

@@ -79,6 +79,7 @@ class CameraEmbedder(nn.Module):
     ``stride``: image pixels per latent pixel (the tokenizer's spatial compression); ``patch``: the DiT's patch."""
 
     name = "camera"  # its value's key in the batch / Condition.extras
+    guidable = True  # condition guidance may drop it (``SamplingConfig.condition_guidance``)
     channels = 0
 
     def __init__(self, width: int, patch: int, stride: int, every_block: int = 0) -> None:

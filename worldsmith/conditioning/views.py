@@ -107,6 +107,7 @@ class TrajectoryEmbedder(nn.Module):
     """Ego states per video frame (B, T, 4) -> (B, T', D) added to each latent frame's noise embedding."""
 
     name = "trajectory"
+    guidable = True  # condition guidance may drop it (``SamplingConfig.condition_guidance``)
     target = "modulation"
     channels = 0
 

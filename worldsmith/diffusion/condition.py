@@ -6,7 +6,8 @@
 * Video2World: ``mask`` (B, 1, T', 1, 1) is 1 on the latent frames given as condition; ``frames`` holds their
   clean latents and ``frames_in`` the noise-augmented ones the network sees, at noise level ``sigma_cond`` (B,).
 * ``fps``: latent frames per second (B,), scales RoPE time.
-* ``extras``: values of extra condition embedders by name (see embedders.py).
+* ``extras``: values of extra condition embedders by name (see embedders.py); ``guided_branches`` builds the two
+  branches of guidance on them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
+
+from worldsmith.diffusion.embedders import GUIDED_KEEP
 
 
 @dataclass
@@ -77,3 +80,17 @@ class Condition:
 def null_text(batch: int, dim: int, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """The "no text" condition: one zero token per sample, (B, 1, D) and mask (B, 1) True."""
     return torch.zeros(batch, 1, dim, device=device), torch.ones(batch, 1, dtype=torch.bool, device=device)
+
+
+def guided_branches(cond: Condition, uncond: Condition | None, s) -> tuple[Condition, Condition | None, float]:
+    """(condition, unconditional branch, scale) for the sampler under ``SamplingConfig`` ``s``: text guidance
+    (``s.guidance``; ``uncond`` is the no-text or negative-prompt condition) or, when ``s.condition_guidance`` is not
+    1, guidance on the actions / camera / trajectory: the unconditional branch is the same condition with those
+    embedders' contributions dropped (``extras[GUIDED_KEEP]`` = 0, see ``DiT._embed``)."""
+    if s.condition_guidance == 1.0:
+        return cond, uncond, s.guidance
+
+    def keep(value: float) -> Condition:
+        return replace(cond, extras={**cond.extras, GUIDED_KEEP: cond.text.new_full((cond.batch,), value)})
+
+    return keep(1.0), keep(0.0), s.condition_guidance

@@ -132,12 +132,18 @@ class SamplingConfig:
     negative_prompt: str | None = None  # the unconditional branch of guidance; None = no text
     context: int = 0  # latent frames an action rollout conditions on (0: as many as the model was trained with)
     context_sigma: float = 0.0  # noise augmentation of the context frames (0: the model's cond_sigma)
+    # guidance on the actions / camera / trajectory instead of the text: D = D_without + w (D_with - D_without), where
+    # "without" drops those embedders' contributions; 1 = none (benchmarks/RESULTS.md: condition guidance)
+    condition_guidance: float = 1.0
 
     def __post_init__(self) -> None:
         if self.context < 0 or self.context_sigma < 0:
             raise ConfigError("sampling needs context >= 0 and context_sigma >= 0.")
         if self.steps < 1 or not self.guidance >= 0:
             raise ConfigError(f"sampling needs steps >= 1 and guidance >= 0, got {self.steps} and {self.guidance}.")
+        if not self.condition_guidance >= 0 or (self.condition_guidance != 1.0 and self.guidance != 1.0):
+            raise ConfigError(f"sampling takes one guidance at a time, on the text (guidance) or on the actions, camera "
+                              f"or trajectory (condition_guidance >= 0); got {self.guidance} and {self.condition_guidance}.")
         if self.sampler not in ("euler", "heun", "dpm++2m"):
             raise ConfigError(f"unknown sampler {self.sampler!r}; choose one of: euler, heun, dpm++2m.")
 

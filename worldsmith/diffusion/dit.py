@@ -22,7 +22,7 @@ from torch import nn
 from worldsmith.conditioning.views import view_grid
 from worldsmith.diffusion.condition import Condition
 from worldsmith.diffusion.config import DiTConfig
-from worldsmith.diffusion.embedders import ConditionEmbedder, NoiseEmbedder
+from worldsmith.diffusion.embedders import GUIDED_KEEP, ConditionEmbedder, NoiseEmbedder
 from worldsmith.errors import ConfigError
 from worldsmith.nn.embeddings import PositionEmbedding
 from worldsmith.nn.modulation import EPS, Modulation, modulate
@@ -182,7 +182,7 @@ class DiT(nn.Module):
             parts.append(self.anchors(x, cond))
         for e in self.embedders:
             if e.target == "channels":
-                parts.append(e(self._extra(cond, e.name), (b, t, hh, ww)).to(x.dtype))
+                parts.append(self._embed(e, cond, (b, t, hh, ww)).to(x.dtype))
         return torch.cat(parts, dim=1) if len(parts) > 1 else x
 
     def anchors(self, x: torch.Tensor, cond: Condition) -> torch.Tensor:
@@ -205,6 +205,16 @@ class DiT(nn.Module):
             raise ConfigError(f"this model is conditioned on {name!r}, but no {name!r} was given; pass it in the batch.")
         return cond.extras[name]
 
+    def _embed(self, e: ConditionEmbedder, cond: Condition, shape: tuple[int, int, int, int]) -> torch.Tensor:
+        """Embedder ``e``'s output for ``cond``; a guidable embedder's (actions, camera, trajectory) is multiplied by
+        ``cond.extras[GUIDED_KEEP]`` (B,) where given: 0 drops the condition, as condition guidance's unconditional
+        branch does (``samplers.condition_guided``)."""
+        out = e(self._extra(cond, e.name), shape)
+        keep = cond.extras.get(GUIDED_KEEP)
+        if keep is not None and getattr(e, "guidable", False):
+            out = out * keep.to(out.dtype).view(-1, *([1] * (out.ndim - 1)))
+        return out
+
     def forward(self, x: torch.Tensor, c_noise: torch.Tensor, cond: Condition) -> torch.Tensor:
         """x = c_in * noisy latents (B, C, T', H', W'), c_noise (B, Tm) -> F_theta (B, C, T', H', W')."""
         b, _, t, hh, ww = x.shape
@@ -218,7 +228,7 @@ class DiT(nn.Module):
         tokens = self.patch_embed(self.patchify(self.input_channels(x, cond)))  # (B, T', h*w, D)
         for e in self.embedders:
             if e.target == "tokens":
-                tokens = tokens + e(self._extra(cond, e.name), (b, t, hh, ww)).to(tokens.dtype)
+                tokens = tokens + self._embed(e, cond, (b, t, hh, ww)).to(tokens.dtype)
         if self.pos_embed is not None:  # each view has its own (t, h, w) positions
             pos = self.pos_embed(t, hv, w).view(1, t, 1, hv * w, -1)
             tokens = tokens + pos.expand(1, t, v, hv * w, pos.shape[-1]).reshape(1, t, h * w, -1)
@@ -226,7 +236,7 @@ class DiT(nn.Module):
         emb = self.noise_embedder(c_noise)  # (B, Tm, D)
         for e in self.embedders:
             if e.target == "modulation":
-                value = e(self._extra(cond, e.name), (b, t, hh, ww))  # (B, D) or (B, T', D)
+                value = self._embed(e, cond, (b, t, hh, ww))  # (B, D) or (B, T', D)
                 emb = emb + (value[:, None] if value.ndim == 2 else value)
         lora, emb_act = self.noise_embedder.lora(emb), F.silu(emb)  # (B, Tm, 3D), (B, Tm, D)
         # 3. rotary angles for the (t, h, w) grid, shaped for (B, N, H, Dh) queries and keys
@@ -239,7 +249,7 @@ class DiT(nn.Module):
         text = cond.text.to(tokens.dtype)
         text_mask = None if bool(cond.text_mask.all()) else cond.text_mask[:, None, None, :]  # (B, 1, 1, L)
         # 5. blocks
-        per_block = [e(self._extra(cond, e.name), (b, t, hh, ww)).to(tokens.dtype).chunk(len(self.blocks), dim=-1)
+        per_block = [self._embed(e, cond, (b, t, hh, ww)).to(tokens.dtype).chunk(len(self.blocks), dim=-1)
                      for e in self.embedders if e.target == "blocks"]  # fmt: skip
         for i, block in enumerate(self.blocks):
             for extra in per_block:  # a per-block token condition enters before each block

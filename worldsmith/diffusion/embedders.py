@@ -26,6 +26,9 @@ from torch import nn
 from worldsmith.nn.embeddings import sinusoidal
 
 
+GUIDED_KEEP = "guided_keep"  # Condition.extras key: (B,) 1 keeps the guidable conditions, 0 drops them (guidance)
+
+
 class ConditionEmbedder(Protocol):
     name: str
     target: Literal["modulation", "channels", "tokens", "blocks"]

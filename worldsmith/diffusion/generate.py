@@ -27,7 +27,7 @@ from worldsmith.conditioning.camera import pack_camera, per_latent_frame
 from worldsmith.conditioning.text import default_text_encoder
 from worldsmith import progress
 from worldsmith.diffusion import multiview
-from worldsmith.diffusion.condition import Condition
+from worldsmith.diffusion.condition import Condition, guided_branches
 from worldsmith.diffusion.config import SamplingConfig
 from worldsmith.diffusion.model import DiffusionWorldModel, with_condition_frames
 from worldsmith.errors import CheckpointError, ConfigError, VideoError
@@ -251,11 +251,11 @@ class DiffusionGenerator:
         aug = torch.cat([torch.randn(full.shape[1:], generator=g, device=self.device)[None] for g in generators])
         noise = torch.cat([torch.randn(full.shape[1:], generator=g, device=self.device)[None] for g in generators])
         count = torch.full((b,), k, device=self.device)
-        step_cond = with_condition_frames(replace(cond, extras=extras), full, count, sigma, aug)
-        step_uncond = None
-        if uncond is not None:
-            step_uncond = with_condition_frames(replace(uncond, extras=extras), full, count, sigma, aug)
-        x = self.model.generate(step_cond, tuple(full.shape[2:]), steps=s.steps, guidance=s.guidance,
+        cond, uncond, scale = guided_branches(replace(cond, extras=extras),
+                                              None if uncond is None else replace(uncond, extras=extras), s)  # fmt: skip
+        step_cond = with_condition_frames(cond, full, count, sigma, aug)
+        step_uncond = None if uncond is None else with_condition_frames(uncond, full, count, sigma, aug)
+        x = self.model.generate(step_cond, tuple(full.shape[2:]), steps=s.steps, guidance=scale,
                                 uncond=step_uncond, sampler=s.sampler, noise=noise)  # fmt: skip
         return x[:, :, k : k + 1]
 
@@ -338,6 +338,7 @@ class DiffusionGenerator:
         t_lat = 1 + (self.chunk_frames - 1) // self.ct
         cs = self.tokenizer.cfg.spatial_compression
         shape = (t_lat, size[0] // cs, size[1] // cs)
+        cond, uncond, scale = guided_branches(cond, uncond, s)
         if context is not None:
             z = self.model.normalize(self.tokenizer.encode(context))  # (B, C, k, H', W')
             b, k = z.shape[0], z.shape[2]
@@ -348,7 +349,7 @@ class DiffusionGenerator:
             cond = with_condition_frames(cond, full, given, sigma, noise)
             if uncond is not None:
                 uncond = with_condition_frames(uncond, full, given, sigma, noise)
-        x = self.model.generate(cond, shape, steps=s.steps, guidance=s.guidance, uncond=uncond, sampler=s.sampler,
+        x = self.model.generate(cond, shape, steps=s.steps, guidance=scale, uncond=uncond, sampler=s.sampler,
                                 generator=generator)  # fmt: skip
         return self.tokenizer.decode(self.model.denormalize(x)).clamp(-1, 1)
 
