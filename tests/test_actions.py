@@ -135,7 +135,7 @@ def test_condition_guidance_drops_the_actions_in_its_second_branch_and_extrapola
     torch.testing.assert_close(out[0], model.denoiser(x, sigma, c)[0])
     torch.testing.assert_close(out[1], alone[1])
     assert not torch.allclose(out[0], alone[0], atol=1e-4)
-    # in a rollout: 1 is the plain conditional sample, bit for bit; 2 differs, and so does it from 1's direction
+    # in a rollout: W = 1 is the plain conditional sample, bit for bit; W = 2 gives another, finite one
     gen = DiffusionGenerator(model, tok, FakeText(), frames=4, size=32, fps=10.0)
     video, acts = torch.rand(1, 3, 1, 32, 32) * 2 - 1, torch.randn(1, 6, A)
     plain = gen.rollout(video, acts, 7, [""], SamplingConfig(steps=2), seed=0)

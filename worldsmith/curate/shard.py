@@ -40,7 +40,7 @@ from worldsmith.data.manifest import read_manifest_rows
 from worldsmith.data.shard_writer import ShardWriter
 from worldsmith.data.shards import iter_samples, load_array
 from worldsmith.errors import ConfigError, DataError
-from worldsmith.io.video import decode, iter_frames, probe
+from worldsmith.io.video import VideoInfo, decode, iter_frames, probe
 
 MANIFEST = "manifest.parquet"
 
@@ -136,10 +136,10 @@ def _crop_arrays(arrays: dict[str, np.ndarray], source_frames: int, start: int, 
     return out
 
 
-def _decode_frames(rec: ClipRecord, cfg: ShardConfig, stage: Path) -> np.ndarray:
-    """The clip's frames uint8 (T, H, W, 3); a long or large clip goes through a memory-mapped file in ``stage``
-    (frames are decoded one at a time into it and the encoder reads them back one at a time, so RAM stays bounded)."""
-    info = probe(rec.path)
+def _decode_frames(rec: ClipRecord, cfg: ShardConfig, stage: Path, info: VideoInfo) -> np.ndarray:
+    """The clip's frames uint8 (T, H, W, 3) (``info``: its file's probe); a long or large clip goes through a
+    memory-mapped file in ``stage`` (frames are decoded one at a time into it and the encoder reads them back one
+    at a time, so RAM stays bounded)."""
     capacity = max(info.num_frames, rec.num_frames) + 8  # slack: a container's frame count can be approximate
     if capacity * info.height * info.width * 3 <= cfg.in_memory_mb * 2**20:
         return decode(rec.path)[:, : rec.height, : rec.width]  # encoders pad odd sizes: cut back to the clip's
@@ -157,10 +157,9 @@ def _decode_frames(rec: ClipRecord, cfg: ShardConfig, stage: Path) -> np.ndarray
     return frames[:n]
 
 
-def _reusable_mp4(rec: ClipRecord, frames: np.ndarray) -> bytes | None:
+def _reusable_mp4(rec: ClipRecord, frames: np.ndarray, info: VideoInfo) -> bytes | None:
     """The clip file's bytes when the shard can store them as they are: H.264, square pixels, no rotation, and
     they decode to exactly the clip's frames (even size, count as recorded); else None (the frames are encoded)."""
-    info = probe(rec.path)
     exact = frames.shape[1:3] == (info.height, info.width) == (rec.height, rec.width)
     if info.codec != "h264" or info.rotation or info.sample_aspect != 1.0 or not exact:
         return None
@@ -171,7 +170,8 @@ def _reusable_mp4(rec: ClipRecord, frames: np.ndarray) -> bytes | None:
 
 def _to_clip(rec: ClipRecord, arrays_of: _SourceArrays, cfg: ShardConfig, stage: Path) -> tuple[Clip, bytes | None]:
     """The clip to store and, when they can be stored as they are, its file's mp4 bytes (``_reusable_mp4``)."""
-    frames = _decode_frames(rec, cfg, stage)  # (T, H, W, 3)
+    info = probe(rec.path)
+    frames = _decode_frames(rec, cfg, stage, info)  # (T, H, W, 3)
     arrays, source_meta = arrays_of.get(rec)
     meta = clip_meta(rec)
     if source_meta:
@@ -179,7 +179,7 @@ def _to_clip(rec: ClipRecord, arrays_of: _SourceArrays, cfg: ShardConfig, stage:
     frames_in_source = int(source_meta.get("num_frames", 0)) or max((a.shape[0] for a in arrays.values()), default=0)
     cropped = _crop_arrays(arrays, frames_in_source, rec.start_frame, frames.shape[0]) if arrays else {}
     clip = Clip(key=rec.key, frames=frames, fps=rec.fps, caption=rec.caption, meta=meta, arrays=cropped)
-    return clip, (_reusable_mp4(rec, frames) if cfg.reuse_clip_mp4 else None)
+    return clip, (_reusable_mp4(rec, frames, info) if cfg.reuse_clip_mp4 else None)
 
 
 def write_shards(records: list[ClipRecord], out_dir: str | os.PathLike, cfg: ShardConfig, *,

@@ -35,7 +35,7 @@ class FusedTransNet(nn.Module):
         self.frame_sim = net.frame_sim_layer
         self.color_hist = net.color_hist_layer
         self.fc1, self.cls1, self.cls2 = net.fc1, net.cls_layer1, net.cls_layer2
-        self.cells: list[list[tuple]] = []  # per stage, per cell: (spatial, [(weight, bias, dilation)] x 4, relu)
+        self.cells: list[list[tuple]] = []  # per stage, per cell: buffer names (spatial, [(w, b, dilation)] x 4), relu
         for k, stage in enumerate(net.SDDCNN):
             cells = []
             for j, cell in enumerate(stage.DDCNN):

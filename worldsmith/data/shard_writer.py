@@ -92,7 +92,7 @@ def encode_clip(clip: Clip, *, crf: int = 18, mp4: bytes | None = None) -> tuple
     except (TypeError, ValueError) as e:
         raise DataError(f"clip {clip.key}: meta is not JSON-serialisable ({e}); store plain values.") from e
     k = clip.key
-    members = [(f"{k}.json", text.encode()), (f"{k}.mp4", mp4 or video.encode_mp4_bytes(clip.frames, clip.fps, crf=crf))]
+    members = [(f"{k}.json", text.encode()), (f"{k}.mp4", video.encode_mp4_bytes(clip.frames, clip.fps, crf=crf) if mp4 is None else mp4)]
     members += [(f"{k}.{name}.npy", _npy_bytes(arr)) for name, arr in sorted(clip.arrays.items())]
     members += [(f"{k}.view{i}.mp4", video.encode_mp4_bytes(v, clip.fps, crf=crf)) for i, v in enumerate(clip.views, 1)]
     return json.loads(text), members
