@@ -12,7 +12,7 @@ from worldsmith.curate.shard import ShardConfig
 from worldsmith.curate.split import SplitConfig
 from worldsmith.errors import ConfigError
 
-ENGINE_FIELDS = ("engine", "workers", "ray_address", "max_in_flight", "progress")  # may change on resume
+ENGINE_FIELDS = ("engine", "workers", "ray_address", "max_in_flight", "segment_s", "progress")  # may change on resume
 
 
 @dataclass
@@ -26,11 +26,15 @@ class CurateConfig:
     workers: int = 0  # worker processes (local) or Ray CPUs (local Ray); 0 = one per core
     ray_address: str = ""  # "" starts a local Ray; "auto" or "ray://host:10001" joins a cluster
     max_in_flight: int = 0  # items submitted but not finished (bounds memory); 0 = 2 x workers
+    segment_s: float = 60.0  # local engine, > 1 worker: a source longer than two segments of about this many seconds
+    # is split by several workers at once (curate/segments.py; the same outputs); 0 = one worker per source
     progress: bool = True  # progress bars on stderr
 
     def __post_init__(self) -> None:
         if self.workers < 0:
             raise ConfigError(f"workers must be >= 0 (0 = one per core), got {self.workers}.")
+        if self.segment_s < 0:
+            raise ConfigError(f"segment_s must be >= 0 seconds (0 = split each source in one task), got {self.segment_s}.")
         if self.max_in_flight < 0:
             raise ConfigError(f"max_in_flight must be >= 0, got {self.max_in_flight}.")
 

@@ -8,6 +8,9 @@ cross a fork) with one torch/OpenCV thread each. ``workers=1`` runs everything i
 Workers ignore Ctrl-C (the terminal sends it to them too): the driver stops them when it is interrupted or fails,
 without waiting for the tasks in flight (a rerun redoes those).
 
+A long source is split by several workers at once (``curate/segments.py``, ``segment_s``): its detect and write
+tasks go first when there is room, so it finishes as soon as it can.
+
 Progress: one tqdm bar per stage (sources split, clips processed) with items/s and ETA; the clip bar's total
 grows as sources are split.
 """
@@ -28,7 +31,8 @@ from worldsmith.curate.config import CurateConfig
 from worldsmith.curate.journal import Driver
 from worldsmith.curate.record import ClipRecord
 from worldsmith.curate.sources import Source
-from worldsmith.curate.tasks import one_thread, process_task, split_task
+from worldsmith.curate.segments import SegmentedSplit
+from worldsmith.curate.tasks import one_thread, plan_split, process_task, split_task
 from worldsmith.errors import WorldsmithError
 
 
@@ -45,7 +49,11 @@ def _init_worker() -> None:
 
 def run_local(sources: list[Source], clips: list[ClipRecord], cfg: CurateConfig, work: Path, driver: Driver) -> None:
     """Split ``sources`` and process ``clips`` plus every clip the splits yield, journaling each as it finishes."""
-    workers = max(1, min(cfg.num_workers, len(sources) + len(clips)))
+    items = len(sources) + len(clips)
+    if items < cfg.num_workers and cfg.segment_s > 0:  # a few long sources still keep every worker busy
+        plans = [plan_split(src, cfg.split, str(work), cfg.segment_s) for src in sources]
+        items += sum(len(p.segments) - 1 for p in plans if p is not None)
+    workers = max(1, min(cfg.num_workers, items))
     split_bar, clip_bar = _bars(len(sources), len(clips), cfg.progress)
     try:
         if workers == 1:
@@ -79,6 +87,7 @@ def _run_pool(sources, clips, cfg, work, driver, workers, split_bar, clip_bar) -
     limit = cfg.max_in_flight or 2 * workers
     todo: collections.deque[ClipRecord] = collections.deque(clips)
     pending: collections.deque[Source] = collections.deque(sources)
+    ready: collections.deque[tuple[SegmentedSplit, tuple]] = collections.deque()  # next tasks of segmented sources
     in_flight: dict[Future, tuple[str, object]] = {}
     ctx = multiprocessing.get_context("spawn")
     saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
@@ -88,17 +97,33 @@ def _run_pool(sources, clips, cfg, work, driver, workers, split_bar, clip_bar) -
     finally:
         for k, v in saved.items():
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+
+    def source_done(src: Source, result: dict) -> None:
+        new = driver.source_finished(src, result)
+        todo.extend(new)
+        clip_bar.total += len(new)
+        clip_bar.refresh()
+        split_bar.update(1)
+
     finished = False
     try:
-        while todo or pending or in_flight:
-            # 1. fill the window: clips first (keeps the queue of written clips short), then new sources
-            while len(in_flight) < limit and (todo or pending):
-                if todo:
+        while todo or pending or in_flight or ready:
+            # 1. fill the window: the next steps of sources split in segments, then clips (keeps the queue of
+            #    written clips short), then new sources
+            while len(in_flight) < limit and (ready or todo or pending):
+                if ready:
+                    state, (kind, index, fn, args) = ready.popleft()
+                    in_flight[pool.submit(fn, *args)] = ("segment", (state, kind, index))
+                elif todo:
                     rec = todo.popleft()
                     in_flight[pool.submit(process_task, rec, cfg.filters, cfg.annotate, cfg.dedup)] = ("clip", rec)
                 else:
                     src = pending.popleft()
-                    in_flight[pool.submit(split_task, src, cfg.split, str(work))] = ("source", src)
+                    state = plan_split(src, cfg.split, str(work), cfg.segment_s)
+                    if state is None:
+                        in_flight[pool.submit(split_task, src, cfg.split, str(work))] = ("source", src)
+                    else:
+                        ready.extend((state, task) for task in state.next_tasks())
             # 2. journal whatever finished; a split source adds its clips to the queue
             done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
             for fut in done:
@@ -109,11 +134,13 @@ def _run_pool(sources, clips, cfg, work, driver, workers, split_bar, clip_bar) -
                     raise WorldsmithError("a curation worker process died (out of memory?); run the same command "
                                           "again to resume, with fewer --workers if it repeats.") from None  # fmt: skip
                 if kind == "source":
-                    new = driver.source_finished(item, result)
-                    todo.extend(new)
-                    clip_bar.total += len(new)
-                    clip_bar.refresh()
-                    split_bar.update(1)
+                    source_done(item, result)
+                elif kind == "segment":
+                    state, step, index = item
+                    joined = state.done(step, index, result)
+                    ready.extend((state, task) for task in state.next_tasks())
+                    if joined is not None:
+                        source_done(state.src, joined)
                 else:
                     driver.clip_finished(*result)
                     clip_bar.update(1)

@@ -100,7 +100,8 @@ def fused_transnetv2() -> FusedTransNet:
 
 
 def transnet_predictions(
-    frames: Iterable[np.ndarray], batch_windows: int = 2, bf16: bool = False, repeat: int = 1, window: int = 100
+    frames: Iterable[np.ndarray], batch_windows: int = 2, bf16: bool = False, repeat: int = 1, window: int = 100,
+    *, start: int = 0, final: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """TransNetV2's single-frame and many-hot transition probabilities, float32 (T,) each, for uint8 frames of
     (27 * rows, 48 * cols, 3) (``transnet_input_size``: tiles side by side; (27, 48, 3) is one tile), streamed.
@@ -114,9 +115,16 @@ def transnet_predictions(
     ``batch_windows`` windows go through the net together. ``bf16`` runs it under bfloat16 autocast
     (probabilities move by ~0.003; ~2x faster where native). Tiles and the ``repeat`` copies of each frame
     (``transnet_repeat``) are merged by their largest probability.
+
+    A segment of a longer video (``curate/segments.py``) gets exactly the predictions the whole video would:
+    ``start`` > 0 (a multiple of ``window - 50``) means ``frames`` begin ``segment_context(repeat)`` frames before
+    frame ``start`` (its context), and ``final=False`` that they end that many frames after the last frame to
+    predict (whose count must then be a multiple of ``window - 50``); windows then fall where the whole video's do.
     """
     if window < 100 or window % _STEP:
         raise ValueError(f"the TransNetV2 window must be a multiple of 50 and at least 100, got {window}")
+    if start < 0 or start % (window - 2 * _CONTEXT):
+        raise ValueError(f"a segment must start at a multiple of {window - 2 * _CONTEXT} frames, got {start}")
     net = fused_transnetv2()
     th, tw = TRANSNET_SIZE
     step = window - 2 * _CONTEXT
@@ -145,28 +153,41 @@ def transnet_predictions(
             if len(batch) == batch_windows:
                 run(step)
 
-    count, shape = 0, None
+    context = segment_context(repeat)
+    count, shape = 0, None  # count: copies pushed (context included)
     for frame in frames:
         shape = shape or frame.shape
         if frame.shape != shape or frame.ndim != 3 or shape[0] % th or shape[1] % tw or shape[2] != 3:
             raise ValueError(f"TransNetV2 needs frames of (27 * rows, 48 * cols, 3), all alike; got {frame.shape}")
-        for _ in range(_CONTEXT + repeat if count == 0 else repeat):
+        if count == 0:  # the 25 padded frames before frame `start`: copies of frame 0, or the segment's context
+            copies = _CONTEXT + repeat if start == 0 else repeat - (context * repeat - _CONTEXT)
+        else:
+            copies = repeat
+        for _ in range(copies):
             push(frame)
-        count += repeat
-    if count == 0:
+        count += copies
+    count -= _CONTEXT + (0 if final else context * repeat)  # copies to predict
+    if count <= 0:
         return np.zeros(0, np.float32), np.zeros(0, np.float32)
     if batch:
         run(step)
     # the frames left (after their 25 frames of context) go in one last window, padded with copies of the last
     # frame to a multiple of 50 plus 25 frames of context: at window=100 exactly the reference's last window
     left = len(buf) - _CONTEXT
-    if left > 0:
+    if left > 0 and final:
         need = -(-left // _STEP) * _STEP
         batch.append(np.stack(list(buf) + [frame] * (need - left + _CONTEXT)))
         run(need)
     both = np.concatenate(out, 1)[:, :count]  # (2, frames * repeat)
+    if both.shape[1] < count:
+        raise ValueError(f"a segment that is not the last needs {step} * k frames to predict, got {count // repeat}")
     single, many = both.reshape(2, -1, repeat).max(2)  # (2, frames): the largest over each frame's copies
     return single, many
+
+
+def segment_context(repeat: int) -> int:
+    """Frames of a segment's context on each side: enough for TransNetV2's 25 (repeated) frames."""
+    return -(-_CONTEXT // repeat)
 
 
 def transnet_boundaries(

@@ -20,6 +20,7 @@ import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Literal
 
 import av
@@ -88,9 +89,7 @@ def _small_frames(frames_or_path, cfg: SplitConfig, info: VideoInfo | None = Non
     """The frames the detector looks at: TransNetV2's 27x48 tiles side by side (``transnet_input_size``), short
     side ``adaptive_side`` for adaptive. A path is decoded at that size directly (``info``: its probe)."""
     if info is not None:
-        side = cfg.adaptive_side
-        size = shot_detect.transnet_input_size(info.height, info.width) if cfg.detector == "transnetv2" else side
-        return iter_frames(frames_or_path, size=size)
+        return iter_frames(frames_or_path, size=detector_size(cfg, info))
 
     def resized() -> Iterator[np.ndarray]:
         for frame in frames_or_path:
@@ -105,23 +104,47 @@ def _small_frames(frames_or_path, cfg: SplitConfig, info: VideoInfo | None = Non
     return resized()
 
 
+def detector_size(cfg: SplitConfig, info: VideoInfo) -> int | tuple[int, int]:
+    """The size a source is decoded at for its detector: TransNetV2's tiles (h, w), or the adaptive short side."""
+    return shot_detect.transnet_input_size(info.height, info.width) if cfg.detector == "transnetv2" else cfg.adaptive_side
+
+
 def _detect(frames: Iterator[np.ndarray], cfg: SplitConfig, fps: float | None) -> tuple[list[tuple[int, int]], int]:
     """(spans, number of frames seen)."""
+    return spans_from_signals(detector_signals(frames, cfg, fps), cfg)
+
+
+def detector_signals(frames: Iterable[np.ndarray], cfg: SplitConfig, fps: float | None, *, start: int = 0,
+                     final: bool = True) -> dict[str, np.ndarray]:  # fmt: skip
+    """The detector's per-frame outputs, (T,) arrays: TransNetV2's ``single`` and ``many`` probabilities, or
+    the adaptive detector's ``score``, ``back``, ``fwd`` and ``value``. ``start`` / ``final``: a segment of a longer
+    video whose frames include context on each side (``curate/segments.py``); TransNetV2 only (the adaptive
+    detector's context is cut off by the caller)."""
     if cfg.detector == "transnetv2":
         bf16 = use_bf16(cfg.precision, "cpu")
         repeat = shot_detect.transnet_repeat(fps)
-        single, many = shot_detect.transnet_predictions(frames, 1, bf16, repeat, cfg.transnet_window)
+        single, many = shot_detect.transnet_predictions(
+            frames, 1, bf16, repeat, cfg.transnet_window, start=start, final=final
+        )
+        return {"single": single, "many": many}
+    stats = shot_detect.AdaptiveStats()
+    for frame in frames:
+        stats.add(frame)
+    return {k: np.asarray(getattr(stats, k), np.float64) for k in ("score", "back", "fwd", "value")}
+
+
+def spans_from_signals(signals: dict[str, np.ndarray], cfg: SplitConfig) -> tuple[list[tuple[int, int]], int]:
+    """(shot spans, frames) from the detector's per-frame outputs of a whole video (``detector_signals``)."""
+    if cfg.detector == "transnetv2":
+        single, many = signals["single"], signals["many"]
         use_many = cfg.many_threshold if 0 < cfg.many_threshold < 1 else None
         bounds = shot_detect.transnet_boundaries(single, many, cfg.threshold, use_many)
-        n = len(single)
     else:
-        stats = shot_detect.AdaptiveStats()
-        for frame in frames:
-            stats.add(frame)
+        stats = SimpleNamespace(**signals)
         bounds = shot_detect.adaptive_boundaries(
             stats, cfg.adaptive_threshold, cfg.min_content, cfg.adaptive_window, cfg.min_scene_frames
         )
-        n = len(stats.score)
+    n = len(next(iter(signals.values())))
     # boundaries closer than 8 frames are one transition (the two halves of a fade through black)
     return shot_detect.boundaries_to_spans(bounds, n, min_gap=8), n
 
@@ -199,7 +222,7 @@ class _OpenGop(Exception):
     pass
 
 
-def _indexed_count(source: str) -> int:
+def indexed_count(source: str) -> int:
     """Frames the container's index lists (mp4/mov sample tables), 0 when it has no such count."""
     with VideoInput(source) as src, src.wrapped():
         return max(0, int(src.stream.frames or 0))
@@ -213,14 +236,14 @@ def _count_frames(path: Path) -> int:
 
 
 class _FrameCursor:
-    """Full-size frames of the source, read once front to back; asking for an earlier span reopens it."""
+    """Full-size frames of the source, read front to back from the first span asked for; an earlier span reopens it."""
 
     def __init__(self, source: str) -> None:
         self.source, self.frames, self.pos = source, None, 0
 
     def take(self, s: int, e: int) -> Iterator[np.ndarray]:
-        if self.frames is None or self.pos > s:
-            self.frames, self.pos = iter_frames(self.source), 0
+        if self.frames is None or self.pos > s:  # (re)open at the keyframe before s: not from 0 for a late clip
+            self.frames, self.pos = iter_frames(self.source, start=s), s
         try:
             for frame in self.frames:
                 self.pos += 1
@@ -234,9 +257,14 @@ class _FrameCursor:
 
 
 # ---------------------------------------------------------------------------------------------------- the stage
-def split_source(path: str | Path, cfg: SplitConfig, clips_dir: str | Path) -> list[ClipRecord]:
+def split_source(path: str | Path, cfg: SplitConfig, clips_dir: str | Path, *,
+                 shots: tuple[list[tuple[int, int]], int] | None = None,
+                 own: tuple[int, int] | None = None) -> list[ClipRecord]:  # fmt: skip
     """Cut one source into clips written to ``clips_dir`` (see the module docstring); one record per clip, plus
-    dropped records (``dropped_by="split"``, no file) for shots and tails shorter than ``min_clip_s``."""
+    dropped records (``dropped_by="split"``, no file) for shots and tails shorter than ``min_clip_s``.
+
+    A source split in segments across workers (``curate/segments.py``) passes ``shots`` (its spans and frame count,
+    already detected) and ``own``: only the clips that start in frames ``[a, b)`` are cut by this call."""
     source = str(Path(path).resolve())
     clips_dir = Path(clips_dir)
     # 1. probe: bad input raises VideoError naming the file
@@ -245,18 +273,24 @@ def split_source(path: str | Path, cfg: SplitConfig, clips_dir: str | Path) -> l
         raise VideoError(f"{source} is a still image, not a video; curation needs video files.")
     fps = info.fps
     # 2. shots on small frames (one streamed decode)
-    spans, n = _detect(_small_frames(source, cfg, info), cfg, fps)
-    indexed = _indexed_count(source)  # 0 when the container does not count its frames (mkv, webm, ts ...)
-    if n < indexed * 0.97 - 2 and not cfg.allow_truncated:
-        raise VideoError(
-            f"{source} is truncated or corrupt: only {n} of its {indexed} frames decode "
-            "(set split.allow_truncated to keep the part that decodes)."
-        )
+    if shots is None:
+        spans, n = _detect(_small_frames(source, cfg, info), cfg, fps)
+        indexed = indexed_count(source)  # 0 when the container does not count its frames (mkv, webm, ts ...)
+        if n < indexed * 0.97 - 2 and not cfg.allow_truncated:
+            raise VideoError(
+                f"{source} is truncated or corrupt: only {n} of its {indexed} frames decode "
+                "(set split.allow_truncated to keep the part that decodes)."
+            )
+    else:
+        spans, n = shots
+    first, last = own if own is not None else (0, n)
     # 3. clips under the length limits
     records: list[ClipRecord] = []
     for shot, (a, b) in enumerate(spans):
         clips, short = clip_windows(a, b, fps, cfg)
         for s, e in clips + short:
+            if not first <= s < last:
+                continue
             rec = ClipRecord(
                 key=clip_key(source, s, e), source=source, start_frame=s, end_frame=e, start_s=s / fps,
                 end_s=e / fps, fps=fps, width=info.width + info.width % 2, height=info.height + info.height % 2,

@@ -21,10 +21,11 @@ from worldsmith.curate.dedup import DedupConfig
 from worldsmith.curate.process import AnnotateConfig, FilterConfig, process_clip
 from worldsmith.curate.record import ClipRecord, clip_key
 from worldsmith.curate.sources import Source
-from worldsmith.curate.split import SplitConfig, split_source
+from worldsmith.curate.segments import SegmentedSplit, context_range, cut_signals, plan_segments
+from worldsmith.curate.split import SplitConfig, detector_signals, detector_size, indexed_count, split_source
 from worldsmith.data.shards import iter_samples
 from worldsmith.errors import DataError, VideoError, WorldsmithError
-from worldsmith.io.video import probe
+from worldsmith.io.video import decode, probe
 
 _THREADS_SET = False
 
@@ -64,11 +65,14 @@ def _rekey(rec: ClipRecord, src: Source, clips_dir: Path) -> ClipRecord:
     return rec
 
 
-def split_task(src: Source, split_cfg: SplitConfig, work_dir: str) -> dict[str, Any]:
+def split_task(src: Source, split_cfg: SplitConfig, work_dir: str, shots: tuple[list, int] | None = None,
+               own: tuple[int, int] | None = None) -> dict[str, Any]:  # fmt: skip
     """Split one source into clips under ``work_dir/clips``.
 
     Returns ``{"id", "records", "info", "bad", "seconds", "cpu_seconds"}`` (wall and CPU time of the task); ``bad``
-    is the one-sentence reason when the source cannot be read (then ``records`` is empty).
+    is the one-sentence reason when the source cannot be read (then ``records`` is empty). ``shots`` and ``own``:
+    the write step of a source split in segments (``curate/segments.py``), which cuts only the clips starting in
+    frames ``own``.
     """
     one_thread()
     started, cpu = time.perf_counter(), time.process_time()
@@ -83,7 +87,7 @@ def split_task(src: Source, split_cfg: SplitConfig, work_dir: str) -> dict[str, 
         info = probe(path)
         if info.is_image:
             raise VideoError(f"{src.path or src.id} is a still image, not a video.")
-        records = split_source(path, split_cfg, clips_dir)
+        records = split_source(path, split_cfg, clips_dir, shots=shots, own=own)
         if src.shard:
             records = [_rekey(r, src, clips_dir) for r in records]
         meta = {"duration": float(info.duration), "fps": float(info.fps), "width": info.width,
@@ -110,3 +114,40 @@ def process_task(rec: ClipRecord, filters: FilterConfig, annotate: AnnotateConfi
         except WorldsmithError as e:
             rec.drop("process", f"the clip could not be processed: {e}")
     return rec, (time.perf_counter() - started, time.process_time() - cpu)
+
+
+def detect_task(src: Source, split_cfg: SplitConfig, a: int, b: int, n: int) -> dict[str, Any]:
+    """The detector's per-frame outputs of frames ``[a, b)`` of a source of ``n`` frames (``curate/segments.py``).
+
+    Returns ``{"signals", "seconds", "cpu_seconds"}``; ``signals`` is None when the segment does not decode to the
+    frames expected (the driver then splits the source in one task, which reports what is wrong with it)."""
+    one_thread()
+    started, cpu = time.perf_counter(), time.process_time()
+    signals = None
+    try:
+        info = probe(src.path)
+        lo, hi = context_range(a, b, n, split_cfg, info.fps)
+        frames = decode(src.path, start=lo, end=hi if b < n else None, size=detector_size(split_cfg, info))
+        if len(frames) == hi - lo:
+            raw = detector_signals(iter(frames), split_cfg, info.fps, start=a, final=b == n)
+            signals = cut_signals(raw, a, b, lo, split_cfg)
+    except (VideoError, DataError, ValueError):
+        signals = None
+    return {"signals": signals, "seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu}
+
+
+def plan_split(src: Source, split_cfg: SplitConfig, work_dir: str, segment_s: float) -> SegmentedSplit | None:
+    """A segmented split of a long file source (``curate/segments.py``), or None: split it in one task (a short
+    source, a clip inside a shard, a container that does not count its frames, or one that cannot be read: its
+    split task reports why)."""
+    if segment_s <= 0 or src.shard:
+        return None
+    try:
+        info = probe(src.path)
+        n = 0 if info.is_image else indexed_count(src.path)
+    except (VideoError, DataError):
+        return None
+    segments = plan_segments(n, info.fps, split_cfg, segment_s)
+    if len(segments) < 2:
+        return None
+    return SegmentedSplit(src, segments, n, split_cfg, work_dir, detect_task, split_task, split_task)

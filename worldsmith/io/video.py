@@ -140,24 +140,49 @@ def decode(
         src.close()
 
 
-def iter_frames(source: Source, *, fps: float | None = None, size: Size | None = None) -> Iterator[np.ndarray]:
+def iter_frames(
+    source: Source, *, fps: float | None = None, size: Size | None = None, start: int = 0
+) -> Iterator[np.ndarray]:
     """Yield uint8 (H, W, 3) frames one at a time (same selection as ``decode``), holding one frame in memory.
 
-    The source is opened (and bad input raises) when this is called, not at the first ``next``.
+    ``start``: the first frame to yield; a seekable file seeks to the keyframe before it (the frames are the ones
+    decoding from the start gives, as in ``decode``). The source is opened (and bad input raises) when this is
+    called, not at the first ``next``.
     """
     _check_options(fps, size)
-    src = VideoInput(source)
+    if start < 0:
+        raise VideoError(f"iter_frames needs start >= 0, got {start}.")
+    first = VideoInput(source)
 
     def generate() -> Iterator[np.ndarray]:
-        with src, src.wrapped():
+        src, done = first, 0
+        try:
             use_fps = None if src.is_image else fps
-            frames = nearest_in_time(src.timed_frames(), use_fps, src.step) if use_fps else src.frames()
-            convert, last, image = None, None, None
-            for frame in frames:
-                convert = convert or _Converter(frame, size, src.sample_aspect)
-                image = image.copy() if frame is last else np.ascontiguousarray(convert(frame))
-                last = frame
-                yield image
+            seeking = start > 0 and src.seekable and not src.is_image
+            while True:
+                with src.wrapped():
+                    frames = _seek_wanted(src, start, None, use_fps) if seeking else None
+                    if frames is None:
+                        if seeking or done:
+                            src = src.reopen()
+                        slots = nearest_in_time(src.timed_frames(), use_fps, src.step) if use_fps else src.frames()
+                        frames = itertools.islice(slots, start + done, None)
+                    else:
+                        frames = itertools.islice(frames, done, None)
+                    convert, last, image = None, None, None
+                    try:
+                        for frame in frames:
+                            convert = convert or _Converter(frame, size, src.sample_aspect)
+                            image = image.copy() if frame is last else np.ascontiguousarray(convert(frame))
+                            last = frame
+                            done += 1
+                            yield image
+                        return
+                    except LookupError as e:  # the seek went wrong after all: go on from the start of the file
+                        log.info("%s: seeking gave up (%s); decoding from the start", src.label, e)
+                        seeking = False
+        finally:
+            src.close()
 
     return generate()
 
@@ -231,7 +256,20 @@ def _collect(
 def _decode_seeking(
     src: VideoInput, start: int, stop: int | None, fps: float | None, size: Size | None
 ) -> np.ndarray | None:
-    """Seek to the keyframe before the first wanted frame and decode from there; None means "decode from 0".
+    """Seek to the keyframe before the first wanted frame and decode from there; None means "decode from 0"."""
+    try:
+        frames = _seek_wanted(src, start, stop, fps)
+        if frames is None:
+            return None
+        return _collect(frames, 0, None, size, _capacity(src, fps, start, stop), src.sample_aspect)
+    except (av.FFmpegError, VideoError, LookupError) as e:
+        log.info("%s: seeking gave up (%s); decoding from the start", src.label, e)
+        return None
+
+
+def _seek_wanted(src: VideoInput, start: int, stop: int | None, fps: float | None) -> Iterator[av.VideoFrame] | None:
+    """The decoded frames ``[start, stop)`` after seeking to the keyframe before ``start``; None where that cannot
+    work (then decode from 0). The iterator raises LookupError if a frame does not come out where it should.
 
     The exact frame order comes from packet timestamps (demuxed, not decoded, and only as far as the range
     needs), so the result equals decoding from the start; any surprise (missing or duplicate timestamps, a
@@ -262,10 +300,10 @@ def _decode_seeking(
         if key_pts is None:
             return None
         src.container.seek(key_pts, stream=src.stream)  # FFmpeg seeks by presentation time (mov, mkv, webm)
-        return _collect(_wanted_frames(src, rank, wanted), 0, None, size, len(wanted), src.sample_aspect)
-    except (av.FFmpegError, VideoError, LookupError) as e:
+    except (av.FFmpegError, LookupError) as e:
         log.info("%s: seeking gave up (%s); decoding from the start", src.label, e)
         return None
+    return _wanted_frames(src, rank, wanted)
 
 
 def _wanted_frames(src: VideoInput, rank: dict[int, int], wanted: list[int]) -> Iterator[av.VideoFrame]:
