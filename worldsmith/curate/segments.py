@@ -15,7 +15,9 @@ source of more than two segments is planned as:
 
 The result equals ``split_task`` on the whole source, so resume, the journal and the report see no difference;
 only the wall time does. Anything unexpected (the container's frame count is not what decodes, a segment decodes
-short) falls back to one ``split_task`` for the source, which then reports a damaged file as before.
+short) falls back to one ``split_task`` for the source, which then reports a damaged file as before. The Ray
+engine still splits each source in one task (it parallelises across sources; a barrier between detection and
+writing does not fit its one-pass Ray Data pipeline).
 """
 
 from __future__ import annotations
