@@ -30,8 +30,8 @@ def long_video(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def slow_video(tmp_path_factory):
-    """600 frames at 10 fps (TransNetV2 sees every frame twice): a cut at the segment edge 250."""
-    plan = [ShotSpec("moving", 250), ShotSpec("zoom", 350)]
+    """160 frames at 10 fps (TransNetV2 sees every frame twice): a cut at the segment edge 50 (windows of 100)."""
+    plan = [ShotSpec("moving", 50), ShotSpec("zoom", 110)]
     return make_multishot(tmp_path_factory.mktemp("seg") / "slow.mp4", plan, size=(96, 54), fps=10.0, seed=4)
 
 
@@ -65,9 +65,10 @@ def test_plan_segments_cover_the_video_at_window_steps():
 @pytest.mark.parametrize("video", ["long_video", "slow_video"])
 def test_transnet_segments_give_the_whole_videos_predictions_bit_for_bit(video, request, one_torch_thread):
     truth = request.getfixturevalue(video)
-    cfg, info = SplitConfig(), probe(truth["path"])
-    segments = plan_segments(info.num_frames, info.fps, cfg, 10.0 if info.fps == 25 else 25.0)
-    assert len(segments) >= 2
+    info = probe(truth["path"])
+    cfg = SplitConfig() if info.fps == 25 else SplitConfig(transnet_window=100)
+    segments = plan_segments(info.num_frames, info.fps, cfg, 10.0 if info.fps == 25 else 5.0)
+    assert len(segments) >= 3
     parts = [detect_task(Source(truth["path"], truth["path"]), cfg, a, b, info.num_frames)["signals"]
              for a, b in segments]  # fmt: skip
     whole = _whole_signals(truth["path"], cfg)
@@ -115,10 +116,10 @@ def test_a_damaged_long_file_falls_back_to_one_task_and_is_reported(long_video, 
     mdat = whole.index(b"mdat")
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(whole[: mdat + (len(whole) - mdat) * 2 // 3])
-    src = Source(str(cut), str(cut))
-    result = _segmented(src, SplitConfig(), tmp_path / "seg", 10.0)
+    src, cfg = Source(str(cut), str(cut)), SplitConfig(detector="adaptive")
+    result = _segmented(src, cfg, tmp_path / "seg", 7.0)
     assert result["records"] == [] and "truncated or corrupt" in result["bad"]
-    assert result["bad"] == split_task(src, SplitConfig(), str(tmp_path / "one"))["bad"]
+    assert result["bad"] == split_task(src, cfg, str(tmp_path / "one"))["bad"]
 
 
 def test_iter_frames_from_a_start_frame_equals_decoding_from_zero(long_video, tmp_path):
