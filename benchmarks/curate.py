@@ -146,12 +146,18 @@ def markdown(rows: list[dict], info: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--minutes", type=float, default=10.0, help="minutes of video in the corpus (>= 10 to record)")
+def curate_parser(doc: str, minutes: float, minutes_help: str) -> argparse.ArgumentParser:
+    """The options both curation benchmarks take: --minutes, --workers, --workdir, --no-record."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=minutes, help=minutes_help)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--workdir", type=Path, default=None, help="keep the corpus and outputs here (default: temp)")
+    parser.add_argument("--workdir", type=Path, default=None, help="keep the video and outputs here (default: temp)")
     parser.add_argument("--no-record", action="store_true", help="do not update benchmarks/RESULTS.md")
+    return parser
+
+
+def main() -> None:
+    parser = curate_parser(__doc__, 10.0, "minutes of video in the corpus (>= 10 to record)")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--render", type=Path, default=None, help="re-render RESULTS from a --json of an earlier run")
     args = parser.parse_args()

@@ -11,7 +11,6 @@ the same frame ranges, and prints wall and CPU seconds and the wall-clock ratio.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from curate import measure  # benchmarks/curate.py
+from curate import curate_parser, measure  # benchmarks/curate.py
 from results_md import machine, markers, update_section  # benchmarks/results_md.py
 from worldsmith.curate.pipeline import CurateConfig, run_curation
 from worldsmith.curate.synth import make_corpus
@@ -34,12 +33,7 @@ def clips(out: Path) -> list[tuple]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--minutes", type=float, default=6.0, help="length of the one source file")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--workdir", type=Path, default=None, help="keep the file and outputs here (default: temp)")
-    parser.add_argument("--no-record", action="store_true", help="do not update benchmarks/RESULTS.md")
-    args = parser.parse_args()
+    args = curate_parser(__doc__, 6.0, "length of the one source file").parse_args()
     tmp = None if args.workdir else tempfile.TemporaryDirectory()
     work = args.workdir or Path(tmp.name)
     directory = work / f"long_{args.minutes:g}min"

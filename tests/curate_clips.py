@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 
@@ -147,3 +148,19 @@ def write_rotated(frames: np.ndarray, path: Path, ccw: int, fps: int = 12) -> st
             c.mux(s.encode(av.VideoFrame.from_ndarray(f, format="rgb24").reformat(format="yuv420p")))
         c.mux(s.encode(None))
     return str(path)
+
+
+def cut_with_index(source: str | Path, dest: Path, keep: float) -> Path:
+    """A damaged copy of an mp4 whose index survives: remuxed with the index first (faststart), then cut after
+    ``keep`` of its frame data. Its index still lists every frame; only the first part decodes."""
+    fast = dest.with_name(dest.stem + "_fast.mp4")
+    with av.open(str(source)) as src, av.open(str(fast), "w", format="mp4", options={"movflags": "+faststart"}) as dst:
+        stream = dst.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                dst.mux(packet)
+    whole = fast.read_bytes()
+    mdat = whole.index(b"mdat")
+    dest.write_bytes(whole[: mdat + int((len(whole) - mdat) * keep)])
+    return dest

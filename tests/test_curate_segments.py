@@ -5,17 +5,24 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
-
+from curate_clips import cut_with_index
 from test_curate_engines import assert_same_manifest, fast_config, manifest
+
 from worldsmith.curate.pipeline import run_curation
 from worldsmith.curate.segments import plan_segments
-from worldsmith.curate.split import SplitConfig, _detect, _small_frames, detector_signals, detector_size, split_source
+from worldsmith.curate.sources import Source
+from worldsmith.curate.split import (
+    SplitConfig,
+    _detect,
+    _small_frames,
+    detector_signals,
+    detector_size,
+    split_source,
+)
 from worldsmith.curate.synth import ShotSpec, make_multishot
 from worldsmith.curate.tasks import detect_task, plan_split, split_task
-from worldsmith.curate.sources import Source
 from worldsmith.io.encode import encode_mp4
 from worldsmith.io.video import decode, iter_frames, probe
 
@@ -105,17 +112,7 @@ def test_a_segmented_split_equals_one_task(detector, long_video, tmp_path, one_t
 
 
 def test_a_damaged_long_file_falls_back_to_one_task_and_is_reported(long_video, tmp_path, one_torch_thread):
-    fast = tmp_path / "fast.mp4"  # index first, so a cut keeps the index (every frame listed) and loses frames
-    with av.open(long_video["path"]) as src, av.open(str(fast), "w", format="mp4", options={"movflags": "+faststart"}) as dst:
-        stream = dst.add_stream_from_template(src.streams.video[0])
-        for packet in src.demux(src.streams.video[0]):
-            if packet.dts is not None:
-                packet.stream = stream
-                dst.mux(packet)
-    whole = fast.read_bytes()
-    mdat = whole.index(b"mdat")
-    cut = tmp_path / "cut.mp4"
-    cut.write_bytes(whole[: mdat + (len(whole) - mdat) * 2 // 3])
+    cut = cut_with_index(long_video["path"], tmp_path / "cut.mp4", 2 / 3)  # the index lists every frame
     src, cfg = Source(str(cut), str(cut)), SplitConfig(detector="adaptive")
     result = _segmented(src, cfg, tmp_path / "seg", 7.0)
     assert result["records"] == [] and "truncated or corrupt" in result["bad"]

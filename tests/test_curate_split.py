@@ -10,9 +10,10 @@ import av
 import numpy as np
 import pytest
 import torch
+from curate_clips import cut_with_index
+from helpers import write_audio_only
 from PIL import Image
 
-from helpers import write_audio_only
 from worldsmith.curate import shot_detect, split, synth
 from worldsmith.curate.record import clip_key
 from worldsmith.errors import ConfigError, VideoError
@@ -199,17 +200,7 @@ def test_bad_sources_raise_one_clear_video_error(tmp_path, gop_source):
     noise = np.random.default_rng(0).integers(0, 256, (20, 48, 64, 3), dtype=np.uint8)
     data = video.encode_mp4_bytes(noise, FPS)  # index at the end: a cut loses it
     (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])
-    faststart = tmp_path / "fast.mp4"  # index first, so a cut keeps the index and loses frames
-    options = {"movflags": "+faststart"}
-    with av.open(str(gop_source[0])) as src, av.open(str(faststart), "w", format="mp4", options=options) as dst:
-        stream = dst.add_stream_from_template(src.streams.video[0])
-        for packet in src.demux(src.streams.video[0]):
-            if packet.dts is not None:
-                packet.stream = stream
-                dst.mux(packet)
-    whole = faststart.read_bytes()
-    mdat = whole.index(b"mdat")
-    (tmp_path / "half.mp4").write_bytes(whole[: mdat + (len(whole) - mdat) // 2])
+    cut_with_index(gop_source[0], tmp_path / "half.mp4", 0.5)  # index first: a cut keeps it and loses frames
 
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "still.png")
     for name, message in cases.items():
