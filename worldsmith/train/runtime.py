@@ -13,6 +13,7 @@ per run (a latent or token cache on disk) goes through :func:`main_first`: rank 
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 from dataclasses import dataclass
@@ -74,6 +75,9 @@ def init_runtime(device: str = "auto") -> Runtime:
     if launched and not dist.is_initialized():
         backend = "nccl" if use_cuda else "gloo"
         dist.init_process_group(backend=backend, rank=rank, world_size=world_size, device_id=dev if use_cuda else None)
+        # leave the group before the interpreter tears down: a gloo group still alive at exit can abort a rank in
+        # C++ ("terminate called without an active exception", exit -6) after its work is done
+        atexit.register(cleanup)
     if dist.is_initialized():
         rank, world_size = dist.get_rank(), dist.get_world_size()
     _RUNTIME.append(Runtime(rank=rank, world_size=world_size, local_rank=local_rank, device=dev))
