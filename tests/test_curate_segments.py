@@ -24,6 +24,7 @@ from worldsmith.curate.split import (
 from worldsmith.curate.synth import ShotSpec, make_multishot
 from worldsmith.curate.tasks import detect_task, plan_split, split_task
 from worldsmith.io.encode import encode_mp4
+from worldsmith.io import video as video_module
 from worldsmith.io.video import decode, iter_frames, probe
 
 
@@ -128,6 +129,21 @@ def test_iter_frames_from_a_start_frame_equals_decoding_from_zero(long_video, tm
     encode_mp4(iter(frames[:120]), mkv, 25.0, preset="medium")
     np.testing.assert_array_equal(np.stack(list(iter_frames(mkv, start=70))), decode(mkv)[70:])
     assert list(iter_frames(long_video["path"], start=10_000)) == []
+
+
+@pytest.mark.parametrize("fail_after", [0, 5])
+def test_iter_frames_falls_back_to_decoding_from_zero_when_a_seek_goes_wrong(long_video, monkeypatch, fail_after):
+    frames = decode(long_video["path"])
+    real = video_module._wanted_frames
+
+    def broken(src, rank, wanted):  # a frame that "does not come out after the seek", before or after some did
+        for i, frame in enumerate(real(src, rank, wanted)):
+            if i == fail_after:
+                raise LookupError("frame missing after the seek")
+            yield frame
+
+    monkeypatch.setattr(video_module, "_wanted_frames", broken)
+    np.testing.assert_array_equal(np.stack(list(iter_frames(long_video["path"], start=300))), frames[300:])
 
 
 def test_curate_splits_a_long_source_across_workers_with_the_same_outputs(long_video, tmp_path):

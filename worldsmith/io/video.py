@@ -155,20 +155,20 @@ def iter_frames(
     first = VideoInput(source)
 
     def generate() -> Iterator[np.ndarray]:
-        src, done = first, 0
+        src, done, used = first, 0, False  # used: this input was demuxed or decoded (a fresh read must reopen)
         try:
             use_fps = None if src.is_image else fps
             seeking = start > 0 and src.seekable and not src.is_image
             while True:
                 with src.wrapped():
-                    frames = _seek_wanted(src, start, None, use_fps) if seeking else None
+                    frames = None
+                    if seeking:  # only the first time round
+                        frames, used, seeking = _seek_wanted(src, start, None, use_fps), True, False
                     if frames is None:
-                        if seeking or done:
-                            src = src.reopen()
+                        src = src.reopen() if used else src
+                        used = True
                         slots = nearest_in_time(src.timed_frames(), use_fps, src.step) if use_fps else src.frames()
                         frames = itertools.islice(slots, start + done, None)
-                    else:
-                        frames = itertools.islice(frames, done, None)
                     convert, last, image = None, None, None
                     try:
                         for frame in frames:
@@ -180,7 +180,6 @@ def iter_frames(
                         return
                     except LookupError as e:  # the seek went wrong after all: go on from the start of the file
                         log.info("%s: seeking gave up (%s); decoding from the start", src.label, e)
-                        seeking = False
         finally:
             src.close()
 
