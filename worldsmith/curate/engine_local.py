@@ -49,17 +49,22 @@ def _init_worker() -> None:
 
 def run_local(sources: list[Source], clips: list[ClipRecord], cfg: CurateConfig, work: Path, driver: Driver) -> None:
     """Split ``sources`` and process ``clips`` plus every clip the splits yield, journaling each as it finishes."""
+    planned: dict[str, SegmentedSplit | None] = {}  # source id -> its segmented split, planned for the worker count
+
+    def plan(src: Source) -> SegmentedSplit | None:  # each source is planned (probed) once; the pool takes it over
+        return planned.pop(src.id) if src.id in planned else plan_split(src, cfg.split, str(work), cfg.segment_s)
+
     items = len(sources) + len(clips)
-    if items < cfg.num_workers and cfg.segment_s > 0:  # a few long sources still keep every worker busy
-        plans = [plan_split(src, cfg.split, str(work), cfg.segment_s) for src in sources]
-        items += sum(len(p.segments) - 1 for p in plans if p is not None)
+    if items < cfg.num_workers:  # a few long sources still keep every worker busy
+        planned = {src.id: plan(src) for src in sources}
+        items += sum(len(p.segments) - 1 for p in planned.values() if p is not None)
     workers = max(1, min(cfg.num_workers, items))
     split_bar, clip_bar = _bars(len(sources), len(clips), cfg.progress)
     try:
         if workers == 1:
             _run_inline(sources, clips, cfg, work, driver, split_bar, clip_bar)
         else:
-            _run_pool(sources, clips, cfg, work, driver, workers, split_bar, clip_bar)
+            _run_pool(sources, clips, cfg, work, driver, workers, split_bar, clip_bar, plan)
     finally:
         split_bar.close()
         clip_bar.close()
@@ -83,7 +88,7 @@ def _run_inline(sources, clips, cfg, work, driver, split_bar, clip_bar) -> None:
             split_bar.update(1)
 
 
-def _run_pool(sources, clips, cfg, work, driver, workers, split_bar, clip_bar) -> None:
+def _run_pool(sources, clips, cfg, work, driver, workers, split_bar, clip_bar, plan) -> None:
     limit = cfg.max_in_flight or 2 * workers
     todo: collections.deque[ClipRecord] = collections.deque(clips)
     pending: collections.deque[Source] = collections.deque(sources)
@@ -119,7 +124,7 @@ def _run_pool(sources, clips, cfg, work, driver, workers, split_bar, clip_bar) -
                     in_flight[pool.submit(process_task, rec, cfg.filters, cfg.annotate, cfg.dedup)] = ("clip", rec)
                 else:
                     src = pending.popleft()
-                    state = plan_split(src, cfg.split, str(work), cfg.segment_s)
+                    state = plan(src)
                     if state is None:
                         in_flight[pool.submit(split_task, src, cfg.split, str(work))] = ("source", src)
                     else:

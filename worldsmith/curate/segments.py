@@ -81,15 +81,13 @@ class SegmentedSplit:
     n: int
     cfg: SplitConfig
     work_dir: str
-    detect: Callable[..., dict[str, Any]]
-    write: Callable[..., dict[str, Any]]
-    whole: Callable[..., dict[str, Any]]
+    detect: Callable[..., dict[str, Any]]  # tasks.detect_task
+    split: Callable[..., dict[str, Any]]  # tasks.split_task: the write step of a segment, or the whole source
     signals: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
     results: dict[int, dict[str, Any]] = field(default_factory=dict)
     seconds: float = 0.0
     cpu_seconds: float = 0.0
-    detected: int = 0
-    fallback: bool = False
+    detected: int = 0  # detect tasks finished (those that gave no signals mean: split the source in one task)
     _queue: list[tuple[str, int, Callable, tuple]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -109,9 +107,7 @@ class SegmentedSplit:
         self.cpu_seconds += result.get("cpu_seconds", 0.0)
         if kind == "detect":
             self.detected += 1
-            if result.get("signals") is None:
-                self.fallback = True
-            else:
+            if result.get("signals") is not None:
                 self.signals[index] = result["signals"]
             if self.detected == len(self.segments):
                 self._after_detection()
@@ -126,11 +122,11 @@ class SegmentedSplit:
                 "bad": bad, "seconds": self.seconds, "cpu_seconds": self.cpu_seconds}  # fmt: skip
 
     def _after_detection(self) -> None:
-        if self.fallback:
-            self._queue = [("whole", 0, self.whole, (self.src, self.cfg, self.work_dir))]
+        if len(self.signals) < len(self.segments):  # a segment did not decode as planned
+            self._queue = [("whole", 0, self.split, (self.src, self.cfg, self.work_dir))]
             return
         joined = {k: np.concatenate([self.signals[i][k] for i in range(len(self.segments))])
                   for k in self.signals[0]}  # fmt: skip
         shots = spans_from_signals(joined, self.cfg)
-        self._queue = [("write", i, self.write, (self.src, self.cfg, self.work_dir, shots, seg))
+        self._queue = [("write", i, self.split, (self.src, self.cfg, self.work_dir, shots, seg))
                        for i, seg in enumerate(self.segments)]  # fmt: skip

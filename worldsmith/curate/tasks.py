@@ -144,10 +144,12 @@ def plan_split(src: Source, split_cfg: SplitConfig, work_dir: str, segment_s: fl
         return None
     try:
         info = probe(src.path)
-        n = 0 if info.is_image else indexed_count(src.path)
+        if info.is_image or len(plan_segments(info.num_frames, info.fps, split_cfg, segment_s)) < 2:
+            return None  # short (most sources): no second look at the file
+        n = indexed_count(src.path)
     except (VideoError, DataError):
         return None
     segments = plan_segments(n, info.fps, split_cfg, segment_s)
     if len(segments) < 2:
         return None
-    return SegmentedSplit(src, segments, n, split_cfg, work_dir, detect_task, split_task, split_task)
+    return SegmentedSplit(src, segments, n, split_cfg, work_dir, detect_task, split_task)
