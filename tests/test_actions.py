@@ -227,3 +227,34 @@ def test_anchor_frames_show_every_frame_the_last_given_frames_newest_first():
     inputs = net.input_channels(x0, cond_)
     assert inputs.shape[1] == c + 1 + 2 * c and net.patch_embed.in_features == inputs.shape[1] * net.cfg.patch**2
     assert torch.equal(inputs[:, c + 1 :], a)
+
+
+def test_next_frame_only_runs_the_blocks_on_the_first_generated_frame_and_trains_only_it():
+    from worldsmith.diffusion.model import with_condition_frames
+
+    model = tiny(dit={"anchor_frames": 2, "next_frame_only": True}, video2world_prob=1.0, action_dim=A)
+    perturb(model.net.embedders[0])
+    net, c = model.net, 16
+    x0, x = torch.randn(2, c, 4, 4, 4), torch.randn(2, c, 4, 4, 4)
+    k = torch.tensor([1, 3])  # sample 0 generates frames 1..3, sample 1 frame 3
+    cond_ = with_condition_frames(cond(2, torch.randn(2, 3, A)), x0, k, torch.full((2,), 0.05))
+    seen = []
+    net.blocks[0].register_forward_pre_hook(lambda m, args: seen.append(args[0].shape))
+    out = net(x, torch.zeros(2, 4), cond_)
+    assert seen == [(2, 1, 4, net.cfg.width)]  # one latent frame (2x2 patches) per sample through the blocks
+    assert out[0, :, 1].abs().sum() > 0 and out[1, :, 3].abs().sum() > 0
+    assert not out[0, :, [0, 2, 3]].any() and not out[1, :, :3].any()
+    later = x.clone()
+    later[0, :, 2:] += 5.0  # frames after the next one do not reach it
+    torch.testing.assert_close(net(later, torch.zeros(2, 4), cond_), out)
+    changed = cond_.extras["actions"].clone()
+    changed[0, 0] += 1.0  # the action into frame 1 does
+    moved = net(x, torch.zeros(2, 4), dataclasses.replace(cond_, extras={"actions": changed}))
+    assert not torch.allclose(moved[0, :, 1], out[0, :, 1]) and torch.equal(moved[1], out[1])
+    keep = net.predicted_frames(cond_, 4)  # the loss covers the frame the blocks ran on only
+    assert keep.flatten(1).tolist() == [[0, 1, 0, 0], [0, 0, 0, 1]]
+    assert torch.equal(tiny(dit={"anchor_frames": 2}).net.predicted_frames(cond_, 4), 1 - cond_.mask)
+    with pytest.raises(ConfigError, match="anchor_frames >= 1"):
+        tiny(dit={"next_frame_only": True}, video2world_prob=1.0)
+    with pytest.raises(ConfigError, match="video2world_prob: 1"):
+        tiny(dit={"anchor_frames": 2, "next_frame_only": True}, video2world_prob=0.5)

@@ -35,6 +35,9 @@ class DiTConfig:
     cond_mask_channel: bool = True  # concatenate the Video2World condition mask as an input channel
     local_mixing: bool = False  # a depthwise 3x3 convolution over the token grid in every MLP (Mix-FFN)
     anchor_frames: int = 0  # concatenate the last N given latent frames to every frame's input (frame stacking)
+    # Video2World: the blocks run on the first generated latent frame of each sample only; the given frames reach it
+    # through frame stacking (anchor_frames), so a step costs one frame instead of the window (DIAMOND's shape)
+    next_frame_only: bool = False
     abs_pos: bool = True  # add a learnable absolute position embedding (factorized over t, h, w) to RoPE
     max_latent: tuple[int, int, int] = (32, 64, 64)  # (T', H', W') the absolute embedding covers, in latents
     rope_theta: float = 10000.0
@@ -118,6 +121,9 @@ class WorldModelConfig:
             raise ConfigError(f"model.views must be >= 0 (0: a single-camera model), got {self.views}.")
         if self.action_dim < 0 or self.action_chunk < 1:
             raise ConfigError("model.action_dim >= 0 and model.action_chunk >= 1 are required.")
+        if self.dit.next_frame_only and (self.video2world_prob < 1 or self.dit.anchor_frames < 1):
+            raise ConfigError("model.dit.next_frame_only sees the given frames through frame stacking only: it needs "
+                              "model.dit.anchor_frames >= 1 and model.video2world_prob: 1.")  # fmt: skip
         if self.video2world_prob > 0 and not self.dit.cond_mask_channel:
             raise ConfigError("Video2World training needs model.dit.cond_mask_channel: true (or video2world_prob: 0).")
 

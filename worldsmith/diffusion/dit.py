@@ -30,6 +30,12 @@ from worldsmith.nn.norms import RMSNorm
 from worldsmith.nn.rope import RoPE3D, apply_rope
 
 
+def pick(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Frame ``index[b]`` of each sample of x (B, T, ...) -> (B, 1, ...)."""
+    shape = (x.shape[0], 1, *x.shape[2:])
+    return x.gather(1, index.view(-1, *([1] * (x.ndim - 1))).expand(shape))
+
+
 class SelfAttention(nn.Module):
     def __init__(self, width: int, heads: int) -> None:
         super().__init__()
@@ -238,25 +244,50 @@ class DiT(nn.Module):
             if e.target == "modulation":
                 value = self._embed(e, cond, (b, t, hh, ww))  # (B, D) or (B, T', D)
                 emb = emb + (value[:, None] if value.ndim == 2 else value)
+        # next-frame-only: keep the first generated frame of each sample (its tokens and its modulation)
+        run = self.next_frames(cond, t)  # (B,) or None
+        if run is not None:
+            tokens, emb = pick(tokens, run), pick(emb, run) if emb.shape[1] == t else emb
+        tr = 1 if run is not None else t  # latent frames the blocks run on
         lora, emb_act = self.noise_embedder.lora(emb), F.silu(emb)  # (B, Tm, 3D), (B, Tm, D)
         # 3. rotary angles for the (t, h, w) grid, shaped for (B, N, H, Dh) queries and keys
-        rotation = self.rope(t, hv, w, cond.fps, b, x.device)  # (N, Dh/2) or (B, N, Dh/2), one view's grid
+        rotation = self.rope(tr, hv, w, cond.fps, b, x.device)  # (N, Dh/2) or (B, N, Dh/2), one view's grid
         if v > 1:  # the same positions in every view: (.., t, hv*w, ..) -> (.., t, v, hv*w, ..)
-            grid = rotation.unflatten(-2, (t, 1, hv * w))
+            grid = rotation.unflatten(-2, (tr, 1, hv * w))
             rotation = grid.expand(*grid.shape[:-3], v, hv * w, grid.shape[-1]).flatten(-4, -2)
         rotation = rotation[..., None, :]  # (N, 1, Dh/2) or (B, N, 1, Dh/2)
         # 4. text: attend to every token when none is padding
         text = cond.text.to(tokens.dtype)
         text_mask = None if bool(cond.text_mask.all()) else cond.text_mask[:, None, None, :]  # (B, 1, 1, L)
         # 5. blocks
-        per_block = [self._embed(e, cond, (b, t, hh, ww)).to(tokens.dtype).chunk(len(self.blocks), dim=-1)
-                     for e in self.embedders if e.target == "blocks"]  # fmt: skip
+        per_block = [self._embed(e, cond, (b, t, hh, ww)).to(tokens.dtype) for e in self.embedders if e.target == "blocks"]
+        per_block = [(pick(v, run) if run is not None else v).chunk(len(self.blocks), dim=-1) for v in per_block]
         for i, block in enumerate(self.blocks):
             for extra in per_block:  # a per-block token condition enters before each block
                 tokens = tokens + extra[i]
             tokens = block(tokens, emb_act, lora, text, text_mask, rotation, (hv, w))  # (B, T', h*w, D)
-        # 6. output
-        return self.unpatchify(self.final(tokens, emb_act, lora), h, w)  # (B, C, T', H', W')
+        # 6. output; next-frame-only: zeros at every other frame (the given ones are replaced by EDM, the later ones
+        # are not predicted: ``predicted_frames``)
+        out = self.unpatchify(self.final(tokens, emb_act, lora), h, w)  # (B, C, T' or 1, H', W')
+        if run is None:
+            return out
+        full = out.new_zeros(b, out.shape[1], t, hh, ww)
+        return full.scatter(2, run.view(b, 1, 1, 1, 1).expand_as(out), out)
+
+    def next_frames(self, cond: Condition, t: int) -> torch.Tensor | None:
+        """With ``next_frame_only``, the index of each sample's first generated latent frame (B,); else None (and for
+        Text2World, where no frame is given, every frame runs)."""
+        if not self.cfg.next_frame_only or cond.mask is None:
+            return None
+        return cond.mask.reshape(cond.batch, t).sum(1).long().clamp_max(t - 1)
+
+    def predicted_frames(self, cond: Condition, t: int) -> torch.Tensor | None:
+        """(B, 1, T', 1, 1) 1 where the network predicts a frame (the training loss's frames): every frame that is not
+        given, or with ``next_frame_only`` the first of them; None when that is every frame."""
+        run = self.next_frames(cond, t)
+        if run is None:
+            return None if cond.mask is None else 1 - cond.mask.reshape(cond.batch, 1, t, 1, 1).float()
+        return F.one_hot(run, t).float().view(cond.batch, 1, t, 1, 1)
 
     def no_weight_decay(self) -> list[str]:
         return [n for n, _ in self.named_parameters() if n.startswith("pos_embed.")]

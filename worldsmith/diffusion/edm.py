@@ -68,15 +68,18 @@ def sample_sigma(batch: int, mean: float, std: float, device: torch.device | str
     return (torch.randn(batch, device=device) * std + mean).exp()
 
 
-def edm_loss(denoiser: EDMDenoiser, x0: torch.Tensor, cond: Condition) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """EDM training loss of clean latents x0 (B, C, T', H', W') under ``cond``, over generated frames only."""
+def edm_loss(denoiser: EDMDenoiser, x0: torch.Tensor, cond: Condition,
+             keep: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:  # fmt: skip
+    """EDM training loss of clean latents x0 (B, C, T', H', W') under ``cond``, over generated frames only (or the
+    frames ``keep`` (B, 1, T', 1, 1) marks)."""
     cfg = denoiser.cfg
     b, c, t, h, w = x0.shape
     sigma = sample_sigma(b, cfg.p_mean, cfg.p_std, x0.device)  # (B,)
     noisy = x0 + sigma.view(b, 1, 1, 1, 1) * torch.randn_like(x0)
     denoised = denoiser(noisy, sigma, cond)
     weight = loss_weight(sigma, cfg.sigma_data).view(b, 1, 1, 1, 1)
-    keep = torch.ones(b, 1, t, 1, 1, device=x0.device) if cond.mask is None else 1 - cond.mask.to(x0.dtype)
+    if keep is None:
+        keep = torch.ones(b, 1, t, 1, 1, device=x0.device) if cond.mask is None else 1 - cond.mask.to(x0.dtype)
     err = (weight * (denoised - x0).square() * keep).sum(dim=(1, 2, 3, 4))  # (B,)
     per_sample = err / (keep.sum(dim=(1, 2, 3, 4)) * c * h * w).clamp_min(1)
     mse = ((denoised - x0).square() * keep).sum() / (keep.sum() * c * h * w).clamp_min(1)
