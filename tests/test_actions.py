@@ -258,3 +258,16 @@ def test_next_frame_only_runs_the_blocks_on_the_first_generated_frame_and_trains
         tiny(dit={"next_frame_only": True}, video2world_prob=1.0)
     with pytest.raises(ConfigError, match="video2world_prob: 1"):
         tiny(dit={"anchor_frames": 2, "next_frame_only": True}, video2world_prob=0.5)
+
+
+def test_a_next_frame_only_model_continues_a_video_one_latent_frame_per_window():
+    torch.manual_seed(0)
+    tok = CausalVideoTokenizer(TOKENIZERS["ci8x8-tiny"]()).eval()
+    model = tiny(dit={"anchor_frames": 2, "next_frame_only": True}, video2world_prob=1.0)
+    gen = DiffusionGenerator(model, tok, FakeText(), frames=3, size=32, fps=10.0)
+    calls = []
+    model.net.register_forward_pre_hook(lambda m, args: calls.append(args[0].shape[2]))
+    video = torch.rand(1, 3, 1, 32, 32) * 2 - 1
+    out = gen.generate_videos([""], video=video, frames=6, sampling=SamplingConfig(steps=1))
+    assert out.shape == (1, 3, 6, 32, 32) and torch.equal(out[:, :, :1], video) and torch.isfinite(out).all()
+    assert calls == [3] * 5  # five windows, each adding the one frame after its context

@@ -9,6 +9,11 @@ Several synchronized views (multi-view models, conditioning/views.py) arrive sta
 ``Condition.extras["views"]`` (B, V): every view gets the same (t, h, w) positions (RoPE and the absolute table),
 the MLP's per-frame convolution stays inside each view, and self-attention runs over all views and frames at once.
 
+With ``next_frame_only`` (step-by-step models with frame stacking) the blocks run on each sample's first generated
+latent frame alone; the given frames reach it as stacked input channels (``anchors``), so a training step and a
+rollout step cost one latent frame instead of the whole window (benchmarks/RESULTS.md: 2.8x samples per second on
+the arm, and a better model for the same CPU time).
+
 The network is the bare F_theta of EDM: it sees ``c_in * x`` and ``c_noise`` and knows nothing about noise
 schedules (edm.py wraps it). Extra conditions plug in through ``embedders`` (see embedders.py).
 """

@@ -294,7 +294,7 @@ class DiffusionGenerator:
             raise ConfigError(f"{frames} frames need {frames} camera poses, got {camera.shape[1]}.")
         chunks, have = 0, 0 if video is None else video.shape[2]
         while have < frames:  # how many chunks, for progress reports
-            have = self.chunk_frames if have == 0 else have + self.chunk_frames - self.context_frames(have)
+            have = self.chunk_frames if have == 0 else have + self.new_frames(have)
             chunks += 1
         done = 0
         if video is None:
@@ -306,7 +306,7 @@ class DiffusionGenerator:
             with progress.span(done, chunks):
                 new = self.chunk(*self.posed(cond, uncond, camera, video.shape[2] - n), video[:, :, -n:], size, s,
                                  generator)  # fmt: skip
-            video = torch.cat([video, new[:, :, n:]], dim=2)
+            video = torch.cat([video, new[:, :, n : n + self.new_frames(video.shape[2])]], dim=2)
             done += 1
         return video[:, :, :frames]
 
@@ -352,6 +352,11 @@ class DiffusionGenerator:
         x = self.model.generate(cond, shape, steps=s.steps, guidance=scale, uncond=uncond, sampler=s.sampler,
                                 generator=generator)  # fmt: skip
         return self.tokenizer.decode(self.model.denormalize(x)).clamp(-1, 1)
+
+    def new_frames(self, available: int) -> int:
+        """Pixel frames a Video2World chunk adds after ``available`` frames: the rest of the window, or one latent
+        frame's for a ``next_frame_only`` model (it predicts only the first frame after its context)."""
+        return self.ct if self.model.cfg.dit.next_frame_only else self.chunk_frames - self.context_frames(available)
 
     def context_frames(self, available: int) -> int:
         """Pixel frames to condition on, given ``available`` frames: 1 + (k - 1) * ct for the largest usable k."""
