@@ -59,6 +59,17 @@ def test_posttrain_cli_dry_run_lora_and_errors(runs, capsys, tmp_path):
     assert code == 0, err
     printed = yaml.safe_load(out)
     assert printed["model"]["lora"] == {"rank": 4, "alpha": 0.0, "base": str(runs["base"])}
+    stacked = tmp_path / "stacked"  # a base with frame stacking is post-trained next-frame-only (user may override)
+    stacked.mkdir()
+    config = yaml.safe_load((runs["base"] / "config.yaml").read_text())
+    config["model"]["dit"]["anchor_frames"] = 2
+    (stacked / "config.yaml").write_text(yaml.safe_dump(config))
+    for extra, expected in (((), True), (("--set", "model.dit.next_frame_only=false"), False)):
+        code, out, err = run_cli(capsys, "posttrain", "action", "--from", str(stacked), "--data", "x", "--out",
+                                 str(tmp_path / "r"), "--dry-run", *extra)  # fmt: skip
+        assert code == 0, err
+        assert yaml.safe_load(out)["model"]["dit"]["next_frame_only"] is expected
+    assert yaml.safe_load((runs["action"] / "config.yaml").read_text())["model"]["dit"]["next_frame_only"] is False
     code, _, err = run_cli(capsys, "posttrain", "dance", "--from", str(runs["base"]), "--out", str(tmp_path / "r"))
     assert code == 1 and "unknown post-training 'dance'; choose one of: action, instruction" in err
     code, _, err = run_cli(capsys, "posttrain", "action", "--from", str(tmp_path / "nothing"), "--out", str(tmp_path))

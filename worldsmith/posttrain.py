@@ -6,7 +6,9 @@ run of the base's family whose config starts from the base's: the same architect
 ``model`` and ``data`` sections), its weights as the start (``init_from``), the new data, and per mode:
 
 * ``action``: the clips' actions enter through the backbone's conditioning slot (a new, zero-initialised action
-  embedder: the run starts as the base), captions dropped half of the time so the model follows actions alone;
+  embedder: the run starts as the base), captions dropped half of the time so the model follows actions alone; a
+  diffusion base with frame stacking is post-trained ``next_frame_only`` (the same weights; each step predicts the
+  one frame after its context, as rollouts use it, at a third of the compute);
 * ``instruction``: the same data conditioned on the task instruction (the clip's caption) alone;
 * ``views`` (diffusion): every synchronized camera of a clip generated jointly (views stacked, a new zero-initialised
   view embedding each, joint attention across views; conditioning/views.py), conditioned on the ego vehicle's
@@ -67,6 +69,9 @@ def posttrain_config(mode: str, base: str | Path, data: str | None, *, lora_rank
     start["train"] = {**(start.get("train") or {}), **TRAIN}
     cfg = C.merge(family.run_config(model=family.preset(family.default_preset)), start)
     cfg = C.merge(cfg, DEFAULTS[family.name][mode] | {"init_from": str(base)})
+    if family.name == "diffusion" and mode == "action" and cfg.model.dit.anchor_frames:
+        # a base with frame stacking steps one frame at a time in a third of the compute (dit.py, next_frame_only)
+        cfg = C.merge(cfg, {"model": {"dit": {"next_frame_only": True}}})
     if lora_rank:
         if not hasattr(cfg.model, "lora"):
             raise ConfigError(f"LoRA post-training is available for diffusion models; {base} is a {family.name} one.")
