@@ -287,12 +287,10 @@ class DiT(nn.Module):
         return cond.mask.reshape(cond.batch, t).sum(1).long().clamp_max(t - 1)
 
     def predicted_frames(self, cond: Condition, t: int) -> torch.Tensor | None:
-        """(B, 1, T', 1, 1) 1 where the network predicts a frame (the training loss's frames): every frame that is not
-        given, or with ``next_frame_only`` the first of them; None when that is every frame."""
+        """With ``next_frame_only``, (B, 1, T', 1, 1) 1 at the one frame the network predicts (the training loss's
+        frame); else None: every frame that is not given (``edm_loss``'s default)."""
         run = self.next_frames(cond, t)
-        if run is None:
-            return None if cond.mask is None else 1 - cond.mask.reshape(cond.batch, 1, t, 1, 1).float()
-        return F.one_hot(run, t).float().view(cond.batch, 1, t, 1, 1)
+        return None if run is None else F.one_hot(run, t).float().view(cond.batch, 1, t, 1, 1)
 
     def no_weight_decay(self) -> list[str]:
         return [n for n, _ in self.named_parameters() if n.startswith("pos_embed.")]

@@ -38,6 +38,6 @@ def world_model_loss(model: DiffusionWorldModel, batch: dict) -> tuple[torch.Ten
     if bool((k > 0).any()):
         cond = with_condition_frames(cond, x0, k, sample_sigma(b, cfg.cond_sigma_mean, cfg.cond_sigma_std, x0.device))
     # 3. EDM loss over the generated frames (with ``residual``: their differences from the last given frame)
-    keep = model.net.predicted_frames(cond, t)  # the generated frames (next-frame-only: the first of them)
+    keep = model.net.predicted_frames(cond, t)  # next-frame-only: the first generated frame; else None (all of them)
     loss, logs = edm_loss(model.denoiser, model.to_residual(x0, cond), cond, None if keep is None else keep.to(x0))
     return loss, logs | {"video2world": (k > 0).float().mean()}
