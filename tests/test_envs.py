@@ -15,6 +15,7 @@ from worldsmith.envs.plan import CEMConfig, plan_episodes
 from worldsmith.envs.policies import BCPolicy, ScriptedTaskPolicy, make_policy, train_bc
 from worldsmith.envs.world_model import BatchedWorldModelEnv, WorldModelEnv, load_reader, ray_to_plane, track
 from worldsmith.errors import ConfigError, WorldsmithError
+from worldsmith.io.video import to_tensor
 from worldsmith.worlds.base import WorldConfig
 from worldsmith.worlds.gym_env import WorldEnv
 from worldsmith.worlds.tasks import Goal, Streak, TaskState, make_task
@@ -137,6 +138,31 @@ def test_step_by_step_rollout_equals_the_whole_rollout(generator):
         generator.step_rollout(state, actions[:, :2])
 
 
+def test_a_rollout_from_several_frames_puts_the_new_action_at_the_new_frame(generator):
+    sim = WorldEnv("arm", WorldConfig(size=64))
+    first = sim.reset(seed=31)[0]
+    taken = np.array([0.03, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], np.float32)
+    second = sim.step(taken)[0]
+    video = torch.stack([to_tensor(np.stack([first, second]))])  # (1, 3, 2, 64, 64)
+    past = torch.from_numpy(taken)[None, None]  # (1, 1, 7): the action between the two given frames
+    frames = {}
+    for name, sign in (("left", 1.0), ("right", -1.0)):
+        state = generator.start_rollout(video, [""], seeds=[5], actions=past)
+        new = torch.tensor([[[0.0, sign * 0.04, 0.0, 0.0, 0.0, 0.0, 0.0]]])
+        frames[name] = generator.step_rollout(state, new)
+    # the next-frame-only model sees the new frame's action alone: had the window put it at the last given frame
+    # (and zero at the new one), both frames would be the same
+    assert (frames["left"] - frames["right"]).abs().mean() > 0.01
+    # a whole rollout from the two frames takes the action between them from its actions, as the steps do
+    actions = torch.cat([past, torch.rand(1, 3, 7) * 0.04 - 0.02], dim=1)
+    whole = generator.rollout(video, actions, 5, [""], seed=5)
+    state = generator.start_rollout(video, [""], seeds=[5], actions=past)
+    steps = [generator.step_rollout(state, actions[:, t : t + 1]) for t in range(1, 4)]
+    torch.testing.assert_close(torch.cat(steps, dim=2), whole[:, :, 2:], atol=1e-4, rtol=0)
+    with pytest.raises(ConfigError, match="2 given frames need the 1 actions between them"):
+        generator.start_rollout(video, [""], actions=torch.zeros(1, 2, 7))
+
+
 def test_world_model_env_from_an_image_without_a_task(generator, reader):
     env = WorldModelEnv(generator, task=None, reader=reader)
     image = WorldEnv("arm", WorldConfig(size=64)).reset(seed=9)[0]
@@ -241,7 +267,7 @@ class ToyGenerator:
                 ys.append(info["gripper_px"] - before)
         self.W = np.linalg.lstsq(np.array(xs), np.array(ys), rcond=None)[0]  # (3, 2)
 
-    def start_rollout(self, video, prompts, sampling, seeds) -> ToyState:
+    def start_rollout(self, video, prompts, sampling, seeds, actions=None) -> ToyState:
         grip = self.reader.read(video[:, :, -1])[0].numpy().astype(np.float64)
         return ToyState(grip)
 

@@ -182,7 +182,9 @@ class DiffusionGenerator:
             raise ConfigError(f"{frames} frames need {(latents - 1) * ct} actions (one per transition), got "
                               f"{actions.shape[1]}.")  # fmt: skip
         video = video[:, :, : 1 + (video.shape[2] - 1) // ct * ct].to(self.device, torch.float32)
-        state = self.start_rollout(video, prompts, sampling, [seed + i for i in range(video.shape[0])])
+        past = actions[:, : video.shape[2] - 1]  # the actions between the given frames (zeros past the last)
+        past = torch.cat([past, past.new_zeros(past.shape[0], video.shape[2] - 1 - past.shape[1], past.shape[2])], 1)
+        state = self.start_rollout(video, prompts, sampling, [seed + i for i in range(video.shape[0])], past)
         z = [state.latents]
         actions = actions.to(self.device)
         for n in range(state.count, latents):
@@ -195,9 +197,11 @@ class DiffusionGenerator:
     # -- step by step (environments, play) -------------------------------------------------------------------
     @torch.no_grad()
     def start_rollout(self, video: torch.Tensor, prompts: list[str], sampling: SamplingConfig | None = None,
-                      seeds: list[int] | None = None) -> "RolloutState":  # fmt: skip
+                      seeds: list[int] | None = None, actions: torch.Tensor | None = None) -> "RolloutState":  # fmt: skip
         """The state of ``B`` rollouts that continue ``video`` (B, 3, 1 + m * ct, H, W) in [-1, 1]; row i draws its
-        noise from its own generator seeded with ``seeds[i]``, so a rollout does not depend on its batch."""
+        noise from its own generator seeded with ``seeds[i]``, so a rollout does not depend on its batch.
+        ``actions`` (B, m * ct, A): the actions taken between the given frames (zeros when not given: unknown), so
+        that the first step's window places them at the given frames and the new action at the new frame."""
         if not self.model.cfg.action_dim:
             raise ConfigError("step-by-step rollouts need an action-conditioned model (post-train one with "
                               "`worldsmith posttrain action`).")  # fmt: skip
@@ -212,9 +216,16 @@ class DiffusionGenerator:
         context = min(s.context or self.model.cfg.max_cond_latents, t_lat - 1)
         cond, uncond = self.conditions(prompts, s)
         z = self.model.normalize(self.tokenizer.encode(video.to(self.device, torch.float32)))  # (B, C, L, H', W')
+        past = (z.shape[2] - 1) * self.ct  # transitions between the given frames
+        a_dim = self.model.cfg.action_dim
+        if actions is None:
+            actions = z.new_zeros(b, past, a_dim)
+        elif tuple(actions.shape) != (b, past, a_dim):
+            raise ConfigError(f"{video.shape[2]} given frames need the {past} actions between them, (B={b}, {past}, "
+                              f"{a_dim}); got {tuple(actions.shape)}.")  # fmt: skip
         gens = [torch.Generator(self.device).manual_seed(int(x)) for x in seeds]
-        return RolloutState(latents=z, actions=z.new_zeros(b, 0, self.model.cfg.action_dim), count=z.shape[2],
-                            cond=cond, uncond=uncond, generators=gens, sampling=s, window=t_lat, context=context)
+        return RolloutState(latents=z, actions=actions.to(self.device, torch.float32), count=z.shape[2], cond=cond,
+                            uncond=uncond, generators=gens, sampling=s, window=t_lat, context=context)
 
     @torch.no_grad()
     def next_latent(self, state: "RolloutState", actions: torch.Tensor) -> torch.Tensor:

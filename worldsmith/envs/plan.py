@@ -75,12 +75,13 @@ class CEMPlanner:
 
     @torch.no_grad()
     def act(self, frames: np.ndarray, objects_px: np.ndarray, goal: Goal, rng: np.random.Generator,
-            seed: int = 0) -> np.ndarray:  # fmt: skip
-        """The next action (7,) from the last real frames (k, S, S, 3) uint8 (k = 1 or 2) and the objects' current
-        pixels (N, 2)."""
+            seed: int = 0, taken: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+        """The next action (7,) from the last real frames (k, S, S, 3) uint8 (k = 1 or 2), the actions ``taken``
+        between them (k - 1, 7) and the objects' current pixels (N, 2)."""
         c = self.cfg
         video = to_tensor(frames)[None]  # (1, 3, k, S, S)
-        base = self.gen.start_rollout(video, [""], self.sampling, [seed])
+        past = None if taken is None else torch.from_numpy(np.asarray(taken, np.float32)).reshape(1, -1, 7)
+        base = self.gen.start_rollout(video, [""], self.sampling, [seed], past)
         mean, std = self.mean.copy(), np.full_like(self.mean, c.init_std)
         best, best_cost = mean, np.inf
         for _ in range(c.iterations):
@@ -136,13 +137,15 @@ def plan_episodes(generator, reader, task: str | Task, episodes: int, *, cfg: CE
         frame, info = env.reset(seed=seed)
         planner.reset()
         rng = np.random.default_rng(seed)
-        history, objs = [frame], info["objects_px"].astype(np.float64)
+        history, taken, objs = [frame], [], info["objects_px"].astype(np.float64)
         for t in range(task.max_steps):
             t0 = time.perf_counter()
-            action = planner.act(np.stack(history[-2:]), objs, env.goal, rng, seed=seed + t)
+            action = planner.act(np.stack(history[-2:]), objs, env.goal, rng, seed=seed + t,
+                                 taken=np.asarray(taken[-1:], np.float32).reshape(-1, 7))  # fmt: skip
             times.append(time.perf_counter() - t0)
             frame, _, done, trunc, info = env.step(action)
             history.append(frame)
+            taken.append(action)
             x = to_tensor(frame[None])[:, 0][None].to(device)  # (1, 3, S, S)
             _, cands, heat = (v.cpu().numpy().astype(np.float64) for v in reader.read(x))
             objs = track(objs, cands[0], heat[0], TRACK_RADIUS * generator.size / 64)

@@ -204,9 +204,11 @@ class BatchedWorldModelEnv:
         return [simulator_start(int(s), self.task, self.size, self._sim_world) for s in seeds]
 
     def reset(self, seeds: Sequence[int] | None = None, starts: Sequence[Start] | None = None,
-              history: np.ndarray | None = None) -> tuple[np.ndarray, list[dict]]:  # fmt: skip
+              history: np.ndarray | None = None, history_actions: np.ndarray | None = None,
+              ) -> tuple[np.ndarray, list[dict]]:  # fmt: skip
         """Start one rollout per seed (from the simulator) or per ``Start``; ``history``: optional earlier real
-        frames (N, k, S, S, 3) that come before each start frame, as extra context. Returns the first frames
+        frames (N, k, S, S, 3) that come before each start frame, as extra context, and ``history_actions``
+        (N, k, A) the actions taken after each of them (zeros when not given: unknown). Returns the first frames
         (N, S, S, 3) and infos."""
         if starts is None:
             if seeds is None:
@@ -219,8 +221,9 @@ class BatchedWorldModelEnv:
         video = torch.stack([to_tensor(f[None]) for f in first])  # (N, 3, 1, S, S)
         if history is not None:
             video = torch.cat([torch.stack([to_tensor(h) for h in history]), video], dim=2)
+        past = None if history_actions is None else torch.from_numpy(np.asarray(history_actions, np.float32))
         self.state = self.generator.start_rollout(video, [""] * len(self.starts), self.sampling,
-                                                  [s.seed for s in self.starts])  # fmt: skip
+                                                  [s.seed for s in self.starts], past)  # fmt: skip
         self.steps = 0
         self.views = [EstimatedArm(s, self.size) if s.ctrl_pos is not None else None for s in self.starts]
         self.streaks = [Streak(self.task) for _ in self.starts] if self.task is not None else []
