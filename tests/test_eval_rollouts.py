@@ -13,6 +13,8 @@ from worldsmith.config import merge
 from worldsmith.data.manifest import list_shards
 from worldsmith.data.shards import iter_shard
 from worldsmith.diffusion.generate import DiffusionGenerator
+from worldsmith.errors import ConfigError
+from worldsmith.eval.cli import format_report
 from worldsmith.eval.rollouts import evaluate_rollouts
 from worldsmith.eval.state_reader import StateReader, StateReaderConfig
 from worldsmith.families import FAMILIES
@@ -91,3 +93,14 @@ def test_rollout_report_has_every_figure_and_action_discrimination(runs, tmp_pat
     assert report["discrimination_pairs"] == 4 and 0 <= report["action_discrimination"] <= 1
     assert report["tokenizer"]["psnr"] > report["copy_first"]["psnr"] - 10 and "floor_base_psnr" in report
     json.dumps(report)  # plain JSON all the way down
+    # one step ahead of the true frames: frame 1 is the rollout's own (the same first frame, action and seed);
+    # later frames start from the truth, not from the model's frames
+    videos: dict = {}
+    report = evaluate_rollouts(gen, clips, frames=4, reader=reader, sampling=merge(gen.Sampling(), {"steps": 2}),
+                               videos_out=videos, one_step=True)  # fmt: skip
+    assert len(report["one_step"]["gripper_error_px_per_step"]) == 4 and videos["one_step"].shape == (4, 5, 32, 32, 3)
+    assert videos["one_step"][:, :2].tobytes() == videos["model"][:, :2].tobytes()
+    assert videos["one_step"][:, 2:].tobytes() != videos["model"][:, 2:].tobytes()
+    assert "one step from the true frames" in format_report(report)
+    with pytest.raises(ConfigError, match="one-step scores need a step-by-step action model"):
+        evaluate_rollouts(DiffusionGenerator.from_run(runs["base"]), clips, frames=4, one_step=True)

@@ -53,6 +53,8 @@ def rollouts(
                                           "this diffusion decoder run instead of the DV tokenizer's decoder."),
     overrides: Optional[list[str]] = typer.Option(None, "--set", help="Sampling settings, e.g. --set steps=10."),
     seed: int = typer.Option(0, "--seed"),
+    one_step: bool = typer.Option(False, "--one-step", help="Also score every frame predicted from the true frames "
+                                  "before it (teacher forcing): the error of one step, before it compounds."),
     as_json: Optional[Path] = typer.Option(None, "--json", help="Also write the whole report to this JSON file."),
     device: str = DeviceOption,
 ) -> None:  # fmt: skip
@@ -68,14 +70,15 @@ def rollouts(
     state_reader = StateReader.from_pretrained(resolve(reader), device=device) if reader else None
     base_gen = load_generator(resolve(base), device) if base else None
     report = evaluate_rollouts(generator, clips[:episodes], frames=frames, reader=state_reader, sampling=sampling,
-                               seed=seed, base=base_gen)  # fmt: skip
+                               seed=seed, base=base_gen, one_step=one_step)  # fmt: skip
     if as_json:
         atomic_write_text(as_json, json.dumps(report, indent=2))
     typer.echo(format_report(report))
 
 
 def format_report(r: dict) -> str:
-    rows = [("model", "model"), ("no actions (zeroed)", "no_action"), ("base model", "base"),
+    rows = [("model", "model"), ("one step from the true frames", "one_step"), ("no actions (zeroed)", "no_action"),
+            ("base model", "base"),
             ("copy the first frame (floor)", "copy_first"), ("tokenizer reconstruction (ceiling)", "tokenizer")]  # fmt: skip
     lines = [f"{r['episodes']} held-out episodes, {r['frames']} generated frames each",
              f"{'':38} {'PSNR dB':>14} {'SSIM':>7} {'FD':>7} {'gripper px':>11} {'objects px':>11}"]  # fmt: skip

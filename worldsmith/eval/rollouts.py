@@ -11,6 +11,8 @@ For every held-out clip: the model gets the first frame (and the clip's actions,
   with every action zero) and, with ``base``, the base model before post-training (Video2World from the caption);
   ceiling: ``tokenizer``, the tokenizer's own reconstruction of the truth (no latent model can beat it; an
   autoregressive model with a diffusion decoder: the truth's tokens through that decoder);
+* ``one_step`` (optional): every frame generated from the true frames before it and its action, not from the
+  model's own frames: the error of one step; the gap to ``model`` is what compounding over the rollout adds;
 * ``action_discrimination``: for clips simulated in pairs (``worldsmith sim --branches 2``: one scene, two policies),
   the share of rollouts closer (pixel MSE) to their own truth than to the other branch's truth;
 * spreads: the standard error of each mean over episodes (``*_sem``).
@@ -48,6 +50,22 @@ def rollout_batch(generator, clips: list[Clip], frames: int, *, actions: str, pr
         videos = generator.rollout(first, a if actions == "own" else torch.zeros_like(a), frames + 1, text,
                                    sampling, seed)  # fmt: skip
     return np.stack([to_uint8(v.cpu()) for v in videos])
+
+
+def one_step_batch(generator, clips: list[Clip], frames: int, *, sampling: Any, seed: int) -> np.ndarray:
+    """uint8 (B, frames + 1, H, W, 3): each clip's first frame, then every frame t + 1 generated from the *true*
+    frames up to t (as many as the model's context) and the action taken at t: the model's error one step ahead,
+    before errors compound (teacher forcing). Step-by-step models with a per-frame tokenizer only."""
+    size, n_ctx = generator.size, generator.model.cfg.max_cond_latents
+    video = torch.stack([to_tensor(fit_frames(c.frames[: frames + 1], size, square=True)) for c in clips])
+    acts = torch.stack([torch.from_numpy(c.arrays["actions"][:frames]) for c in clips]).float()  # (B, frames, A)
+    out = [video[:, :, :1]]
+    for t in range(frames):
+        lo = max(0, t + 1 - n_ctx)
+        state = generator.start_rollout(video[:, :, lo : t + 1], [""] * len(clips), sampling,
+                                        [seed + 1000 * t + i for i in range(len(clips))], acts[:, lo:t])  # fmt: skip
+        out.append(generator.step_rollout(state, acts[:, t : t + 1]).cpu())
+    return np.stack([to_uint8(v) for v in torch.cat(out, dim=2)])
 
 
 def truth_of(clips: list[Clip], frames: int, size: int) -> np.ndarray:
@@ -116,9 +134,10 @@ def discrimination(videos: np.ndarray, truth: np.ndarray, clips: list[Clip]) -> 
 @torch.no_grad()
 def evaluate_rollouts(generator, clips: list[Clip], *, frames: int = 16, reader: StateReader | None = None,
                       sampling: Any = None, seed: int = 0, batch_size: int = 16, base=None,
-                      videos_out: dict | None = None) -> dict[str, Any]:  # fmt: skip
+                      videos_out: dict | None = None, one_step: bool = False) -> dict[str, Any]:  # fmt: skip
     """Every figure of the module docstring for ``clips`` (each at least ``frames + 1`` frames long); the
-    rollouts themselves (uint8 (N, frames + 1, H, W, 3) by name) go into ``videos_out`` when given."""
+    rollouts themselves (uint8 (N, frames + 1, H, W, 3) by name) go into ``videos_out`` when given. ``one_step``:
+    also score each frame predicted from the true frames before it (``one_step_batch``)."""
     clips = [c for c in clips if c.num_frames > frames]
     if not clips:
         raise DataError(f"no held-out clip has the {frames + 1} frames a {frames}-frame rollout is scored on.")
@@ -128,6 +147,8 @@ def evaluate_rollouts(generator, clips: list[Clip], *, frames: int = 16, reader:
     size = generator.size
     truth = truth_of(clips, frames, size)
     truth_features = frame_features(to_tensor_batch(truth[:, 1:]).permute(0, 2, 1, 3, 4).flatten(0, 1))
+    if one_step and not (has_actions and hasattr(generator, "start_rollout") and getattr(generator, "ct", 1) == 1):
+        raise ConfigError("one-step scores need a step-by-step action model with a per-frame tokenizer.")
     runs = {"model": ("own" if has_actions else "none", not has_actions)}
     if has_actions:
         runs["no_action"] = ("zero", False)
@@ -137,6 +158,8 @@ def evaluate_rollouts(generator, clips: list[Clip], *, frames: int = 16, reader:
         for name, (acts, prompts) in runs.items():
             videos[name].append(rollout_batch(generator, chunk, frames, actions=acts, prompts=prompts,
                                               sampling=sampling, seed=seed + i))  # fmt: skip
+        if one_step:
+            videos["one_step"].append(one_step_batch(generator, chunk, frames, sampling=sampling, seed=seed + i))
         if base is not None:
             videos["base"].append(rollout_batch(base, chunk, frames, actions="none", prompts=True, sampling=None,
                                                 seed=seed + i))  # fmt: skip
