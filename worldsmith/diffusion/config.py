@@ -108,6 +108,10 @@ class WorldModelConfig:
     views: int = 0  # multi-view: the most synchronized views the model knows (a learned embedding each); 0: one camera
     trajectory: bool = False  # condition on the ego trajectory (states per video frame, conditioning/views.py)
     lora: LoRAConfig = field(default_factory=LoRAConfig)  # rank > 0: post-train low-rank adapters of the blocks only
+    # rollout training (self-forcing): a batch's context is the model's own prediction up to this many steps deep
+    # (uniform in 0..rollout_depth per batch, 1 Euler step each, no gradient); the target stays the true frame.
+    # Needs next_frame_only and data.window = the model's window + rollout_depth (losses.rollout_world_model_loss)
+    rollout_depth: int = 0
 
     def __post_init__(self) -> None:
         for name in ("caption_dropout", "video2world_prob"):
@@ -124,6 +128,12 @@ class WorldModelConfig:
         if self.dit.next_frame_only and (self.video2world_prob < 1 or self.dit.anchor_frames < 1):
             raise ConfigError("model.dit.next_frame_only sees the given frames through frame stacking only: it needs "
                               "model.dit.anchor_frames >= 1 and model.video2world_prob: 1.")  # fmt: skip
+        if self.rollout_depth < 0 or (self.rollout_depth and not self.dit.next_frame_only):
+            raise ConfigError("model.rollout_depth must be >= 0, and > 0 needs model.dit.next_frame_only: true (it "
+                              "trains the one frame after a generated context).")  # fmt: skip
+        if self.rollout_depth and (self.camera or self.views or self.trajectory):
+            raise ConfigError("model.rollout_depth works with action- or video-conditioned models only (not camera, "
+                              "views or trajectory); set it to 0.")  # fmt: skip
         if self.video2world_prob > 0 and not self.dit.cond_mask_channel:
             raise ConfigError("Video2World training needs model.dit.cond_mask_channel: true (or video2world_prob: 0).")
 

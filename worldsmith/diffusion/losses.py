@@ -6,6 +6,14 @@ optionally ``fps`` (B,) in latent frames per second, and the values of extra con
 Per sample: caption dropout (the text replaced by the "no text" token, so guidance has an unconditional branch),
 and with probability ``video2world_prob`` a Video2World task: the first k in 1..max_cond_latents latent frames
 become conditions, noise-augmented at a log-normal sigma_cond; the EDM loss covers the other frames only (edm.py).
+
+Rollout training (``model.rollout_depth`` D > 0, next-frame-only models): a rollout feeds the model its own frames,
+whose errors compound (an arm rollout's gripper error grows five-fold over 16 frames while one step from the true
+frames stays flat). Each batch then holds windows of m + D latent frames (m: the model's window). Per batch a depth
+d in 0..D is drawn; the model predicts d frames one after the other from the true first m - 1 (1 Euler step, no
+gradient), and the loss is the usual one on the window that starts at frame d: its m - 1 given frames are (partly)
+the model's own, its target is the true frame. The model so learns to correct its own drift, as self-forcing and
+the context-corruption remedies of GameNGen and DIAMOND aim to, on exactly the errors it makes.
 """
 
 from __future__ import annotations
@@ -15,11 +23,13 @@ import torch
 from worldsmith.diffusion.condition import Condition
 from worldsmith.diffusion.edm import edm_loss, sample_sigma
 from worldsmith.diffusion.model import DiffusionWorldModel, with_condition_frames
+from worldsmith.errors import ConfigError
 
 RESERVED = ("latents", "text", "text_mask", "fps")  # batch keys that are not extra conditions
 
 
-def world_model_loss(model: DiffusionWorldModel, batch: dict) -> tuple[torch.Tensor, dict]:
+def world_model_loss(model: DiffusionWorldModel, batch: dict, given: int = 0) -> tuple[torch.Tensor, dict]:
+    """The joint loss of a batch; ``given`` > 0: every sample is Video2World on exactly that many given frames."""
     x0 = model.normalize(batch["latents"].float())  # (B, C, T', H', W')
     b, t = x0.shape[0], x0.shape[2]
     cfg = model.cfg
@@ -35,9 +45,52 @@ def world_model_loss(model: DiffusionWorldModel, batch: dict) -> tuple[torch.Ten
     if t > 1 and cfg.video2world_prob > 0:
         v2w = torch.rand(b, device=x0.device) < cfg.video2world_prob
         k = torch.where(v2w, torch.randint(1, min(cfg.max_cond_latents, t - 1) + 1, (b,), device=x0.device), 0)
+    if given:
+        k = torch.full((b,), given, dtype=torch.long, device=x0.device)
     if bool((k > 0).any()):
         cond = with_condition_frames(cond, x0, k, sample_sigma(b, cfg.cond_sigma_mean, cfg.cond_sigma_std, x0.device))
     # 3. EDM loss over the generated frames (with ``residual``: their differences from the last given frame)
     keep = model.net.predicted_frames(cond, t)  # next-frame-only: the first generated frame; else None (all of them)
     loss, logs = edm_loss(model.denoiser, model.to_residual(x0, cond), cond, None if keep is None else keep.to(x0))
     return loss, logs | {"video2world": (k > 0).float().mean()}
+
+
+def rollout_world_model_loss(model: DiffusionWorldModel, batch: dict) -> tuple[torch.Tensor, dict]:
+    """``world_model_loss`` on a window whose given frames the model generated itself, ``d`` ~ U{0..rollout_depth}
+    steps deep (d = 0: the true frames, as without rollout training); see the module docstring."""
+    depth, chunk = model.cfg.rollout_depth, model.cfg.action_chunk
+    latents = batch["latents"].float()  # (B, C, m + D, H', W')
+    m = latents.shape[2] - depth
+    if m < 2:
+        raise ConfigError(f"rollout training needs windows of the model's window + {depth} latent frames; these hold "
+                          f"{latents.shape[2]}: raise data.window.")  # fmt: skip
+    d = int(torch.randint(0, depth + 1, ()))
+    frames = list(latents.unbind(2))
+    for s in range(d):  # frame s + m - 1 from the m - 1 frames before it (own ones from s = 1 on)
+        frames[s + m - 1] = next_frame(model, window_batch(batch, torch.stack(frames[s : s + m], 2), s, chunk))
+    window = window_batch(batch, torch.stack(frames[d : d + m], 2), d, chunk)
+    loss, logs = world_model_loss(model, window, given=m - 1 if d else 0)
+    return loss, logs | {"rollout_depth": torch.tensor(float(d))}
+
+
+def window_batch(batch: dict, latents: torch.Tensor, start: int, chunk: int) -> dict:
+    """``batch`` cut to the window of ``latents`` (B, C, m, H', W') that starts at latent frame ``start``: the
+    actions leading into its frames 1..m-1 (``chunk`` per latent frame)."""
+    out = dict(batch, latents=latents)
+    if "actions" in batch:
+        out["actions"] = batch["actions"][:, start * chunk : (start + latents.shape[2] - 1) * chunk]
+    return out
+
+
+@torch.no_grad()
+def next_frame(model: DiffusionWorldModel, batch: dict) -> torch.Tensor:
+    """The model's prediction (B, C, H', W') of the last latent frame of ``batch``'s window from the frames before
+    it, with 1 Euler step, as a rollout makes it (its context noise-augmented at ``cond_sigma``)."""
+    x = model.normalize(batch["latents"].float())
+    b = x.shape[0]
+    extras = {k: v for k, v in batch.items() if k not in RESERVED}
+    cond = Condition(batch["text"].float(), batch["text_mask"].bool(), fps=batch.get("fps"), extras=extras)
+    given = torch.full((b,), x.shape[2] - 1, dtype=torch.long, device=x.device)
+    cond = with_condition_frames(cond, x, given, torch.full((b,), model.cfg.cond_sigma, device=x.device))
+    new = model.generate(cond, tuple(x.shape[2:]), steps=1, sampler="euler")[:, :, -1:]
+    return model.denormalize(new)[:, :, 0]

@@ -28,7 +28,7 @@ from worldsmith.diffusion.config import WorldModelConfig
 from worldsmith.diffusion.data import (CachedLatentBatches, DiffusionDataConfig, EncodedBatches, build_latent_cache,
                                        dataset_config, read_latent_cache)  # fmt: skip
 from worldsmith.diffusion.generate import GENERATION_FILE, load_discrete_tokenizer, load_tokenizer
-from worldsmith.diffusion.losses import RESERVED, world_model_loss
+from worldsmith.diffusion.losses import RESERVED, rollout_world_model_loss, world_model_loss
 from worldsmith.diffusion.model import EMBEDDERS, DiffusionWorldModel, with_condition_frames
 from worldsmith.errors import ConfigError, DataError
 from worldsmith.io.video import encode_mp4, to_uint8
@@ -77,6 +77,10 @@ def check_geometry(cfg: DiffusionRunConfig, tok_cfg) -> WorldModelConfig:
         raise ConfigError(f"data.size must be a multiple of {cs * p} (tokenizer compression {cs} x patch {p}), got {data.size}.")
     t, h, w = tok_cfg.latent_shape(data.frames, data.size, data.size)
     t = data.window or t  # the latent frames one sample holds
+    if cfg.model.rollout_depth and (not data.window or data.window - cfg.model.rollout_depth < 2):
+        raise ConfigError(f"model.rollout_depth {cfg.model.rollout_depth} needs data.window = the model's window + "
+                          f"{cfg.model.rollout_depth} latent frames (e.g. {3 + cfg.model.rollout_depth} for a 3-frame "
+                          f"model); got data.window {data.window}.")  # fmt: skip
     tt, th, tw = cfg.model.dit.max_latent
     if cfg.model.dit.abs_pos and (t > tt or h > th or w > tw):
         raise ConfigError(f"model.dit.max_latent {[tt, th, tw]} is smaller than the training latents {[t, h, w]}; raise it.")
@@ -188,14 +192,16 @@ def train(cfg: DiffusionRunConfig, run_dir: str | Path, *, fresh: bool = False,
         model.embedder("actions").set_scale(sample_actions)
     if starting and cfg.model.trajectory:
         model.embedder("trajectory").set_scale(sample_ego)
-    frames = 1 + (cfg.data.window - 1) * ct if cfg.data.window else cfg.data.frames  # what one sample covers
+    # what one window of the model covers (rollout training reads rollout_depth more latent frames per sample)
+    frames = 1 + (cfg.data.window - cfg.model.rollout_depth - 1) * ct if cfg.data.window else cfg.data.frames
     generation = {"tokenizer": run_reference(cfg.data.tokenizer), "frames": frames, "size": cfg.data.size,
                   "fps": cfg.data.fps or clip_fps}  # fmt: skip
     if cfg.data.token_tokenizer:
         generation["token_tokenizer"] = run_reference(cfg.data.token_tokenizer)
     main_first(lambda: _write_json(run_dir / GENERATION_FILE, generation))
     # 4. train; every train.sample_every steps a Video2World preview (truth | generation) goes to samples/
-    trainer = Trainer(model, world_model_loss, cfg.train, run_dir, data, full_config=C.to_dict(cfg),
+    loss = rollout_world_model_loss if cfg.model.rollout_depth else world_model_loss
+    trainer = Trainer(model, loss, cfg.train, run_dir, data, full_config=C.to_dict(cfg),
                       sample_fn=lambda m, step, out: write_preview(m, tok, preview, out, generation["fps"]),
                       resume=not fresh)  # fmt: skip
     result = trainer.fit()
