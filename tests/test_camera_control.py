@@ -76,9 +76,34 @@ def test_camera_embedder_sees_poses_relative_to_the_first_and_starts_at_zero():
     assert per_latent_frame(frames, 4)[0, :, 0].tolist() == [0, 4, 8]
 
 
-def tiny_camera_model(camera: bool, every_block: bool = False) -> DiffusionWorldModel:
+def test_camera_embedder_relative_to_the_previous_frame_sees_each_step_motion():
+    emb = CameraEmbedder(width=16, patch=2, stride=8, reference="previous")
+    K = torch.tensor([[20.0, 0, 15.5], [0, 20.0, 15.5], [0, 0, 1]])
+    step = torch.from_numpy(pose(rot_y(5), [0.1, 0, 0])).float()
+    steady = torch.stack([torch.linalg.matrix_power(step, i) for i in range(4)])[None]  # the same motion each frame
+    rays = emb.rays(pack_camera(steady, K), (1, 4, 4, 4))  # (1, 4, 6, 4, 4)
+    assert not rays[:, 0].any()  # frame 0 is its own reference: the unmoved camera embeds to zero
+    assert rays[:, 1:].abs().amax() > 0.05
+    assert torch.allclose(rays[:, 1], rays[:, 2], atol=1e-5) and torch.allclose(rays[:, 1], rays[:, 3], atol=1e-5)
+    # anywhere in the world, the same motion embeds the same; a still camera embeds to zero
+    moved = torch.from_numpy(pose(rot_y(40), [3.0, -1, 2])).float() @ steady
+    assert torch.allclose(emb.rays(pack_camera(moved, K), (1, 4, 4, 4)), rays, atol=1e-5)
+    assert not emb.rays(pack_camera(torch.eye(4).expand(1, 4, 4, 4), K), (1, 4, 4, 4)).abs().gt(1e-6).any()
+    # the frame's rays relative to the previous camera = the Plücker rays of the relative pose minus the still ones
+    still = plucker_rays(torch.eye(4)[None, None], K[None, None], 4, 4, 8)
+    assert torch.allclose(rays[:, 2:3], plucker_rays(step[None, None], K[None, None], 4, 4, 8) - still, atol=1e-5)
+    # a left step and a right step differ
+    back = torch.stack([torch.linalg.matrix_power(torch.linalg.inv(step), i) for i in range(4)])[None]
+    assert not torch.allclose(emb.rays(pack_camera(back, K), (1, 4, 4, 4)), rays, atol=1e-3)
+    with pytest.raises(ConfigError, match="camera_reference"):
+        CameraEmbedder(width=16, patch=2, stride=8, reference="last")
+    with pytest.raises(ConfigError, match="camera_reference"):
+        merge(PRESETS["tiny"](), {"camera": True, "camera_reference": "world"})
+
+
+def tiny_camera_model(camera: bool, every_block: bool = False, reference: str = "first") -> DiffusionWorldModel:
     torch.manual_seed(0)
-    cfg = {"camera": camera, "camera_stride": 8, "camera_every_block": every_block}
+    cfg = {"camera": camera, "camera_stride": 8, "camera_every_block": every_block, "camera_reference": reference}
     m = DiffusionWorldModel(merge(PRESETS["tiny"](), cfg)).eval()
     with torch.no_grad():
         for name, p in m.named_parameters():
@@ -87,9 +112,9 @@ def tiny_camera_model(camera: bool, every_block: bool = False) -> DiffusionWorld
     return m
 
 
-@pytest.mark.parametrize("every_block", [False, True])
-def test_a_fresh_camera_model_is_its_base_and_a_trained_one_follows_the_path(every_block):
-    base, model = tiny_camera_model(False), tiny_camera_model(True, every_block)
+@pytest.mark.parametrize("every_block,reference", [(False, "first"), (True, "first"), (False, "previous")])
+def test_a_fresh_camera_model_is_its_base_and_a_trained_one_follows_the_path(every_block, reference):
+    base, model = tiny_camera_model(False), tiny_camera_model(True, every_block, reference)
     missing, unexpected = model.load_state_dict(base.state_dict(), strict=False)
     assert all(".embedders." in k for k in missing) and not unexpected
     K = torch.tensor([[20.0, 0, 15.5], [0, 20.0, 15.5], [0, 0, 1]])

@@ -75,6 +75,16 @@ def test_trajectory_relative_to_the_window_and_per_latent_frame():
     per = trajectory_per_latent_frame(rel, 3, 4)
     assert per.shape == (1, 3, 16)
     assert per[0, 0, 0::4].tolist() == [0, 0, 0, 0] and per[0, 2, 0::4].tolist() == [5, 6, 7, 8]
+    # relative to the previous frame: each step, in the heading of the frame before it
+    a, b = relative_trajectory(ego, "previous"), relative_trajectory(moved, "previous")
+    assert torch.allclose(a, b, atol=1e-5) and a[0, 0, :3].tolist() == [0, 0, 0]
+    step = torch.tensor([math.cos(0.05 * i) for i in range(8)])  # a unit step along x seen from heading 0.05 (i)
+    assert torch.allclose(a[0, 1:, 0], step, atol=1e-5) and torch.allclose(a[0, 1:, 2], torch.full((8,), 0.05))
+    assert torch.allclose(a[0, :, 3], torch.full((9,), 8.0))
+    wrap = torch.tensor([[[0.0, 0, 3.1, 1], [0, 0, -3.1, 1]]])  # a small turn across +-pi
+    assert relative_trajectory(wrap, "previous")[0, 1, 2].item() == pytest.approx(2 * math.pi - 6.2, abs=1e-5)
+    with pytest.raises(ConfigError, match="trajectory_reference"):
+        relative_trajectory(ego, "last")
     emb = TrajectoryEmbedder(width=32, chunk=4)
     out = emb(ego, (1, 3, 4, 4))
     assert out.shape == (1, 3, 32) and not out.any()  # zero last layer: starts as the base

@@ -47,7 +47,7 @@ DEFAULTS = {  # per family and mode, applied over the base's config before the u
         "instruction": {"data": {"actions": False, "caption_dropout": 0.1}},
     },
 }
-FRESH = {"model": ("action_dim", "action_chunk", "camera", "camera_stride", "camera_every_block", "views", "trajectory", "lora"), "data": ("shards", "tokens")}  # set anew, not the base's
+FRESH = {"model": ("action_dim", "action_chunk", "camera", "camera_stride", "camera_every_block", "camera_reference", "views", "trajectory", "trajectory_reference", "lora"), "data": ("shards", "tokens")}  # set anew, not the base's
 TRAIN = {"steps": 3000, "lr": 5e-4, "warmup_steps": 100}  # post-training's own schedule (the base's is for pre-training)
 
 

@@ -7,7 +7,10 @@ frame (x right, y down, z forward). They travel packed as one tensor per latent 
 (``per_latent_frame``): with the per-frame tokenizers the shipped models use, every frame has its own pose.
 
 The embedder re-expresses every pose relative to the first latent frame of the window it sees (so a model never
-depends on where the world's origin is, and a sliding window is the same problem as a first chunk), casts one ray
+depends on where the world's origin is, and a sliding window is the same problem as a first chunk), or with
+``reference = "previous"`` each pose relative to the latent frame before it (frame 0 to itself): the step's camera
+motion, which is what a step-by-step (``next_frame_only``) model must turn into image motion from its last given
+frame; there the rays of the unmoved camera are subtracted, so a still camera embeds to zero. It casts one ray
 through the centre of every latent pixel (``stride`` image pixels per latent pixel), and forms the Plücker
 coordinates (o x d, d) of each ray: 6 channels per latent pixel, unit directions, translations in the world's
 units (metres in the built-in worlds). The paper concatenates these as channels to the latents; with a linear patch
@@ -56,6 +59,16 @@ def relative_to_first(c2w: torch.Tensor) -> torch.Tensor:
     return torch.linalg.inv(c2w[:, :1]) @ c2w
 
 
+def relative_to_previous(c2w: torch.Tensor) -> torch.Tensor:
+    """(B, T, 4, 4) -> each pose in the previous frame's camera frame: inv(c2w[:, t-1]) @ c2w[:, t]; frame 0 is the
+    identity."""
+    prev = torch.cat([c2w[:, :1], c2w[:, :-1]], dim=1)
+    return torch.linalg.inv(prev) @ c2w
+
+
+REFERENCES = ("first", "previous")
+
+
 def plucker_rays(c2w: torch.Tensor, K: torch.Tensor, height: int, width: int, stride: float = 1.0) -> torch.Tensor:
     """Plücker coordinates (o x d, d) of the rays through the centres of a ``height`` x ``width`` grid whose cells
     are ``stride`` image pixels wide: c2w (B, T, 4, 4), K (B, T, 3, 3) in image pixels -> (B, T, 6, H, W)."""
@@ -82,21 +95,27 @@ class CameraEmbedder(nn.Module):
     guidable = True  # condition guidance may drop it (``SamplingConfig.condition_guidance``)
     channels = 0
 
-    def __init__(self, width: int, patch: int, stride: int, every_block: int = 0) -> None:
+    def __init__(self, width: int, patch: int, stride: int, every_block: int = 0, reference: str = "first") -> None:
         super().__init__()
-        self.patch, self.stride = patch, stride
+        if reference not in REFERENCES:
+            raise ConfigError(f"model.camera_reference must be one of {', '.join(REFERENCES)}, got {reference!r}.")
+        self.patch, self.stride, self.reference = patch, stride, reference
         self.target = "blocks" if every_block else "tokens"
         self.proj = nn.Linear(6 * patch * patch, width * max(every_block, 1), bias=False)
         nn.init.zeros_(self.proj.weight)
 
     def rays(self, camera: torch.Tensor, latent_shape: tuple[int, int, int, int]) -> torch.Tensor:
-        """(B, T', 25) -> Plücker rays (B, T', 6, H', W') relative to the first latent frame."""
+        """(B, T', 25) -> Plücker rays (B, T', 6, H', W') relative to the first latent frame, or (``previous``) each
+        relative to the frame before it, minus the rays of the unmoved camera."""
         b, t, hh, ww = latent_shape
         if camera.ndim != 3 or camera.shape[0] != b or camera.shape[1] != t or camera.shape[2] != PACKED:
             raise ConfigError(f"this model takes one camera per latent frame, packed (B={b}, T'={t}, {PACKED}) (c2w + K), "
                               f"got shape {tuple(camera.shape)}.")  # fmt: skip
         c2w, K = unpack_camera(camera.float())
-        return plucker_rays(relative_to_first(c2w), K, hh, ww, self.stride)
+        if self.reference == "first":
+            return plucker_rays(relative_to_first(c2w), K, hh, ww, self.stride)
+        still = torch.eye(4, device=c2w.device).expand_as(c2w)
+        return plucker_rays(relative_to_previous(c2w), K, hh, ww, self.stride) - plucker_rays(still, K, hh, ww, self.stride)
 
     def forward(self, camera: torch.Tensor, latent_shape: tuple[int, int, int, int]) -> torch.Tensor:
         b, t, hh, ww = latent_shape

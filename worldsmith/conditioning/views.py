@@ -56,15 +56,26 @@ def split_views(latents: torch.Tensor, views: int) -> list[torch.Tensor]:
     return list(latents.chunk(views, dim=3))
 
 
-def relative_trajectory(ego: torch.Tensor) -> torch.Tensor:
-    """(B, T, 4) ego states (x, y, yaw, speed) -> (B, T, 4) (forward, left, yaw change, speed) relative to frame 0."""
+def relative_trajectory(ego: torch.Tensor, reference: str = "first") -> torch.Tensor:
+    """(B, T, 4) ego states (x, y, yaw, speed) -> (B, T, 4) (forward, left, yaw change, speed) relative to frame 0,
+    or with ``reference = "previous"`` each frame's step from the frame before it, in that frame's heading (frame 0:
+    no step): the motion a step-by-step (``next_frame_only``) model turns into image motion from its last given frame."""
     if ego.ndim != 3 or ego.shape[-1] != EGO:
         raise ConfigError(f"a trajectory is one (x, y, yaw, speed) per frame, shape (B, T, 4), got {tuple(ego.shape)}.")
+    if reference not in REFERENCES:
+        raise ConfigError(f"model.trajectory_reference must be one of {', '.join(REFERENCES)}, got {reference!r}.")
     ego = ego.float()
-    d = ego[..., :2] - ego[:, :1, :2]
-    c, s = torch.cos(ego[:, :1, 2]), torch.sin(ego[:, :1, 2])
+    ref = ego[:, :1] if reference == "first" else torch.cat([ego[:, :1], ego[:, :-1]], dim=1)
+    d = ego[..., :2] - ref[..., :2]
+    c, s = torch.cos(ref[..., 2]), torch.sin(ref[..., 2])
     forward, left = d[..., 0] * c + d[..., 1] * s, -d[..., 0] * s + d[..., 1] * c
-    return torch.stack([forward, left, ego[..., 2] - ego[:, :1, 2], ego[..., 3]], dim=-1)
+    turn = ego[..., 2] - ref[..., 2]
+    if reference == "previous":  # a step's turn is small: wrap it into (-pi, pi]
+        turn = torch.atan2(torch.sin(turn), torch.cos(turn))
+    return torch.stack([forward, left, turn, ego[..., 3]], dim=-1)
+
+
+REFERENCES = ("first", "previous")
 
 
 def trajectory_per_latent_frame(ego: torch.Tensor, latent_frames: int, chunk: int) -> torch.Tensor:
@@ -111,9 +122,11 @@ class TrajectoryEmbedder(nn.Module):
     target = "modulation"
     channels = 0
 
-    def __init__(self, width: int, chunk: int = 1, hidden: int = 256) -> None:
+    def __init__(self, width: int, chunk: int = 1, hidden: int = 256, reference: str = "first") -> None:
         super().__init__()
-        self.chunk = chunk
+        if reference not in REFERENCES:
+            raise ConfigError(f"model.trajectory_reference must be one of {', '.join(REFERENCES)}, got {reference!r}.")
+        self.chunk, self.reference = chunk, reference
         self.fc1 = nn.Linear(chunk * EGO, hidden, bias=False)
         self.fc2 = nn.Linear(hidden, width, bias=False)
         nn.init.zeros_(self.fc2.weight)
@@ -122,9 +135,9 @@ class TrajectoryEmbedder(nn.Module):
     @torch.no_grad()
     def set_scale(self, ego: torch.Tensor) -> None:
         """Measure the per-dimension std of relative trajectories from training clips' ego states (N, T, 4)."""
-        self.scale.copy_(relative_trajectory(ego).reshape(-1, EGO).std(0).clamp_min(1e-3))
+        self.scale.copy_(relative_trajectory(ego, self.reference).reshape(-1, EGO).std(0).clamp_min(1e-3))
 
     def forward(self, ego: torch.Tensor, latent_shape: tuple[int, int, int, int]) -> torch.Tensor:
-        rel = relative_trajectory(ego) / self.scale
+        rel = relative_trajectory(ego, self.reference) / self.scale
         x = trajectory_per_latent_frame(rel, latent_shape[1], self.chunk)
         return self.fc2(F.silu(self.fc1(x)))

@@ -105,8 +105,13 @@ class WorldModelConfig:
     camera: bool = False  # camera control: Plücker rays of each latent frame's pose (conditioning/camera.py)
     camera_stride: int = 0  # image pixels per latent pixel: the tokenizer's spatial compression (set at training)
     camera_every_block: bool = False  # rays projected into every block (cosmos-predict2) instead of the input tokens
+    # poses relative to the window's first latent frame ("first"), or each to the frame before it ("previous": the
+    # step's camera motion, for step-by-step models)
+    camera_reference: str = "first"
     views: int = 0  # multi-view: the most synchronized views the model knows (a learned embedding each); 0: one camera
     trajectory: bool = False  # condition on the ego trajectory (states per video frame, conditioning/views.py)
+    # ego states relative to the window's first frame ("first"), or each to the frame before it ("previous")
+    trajectory_reference: str = "first"
     lora: LoRAConfig = field(default_factory=LoRAConfig)  # rank > 0: post-train low-rank adapters of the blocks only
     # rollout training (self-forcing): a batch's context is the model's own prediction up to this many steps deep
     # (uniform in 0..rollout_depth per batch, 1 Euler step each, no gradient); the target stays the true frame.
@@ -121,6 +126,10 @@ class WorldModelConfig:
             raise ConfigError("model.max_cond_latents >= 1, model.cond_sigma_std >= 0 and model.cond_sigma > 0 are required.")
         if self.camera_stride < 0:
             raise ConfigError(f"model.camera_stride must be >= 0 (0: set from the tokenizer), got {self.camera_stride}.")
+        if self.camera_reference not in ("first", "previous"):
+            raise ConfigError(f"model.camera_reference must be 'first' or 'previous', got {self.camera_reference!r}.")
+        if self.trajectory_reference not in ("first", "previous"):
+            raise ConfigError(f"model.trajectory_reference must be 'first' or 'previous', got {self.trajectory_reference!r}.")
         if self.views < 0:
             raise ConfigError(f"model.views must be >= 0 (0: a single-camera model), got {self.views}.")
         if self.action_dim < 0 or self.action_chunk < 1:

@@ -50,11 +50,12 @@ class DiffusionWorldModel(nn.Module, Pretrained):
             embedders.append(ActionEmbedder(cfg.action_dim, cfg.dit.width, cfg.action_chunk))
         if cfg.camera:
             every = cfg.dit.depth if cfg.camera_every_block else 0
-            embedders.append(CameraEmbedder(cfg.dit.width, cfg.dit.patch, cfg.camera_stride or 8, every))
+            embedders.append(CameraEmbedder(cfg.dit.width, cfg.dit.patch, cfg.camera_stride or 8, every,
+                                            cfg.camera_reference))
         if cfg.views:
             embedders.append(ViewEmbedder(cfg.views, cfg.dit.width, cfg.dit.patch))
         if cfg.trajectory:
-            embedders.append(TrajectoryEmbedder(cfg.dit.width, cfg.action_chunk))
+            embedders.append(TrajectoryEmbedder(cfg.dit.width, cfg.action_chunk, reference=cfg.trajectory_reference))
         return embedders
 
     def embedder(self, name: str) -> nn.Module | None:
