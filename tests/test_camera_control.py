@@ -101,6 +101,32 @@ def test_camera_embedder_relative_to_the_previous_frame_sees_each_step_motion():
         merge(PRESETS["tiny"](), {"camera": True, "camera_reference": "world"})
 
 
+@pytest.mark.parametrize("reference", ["first", "previous"])
+def test_camera_embedder_scales_its_rays_to_unit_std_and_loads_runs_saved_without_a_scale(reference):
+    g = torch.Generator().manual_seed(0)
+    K = torch.tensor([[20.0, 0, 15.5], [0, 20.0, 15.5], [0, 0, 1]])
+    steps = [torch.from_numpy(pose(rot_y(float(a)), [float(x), 0, float(z)])).float()
+             for a, x, z in (torch.randn(3, 12, generator=g) * torch.tensor([[1.0], [0.02], [0.02]])).T]  # fmt: skip
+    paths = torch.stack([torch.eye(4), *[torch.linalg.multi_dot([torch.eye(4), *steps[i : i + 2]]) for i in (0, 3, 6)]])
+    cam = pack_camera(torch.stack([paths, paths.flip(0)]), K)  # (2, 4, 25): centimetres and a degree a frame
+    emb = CameraEmbedder(width=16, patch=2, stride=8, reference=reference)
+    raw = emb.rays(cam, (2, 4, 4, 4))
+    emb.set_scale(cam, (4, 4))
+    scaled = emb.rays(cam, (2, 4, 4, 4))
+    moving = raw.transpose(0, 2).reshape(6, -1).std(1) > 1e-3  # (turns about y only leave a step's d_y still)
+    assert moving.sum() >= 5
+    assert torch.allclose(scaled.transpose(0, 2).reshape(6, -1).std(1)[moving], torch.ones(int(moving.sum())), atol=1e-4)
+    assert torch.allclose(scaled * emb.scale.view(6, 1, 1), raw, atol=1e-6)
+    if reference == "previous":
+        assert raw.abs().mean() < 0.05 < scaled.abs().mean()  # a step's motion, lifted to the scale of the tokens
+    fresh = CameraEmbedder(width=16, patch=2, stride=8, reference=reference)
+    old = {k: v for k, v in emb.state_dict().items() if k != "scale"}  # a run saved before the scale existed
+    fresh.load_state_dict(old)
+    assert torch.equal(fresh.scale, torch.ones(6)) and torch.equal(fresh.proj.weight, emb.proj.weight)
+    fresh.load_state_dict(emb.state_dict())
+    assert torch.equal(fresh.scale, emb.scale)
+
+
 def tiny_camera_model(camera: bool, every_block: bool = False, reference: str = "first") -> DiffusionWorldModel:
     torch.manual_seed(0)
     cfg = {"camera": camera, "camera_stride": 8, "camera_every_block": every_block, "camera_reference": reference}

@@ -103,19 +103,36 @@ class CameraEmbedder(nn.Module):
         self.target = "blocks" if every_block else "tokens"
         self.proj = nn.Linear(6 * patch * patch, width * max(every_block, 1), bias=False)
         nn.init.zeros_(self.proj.weight)
+        self.register_buffer("scale", torch.ones(6))  # per-channel std of the training windows' rays (set_scale)
 
-    def rays(self, camera: torch.Tensor, latent_shape: tuple[int, int, int, int]) -> torch.Tensor:
+    @torch.no_grad()
+    def set_scale(self, camera: torch.Tensor, grid: tuple[int, int]) -> None:
+        """Measure the per-channel std of the rays of training windows' cameras (N, T', 25) on the latent grid
+        ``grid`` (H', W'). A
+        step's camera motion moves the rays by ~0.01 (centimetres, a degree): unscaled, it would reach the
+        zero-initialised projection as nothing (as raw arm actions would, conditioning/action.py)."""
+        rays = self.rays(camera, (*camera.shape[:2], *grid), scaled=False)  # (N, T', 6, H', W')
+        self.scale.copy_(rays.transpose(0, 2).reshape(6, -1).std(1).clamp_min(1e-4))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # runs saved before the scale existed trained on unscaled rays
+        state_dict.setdefault(prefix + "scale", torch.ones(6))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def rays(self, camera: torch.Tensor, latent_shape: tuple[int, int, int, int], scaled: bool = True) -> torch.Tensor:
         """(B, T', 25) -> Plücker rays (B, T', 6, H', W') relative to the first latent frame, or (``previous``) each
-        relative to the frame before it, minus the rays of the unmoved camera."""
+        relative to the frame before it, minus the rays of the unmoved camera; divided by ``scale`` (``scaled``)."""
         b, t, hh, ww = latent_shape
         if camera.ndim != 3 or camera.shape[0] != b or camera.shape[1] != t or camera.shape[2] != PACKED:
             raise ConfigError(f"this model takes one camera per latent frame, packed (B={b}, T'={t}, {PACKED}) (c2w + K), "
                               f"got shape {tuple(camera.shape)}.")  # fmt: skip
         c2w, K = unpack_camera(camera.float())
         if self.reference == "first":
-            return plucker_rays(relative_to_first(c2w), K, hh, ww, self.stride)
-        still = torch.eye(4, device=c2w.device).expand_as(c2w)
-        return plucker_rays(relative_to_previous(c2w), K, hh, ww, self.stride) - plucker_rays(still, K, hh, ww, self.stride)
+            rays = plucker_rays(relative_to_first(c2w), K, hh, ww, self.stride)
+        else:
+            still = torch.eye(4, device=c2w.device).expand_as(c2w)
+            rays = plucker_rays(relative_to_previous(c2w), K, hh, ww, self.stride) - plucker_rays(still, K, hh, ww, self.stride)
+        return rays / self.scale.view(6, 1, 1) if scaled else rays
 
     def forward(self, camera: torch.Tensor, latent_shape: tuple[int, int, int, int]) -> torch.Tensor:
         b, t, hh, ww = latent_shape

@@ -127,6 +127,15 @@ def fit_views(cfg: DiffusionRunConfig, batch: dict, chunk: int) -> dict[str, Any
 
 
 @torch.no_grad()
+def camera_windows(camera: torch.Tensor | None, window: int, clips: int = 256) -> torch.Tensor | None:
+    """Cached cameras per latent frame of whole clips (N, T', 25) -> the training windows of ``window`` latent frames
+    of the first ``clips`` clips (M, window, 25), on which the camera embedder measures its scale."""
+    if camera is None:
+        return None
+    w = min(window, camera.shape[1])
+    return camera[:clips].unfold(1, w, 1).permute(0, 1, 3, 2).reshape(-1, w, camera.shape[-1])
+
+
 def write_preview(model: DiffusionWorldModel, tokenizer, batch: dict, out_dir: Path, fps: float) -> dict[str, float]:
     """Video2World from the first latent frame of ``batch``; writes truth | generation side by side as preview.mp4."""
     device = next(model.parameters()).device
@@ -164,6 +173,7 @@ def train(cfg: DiffusionRunConfig, run_dir: str | Path, *, fresh: bool = False,
         data = CachedLatentBatches(cache, cfg.train.batch_size, cfg.train.seed, text_encoder, cfg.data.window, ct)
         sample_latents, clip_fps = cache["latents"], float(cache["fps"].median()) * ct
         sample_actions, sample_ego = cache.get("actions"), cache.get("trajectory")
+        sample_camera = camera_windows(cache.get("camera"), cfg.data.window or cache["latents"].shape[2])
         preview = next(iter(CachedLatentBatches(cache, 4, cfg.train.seed + 1, text_encoder, cfg.data.window, ct)))
     else:
         loader = make_loader(dataset_config(cfg.data, cfg.train.seed, loop=True, shuffle=True), cfg.train.batch_size,
@@ -176,6 +186,7 @@ def train(cfg: DiffusionRunConfig, run_dir: str | Path, *, fresh: bool = False,
         sample_latents = torch.cat([b["latents"].cpu() for b in batches])
         sample_actions = torch.cat([b["actions"] for b in batches]) if cfg.data.actions else None
         sample_ego = torch.cat([b["trajectory"] for b in batches]) if cfg.data.trajectory else None
+        sample_camera = torch.cat([b["camera"] for b in batches]) if cfg.data.camera else None
         clip_fps = float(torch.cat([b["fps"] for b in batches]).median()) * ct
         preview = {k: v[:4] for k, v in batches[0].items()}
     fitted = fit_actions(cfg, preview, ct) | fit_camera(cfg, tok.cfg.spatial_compression) | fit_views(cfg, preview, ct)
@@ -192,6 +203,8 @@ def train(cfg: DiffusionRunConfig, run_dir: str | Path, *, fresh: bool = False,
         model.embedder("actions").set_scale(sample_actions)
     if starting and cfg.model.trajectory:
         model.embedder("trajectory").set_scale(sample_ego)
+    if starting and cfg.model.camera and sample_camera is not None:
+        model.embedder("camera").set_scale(sample_camera, tuple(sample_latents.shape[-2:]))
     # what one window of the model covers (rollout training reads rollout_depth more latent frames per sample)
     frames = 1 + (cfg.data.window - cfg.model.rollout_depth - 1) * ct if cfg.data.window else cfg.data.frames
     generation = {"tokenizer": run_reference(cfg.data.tokenizer), "frames": frames, "size": cfg.data.size,
