@@ -3,8 +3,10 @@
 1. simulate the orbit world at 128x128 (``--episodes`` training scenes of 17 frames, seeds 0..; each a random
    orbit, dolly, pan or crane move) and ``--heldout`` scenes from seed 5000000 (never trained on);
 2. train the base: a Video2World diffusion model of the orbit video with no camera (``arm-tokenizer``'s per-frame
-   16x16x16 latents at 128 px, patch 2: 64 tokens per frame; windows of 5 latent frames, 1-2 given);
-3. post-train it on the same clips' camera poses (``worldsmith posttrain camera``: Plücker rays per latent pixel);
+   16x16x16 latents at 128 px, patch 2: 64 tokens per frame; frame stacking, next-frame-only: 1-2 given frames,
+   the one after them predicted);
+3. post-train it on the same clips' camera poses (``worldsmith posttrain camera``: Plücker rays per latent pixel,
+   each frame's relative to the frame before it, scaled to unit std);
 4. ``worldsmith eval camera`` on the held-out scenes: every path of worldsmith/eval/camera.py (the scene's own
    move, reversed, twice as fast, a 30-degree orbit left and right, a 0.8 m dolly in), against the simulator's
    renders of the same paths, the true renders' own 3D consistency and the base without camera (the floor);
@@ -15,7 +17,7 @@
 Every step resumes (run the command again); finished steps are skipped. Each is a ``worldsmith`` command, printed
 before it runs.
 
-    python benchmarks/camera.py [--work runs/camera] [--base-steps 800] [--steps 2000] [--threads 2]
+    python benchmarks/camera.py [--work runs/camera] [--base-steps 3000] [--steps 3000] [--threads 2]
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ def parse() -> argparse.Namespace:
     p.add_argument("--episodes", type=int, default=1024, help="training scenes")
     p.add_argument("--heldout", type=int, default=48, help="held-out scenes (scored: --eval-episodes of them)")
     p.add_argument("--eval-episodes", type=int, default=32)
-    p.add_argument("--base-steps", type=int, default=800, help="base training steps (~1.3 s each on 2 cores)")
-    p.add_argument("--steps", type=int, default=2000, help="camera post-training steps (~1.15 s each)")
+    p.add_argument("--base-steps", type=int, default=3000, help="base training steps (~0.24 s each on 2 cores)")
+    p.add_argument("--steps", type=int, default=3000, help="camera post-training steps (~0.27 s each)")
     p.add_argument("--threads", type=int, default=2, help="torch threads of the training processes")
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--no-results", action="store_true", help="do not write benchmarks/RESULTS.md")
@@ -50,11 +52,11 @@ def base_args(w: Path, a: argparse.Namespace) -> list[str]:
     # frames; no camera: the floor, and the start of the post-training
     return ["train", "diffusion", "--preset", "small", "--tokenizer", "arm-tokenizer", "--data", str(w / "orbit_train"),
             "--out", str(w / "runs" / "orbit-base"),
-            *sets("model.residual=true", "data.window=5", f"data.frames={FRAMES}", f"data.size={SIZE}",
+            *sets("model.residual=true", "data.window=3", f"data.frames={FRAMES}", f"data.size={SIZE}",
                   "model.max_cond_latents=2", "model.dit.patch=2", "model.dit.width=128", "model.dit.depth=5",
                   "model.dit.heads=4", "model.dit.adaln_lora_dim=64", "model.dit.anchor_frames=2",
-                  "model.dit.local_mixing=true", "model.caption_dropout=0.5", "model.video2world_prob=1.0",
-                  "model.edm.p_mean=0.5", "model.edm.p_std=1.2", f"train.steps={a.base_steps}",
+                  "model.dit.local_mixing=true", "model.dit.next_frame_only=true", "model.caption_dropout=0.5",
+                  "model.video2world_prob=1.0", "model.edm.p_mean=0.5", "model.edm.p_std=1.2", f"train.steps={a.base_steps}",
                   "train.batch_size=32", "train.lr=1e-3", "train.warmup_steps=100", "train.ema_decay=0.995",
                   "data.cache_latents=true", "data.cache_crops=1")]  # fmt: skip
 
@@ -112,7 +114,8 @@ BASE_CARD = """# orbit-base
 
 A Video2World diffusion world model of the orbit world ({{params}} parameters) with no camera input: from the first
 1-2 frames of a 128x128 clip it predicts the next ones (a latent DiT, patch 2 over `arm-tokenizer`'s 16x16x16
-per-frame latents, width 128, 5 blocks, frame stacking, local mixing, residual targets; windows of 5 latent frames).
+per-frame latents, width 128, 5 blocks, frame stacking, local mixing, residual targets; next-frame-only: each step
+predicts the one frame after 1-2 given ones).
 The start of `orbit-camera`, and its floor.
 
 ## Data
@@ -138,8 +141,9 @@ CAMERA_CARD = """# orbit-camera
 A camera-controlled world model of the orbit world ({{params}} parameters): from one 128x128 frame and a camera path
 (OpenCV camera-to-world poses, one per frame: `--camera orbit_left`, `dolly_in:0.5` or a JSON file) it generates
 the video seen along the path. It is `orbit-base` post-trained with `worldsmith posttrain camera`: Plücker rays per
-latent pixel, relative to the first frame, projected into the tokens (zero-initialised, so training starts at the
-base). Sampling: 3 Euler steps, windows of 5 frames (2 given) slid along the path.
+latent pixel, each frame's relative to the frame before it (the step's motion) and scaled to unit std, projected
+into the tokens (zero-initialised, so training starts at the base). Sampling: 3 Euler steps per frame, each from the
+last 2 frames.
 
 ```bash
 worldsmith generate --model orbit-camera --input first.png --camera orbit_left:30 --frames 17 --out orbit.mp4

@@ -72,6 +72,15 @@ def test_posttrain_cli_dry_run_lora_and_errors(runs, capsys, tmp_path):
         assert code == 0, err
         assert yaml.safe_load(out)["model"]["dit"]["next_frame_only"] is expected
     assert yaml.safe_load((runs["action"] / "config.yaml").read_text())["model"]["dit"]["next_frame_only"] is False
+    code, out, err = run_cli(capsys, "posttrain", "camera", "--from", str(stacked), "--data", "x", "--out",
+                             str(tmp_path / "r"), "--dry-run")  # fmt: skip
+    assert code == 0, err
+    model = yaml.safe_load(out)["model"]
+    assert model["dit"]["next_frame_only"] is True and model["camera_reference"] == "previous"
+    code, out, err = run_cli(capsys, "posttrain", "camera", "--from", str(runs["base"]), "--data", "x", "--out",
+                             str(tmp_path / "r"), "--dry-run")  # fmt: skip
+    assert code == 0, err  # no frame stacking: the whole window, poses relative to its first frame
+    assert yaml.safe_load(out)["model"]["camera_reference"] == "first"
     code, _, err = run_cli(capsys, "posttrain", "dance", "--from", str(runs["base"]), "--out", str(tmp_path / "r"))
     assert code == 1 and "unknown post-training 'dance'; choose one of: action, instruction" in err
     code, _, err = run_cli(capsys, "posttrain", "action", "--from", str(tmp_path / "nothing"), "--out", str(tmp_path))

@@ -15,7 +15,9 @@ run of the base's family whose config starts from the base's: the same architect
   trajectory through a new zero-initialised modulation embedder; the view count comes from the data;
 * ``camera`` (diffusion): the clips' camera poses (``c2w`` + ``intrinsics`` per frame) enter as Plücker rays
   through a new, zero-initialised token embedder (conditioning/camera.py), so a user can move the camera through a
-  generated world; captions dropped half of the time.
+  generated world; captions dropped half of the time. A base with frame stacking is post-trained ``next_frame_only``
+  with each frame's rays relative to the frame before it (``camera_reference: previous``: the step's motion, what
+  the one predicted frame needs; benchmarks/RESULTS.md, camera section).
 
 ``lora_rank`` > 0 trains low-rank adapters of the backbone's blocks (and the new embedder) instead of every weight;
 such a run saves only what it trained and names its base, which must stay where it was (or be a shipped model).
@@ -48,6 +50,8 @@ DEFAULTS = {  # per family and mode, applied over the base's config before the u
     },
 }
 FRESH = {"model": ("action_dim", "action_chunk", "camera", "camera_stride", "camera_every_block", "camera_reference", "views", "trajectory", "trajectory_reference", "lora"), "data": ("shards", "tokens")}  # set anew, not the base's
+# modes whose diffusion post-training on a base with frame stacking is next-frame-only, and what goes with it
+STEPWISE = {"action": {}, "camera": {"camera_reference": "previous"}}
 TRAIN = {"steps": 3000, "lr": 5e-4, "warmup_steps": 100}  # post-training's own schedule (the base's is for pre-training)
 
 
@@ -69,9 +73,9 @@ def posttrain_config(mode: str, base: str | Path, data: str | None, *, lora_rank
     start["train"] = {**(start.get("train") or {}), **TRAIN}
     cfg = C.merge(family.run_config(model=family.preset(family.default_preset)), start)
     cfg = C.merge(cfg, DEFAULTS[family.name][mode] | {"init_from": str(base)})
-    if family.name == "diffusion" and mode == "action" and cfg.model.dit.anchor_frames:
+    if family.name == "diffusion" and mode in STEPWISE and cfg.model.dit.anchor_frames:
         # a base with frame stacking steps one frame at a time in a third of the compute (dit.py, next_frame_only)
-        cfg = C.merge(cfg, {"model": {"dit": {"next_frame_only": True}}})
+        cfg = C.merge(cfg, {"model": {"dit": {"next_frame_only": True}, **STEPWISE[mode]}})
     if lora_rank:
         if not hasattr(cfg.model, "lora"):
             raise ConfigError(f"LoRA post-training is available for diffusion models; {base} is a {family.name} one.")
