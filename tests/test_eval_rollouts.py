@@ -77,6 +77,11 @@ def test_posttrain_cli_dry_run_lora_and_errors(runs, capsys, tmp_path):
     assert code == 0, err
     model = yaml.safe_load(out)["model"]
     assert model["dit"]["next_frame_only"] is True and model["camera_reference"] == "previous"
+    code, out, err = run_cli(capsys, "posttrain", "views", "--from", str(stacked), "--data", "x", "--out",
+                             str(tmp_path / "r"), "--dry-run")  # fmt: skip
+    assert code == 0, err
+    model = yaml.safe_load(out)["model"]
+    assert model["dit"]["next_frame_only"] is True and model["trajectory_reference"] == "previous"
     code, out, err = run_cli(capsys, "posttrain", "camera", "--from", str(runs["base"]), "--data", "x", "--out",
                              str(tmp_path / "r"), "--dry-run")  # fmt: skip
     assert code == 0, err  # no frame stacking: the whole window, poses relative to its first frame

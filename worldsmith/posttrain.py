@@ -12,7 +12,8 @@ run of the base's family whose config starts from the base's: the same architect
 * ``instruction``: the same data conditioned on the task instruction (the clip's caption) alone;
 * ``views`` (diffusion): every synchronized camera of a clip generated jointly (views stacked, a new zero-initialised
   view embedding each, joint attention across views; conditioning/views.py), conditioned on the ego vehicle's
-  trajectory through a new zero-initialised modulation embedder; the view count comes from the data;
+  trajectory through a new zero-initialised modulation embedder; the view count comes from the data; a base with
+  frame stacking is post-trained ``next_frame_only``, each frame's trajectory its step from the frame before;
 * ``camera`` (diffusion): the clips' camera poses (``c2w`` + ``intrinsics`` per frame) enter as Plücker rays
   through a new, zero-initialised token embedder (conditioning/camera.py), so a user can move the camera through a
   generated world; captions dropped half of the time. A base with frame stacking is post-trained ``next_frame_only``
@@ -51,7 +52,7 @@ DEFAULTS = {  # per family and mode, applied over the base's config before the u
 }
 FRESH = {"model": ("action_dim", "action_chunk", "camera", "camera_stride", "camera_every_block", "camera_reference", "views", "trajectory", "trajectory_reference", "lora"), "data": ("shards", "tokens")}  # set anew, not the base's
 # modes whose diffusion post-training on a base with frame stacking is next-frame-only, and what goes with it
-STEPWISE = {"action": {}, "camera": {"camera_reference": "previous"}}
+STEPWISE = {"action": {}, "camera": {"camera_reference": "previous"}, "views": {"trajectory_reference": "previous"}}
 TRAIN = {"steps": 3000, "lr": 5e-4, "warmup_steps": 100}  # post-training's own schedule (the base's is for pre-training)
 
 
