@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from worldsmith.eval.metrics import psnr, ssim
+from worldsmith.eval.metrics import closer_to_own, psnr, ssim
 
 
 def test_psnr_closed_form_and_layouts():
@@ -40,3 +40,14 @@ def test_ssim_identity_noise_and_reference():
             vals.append(((2 * ma * mb + 1e-4) * (2 * cv + 9e-4)) / ((ma**2 + mb**2 + 1e-4) * (va + vb + 9e-4)))
     ours = ssim(noisy[0:1, 0:1].expand(1, 3, 32, 32), x[0:1, 0:1].expand(1, 3, 32, 32))
     assert ours.item() == pytest.approx(float(np.mean(vals)), abs=1e-5)
+
+
+def test_closer_to_own_counts_videos_nearer_their_own_commands_truth():
+    rng = np.random.default_rng(0)
+    left, right = (rng.integers(0, 256, (3, 4, 8, 8, 3), dtype=np.uint8) for _ in range(2))
+    right[:, 0] = left[:, 0]  # the same first frame
+    truth = {"left": left, "right": right}
+    assert closer_to_own({"left": left, "right": right}, truth, ("left", "right")) == 1.0
+    assert closer_to_own({"left": right, "right": left}, truth, ("left", "right")) == 0.0
+    half = {"left": left, "right": left}  # a model that ignores the command: right for one of the two
+    assert closer_to_own(half, truth, ("left", "right")) == 0.5

@@ -169,8 +169,9 @@ def test_eval_multiview_reports_every_figure(drive_runs, capsys, tmp_path):
     r = json.loads(report.read_text())
     assert r["episodes"] == 2 and r["views"] == 3
     for key in ("cse", "cse_truth", "cse_independent", "tse", "tse_truth", "psnr", "psnr_copy_first",
-                "yaw_rate_err", "left_right", "left_right_truth"):  # fmt: skip
+                "yaw_rate_err", "left_right", "left_right_truth", "left_right_pixels"):  # fmt: skip
         assert key in r
+    assert 0 <= r["left_right_pixels"] <= 1
     assert len(r["psnr"]) == 3 and all(10 < p < 60 for p in r["psnr"])
     assert "told apart" in out and "own / independent" in out
 

@@ -35,7 +35,7 @@ from worldsmith.data.clip import Clip
 from worldsmith.errors import ConfigError, DataError
 from worldsmith.eval.features import frame_features, frechet_distance
 from worldsmith.eval.geometry import estimate_pose, match_sift, relative_pose, video_metrics, yaw_of
-from worldsmith.eval.metrics import psnr, ssim
+from worldsmith.eval.metrics import closer_to_own, psnr, ssim
 from worldsmith.io.video import to_tensor, to_uint8
 from worldsmith.worlds.base import WorldConfig
 from worldsmith.worlds.camera_paths import named_path, relative, reverse_path, speed_up
@@ -127,17 +127,6 @@ def left_right(videos: dict[str, np.ndarray], K: np.ndarray, c2w: dict[str, np.n
             good &= bool(np.isfinite(got) and np.sign(got) == np.sign(want))
         ok.append(good)
     return float(np.mean(ok))
-
-
-def closer_to_own(videos: dict[str, np.ndarray], truth: dict[str, np.ndarray], names: tuple[str, str]) -> float:
-    """Share of generated videos (of both paths) closer in pixels (MSE over frames 1..) to their own path's truth
-    than to the other path's, from the same first frame (as the action discrimination of eval rollouts)."""
-    wins = []
-    for own, other in (names, names[::-1]):
-        for v, t_own, t_other in zip(videos[own], truth[own], truth[other]):
-            g = v[1:].astype(np.float32)
-            wins.append(np.mean((g - t_own[1:]) ** 2) < np.mean((g - t_other[1:]) ** 2))
-    return float(np.mean(wins))
 
 
 def _mean_sem(x: np.ndarray) -> tuple[float, float]:

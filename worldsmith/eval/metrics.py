@@ -71,3 +71,15 @@ def ssim(pred, target, reduction: str = "mean") -> torch.Tensor:
     s = ((2 * mu_p * mu_t + c1) * (2 * cov + c2)) / ((mu_p**2 + mu_t**2 + c1) * (var_p + var_t + c2))
     values = s.flatten(1).mean(1)  # (N,)
     return values.mean() if reduction == "mean" else values
+
+
+def closer_to_own(videos: dict[str, np.ndarray], truth: dict[str, np.ndarray], names: tuple[str, str]) -> float:
+    """Share of generated videos (of both commands: camera paths, manoeuvres) closer in pixels (MSE over frames 1..)
+    to their own command's truth than to the other's, from the same first frame (as the action discrimination of
+    eval rollouts): ``videos`` and ``truth`` {name: uint8 (N, T, H, W, 3)}."""
+    wins = []
+    for own, other in (names, names[::-1]):
+        for v, t_own, t_other in zip(videos[own], truth[own], truth[other]):
+            g = v[1:].astype(np.float32)
+            wins.append(np.mean((g - t_own[1:]) ** 2) < np.mean((g - t_other[1:]) ** 2))
+    return float(np.mean(wins))

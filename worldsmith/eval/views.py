@@ -16,8 +16,10 @@ the known ego motion), the yaw rate estimated from the front view against the co
 per view against the truth. ``truth`` rows are the true renders' own figures (the reference level), ``independent``
 the same model generating one view at a time (no view sees the others: the floor of joint generation), ``copy_first``
 the first frame repeated. ``left_right``: the share of episodes whose generated front views turn the commanded ways
-(the yaw estimated from the left manoeuvre's video above the right one's, each with the right sign). Prompts are
-empty: the trajectory alone steers.
+(the yaw estimated from the left manoeuvre's video above the right one's, each with the right sign);
+``left_right_pixels`` the share of generated front views closer in pixels to their own manoeuvre's truth than to
+the other's (it needs no features, so blur does not hide a turn from it). Prompts are empty: the trajectory alone
+steers.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from worldsmith.data.clip import Clip
 from worldsmith.diffusion.multiview import rollout_views
 from worldsmith.errors import ConfigError, DataError
 from worldsmith.eval.features import frame_features, frechet_distance
-from worldsmith.eval.metrics import psnr, ssim
+from worldsmith.eval.metrics import closer_to_own, psnr, ssim
 from worldsmith.eval.multiview import multiview_metrics, turn_sign
 from worldsmith.io.video import to_tensor, to_uint8
 from worldsmith.worlds.base import WorldConfig
@@ -176,11 +178,12 @@ def evaluate_multiview(generator, clips: list[Clip], *, frames: int = 17, sampli
     if manoeuvres:
         with progress.span(2, steps):
             sim = manoeuvre_truth(clips, frames, manoeuvres)
-        report["manoeuvres"], rates = {}, {}
+        report["manoeuvres"], rates, fronts = {}, {}, {}
         for k, name in enumerate(manoeuvres):
             t = sim[name]
             with progress.span(3 + k, steps):
                 videos = generate(generator, first, t["ego"], frames, sampling, seed)
+            fronts[name] = videos[:, 0]
             g_model, g_truth = geometry_scores(videos, t["K"], t["c2w"], fps), geometry_scores(t["views"], t["K"], t["c2w"], fps)
             rates[name] = (np.asarray(g_model["yaw_rate"]), np.asarray(g_truth["yaw_rate"]))
             report["manoeuvres"][name] = {"model": summarize(g_model, image_scores(videos, t["views"])),
@@ -190,6 +193,9 @@ def evaluate_multiview(generator, clips: list[Clip], *, frames: int = 17, sampli
         if {"left", "right"} <= set(rates):
             report["left_right"] = told_apart(rates["left"][0], rates["right"][0])
             report["left_right_truth"] = told_apart(rates["left"][1], rates["right"][1])
+            report["left_right_pixels"] = closer_to_own({n: fronts[n] for n in ("left", "right")},
+                                                        {n: sim[n]["views"][:, 0] for n in ("left", "right")},
+                                                        ("left", "right"))  # fmt: skip
     report.update(headline(report))
     return report
 
@@ -228,5 +234,6 @@ def format_report(r: dict) -> str:
                      f"{f(m['yaw_rate'], '{:+.1f}'):>9} {f(m['yaw_rate_err'], '{:.1f}'):>8} {views:>24}")  # fmt: skip
     if "left_right" in r:
         lines.append(f"left vs right turn told apart from the generated front view: {r['left_right']:.0%} of episodes "
-                     f"(true renders {r['left_right_truth']:.0%})")  # fmt: skip
+                     f"(true renders {r['left_right_truth']:.0%}); generated front views closer in pixels to their "
+                     f"own manoeuvre's truth than to the other's: {r.get('left_right_pixels', float('nan')):.0%}")  # fmt: skip
     return "\n".join(lines)
