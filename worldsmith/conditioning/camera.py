@@ -66,7 +66,7 @@ def relative_to_previous(c2w: torch.Tensor) -> torch.Tensor:
     return torch.linalg.inv(prev) @ c2w
 
 
-REFERENCES = ("first", "previous")
+REFERENCES = ("first", "previous")  # what a pose (or an ego state, conditioning/views.py) is relative to
 
 
 def plucker_rays(c2w: torch.Tensor, K: torch.Tensor, height: int, width: int, stride: float = 1.0) -> torch.Tensor:
@@ -108,9 +108,8 @@ class CameraEmbedder(nn.Module):
     @torch.no_grad()
     def set_scale(self, camera: torch.Tensor, grid: tuple[int, int]) -> None:
         """Measure the per-channel std of the rays of training windows' cameras (N, T', 25) on the latent grid
-        ``grid`` (H', W'). A
-        step's camera motion moves the rays by ~0.01 (centimetres, a degree): unscaled, it would reach the
-        zero-initialised projection as nothing (as raw arm actions would, conditioning/action.py)."""
+        ``grid`` (H', W'). A step's camera motion moves the rays by ~0.01 (centimetres, a degree): unscaled, it would
+        reach the zero-initialised projection as nothing (as raw arm actions would, conditioning/action.py)."""
         rays = self.rays(camera, (*camera.shape[:2], *grid), scaled=False)  # (N, T', 6, H', W')
         self.scale.copy_(rays.transpose(0, 2).reshape(6, -1).std(1).clamp_min(1e-4))
 

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from worldsmith.conditioning.camera import REFERENCES
 from worldsmith.errors import ConfigError
 
 EGO = 4  # (x, y, yaw, speed)
@@ -73,9 +74,6 @@ def relative_trajectory(ego: torch.Tensor, reference: str = "first") -> torch.Te
     if reference == "previous":  # a step's turn is small: wrap it into (-pi, pi]
         turn = torch.atan2(torch.sin(turn), torch.cos(turn))
     return torch.stack([forward, left, turn, ego[..., 3]], dim=-1)
-
-
-REFERENCES = ("first", "previous")
 
 
 def trajectory_per_latent_frame(ego: torch.Tensor, latent_frames: int, chunk: int) -> torch.Tensor:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from worldsmith.conditioning.camera import REFERENCES
 from worldsmith.errors import ConfigError
 from worldsmith.nn.lora import LoRAConfig
 
@@ -126,10 +127,9 @@ class WorldModelConfig:
             raise ConfigError("model.max_cond_latents >= 1, model.cond_sigma_std >= 0 and model.cond_sigma > 0 are required.")
         if self.camera_stride < 0:
             raise ConfigError(f"model.camera_stride must be >= 0 (0: set from the tokenizer), got {self.camera_stride}.")
-        if self.camera_reference not in ("first", "previous"):
-            raise ConfigError(f"model.camera_reference must be 'first' or 'previous', got {self.camera_reference!r}.")
-        if self.trajectory_reference not in ("first", "previous"):
-            raise ConfigError(f"model.trajectory_reference must be 'first' or 'previous', got {self.trajectory_reference!r}.")
+        for name in ("camera_reference", "trajectory_reference"):
+            if getattr(self, name) not in REFERENCES:
+                raise ConfigError(f"model.{name} must be one of {', '.join(REFERENCES)}, got {getattr(self, name)!r}.")
         if self.views < 0:
             raise ConfigError(f"model.views must be >= 0 (0: a single-camera model), got {self.views}.")
         if self.action_dim < 0 or self.action_chunk < 1:

@@ -126,7 +126,6 @@ def fit_views(cfg: DiffusionRunConfig, batch: dict, chunk: int) -> dict[str, Any
     return out
 
 
-@torch.no_grad()
 def camera_windows(camera: torch.Tensor | None, window: int, clips: int = 256) -> torch.Tensor | None:
     """Cached cameras per latent frame of whole clips (N, T', 25) -> the training windows of ``window`` latent frames
     of the first ``clips`` clips (M, window, 25), on which the camera embedder measures its scale."""
@@ -136,6 +135,7 @@ def camera_windows(camera: torch.Tensor | None, window: int, clips: int = 256) -
     return camera[:clips].unfold(1, w, 1).permute(0, 1, 3, 2).reshape(-1, w, camera.shape[-1])
 
 
+@torch.no_grad()
 def write_preview(model: DiffusionWorldModel, tokenizer, batch: dict, out_dir: Path, fps: float) -> dict[str, float]:
     """Video2World from the first latent frame of ``batch``; writes truth | generation side by side as preview.mp4."""
     device = next(model.parameters()).device
