@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from worldsmith.conditioning.camera import REFERENCES
+from worldsmith.conditioning.origin import MODES as TRAVEL_MODES
 from worldsmith.errors import ConfigError
 from worldsmith.nn.lora import LoRAConfig
 
@@ -118,6 +119,10 @@ class WorldModelConfig:
     # (uniform in 0..rollout_depth per batch, 1 Euler step each, no gradient); the target stays the true frame.
     # Needs next_frame_only and data.window = the model's window + rollout_depth (losses.rollout_world_model_loss)
     rollout_depth: int = 0
+    # the rollout's origin (conditioning/origin.py): its first frame and the actions accumulated since, for origins up
+    # to this many latent frames back (0: none). Needs an action-conditioned next-frame-only model and cached latents
+    origin: int = 0
+    travel: str = "sum"  # how the actions accumulate: "sum", or "pose" (end-effector deltas in its own frame: the arm)
 
     def __post_init__(self) -> None:
         for name in ("caption_dropout", "video2world_prob"):
@@ -143,6 +148,15 @@ class WorldModelConfig:
         if self.rollout_depth and (self.camera or self.views or self.trajectory):
             raise ConfigError("model.rollout_depth works with action- or video-conditioned models only (not camera, "
                               "views or trajectory); set it to 0.")  # fmt: skip
+        if self.origin < 0 or (self.origin and not (self.action_dim and self.dit.next_frame_only)):
+            raise ConfigError(f"model.origin must be >= 0, and > 0 needs an action-conditioned model with "
+                              f"model.dit.next_frame_only: true; got {self.origin}.")  # fmt: skip
+        if self.origin and self.origin <= self.max_cond_latents:
+            raise ConfigError(f"model.origin ({self.origin}) must reach past the model's context: more than "
+                              f"model.max_cond_latents ({self.max_cond_latents}) latent frames.")  # fmt: skip
+        if self.travel not in TRAVEL_MODES or (self.travel == "pose" and 0 < self.action_dim < 6):
+            raise ConfigError(f"model.travel must be one of {', '.join(TRAVEL_MODES)} (pose needs actions of at least "
+                              f"6 numbers: translation, rotation vector), got {self.travel!r}.")  # fmt: skip
         if self.video2world_prob > 0 and not self.dit.cond_mask_channel:
             raise ConfigError("Video2World training needs model.dit.cond_mask_channel: true (or video2world_prob: 0).")
 

@@ -18,6 +18,7 @@ from typing import Any, Iterator
 import torch
 
 from worldsmith.conditioning.camera import pack_camera, per_latent_frame
+from worldsmith.conditioning.origin import origin_windows
 from worldsmith.conditioning.views import stack_views
 from worldsmith.data.dataset import DatasetConfig, make_loader
 from worldsmith.errors import ConfigError, DataError
@@ -130,11 +131,16 @@ def text_batch(latents: torch.Tensor, captions: list[str], latent_fps: torch.Ten
 class CachedLatentBatches:
     """Shuffled batches of cached latents (and actions); the same batches for the same epoch (resume replays the
     epoch). With ``window`` each sample is a random window of that many latent frames of its crop (and the
-    ``chunk`` actions of each latent frame in it), drawn per epoch from the seed."""
+    ``chunk`` actions of each latent frame in it), drawn per epoch from the seed. With ``origin`` > 0 each window
+    also gets a rollout origin at most that many latent frames back (conditioning/origin.py): ``origin`` (B, C, H',
+    W') its latent frame, ``travel`` (B, window, A + 1) the actions accumulated since it."""
 
     def __init__(self, cache: dict[str, Any], batch_size: int, seed: int, text_encoder, window: int = 0,
-                 chunk: int = 1) -> None:  # fmt: skip
-        self.cache, self.window, self.chunk = cache, window, chunk
+                 chunk: int = 1, origin: int = 0, travel: str = "sum") -> None:  # fmt: skip
+        self.cache, self.window, self.chunk, self.origin, self.travel = cache, window, chunk, origin, travel
+        if origin and "actions" not in cache:
+            raise ConfigError("model.origin sums the actions since the origin: train on clips with actions "
+                              "(data.actions=true).")  # fmt: skip
         self.batch_size, self.seed, self.epoch, self.text_encoder = batch_size, seed, 0, text_encoder
         frames = cache["latents"].shape[2]
         if window > frames:
@@ -155,6 +161,8 @@ class CachedLatentBatches:
         order = torch.randperm(n, generator=g)
         w = self.window or latents.shape[2]
         starts = torch.randint(0, latents.shape[2] - w + 1, (n,), generator=g)
+        if self.origin:
+            origins, trav = origin_windows(actions, starts, w, self.origin, self.chunk, g, self.travel)
         for i in range(0, n - bs + 1, bs):
             idx = order[i : i + bs]
             z = torch.stack([latents[j, :, starts[j] : starts[j] + w] for j in idx])  # (B, C, w, H', W')
@@ -170,8 +178,11 @@ class CachedLatentBatches:
             if ego is not None:
                 traj = torch.stack([ego[j, starts[j] * self.chunk : (starts[j] + w - 1) * self.chunk + 1] for j in idx])
             captions = [self.cache["captions"][j] for j in idx]
-            yield text_batch(z, captions, self.cache["fps"][idx], self.text_encoder, a, tok, cam,
-                             None if views is None else views[idx], traj)  # fmt: skip
+            batch = text_batch(z, captions, self.cache["fps"][idx], self.text_encoder, a, tok, cam,
+                               None if views is None else views[idx], traj)  # fmt: skip
+            if self.origin:
+                batch |= {"origin": torch.stack([latents[j, :, origins[j]] for j in idx]), "travel": trav[idx]}
+            yield batch
 
 
 def dataset_config(data: DiffusionDataConfig, seed: int, *, loop: bool, shuffle: bool) -> DatasetConfig:

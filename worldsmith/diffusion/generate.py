@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from worldsmith.conditioning.camera import pack_camera, per_latent_frame
+from worldsmith.conditioning.origin import OriginState
 from worldsmith.conditioning.text import default_text_encoder
 from worldsmith import progress
 from worldsmith.diffusion import multiview
@@ -58,6 +59,7 @@ class RolloutState:
     sampling: SamplingConfig
     window: int  # latent frames per model call, as in training
     context: int  # latent frames given per call
+    origin: OriginState | None = None  # models with ``model.origin``: where the rollout started (conditioning/origin.py)
 
     def repeat(self, n: int) -> "RolloutState":
         """Each rollout ``n`` times (row i * n + j copies row i), each copy with its own generator seeded from
@@ -66,7 +68,7 @@ class RolloutState:
         seeds = [int(torch.randint(2**62, (1,), generator=g)) for g in self.generators for _ in range(n)]
         pick = lambda c: None if c is None else c.select(idx)  # noqa: E731
         return replace(self, latents=self.latents[idx], actions=self.actions[idx], cond=pick(self.cond),
-                       uncond=pick(self.uncond),
+                       uncond=pick(self.uncond), origin=None if self.origin is None else self.origin.select(idx),
                        generators=[torch.Generator(self.latents.device).manual_seed(x) for x in seeds])
 
 
@@ -224,8 +226,11 @@ class DiffusionGenerator:
             raise ConfigError(f"{video.shape[2]} given frames need the {past} actions between them, (B={b}, {past}, "
                               f"{a_dim}); got {tuple(actions.shape)}.")  # fmt: skip
         gens = [torch.Generator(self.device).manual_seed(int(x)) for x in seeds]
-        return RolloutState(latents=z, actions=actions.to(self.device, torch.float32), count=z.shape[2], cond=cond,
-                            uncond=uncond, generators=gens, sampling=s, window=t_lat, context=context)
+        actions = actions.to(self.device, torch.float32)
+        m = self.model.cfg
+        origin = OriginState.start(z, actions, self.ct, m.origin, m.travel) if m.origin else None
+        return RolloutState(latents=z, actions=actions, count=z.shape[2], cond=cond, uncond=uncond, generators=gens,
+                            sampling=s, window=t_lat, context=context, origin=origin)
 
     @torch.no_grad()
     def next_latent(self, state: "RolloutState", actions: torch.Tensor) -> torch.Tensor:
@@ -242,13 +247,17 @@ class DiffusionGenerator:
         window = state.actions[:, (z.shape[2] - k) * ct :]  # actions after the first given latent frame
         pad = (state.window - 1) * ct - window.shape[1]
         window = torch.cat([window, window.new_zeros(b, pad, window.shape[2])], dim=1)
-        new = self.window_step(z[:, :, -k:], state.window, {"actions": window}, state.cond, state.uncond, s,
-                               state.generators)  # fmt: skip
+        extras = {"actions": window}
+        if state.origin is not None:
+            extras |= {"origin": state.origin.frame, "travel": state.origin.window(actions.to(window), k, state.window)}
+        new = self.window_step(z[:, :, -k:], state.window, extras, state.cond, state.uncond, s, state.generators)
         # keep only what the next windows read: the last ``context`` latents and the actions after the first
         keep = min(state.context, z.shape[2] + 1)
         state.latents = torch.cat([z, new], dim=2)[:, :, -keep:]
         state.actions = state.actions[:, state.actions.shape[1] - (keep - 1) * ct :]
         state.count += 1
+        if state.origin is not None:
+            state.origin.advance(actions.to(window), state.latents, state.actions)
         return new
 
     def window_step(self, given: torch.Tensor, window: int, extras: dict, cond: Condition, uncond: Condition | None,

@@ -28,6 +28,15 @@ from worldsmith.errors import ConfigError
 RESERVED = ("latents", "text", "text_mask", "fps")  # batch keys that are not extra conditions
 
 
+def extras_of(model: DiffusionWorldModel, batch: dict) -> dict:
+    """The extra conditions of a batch, by embedder name; a rollout origin's latent frame normalised as the
+    latents are (the generator hands it over in model space)."""
+    extras = {k: v for k, v in batch.items() if k not in RESERVED}
+    if "origin" in extras:
+        extras["origin"] = model.normalize(extras["origin"].float()[:, :, None])[:, :, 0]
+    return extras
+
+
 def world_model_loss(model: DiffusionWorldModel, batch: dict, given: int = 0) -> tuple[torch.Tensor, dict]:
     """The joint loss of a batch; ``given`` > 0: every sample is Video2World on exactly that many given frames."""
     x0 = model.normalize(batch["latents"].float())  # (B, C, T', H', W')
@@ -39,7 +48,7 @@ def world_model_loss(model: DiffusionWorldModel, batch: dict, given: int = 0) ->
     if bool(drop.any()):
         text = torch.where(drop[:, None, None], 0.0, text)
         mask = torch.where(drop[:, None], torch.arange(mask.shape[1], device=mask.device) == 0, mask)
-    cond = Condition(text, mask, fps=batch.get("fps"), extras={k: v for k, v in batch.items() if k not in RESERVED})
+    cond = Condition(text, mask, fps=batch.get("fps"), extras=extras_of(model, batch))
     # 2. Video2World samples: condition on the first k latent frames, noise-augmented
     k = torch.zeros(b, dtype=torch.long, device=x0.device)
     if t > 1 and cfg.video2world_prob > 0:
@@ -75,8 +84,10 @@ def rollout_world_model_loss(model: DiffusionWorldModel, batch: dict) -> tuple[t
 
 def window_batch(batch: dict, latents: torch.Tensor, start: int, chunk: int) -> dict:
     """``batch`` cut to the window of ``latents`` (B, C, m, H', W') that starts at latent frame ``start``: the
-    actions leading into its frames 1..m-1 (``chunk`` per latent frame)."""
+    actions leading into its frames 1..m-1 (``chunk`` per latent frame), the travel of its frames."""
     out = dict(batch, latents=latents)
+    if "travel" in batch:
+        out["travel"] = batch["travel"][:, start : start + latents.shape[2]]
     if "actions" in batch:
         out["actions"] = batch["actions"][:, start * chunk : (start + latents.shape[2] - 1) * chunk]
     return out
@@ -88,8 +99,7 @@ def next_frame(model: DiffusionWorldModel, batch: dict) -> torch.Tensor:
     it, with 1 Euler step, as a rollout makes it (its context noise-augmented at ``cond_sigma``)."""
     x = model.normalize(batch["latents"].float())
     b = x.shape[0]
-    extras = {k: v for k, v in batch.items() if k not in RESERVED}
-    cond = Condition(batch["text"].float(), batch["text_mask"].bool(), fps=batch.get("fps"), extras=extras)
+    cond = Condition(batch["text"].float(), batch["text_mask"].bool(), fps=batch.get("fps"), extras=extras_of(model, batch))
     given = torch.full((b,), x.shape[2] - 1, dtype=torch.long, device=x.device)
     cond = with_condition_frames(cond, x, given, torch.full((b,), model.cfg.cond_sigma, device=x.device))
     new = model.generate(cond, tuple(x.shape[2:]), steps=1, sampler="euler")[:, :, -1:]

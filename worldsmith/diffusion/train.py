@@ -28,7 +28,7 @@ from worldsmith.diffusion.config import WorldModelConfig
 from worldsmith.diffusion.data import (CachedLatentBatches, DiffusionDataConfig, EncodedBatches, build_latent_cache,
                                        dataset_config, read_latent_cache)  # fmt: skip
 from worldsmith.diffusion.generate import GENERATION_FILE, load_discrete_tokenizer, load_tokenizer
-from worldsmith.diffusion.losses import RESERVED, rollout_world_model_loss, world_model_loss
+from worldsmith.diffusion.losses import RESERVED, extras_of, rollout_world_model_loss, world_model_loss
 from worldsmith.diffusion.model import EMBEDDERS, DiffusionWorldModel, with_condition_frames
 from worldsmith.errors import ConfigError, DataError
 from worldsmith.io.video import encode_mp4, to_uint8
@@ -141,7 +141,7 @@ def write_preview(model: DiffusionWorldModel, tokenizer, batch: dict, out_dir: P
     device = next(model.parameters()).device
     x0 = model.normalize(batch["latents"].to(device).float())  # (B, C, T', H', W')
     b = x0.shape[0]
-    extras = {k: v.to(device) for k, v in batch.items() if k not in RESERVED}
+    extras = extras_of(model, {k: v.to(device) for k, v in batch.items() if k not in RESERVED})
     cond = Condition(batch["text"].to(device), batch["text_mask"].to(device), fps=batch["fps"].to(device), extras=extras)
     cond = with_condition_frames(cond, x0, torch.ones(b, dtype=torch.long, device=device),
                                  torch.full((b,), model.cfg.cond_sigma, device=device))  # fmt: skip
@@ -170,12 +170,18 @@ def train(cfg: DiffusionRunConfig, run_dir: str | Path, *, fresh: bool = False,
     if cfg.data.cache_latents:
         main_first(lambda: build_latent_cache(cfg.data, tok, run_dir / CACHE_FILE, cfg.train.seed, token_tok))
         cache = read_latent_cache(run_dir / CACHE_FILE)
-        data = CachedLatentBatches(cache, cfg.train.batch_size, cfg.train.seed, text_encoder, cfg.data.window, ct)
+        origin = {"origin": cfg.model.origin, "travel": cfg.model.travel}
+        data = CachedLatentBatches(cache, cfg.train.batch_size, cfg.train.seed, text_encoder, cfg.data.window, ct, **origin)
         sample_latents, clip_fps = cache["latents"], float(cache["fps"].median()) * ct
         sample_actions, sample_ego = cache.get("actions"), cache.get("trajectory")
         sample_camera = camera_windows(cache.get("camera"), cfg.data.window or cache["latents"].shape[2])
-        preview = next(iter(CachedLatentBatches(cache, 4, cfg.train.seed + 1, text_encoder, cfg.data.window, ct)))
+        preview = next(iter(CachedLatentBatches(cache, 4, cfg.train.seed + 1, text_encoder, cfg.data.window, ct, **origin)))
+        sample_travel = next(iter(CachedLatentBatches(cache, 1024, cfg.train.seed + 2, text_encoder, cfg.data.window, ct,
+                                                      **origin)))["travel"] if cfg.model.origin else None  # fmt: skip
     else:
+        if cfg.model.origin:
+            raise ConfigError("model.origin trains on windows of cached latents: set data.cache_latents=true and "
+                              "data.window.")  # fmt: skip
         loader = make_loader(dataset_config(cfg.data, cfg.train.seed, loop=True, shuffle=True), cfg.train.batch_size,
                              cfg.data.num_workers, drop_last=True)  # fmt: skip
         data = EncodedBatches(loader, tok, text_encoder)
@@ -201,6 +207,8 @@ def train(cfg: DiffusionRunConfig, run_dir: str | Path, *, fresh: bool = False,
         model.set_latent_stats(sample_latents)
     if starting and cfg.model.action_dim:
         model.embedder("actions").set_scale(sample_actions)
+    if starting and cfg.model.origin:
+        model.embedder("travel").set_scale(sample_travel)
     if starting and cfg.model.trajectory:
         model.embedder("trajectory").set_scale(sample_ego)
     if starting and cfg.model.camera and sample_camera is not None:
