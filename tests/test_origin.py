@@ -139,6 +139,12 @@ def test_the_origin_embedders_start_as_the_base_and_steer_once_trained():
     for name in ("origin", "travel"):
         other = Condition(**{**cond.__dict__, "extras": cond.extras | {name: torch.randn_like(cond.extras[name])}})
         assert not torch.allclose(with_origin.denoiser(x, sigma, other), out)
+    # travel beyond the range measured on the training windows is clamped to it (a key held for many frames in play)
+    travel_embedder = with_origin.embedder("travel")
+    travel_embedder.set_scale(torch.rand(64, 3, A + 1))  # a range of [0, 1) per dimension
+    far, edge = cond.extras["travel"].clone(), cond.extras["travel"].clone()
+    far[..., 6], edge[..., 6] = 40.0, float(travel_embedder.high[6])
+    torch.testing.assert_close(travel_embedder(far, (b, 3, 4, 4)), travel_embedder(edge, (b, 3, 4, 4)))
     # condition guidance's "without" branch drops the travel (the actions' sum) but keeps the origin frame
     keep = {GUIDED_KEEP: torch.zeros(b)}
     dropped = Condition(**{**cond.__dict__, "extras": cond.extras | keep})
@@ -198,3 +204,24 @@ def test_an_origin_model_trains_and_rolls_out_past_its_horizon(tmp_path, arm_sha
     with pytest.raises(ConfigError, match="data.cache_latents"):
         family.train(C.merge(cfg, {"data": {"cache_latents": False, "window": 0}, "model": {"rollout_depth": 0}}),
                      tmp_path / "bad")  # fmt: skip
+
+
+def test_the_shipped_model_stays_sane_under_play_keys_held_past_its_training_range():
+    """Play sends the gripper's "open" (+1) every frame and holds keys: summed, those leave the travel range the
+    model was trained on by far (a gripper command of 20); unclamped, the shipped model's frames fell to ~4 dB."""
+    from worldsmith.eval.metrics import psnr
+    from worldsmith.io.video import to_tensor, to_uint8
+
+    gen = DiffusionGenerator.from_run("arm-action")
+    embedder = gen.model.embedder("travel")
+    assert torch.isfinite(embedder.low).all() and torch.isfinite(embedder.high).all()
+    world = ArmWorld(WorldConfig(size=gen.size))
+    first = world.reset(seed=2_000_011)
+    key = np.zeros(7, np.float32)
+    key[6], key[1] = 1.0, 0.01  # the gripper held open and "right" held for 20 frames
+    truth = [world.step(key) for _ in range(20)]
+    world.close()
+    video = to_tensor(first[None])[None]  # (1, 3, 1, H, W) in [-1, 1]
+    out = gen.rollout(video, torch.from_numpy(np.stack([key] * 20))[None], 21, [""])
+    frames = to_uint8(out[0])[1:]  # (20, H, W, 3)
+    assert float(psnr(frames[-1], truth[-1])) > 15.0

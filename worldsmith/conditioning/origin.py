@@ -14,7 +14,8 @@ the base):
   and projected onto every frame's tokens at their own positions.
 - ``TravelEmbedder`` ("travel", target "modulation"): per latent frame of the window, the actions accumulated from
   the origin to that frame and the number of video frames since the origin, (B, T', A + 1), divided by their std on
-  the training data (``set_scale``), through an MLP into the noise embedding (as the actions themselves enter).
+  the training data (``set_scale``) after clamping them to the range seen there, through an MLP into the noise
+  embedding (as the actions themselves enter).
 
 Actions accumulate (``model.travel``) as a plain sum ("sum": velocities, or deltas in a fixed frame such as a robot's
 base), or as poses ("pose": end-effector deltas in the end effector's own frame, (dx, dy, dz, rotation vector, the
@@ -74,18 +75,32 @@ class TravelEmbedder(nn.Module):
         self.fc2 = nn.Linear(hidden, width, bias=False)
         nn.init.zeros_(self.fc2.weight)
         self.register_buffer("scale", torch.ones(self.dim))
+        # the range of the training windows' travel: values beyond it (a key held for many frames in play, a gripper
+        # command summed past its limits) are clamped to it, so the MLP never extrapolates
+        self.register_buffer("low", torch.full((self.dim,), -torch.inf))
+        self.register_buffer("high", torch.full((self.dim,), torch.inf))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # runs saved before the range was measured: no clamping
+        state_dict.setdefault(prefix + "low", torch.full((self.dim,), -torch.inf))
+        state_dict.setdefault(prefix + "high", torch.full((self.dim,), torch.inf))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @torch.no_grad()
     def set_scale(self, travel: torch.Tensor) -> None:
-        """Measure the per-dimension std of travel values (..., A + 1) on the training windows."""
-        self.scale.copy_(travel.reshape(-1, self.dim).float().std(0).clamp_min(1e-3))
+        """Measure the per-dimension std and range of travel values (..., A + 1) on the training windows."""
+        flat = travel.reshape(-1, self.dim).float()
+        self.scale.copy_(flat.std(0).clamp_min(1e-3))
+        self.low.copy_(flat.min(0).values)
+        self.high.copy_(flat.max(0).values)
 
     def forward(self, travel: torch.Tensor, latent_shape: tuple[int, int, int, int]) -> torch.Tensor:
         """travel (B, T', A + 1) -> (B, T', D) added to each latent frame's noise embedding."""
         if travel.ndim != 3 or travel.shape[1:] != (latent_shape[1], self.dim):
             raise ConfigError(f"travel must be (B, {latent_shape[1]}, {self.dim}): per latent frame, the actions "
                               f"summed since the origin and the frames since it; got {tuple(travel.shape)}.")  # fmt: skip
-        return self.fc2(F.silu(self.fc1(travel.float() / self.scale)))
+        inside = torch.minimum(torch.maximum(travel.float(), self.low), self.high)
+        return self.fc2(F.silu(self.fc1(inside / self.scale)))
 
 
 MODES = ("sum", "pose")  # how actions accumulate into travel (``model.travel``)
