@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from worldsmith.errors import ConfigError
+from worldsmith.nn.embeddings import patchify
 
 PACKED = 25  # 16 (c2w) + 9 (K)
 
@@ -134,8 +135,5 @@ class CameraEmbedder(nn.Module):
         return rays / self.scale.view(6, 1, 1) if scaled else rays
 
     def forward(self, camera: torch.Tensor, latent_shape: tuple[int, int, int, int]) -> torch.Tensor:
-        b, t, hh, ww = latent_shape
-        p = self.patch
-        r = self.rays(camera, latent_shape).reshape(b, t, 6, hh // p, p, ww // p, p)
-        r = r.permute(0, 1, 3, 5, 2, 4, 6).reshape(b, t, (hh // p) * (ww // p), 6 * p * p)
+        r = patchify(self.rays(camera, latent_shape).transpose(1, 2), self.patch)  # (B, T', h*w, 6*p*p)
         return self.proj(r.to(self.proj.weight.dtype))

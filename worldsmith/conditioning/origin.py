@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from worldsmith.errors import ConfigError
+from worldsmith.nn.embeddings import patchify
 
 
 class OriginEmbedder(nn.Module):
@@ -57,9 +58,8 @@ class OriginEmbedder(nn.Module):
         if origin.ndim != 4 or origin.shape[1] != self.latent_channels or tuple(origin.shape[2:]) != (hh, ww):
             raise ConfigError(f"the origin must be one latent frame (B, {self.latent_channels}, {hh}, {ww}), got "
                               f"{tuple(origin.shape)}.")  # fmt: skip
-        x = origin.reshape(b, self.latent_channels, hh // p, p, ww // p, p).permute(0, 2, 4, 1, 3, 5)
-        tokens = self.proj(x.reshape(b, (hh // p) * (ww // p), -1).to(self.proj.weight.dtype))  # (B, h*w, D)
-        return tokens[:, None].expand(b, t, *tokens.shape[1:])
+        tokens = self.proj(patchify(origin[:, :, None], p).to(self.proj.weight.dtype))  # (B, 1, h*w, D)
+        return tokens.expand(b, t, *tokens.shape[2:])
 
 
 class TravelEmbedder(nn.Module):

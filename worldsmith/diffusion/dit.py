@@ -29,7 +29,7 @@ from worldsmith.diffusion.condition import Condition
 from worldsmith.diffusion.config import DiTConfig
 from worldsmith.diffusion.embedders import GUIDED_KEEP, ConditionEmbedder, NoiseEmbedder
 from worldsmith.errors import ConfigError
-from worldsmith.nn.embeddings import PositionEmbedding
+from worldsmith.nn.embeddings import PositionEmbedding, patchify
 from worldsmith.nn.modulation import EPS, Modulation, modulate
 from worldsmith.nn.norms import RMSNorm
 from worldsmith.nn.rope import RoPE3D, apply_rope
@@ -170,10 +170,7 @@ class DiT(nn.Module):
 
     def patchify(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, T', H', W') -> (B, T', h*w, C*p*p) with h = H'/p, w = W'/p."""
-        b, c, t, hh, ww = x.shape
-        p = self.cfg.patch
-        x = x.reshape(b, c, t, hh // p, p, ww // p, p).permute(0, 2, 3, 5, 1, 4, 6)  # (B, T', h, w, C, p, p)
-        return x.reshape(b, t, (hh // p) * (ww // p), c * p * p)
+        return patchify(x, self.cfg.patch)
 
     def unpatchify(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
         """(B, T', h*w, C*p*p) -> (B, C, T', h*p, w*p)."""

@@ -26,6 +26,14 @@ def sinusoidal(x: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.
     return torch.cat([angles.cos(), angles.sin()], dim=-1)
 
 
+def patchify(x: torch.Tensor, p: int) -> torch.Tensor:
+    """(B, C, T', H', W') -> (B, T', h*w, C*p*p) with h = H'/p, w = W'/p: the DiT's tokens, and the per-token inputs
+    of the condition embedders that add to them (camera rays, the origin frame)."""
+    b, c, t, hh, ww = x.shape
+    x = x.reshape(b, c, t, hh // p, p, ww // p, p).permute(0, 2, 3, 5, 1, 4, 6)  # (B, T', h, w, C, p, p)
+    return x.reshape(b, t, (hh // p) * (ww // p), c * p * p)
+
+
 def raster_positions(frames: int, height: int, width: int) -> torch.Tensor:
     """(t, y, x) coordinates (frames * height * width, 3) int64 of a token grid in raster order."""
     t, y, x = torch.meshgrid(torch.arange(frames), torch.arange(height), torch.arange(width), indexing="ij")
