@@ -86,7 +86,7 @@ def test_decoder_overfits_a_clip_from_its_tokens(dv_residual):
     rough = codes + 0.3 * torch.randn(codes.shape, generator=torch.Generator().manual_seed(1))  # the "DV decoding"
     batch = {"latents": codes, "text": torch.zeros(4, 1, 384), "text_mask": torch.ones(4, 1, dtype=torch.bool),
              "tokens": tokens, "dv_latents": rough}  # fmt: skip
-    model.set_latent_stats(codes)
+    model.set_latent_stats(codes, {"dv_latents": rough})
     for _ in range(150):
         loss, _ = world_model_loss(model, batch)
         opt.zero_grad(), loss.backward(), opt.step()
@@ -97,6 +97,26 @@ def test_decoder_overfits_a_clip_from_its_tokens(dv_residual):
     assert error < 0.1, float(error)
     if dv_residual:  # better than the first guess it was given
         assert error < 0.5 * (rough - codes).square().mean() / codes.var()
+
+
+def test_dv_residual_is_scaled_to_sigma_data_and_old_runs_load_unscaled(tmp_path):
+    model = decoder()
+    latents = torch.randn(6, 4, 2, 4, 4) * 3 + 1
+    dv = latents + 0.2 * torch.randn(latents.shape, generator=torch.Generator().manual_seed(2))
+    with pytest.raises(DataError, match="token_tokenizer"):
+        model.set_latent_stats(latents)
+    model.set_latent_stats(latents, {"dv_latents": dv})
+    cond = Condition(*null_text(6, 384), extras={"tokens": grid(0, b=6, t=2), "dv_latents": dv})
+    x = model.normalize(latents)
+    residual = model.to_residual(x, cond)
+    assert abs(float(residual.std()) - model.cfg.edm.sigma_data) < 0.02  # what EDM's preconditioning assumes
+    assert float(model.dv_residual_scale) > 5  # unscaled: 0.2 / 3 of sigma_data, so ~15
+    assert torch.allclose(model.from_residual(residual, cond), x, atol=1e-5)
+    # a decoder saved before the scale existed loads with the residual unscaled, as it was trained
+    state = {k: v for k, v in model.state_dict().items() if k != "dv_residual_scale"}
+    old = decoder()
+    old.load_state_dict(state)
+    assert float(old.dv_residual_scale) == 1.0 and torch.equal(old.latent_std, model.latent_std)
 
 
 def test_config_and_cli_errors(dv_tokenizer, cv_tokenizer, arm_shards, tmp_path, capsys):

@@ -101,9 +101,10 @@ class DiffusionWorldModel(nn.Module, Pretrained):
         return x / self.cfg.edm.sigma_data * std + mean
 
     @torch.no_grad()
-    def set_latent_stats(self, latents: torch.Tensor) -> None:
+    def set_latent_stats(self, latents: torch.Tensor, extras: dict | None = None) -> None:
         """Measure per-channel mean and std on tokenizer latents (N, C, T', H', W'), and the scale that gives the
-        differences of consecutive normalised latent frames the std ``sigma_data``."""
+        differences of consecutive normalised latent frames the std ``sigma_data``. ``extras``: the same samples'
+        other cached tensors, for subclasses whose statistics need them (the diffusion decoder's)."""
         flat = latents.transpose(0, 1).reshape(latents.shape[1], -1).float()
         self.latent_mean.copy_(flat.mean(1))
         self.latent_std.copy_(flat.std(1).clamp_min(1e-4))

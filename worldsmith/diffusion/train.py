@@ -173,6 +173,7 @@ def train(cfg: DiffusionRunConfig, run_dir: str | Path, *, fresh: bool = False,
         origin = {"origin": cfg.model.origin, "travel": cfg.model.travel}
         data = CachedLatentBatches(cache, cfg.train.batch_size, cfg.train.seed, text_encoder, cfg.data.window, ct, **origin)
         sample_latents, clip_fps = cache["latents"], float(cache["fps"].median()) * ct
+        sample_extras = {k: v for k, v in cache.items() if k == "dv_latents"}
         sample_actions, sample_ego = cache.get("actions"), cache.get("trajectory")
         sample_camera = camera_windows(cache.get("camera"), cfg.data.window or cache["latents"].shape[2])
         preview = next(iter(CachedLatentBatches(cache, 4, cfg.train.seed + 1, text_encoder, cfg.data.window, ct, **origin)))
@@ -189,7 +190,7 @@ def train(cfg: DiffusionRunConfig, run_dir: str | Path, *, fresh: bool = False,
         batches = [b for _, b in zip(range(cfg.data.stats_batches), EncodedBatches(stats, tok, text_encoder))]
         if not batches:
             raise DataError(f"no clips of {cfg.data.frames} frames found in {cfg.data.shards}.")
-        sample_latents = torch.cat([b["latents"].cpu() for b in batches])
+        sample_latents, sample_extras = torch.cat([b["latents"].cpu() for b in batches]), {}
         sample_actions = torch.cat([b["actions"] for b in batches]) if cfg.data.actions else None
         sample_ego = torch.cat([b["trajectory"] for b in batches]) if cfg.data.trajectory else None
         sample_camera = torch.cat([b["camera"] for b in batches]) if cfg.data.camera else None
@@ -204,7 +205,7 @@ def train(cfg: DiffusionRunConfig, run_dir: str | Path, *, fresh: bool = False,
     if cfg.init_from:
         load_base(model, cfg.init_from)
     elif starting:
-        model.set_latent_stats(sample_latents)
+        model.set_latent_stats(sample_latents, sample_extras)
     if starting and cfg.model.action_dim:
         model.embedder("actions").set_scale(sample_actions)
     if starting and cfg.model.origin:
