@@ -160,11 +160,13 @@ def generate(
                                              "named manoeuvre (straight, left, right, stop; add :AMOUNT, e.g. "
                                              "left:0.8) or a JSON file (see worldsmith/worlds/manoeuvres.py). "
                                              "--frames states (default 17)."),
-    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Diffusion: sampler steps (default 10)."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Diffusion: sampler steps (default 10; a "
+                                        "decoder run: 3)."),
     guidance: Optional[float] = typer.Option(None, "--guidance", min=0.0, help="Diffusion: classifier-free "
                                              "guidance (default 1 = none)."),
     negative_prompt: Optional[str] = typer.Option(None, "--negative-prompt", help="Diffusion: prompt to avoid."),
-    sampler: Optional[str] = typer.Option(None, "--sampler", help="Diffusion: euler, heun or dpm++2m (default)."),
+    sampler: Optional[str] = typer.Option(None, "--sampler", help="Diffusion: euler, heun or dpm++2m (default; a "
+                                          "decoder run: euler)."),
     temperature: Optional[float] = typer.Option(None, "--temperature", min=0.0, help="Autoregressive: sampling "
                                                 "temperature (default 1; 0 = greedy)."),
     top_k: Optional[int] = typer.Option(None, "--top-k", min=0, help="Autoregressive: the k likeliest tokens."),
