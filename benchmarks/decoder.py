@@ -50,7 +50,8 @@ def features(videos: list) -> list:
     return [frame_features(x[0].transpose(0, 1)) for x in videos]
 
 
-def score(decoded: list, truth: list) -> dict:
+def score(decoded: list, truth: list, feats: list, real: list) -> dict:
+    """PSNR / SSIM per clip and the FD of all frames; ``feats`` / ``real``: the clips' features (``features``)."""
     import torch
 
     from worldsmith.eval.features import frechet_distance
@@ -58,30 +59,27 @@ def score(decoded: list, truth: list) -> dict:
 
     p = np.array([float(psnr(d, t)) for d, t in zip(decoded, truth)])
     s = np.array([float(ssim(d, t)) for d, t in zip(decoded, truth)])
-    fd = frechet_distance(torch.cat(features(decoded)), torch.cat(features(truth)))
+    fd = frechet_distance(torch.cat(feats), torch.cat(real))
     sem = lambda v: float(v.std(ddof=1) / np.sqrt(len(v)))  # noqa: E731
     return {"psnr": float(p.mean()), "psnr_sem": sem(p), "ssim": float(s.mean()), "ssim_sem": sem(s), "fd": fd}
 
 
-def bootstrap_fd_change(decoded: dict, truth: list, draws: int, seed: int = 0) -> dict:
+def bootstrap_fd_change(feats: dict, real: list, draws: int, seed: int = 0) -> dict:
     """Each decoding's FD change against the DV decoder's over episodes drawn with replacement (the same draws
     for every row, paired with the truth's frames): mean and std of the change, and the share of draws at -20 %
-    or below (the goal)."""
+    or below (the goal). ``feats``: each decoding's per-clip features; ``real``: the truth's."""
     import torch
 
     from worldsmith.eval.features import frechet_distance
 
-    feats = {name: features(v) for name, v in decoded.items()}
-    real = features(truth)
     rng = np.random.default_rng(seed)
-    picks = [rng.integers(0, len(truth), len(truth)).tolist() for _ in range(draws)]
+    picks = [rng.integers(0, len(real), len(real)).tolist() for _ in range(draws)]
     cat = lambda fs, idx: torch.cat([fs[i] for i in idx])  # noqa: E731
-    base = [frechet_distance(cat(feats["dv"], idx), cat(real, idx)) for idx in picks]
+    base = np.array([frechet_distance(cat(feats["dv"], idx), cat(real, idx)) for idx in picks])
     out = {}
-    for name in decoded:
+    for name in feats:
         if name != "dv":
-            fds = [frechet_distance(cat(feats[name], idx), cat(real, idx)) for idx in picks]
-            change = np.array(fds) / np.array(base) - 1
+            change = np.array([frechet_distance(cat(feats[name], idx), cat(real, idx)) for idx in picks]) / base - 1
             out[name] = {"mean": float(change.mean()), "std": float(change.std(ddof=1)),
                          "goal_share": float((change <= -0.2).mean())}  # fmt: skip
     return out
@@ -115,9 +113,11 @@ def run(args: argparse.Namespace) -> dict:
             sampling = DecoderSamplingConfig(steps=steps, sampler=args.sampler)
             timed(f"diffusion-{steps}", lambda i, x: gen.decode(tokens[i], sampling, seed=i))
         timed("cv", lambda i, x: cv.decode(cv.encode(x)).clamp(-1, 1))
-    rows = {name: score(vids, truth) | {"seconds_per_clip": seconds[name]} for name, vids in decoded.items()}
+    feats, real = {name: features(vids) for name, vids in decoded.items()}, features(truth)  # once per decoding
+    rows = {name: score(vids, truth, feats[name], real) | {"seconds_per_clip": seconds[name]}
+            for name, vids in decoded.items()}  # fmt: skip
     if args.bootstrap:
-        for name, spread in bootstrap_fd_change(decoded, truth, args.bootstrap).items():
+        for name, spread in bootstrap_fd_change(feats, real, args.bootstrap).items():
             rows[name]["fd_change_bootstrap"] = spread
     params = sum(p.numel() for p in gen.model.parameters())
     return {"decoder": str(args.decoder), "episodes": len(truth), "frames": args.frames, "size": gen.size,

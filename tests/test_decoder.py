@@ -99,7 +99,7 @@ def test_decoder_overfits_a_clip_from_its_tokens(dv_residual):
         assert error < 0.5 * (rough - codes).square().mean() / codes.var()
 
 
-def test_dv_residual_is_scaled_to_sigma_data_and_old_runs_load_unscaled(tmp_path):
+def test_dv_residual_is_scaled_to_sigma_data_and_old_runs_load_unscaled():
     model = decoder()
     latents = torch.randn(6, 4, 2, 4, 4) * 3 + 1
     dv = latents + 0.2 * torch.randn(latents.shape, generator=torch.Generator().manual_seed(2))

@@ -173,7 +173,7 @@ def train(cfg: DiffusionRunConfig, run_dir: str | Path, *, fresh: bool = False,
         origin = {"origin": cfg.model.origin, "travel": cfg.model.travel}
         data = CachedLatentBatches(cache, cfg.train.batch_size, cfg.train.seed, text_encoder, cfg.data.window, ct, **origin)
         sample_latents, clip_fps = cache["latents"], float(cache["fps"].median()) * ct
-        sample_extras = {k: v for k, v in cache.items() if k == "dv_latents"}
+        sample_extras = {"dv_latents": cache["dv_latents"]} if "dv_latents" in cache else {}
         sample_actions, sample_ego = cache.get("actions"), cache.get("trajectory")
         sample_camera = camera_windows(cache.get("camera"), cfg.data.window or cache["latents"].shape[2])
         preview = next(iter(CachedLatentBatches(cache, 4, cfg.train.seed + 1, text_encoder, cfg.data.window, ct, **origin)))
