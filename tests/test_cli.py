@@ -1,11 +1,13 @@
 """The CLI: help, info, config --dry-run style printing, and one-sentence errors without tracebacks."""
 
+import importlib
 import subprocess
 import sys
 
 import pytest
 
 from helpers import run_cli
+from worldsmith import entry
 
 
 
@@ -61,6 +63,24 @@ def test_user_errors_are_one_line_without_traceback(capsys, args, message):
 def test_bad_flag_is_a_usage_error(capsys):
     code, _, err = run_cli(capsys, "sim", "bounce", "--episodes", "zero", "--out", "x")
     assert code == 2 and "Traceback" not in err
+
+
+def test_ctrl_c_while_the_command_starts_is_one_line(monkeypatch, capsys):
+    def interrupted(name):
+        raise KeyboardInterrupt  # as if Ctrl-C came while the CLI imported torch
+
+    monkeypatch.setattr(importlib, "import_module", interrupted)
+    with pytest.raises(SystemExit) as exit_:
+        entry.main()
+    monkeypatch.undo()
+    assert exit_.value.code == 130 and capsys.readouterr().err == "interrupted while starting; nothing was done.\n"
+
+
+def test_console_entry_runs_the_cli():
+    code = "import sys; from worldsmith.entry import main; sys.argv = ['worldsmith', 'config', 'diffusion', " \
+           "'--set', 'train.lr=x']; main()"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 1 and run.stderr.startswith("error: train.lr") and "Traceback" not in run.stderr
 
 
 def test_entry_point_and_debug_flag():

@@ -3,18 +3,21 @@ and the same command again finishes the run with every kept clip exactly once.""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import psutil
 import pyarrow.parquet as pq
 
 from curate_inputs import make_input_folder, shard_keys
+from worldsmith.curate import engine_local
 
 
 def _journal_lines(out: Path) -> int:
@@ -81,3 +84,17 @@ def test_sigterm_and_ctrl_c_stop_cleanly_and_the_rerun_finishes(tmp_path):
     rows = pq.read_table(out / "manifest.parquet").to_pylist()
     kept = Counter(r["key"] for r in rows if r["kept"])
     assert kept and shard_keys(out) == kept
+
+
+def _ctrl_c_then_init() -> None:
+    """A worker's initializer that gets Ctrl-C first, as a worker still importing does when the user presses it."""
+    os.kill(os.getpid(), signal.SIGINT)
+    engine_local._init_worker()
+
+
+def test_a_ctrl_c_during_a_workers_start_up_is_discarded_there():
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, set())
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_ctrl_c_then_init) as pool:
+        future = engine_local._submit(pool, os.getpid)  # a plain submit: KeyboardInterrupt, a broken pool
+        assert signal.pthread_sigmask(signal.SIG_BLOCK, set()) == before  # the driver's mask is back
+        assert future.result(timeout=120) != os.getpid()  # the worker lived and ran the task

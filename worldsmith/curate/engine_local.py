@@ -43,8 +43,23 @@ def _bars(n_sources: int, n_clips: int, enabled: bool) -> tuple[tqdm, tqdm]:
 
 
 def _init_worker() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides; no traceback from every worker on Ctrl-C
+    # the driver decides; no traceback from every worker on Ctrl-C. SIGINT was blocked since the spawn
+    # (``_submit``): ignoring it first discards one that came during the imports
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     one_thread()
+
+
+def _submit(pool: ProcessPoolExecutor, fn, *args) -> Future:
+    """``pool.submit`` with SIGINT blocked in this thread. A submit may spawn a worker, and a spawned worker spends
+    seconds importing before ``_init_worker`` ignores Ctrl-C: it inherits the blocked mask, so a Ctrl-C the terminal
+    sends it then waits, and is discarded, instead of raising KeyboardInterrupt in its imports. The driver still gets
+    its own Ctrl-C (at the latest when the mask is restored)."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        return pool.submit(fn, *args)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def run_local(sources: list[Source], clips: list[ClipRecord], cfg: CurateConfig, work: Path, driver: Driver) -> None:
@@ -118,15 +133,15 @@ def _run_pool(sources, clips, cfg, work, driver, workers, split_bar, clip_bar, p
             while len(in_flight) < limit and (ready or todo or pending):
                 if ready:
                     state, (kind, index, fn, args) = ready.popleft()
-                    in_flight[pool.submit(fn, *args)] = ("segment", (state, kind, index))
+                    in_flight[_submit(pool, fn, *args)] = ("segment", (state, kind, index))
                 elif todo:
                     rec = todo.popleft()
-                    in_flight[pool.submit(process_task, rec, cfg.filters, cfg.annotate, cfg.dedup)] = ("clip", rec)
+                    in_flight[_submit(pool, process_task, rec, cfg.filters, cfg.annotate, cfg.dedup)] = ("clip", rec)
                 else:
                     src = pending.popleft()
                     state = plan(src)
                     if state is None:
-                        in_flight[pool.submit(split_task, src, cfg.split, str(work))] = ("source", src)
+                        in_flight[_submit(pool, split_task, src, cfg.split, str(work))] = ("source", src)
                     else:
                         ready.extend((state, task) for task in state.next_tasks())
             # 2. journal whatever finished; a split source adds its clips to the queue
