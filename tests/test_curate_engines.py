@@ -104,7 +104,7 @@ def _journal_lines(out: Path) -> int:
         return 0
 
 
-def _kill_when(cmd: list[str], ready, timeout: float = 60.0) -> bool:
+def _kill_when(cmd: list[str], ready, timeout: float = 300.0) -> bool:
     """Start ``cmd``, SIGKILL it as soon as ``ready()`` holds; False when it finished first."""
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout

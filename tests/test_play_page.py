@@ -126,7 +126,7 @@ def test_play_page_a_key_press_steps_the_model_and_the_reality_check_shows_the_s
     assert np.array_equal(canvas(browser, "sim"), truth)  # the simulator under the same action, lossless
 
     browser.find_element(By.ID, "record").click()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # generous: a loaded machine encodes slowly
     while not list(downloads.glob("*.mp4")) and time.monotonic() < deadline:
         time.sleep(0.1)
     (video,) = downloads.glob("*.mp4")

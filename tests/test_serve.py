@@ -235,7 +235,7 @@ def test_text2world_and_video2world_jobs_report_progress(client):
 def test_a_running_job_is_cancelled_within_a_step_and_a_full_queue_says_429(client):
     long = {"model": "arm-action", "kind": "action", "start_seed": SEED, "actions": LONG_ACTIONS, "steps": 50}
     running = client.post("/api/jobs", json=long).json()
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 300
     while client.get(f"/api/jobs/{running['id']}").json()["state"] != "running" and time.monotonic() < deadline:
         time.sleep(0.02)
     assert "running" in error_of(client.get(f"/api/jobs/{running['id']}/video"), 409)
@@ -245,7 +245,7 @@ def test_a_running_job_is_cancelled_within_a_step_and_a_full_queue_says_429(clie
     assert "queue is full" in error_of(full, 429) and int(full.headers["retry-after"]) >= 1
     assert client.delete(f"/api/jobs/{queued.json()['id']}").json()["state"] == "cancelled"
     client.delete(f"/api/jobs/{running['id']}")
-    done = wait(client, running["id"], timeout=60)
+    done = wait(client, running["id"])
     assert done["state"] == "cancelled" and done["error"] == "the job was cancelled." and done["progress"] < 0.5
 
 
@@ -297,7 +297,7 @@ def test_a_job_past_the_time_limit_fails_with_a_message(models, tmp_path):
     with TestClient(create_app(settings, models=models)) as c:
         job = c.post("/api/jobs", json={"model": "arm-action", "kind": "action", "start_seed": SEED,
                                         "actions": LONG_ACTIONS, "steps": 50}).json()  # fmt: skip
-        done = wait(c, job["id"], timeout=60)
+        done = wait(c, job["id"])
     assert done["state"] == "failed" and "time limit of 0.5 s" in done["error"]
     assert json.loads((tmp_path / "jobs" / job["id"] / "job.json").read_text())["state"] == "failed"
 
