@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from worldsmith.autoregressive.config import PRESETS, GPTConfig, SamplingConfig
+from worldsmith.autoregressive.heads import ce_and_z
 from worldsmith.autoregressive.kv_cache import KVCache
 from worldsmith.autoregressive.losses import cross_entropy_z_loss, next_token_loss, shift_right
 from worldsmith.autoregressive.model import VideoGPT
@@ -213,6 +214,19 @@ def test_fresh_model_ignores_text_until_trained():
 # ---------------------------------------------------------------------------------------------------------------
 # loss, sampling, positions, configs
 # ---------------------------------------------------------------------------------------------------------------
+def test_fused_cross_entropy_and_z_loss_gradients_are_exact():
+    logits = torch.randn(3, 5, 13, dtype=torch.float64, requires_grad=True)
+    targets = torch.randint(0, 13, (3, 5))
+    assert torch.autograd.gradcheck(lambda x: ce_and_z(x, targets), (logits,))
+    ce, z = ce_and_z(logits, targets)
+    (ce + 0.3 * z).backward()
+    fused = logits.grad.clone()
+    logits.grad = None
+    log_z = logits.logsumexp(-1)
+    (F.cross_entropy(logits.flatten(0, 1), targets.flatten()) + 0.3 * log_z.square().mean()).backward()
+    torch.testing.assert_close(fused, logits.grad)
+
+
 def test_loss_is_cross_entropy_plus_z_loss_and_trains():
     logits, targets = torch.randn(2, 7, 11), torch.randint(0, 11, (2, 7))
     loss, logs = cross_entropy_z_loss(logits, targets, 1e-4)
