@@ -39,7 +39,7 @@ class _CrossEntropyZ(torch.autograd.Function):
     ``softmax * (g_ce + 2 g_z log Z) / M``, minus ``g_ce / M`` at the targets. Both passes go over blocks of rows
     (~4M logits), so no V-wide temporary is allocated and each block's passes stay in cache. Autograd through
     ``logsumexp`` takes three passes over fresh (M, V) temporaries instead: with 64,000 codes that made the flat
-    head's training step 2-4x slower (benchmarks/autoregressive_head.py)."""
+    head's training step about 2x slower at the tiny preset (benchmarks/RESULTS.md, "Autoregressive head")."""
 
     @staticmethod
     def forward(ctx, logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
