@@ -43,7 +43,7 @@ class _CrossEntropyZ(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = max(1, (1 << 22) // logits.shape[1])
+        ctx.rows = rows = max(1, (1 << 22) // logits.shape[1])  # ~4M logits a block, both passes
         log_z = torch.cat([torch.logsumexp(block, dim=-1) for block in logits.split(rows)])  # (M,)
         target_logit = logits.gather(-1, targets[:, None]).squeeze(-1)
         ctx.save_for_backward(logits, targets, log_z)
@@ -52,7 +52,7 @@ class _CrossEntropyZ(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g_ce: torch.Tensor, g_z: torch.Tensor) -> tuple[torch.Tensor, None]:
         logits, targets, log_z = ctx.saved_tensors
-        m, rows = logits.shape[0], max(1, (1 << 22) // logits.shape[1])
+        m, rows = logits.shape[0], ctx.rows
         scale = ((g_ce + 2 * g_z * log_z) / m)[:, None].to(logits.dtype)  # (M, 1)
         grad = torch.empty_like(logits)
         for i in range(0, m, rows):
