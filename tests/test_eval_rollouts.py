@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from helpers import run_cli
 
@@ -82,6 +83,11 @@ def test_posttrain_cli_dry_run_lora_and_errors(runs, capsys, tmp_path):
     assert code == 0, err
     model = yaml.safe_load(out)["model"]
     assert model["dit"]["next_frame_only"] is True and model["trajectory_reference"] == "previous"
+    code, out, err = run_cli(capsys, "posttrain", "instruction", "--from", str(stacked), "--data", "x", "--out",
+                             str(tmp_path / "r"), "--dry-run")  # fmt: skip
+    assert code == 0, err  # captions alone, stepping frame by frame as the action models do
+    model = yaml.safe_load(out)["model"]
+    assert model["dit"]["next_frame_only"] is True and model["action_dim"] == 0 and model["caption_dropout"] == 0.1
     code, out, err = run_cli(capsys, "posttrain", "camera", "--from", str(runs["base"]), "--data", "x", "--out",
                              str(tmp_path / "r"), "--dry-run")  # fmt: skip
     assert code == 0, err  # no frame stacking: the whole window, poses relative to its first frame
@@ -118,3 +124,29 @@ def test_rollout_report_has_every_figure_and_action_discrimination(runs, tmp_pat
     assert "one step from the true frames" in format_report(report)
     with pytest.raises(ConfigError, match="one-step scores need a step-by-step action model"):
         evaluate_rollouts(DiffusionGenerator.from_run(runs["base"]), clips, frames=4, one_step=True)
+    # a model without actions is steered by the caption: its floor is the same model with an empty one
+    report = evaluate_rollouts(DiffusionGenerator.from_run(runs["base"]), clips, frames=2, reader=reader,
+                               sampling=merge(gen.Sampling(), {"steps": 2}))  # fmt: skip
+    assert "no_action" not in report and report["floor_no_instruction_psnr"] == report["no_instruction"]["psnr"]
+    assert "no instruction (empty caption)" in format_report(report)
+
+
+def test_instruction_posttraining_steps_frame_by_frame_on_the_caption_alone(runs, arm_shards, tmp_path):
+    _, cfg = posttrain_config("instruction", runs["base"], str(arm_shards), overrides=["train.steps=2"])
+    assert cfg.data.actions is False and cfg.model.action_dim == 0 and cfg.model.caption_dropout == 0.1
+    assert cfg.model.dit.next_frame_only == bool(cfg.model.dit.anchor_frames)  # step by step over frame stacking
+    assert cfg.model.video2world_prob == 1.0 and cfg.init_from == str(runs["base"])
+    FAMILIES["diffusion"].train(cfg, tmp_path / "instruction")
+    gen = DiffusionGenerator.from_run(tmp_path / "instruction")
+    clips = [c for s in list_shards(str(arm_shards)) for c in iter_shard(s)][:2]
+    videos: dict = {}
+    gen.model.cfg.dit.next_frame_only = True  # a model that steps one frame at a time samples as the action models
+    assert (gen.default_sampling().steps, gen.default_sampling().sampler) == (3, "euler")
+    gen.model.cfg.dit.next_frame_only = cfg.model.dit.next_frame_only
+    report = evaluate_rollouts(gen, clips, frames=3, sampling=merge(gen.Sampling(), {"steps": 1}), videos_out=videos)
+    assert videos["model"].shape == videos["no_instruction"].shape == (2, 4, 32, 32, 3)
+    first = torch.from_numpy(clips[0].frames[:1]).permute(3, 0, 1, 2)[None].float() / 127.5 - 1  # (1, 3, 1, S, S)
+    steered, blind = (gen.generate_videos([text], video=first, frames=3, sampling=merge(gen.Sampling(), {"steps": 1}),
+                                          seed=0)[0] for text in (clips[0].caption, ""))  # fmt: skip
+    assert steered.shape == blind.shape and not torch.equal(steered, blind)  # the caption reaches the model
+    assert "floor_no_instruction_psnr" in report and "action_discrimination" not in report

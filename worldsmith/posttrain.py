@@ -9,7 +9,9 @@ run of the base's family whose config starts from the base's: the same architect
   embedder: the run starts as the base), captions dropped half of the time so the model follows actions alone; a
   diffusion base with frame stacking is post-trained ``next_frame_only`` (the same weights; each step predicts the
   one frame after its context, as rollouts use it, at a third of the compute);
-* ``instruction``: the same data conditioned on the task instruction (the clip's caption) alone;
+* ``instruction``: the same data conditioned on the task instruction (the clip's caption) alone, captions dropped
+  10 % of the time (the floor without them); a diffusion base with frame stacking is post-trained
+  ``next_frame_only`` as for actions (rollouts step one frame at a time either way);
 * ``views`` (diffusion): every synchronized camera of a clip generated jointly (views stacked, a new zero-initialised
   view embedding each, joint attention across views; conditioning/views.py), conditioned on the ego vehicle's
   trajectory through a new zero-initialised modulation embedder; the view count comes from the data; a base with
@@ -52,7 +54,8 @@ DEFAULTS = {  # per family and mode, applied over the base's config before the u
 }
 FRESH = {"model": ("action_dim", "action_chunk", "camera", "camera_stride", "camera_every_block", "camera_reference", "views", "trajectory", "trajectory_reference", "lora"), "data": ("shards", "tokens")}  # set anew, not the base's
 # modes whose diffusion post-training on a base with frame stacking is next-frame-only, and what goes with it
-STEPWISE = {"action": {}, "camera": {"camera_reference": "previous"}, "views": {"trajectory_reference": "previous"}}
+STEPWISE = {"action": {}, "instruction": {}, "camera": {"camera_reference": "previous"},
+            "views": {"trajectory_reference": "previous"}}
 TRAIN = {"steps": 3000, "lr": 5e-4, "warmup_steps": 100}  # post-training's own schedule (the base's is for pre-training)
 
 

@@ -124,9 +124,11 @@ class DiffusionGenerator:
         return cls(model, tok, default_text_encoder(device), frames=info["frames"], size=info["size"], fps=info["fps"])
 
     def default_sampling(self) -> SamplingConfig:
-        """The defaults this model samples with: few Euler steps for an action model, else SamplingConfig's."""
+        """The defaults this model samples with: few Euler steps for a conditioned or step-by-step model (actions,
+        camera, views, or next-frame-only: an instruction model steps one frame at a time too), else SamplingConfig's."""
         cfg = self.model.cfg
-        return SamplingConfig(**ACTION_SAMPLING) if cfg.action_dim or cfg.camera or cfg.views else SamplingConfig()
+        stepwise = cfg.action_dim or cfg.camera or cfg.views or cfg.dit.next_frame_only
+        return SamplingConfig(**ACTION_SAMPLING) if stepwise else SamplingConfig()
 
     # -- the Generator protocol: uint8 frames in and out ------------------------------------------------------
     def generate(self, request: GenerationRequest, sampling: SamplingConfig | None = None) -> np.ndarray:

@@ -58,8 +58,10 @@ def rollouts(
     as_json: Optional[Path] = typer.Option(None, "--json", help="Also write the whole report to this JSON file."),
     device: str = DeviceOption,
 ) -> None:  # fmt: skip
-    """Roll out from the first frame of each held-out clip (with its actions, for an action model) and score the
-    rollouts against the simulator: PSNR, SSIM, FD, gripper / object pixel errors, floors and ceiling."""
+    """Roll out from the first frame of each held-out clip (with its actions, for an action model; with its caption,
+    the instruction, for a model without actions) and score the rollouts against the simulator: PSNR, SSIM, FD,
+    gripper / object pixel errors, instruction following (the named object moves, the others stay), action or
+    caption discrimination, floors and ceiling."""
     generator = with_decoder(load_generator(resolve(model), device), decoder, device)
     sampling = sampling_config(generator, C.parse_overrides(overrides or []))
     clips = []
@@ -78,7 +80,7 @@ def rollouts(
 
 def format_report(r: dict) -> str:
     rows = [("model", "model"), ("one step from the true frames", "one_step"), ("no actions (zeroed)", "no_action"),
-            ("base model", "base"),
+            ("no instruction (empty caption)", "no_instruction"), ("base model", "base"),
             ("copy the first frame (floor)", "copy_first"), ("tokenizer reconstruction (ceiling)", "tokenizer")]  # fmt: skip
     lines = [f"{r['episodes']} held-out episodes, {r['frames']} generated frames each",
              f"{'':38} {'PSNR dB':>14} {'SSIM':>7} {'FD':>7} {'gripper px':>11} {'objects px':>11}"]  # fmt: skip
@@ -90,8 +92,16 @@ def format_report(r: dict) -> str:
         obj = f"{m['object_error_px']:.2f}" if "object_error_px" in m else "-"
         fd = f"{m['fd']:.2f}" if m.get("fd") is not None else "-"
         lines.append(f"{label:38} {m['psnr']:>8.2f} ±{m['psnr_sem']:.2f} {m['ssim']:>7.3f} {fd:>7} {grip:>11} {obj:>11}")
+    if "instruction_following" in r:
+        floors = ", ".join(f"{label} {r[key]['instruction_following']:.0%}" for label, key in
+                           (("no instruction", "no_instruction"), ("copy", "copy_first"), ("tokenizer", "tokenizer"))
+                           if "instruction_following" in r.get(key, {}))  # fmt: skip
+        lines.append(f"instruction following: the object the caption names moves to its true place and the others "
+                     f"stay in {r['instruction_following']:.1%} of the {r['instruction_episodes']} episodes where the "
+                     f"truth moves it (named object {r['named_object_error_px']:.2f} px off); {floors}")  # fmt: skip
     if "action_discrimination" in r:
-        lines.append(f"action discrimination: {r['action_discrimination']:.1%} of {r['discrimination_pairs']} rollouts "
+        kind = "action" if "no_action" in r else "caption"
+        lines.append(f"{kind} discrimination: {r['action_discrimination']:.1%} of {r['discrimination_pairs']} rollouts "
                      f"closer to their own truth than to the other branch's")  # fmt: skip
     return "\n".join(lines)
 

@@ -8,11 +8,14 @@ For every held-out clip: the model gets the first frame (and the clip's actions,
 * ``gripper_error_px`` and ``object_error_px``: where the state reader (state_reader.py) sees the gripper and the
   objects in the generated frame, against their true pixels (objects matched one to one);
 * floors: ``copy_first`` (the first frame repeated: a model that predicts no change), ``no_action`` (the same model
-  with every action zero) and, with ``base``, the base model before post-training (Video2World from the caption);
+  with every action zero), ``no_instruction`` (a model without actions, steered by the caption: the same model with
+  an empty one) and, with ``base``, the base model before post-training (Video2World from the caption);
   ceiling: ``tokenizer``, the tokenizer's own reconstruction of the truth (no latent model can beat it; an
   autoregressive model with a diffusion decoder: the truth's tokens through that decoder);
 * ``one_step`` (optional): every frame generated from the true frames before it and its action, not from the
   model's own frames: the error of one step; the gap to ``model`` is what compounding over the rollout adds;
+* instruction following (with a reader; eval/instruction.py): whether the object the caption names moves to its
+  true place while the others stay, and the per-step errors of the named and the other objects;
 * ``action_discrimination``: for clips simulated in pairs (``worldsmith sim --branches 2``: one scene, two policies),
   the share of rollouts closer (pixel MSE) to their own truth than to the other branch's truth;
 * spreads: the standard error of each mean over episodes (``*_sem``).
@@ -30,6 +33,7 @@ from worldsmith.data.clip import Clip
 from worldsmith.errors import ConfigError, DataError
 from worldsmith.eval.features import frame_features, frechet_distance
 from worldsmith.eval.metrics import psnr, ssim
+from worldsmith.eval.instruction import FOLLOW_KEYS, follow_scores, named_object
 from worldsmith.eval.reader_train import object_errors
 from worldsmith.eval.state_reader import StateReader, arm_truth
 from worldsmith.io.frames import fit_frames
@@ -81,17 +85,24 @@ def per_step_scores(videos: np.ndarray, truth: np.ndarray, clips: list[Clip], re
            "ssim": ssim(v, t, reduction="none").reshape(n, frames).numpy()}  # fmt: skip
     if reader is not None:
         grip, objs = np.zeros((n, frames)), np.zeros((n, frames))
+        follow = {k: np.full((n, frames), np.nan) for k in FOLLOW_KEYS}  # NaN: an episode the figure skips
         device = next(reader.parameters()).device
         scale = videos.shape[2] / clips[0].frames.shape[1]
         for i, clip in enumerate(clips):
-            g_true, o_true = arm_truth(clip.arrays)
-            g_true, o_true = g_true[1 : frames + 1] * scale, o_true[1 : frames + 1] * scale
+            g_true, o_all = arm_truth(clip.arrays)
+            g_true, o_true = g_true[1 : frames + 1] * scale, o_all[1 : frames + 1] * scale
             x = to_tensor(videos[i, 1:]).transpose(0, 1).to(device)  # (F, 3, S, S)
             g, o, sc = reader.read(x)
+            o, sc = o.cpu().numpy(), sc.cpu().numpy()
             grip[i] = np.linalg.norm(g.cpu().numpy() - g_true, axis=-1)
             mask = np.ones(o_true.shape[:2], bool)
-            objs[i] = object_errors(o.cpu().numpy(), sc.cpu().numpy(), o_true, mask).reshape(frames, -1).mean(axis=1)
+            objs[i] = object_errors(o, sc, o_true, mask).reshape(frames, -1).mean(axis=1)
+            named = named_object(clip.caption, list(clip.meta.get("objects") or []))
+            scored = follow_scores(o, sc, o_all[0] * scale, o_true, named, videos.shape[2] / 64)
+            for k, v in (scored or {}).items():
+                follow[k][i] = v
         out |= {"gripper_error_px": grip, "object_error_px": objs}
+        out |= {k: v for k, v in follow.items() if np.isfinite(v).all(axis=1).any()}
     return out
 
 
@@ -103,10 +114,14 @@ def summarize(scores: dict[str, np.ndarray], videos: np.ndarray, truth_features:
     """Means, per-step curves and standard errors over episodes; the Fréchet distance over all generated frames."""
     out: dict[str, Any] = {}
     for name, values in scores.items():
+        values = values[np.isfinite(values).all(axis=1)]  # the episodes the figure applies to (instruction.py)
         per_episode = values.mean(axis=1)
         out[name] = float(values.mean())
         out[f"{name}_sem"] = float(per_episode.std(ddof=1) / np.sqrt(len(per_episode))) if len(per_episode) > 1 else 0.0
-        out[f"{name}_per_step"] = [round(float(x), 3) for x in values.mean(axis=0)]
+        if name == "instruction_following":  # one flag per episode, at its last frame
+            out["instruction_episodes"] = len(per_episode)
+        else:
+            out[f"{name}_per_step"] = [round(float(x), 3) for x in values.mean(axis=0)]
     frames = to_tensor_batch(videos[:, 1:]).permute(0, 2, 1, 3, 4).flatten(0, 1)  # (N*F, 3, S, S)
     out["fd"] = frechet_distance(frame_features(frames), truth_features) if len(frames) > 1 else None
     return out
@@ -152,6 +167,8 @@ def evaluate_rollouts(generator, clips: list[Clip], *, frames: int = 16, reader:
     runs = {"model": ("own" if has_actions else "none", not has_actions)}
     if has_actions:
         runs["no_action"] = ("zero", False)
+    else:  # a model steered by the caption (the instruction): the floor is the same model without it
+        runs["no_instruction"] = ("none", False)
     videos: dict[str, list[np.ndarray]] = defaultdict(list)
     for i in range(0, len(clips), batch_size):
         chunk = clips[i : i + batch_size]
@@ -180,6 +197,8 @@ def evaluate_rollouts(generator, clips: list[Clip], *, frames: int = 16, reader:
     report["ceiling_tokenizer_psnr"] = report["tokenizer"]["psnr"]
     if "no_action" in report:
         report["floor_no_action_psnr"] = report["no_action"]["psnr"]
+    if "no_instruction" in report:
+        report["floor_no_instruction_psnr"] = report["no_instruction"]["psnr"]
     if "base" in report:
         report["floor_base_psnr"] = report["base"]["psnr"]
     report |= discrimination(stacked["model"], truth, clips) or {}
