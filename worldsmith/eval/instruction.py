@@ -12,8 +12,9 @@ per generated step:
 * ``other_objects_error_px``: the same, averaged over the scene's other objects;
 
 and at the last frame ``instruction_following``, 1 when the named object moved as the instruction says (its start is
-empty: no read object within half its true displacement; and a read object lies within half that displacement of its
-true end) while every other object stayed (a read object within ``STAY_PX`` of each) and 0 otherwise. The share over
+empty: once each other object has taken its nearest read object, none lies within half the named object's true
+displacement of its start; and a read object lies within half that displacement of its true end) while every other
+object stayed (a read object within ``STAY_PX`` of each) and 0 otherwise. The share over
 episodes is reported beside the floors (copying the first frame scores 0 by construction) and the tokenizer's
 reconstruction (the ceiling, which also measures the reader's own misses).
 """
