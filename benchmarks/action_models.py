@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 from foundation import run
-from results_md import machine, markers, publish
+from results_md import machine, markers, publish, rollout_table
 
 
 def parse() -> argparse.Namespace:
@@ -119,19 +119,12 @@ def render_instruction(r: dict, a: argparse.Namespace) -> list[str]:
              f"episodes, {a.steps} steps): 16 frames from the first frame and the caption alone (no actions). "
              f"Instruction following (eval/instruction.py): of the {ro['model'].get('instruction_episodes', 0)} "
              "rollouts whose caption names an object the truth moves within the 16 frames, the share where that "
-             "object moves to its true place while the others stay:", "",
-             "| rollout | PSNR dB | gripper px | named object px | other objects px | instruction following |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
-    for label, key in (("instruction model", "model"), ("the same without the caption (floor)", "no_instruction"),
-                       ("the base model, Video2World with the caption (floor)", "base"),
-                       ("copy the first frame (floor)", "copy_first"), ("tokenizer reconstruction (ceiling)", "tokenizer")):  # fmt: skip
-        m = ro.get(key)
-        if m is None:
-            continue
-        follow = f"{100 * m['instruction_following']:.0f}%" if "instruction_following" in m else "-"
-        lines.append(f"| {label} | {m['psnr']:.2f} ± {m['psnr_sem']:.2f} | {m.get('gripper_error_px', float('nan')):.2f} "
-                     f"| {m.get('named_object_error_px', float('nan')):.2f} | "
-                     f"{m.get('other_objects_error_px', float('nan')):.2f} | {follow} |")  # fmt: skip
+             "object moves to its true place while the others stay:", ""]  # fmt: skip
+    lines += rollout_table(ro, [("instruction model", "model"), ("the same without the caption (floor)", "no_instruction"),
+                                ("the base model, Video2World with the caption (floor)", "base"),
+                                ("copy the first frame (floor)", "copy_first"),
+                                ("tokenizer reconstruction (ceiling)", "tokenizer")],
+                           ["PSNR dB", "gripper px", "named object px", "other objects px", "named object moved"])  # fmt: skip
     if "action_discrimination" in ro:
         lines += ["", f"Instruction discrimination (the same first frame, two episodes with other captions): "
                   f"{100 * ro['action_discrimination']:.1f}% of {ro['discrimination_pairs']} rollouts are closer to "

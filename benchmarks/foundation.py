@@ -29,9 +29,13 @@ import shlex
 import time
 from pathlib import Path
 
-from results_md import machine, markers, publish, train_minutes
+from results_md import machine, markers, publish, rollout_table, train_minutes
 from results_md import run_worldsmith as run
 
+
+
+FLOORS = [("the same without the caption", "no_instruction"), ("copy the first frame (floor)", "copy_first"),
+          ("tokenizer reconstruction (ceiling)", "tokenizer")]  # the rows beside the base in its tables
 
 
 def parse() -> argparse.Namespace:
@@ -112,16 +116,9 @@ def render(r: dict, a: argparse.Namespace) -> str:
               f"episodes, {ro['frames']} generated frames (mean ± standard error over episodes; the base knows no "
               "actions, so it cannot know where the arm goes: the action models start from it). Named object moved: "
               "of the rollouts whose caption names an object the truth moves, the share where it moves to its true "
-              "place and the others stay (eval/instruction.py):", "",
-              "| rollout | PSNR dB | SSIM | FD | gripper px | named object moved |", "|---|---|---|---|---|---|"]  # fmt: skip
-    for label, key in (("base model", "model"), ("the same without the caption", "no_instruction"),
-                       ("copy the first frame (floor)", "copy_first"), ("tokenizer reconstruction (ceiling)", "tokenizer")):  # fmt: skip
-        m = ro.get(key)
-        if m is None:
-            continue
-        moved = f"{100 * m['instruction_following']:.0f}% of {m['instruction_episodes']}" if "instruction_following" in m else "-"
-        lines.append(f"| {label} | {m['psnr']:.2f} ± {m['psnr_sem']:.2f} | {m['ssim']:.3f} | {m['fd']:.0f} | "
-                     f"{m.get('gripper_error_px', float('nan')):.2f} | {moved} |")  # fmt: skip
+              "place and the others stay (eval/instruction.py):", ""]  # fmt: skip
+    lines += rollout_table(ro, [("base model", "model"), *FLOORS], ["PSNR dB", "SSIM", "FD", "gripper px",
+                                                                    "named object moved"])  # fmt: skip
     if "action_discrimination" in ro:
         lines += ["", f"Caption discrimination (one first frame, two episodes with other captions): "
                   f"{100 * ro['action_discrimination']:.1f}% of {ro['discrimination_pairs']} rollouts closer to their "
@@ -133,12 +130,7 @@ def render(r: dict, a: argparse.Namespace) -> str:
 def cards(w: Path, a: argparse.Namespace, ro: dict) -> dict:
     """The model card of ``world-base`` (benchmarks/zoo.py adds the licence and the parameter count)."""
     cmd = "worldsmith " + shlex.join(base_args(w, a)).replace(str(w / "base"), "runs/world-base").replace(f"{w}/", "data/")
-    rows = []
-    for label, key in (("world-base", "model"), ("the same without the caption", "no_instruction"),
-                       ("copy the first frame (floor)", "copy_first"), ("tokenizer reconstruction (ceiling)", "tokenizer")):  # fmt: skip
-        m = ro[key]
-        rows.append(f"| {label} | {m['psnr']:.2f} ± {m['psnr_sem']:.2f} | {m['ssim']:.3f} | {m['fd']:.0f} | "
-                    f"{m.get('gripper_error_px', float('nan')):.2f} |")  # fmt: skip
+    rows = rollout_table(ro, [("world-base", "model"), *FLOORS], ["PSNR dB", "SSIM", "FD", "gripper px"])
     post = ""
     if (w / "action_models.json").exists():  # benchmarks/action_models.py: post-training from it vs from scratch
         am = json.loads((w / "action_models.json").read_text())
@@ -188,8 +180,6 @@ Video2World from the first frame and caption of {n} held-out arm episodes (64 sc
 behaviours), {frames} generated frames, mean ± standard error (`worldsmith eval rollouts --model world-base --data
 data/arm_pairs --episodes 128 --set steps=10`):
 
-| rollout | PSNR dB | SSIM | FD | gripper px |
-|---|---|---|---|---|
 {rows}
 
 Caption discrimination: {disc:.1f} % of {pairs} rollouts are closer to their own truth than to the other behaviour's

@@ -76,3 +76,28 @@ def train_minutes(run_dir: Path) -> float:
 def sets(*values: str) -> list[str]:
     """``--set`` flags of a worldsmith command: sets("a=1", "b=2") -> ["--set", "a=1", "--set", "b=2"]."""
     return [x for s in values for x in ("--set", s)]
+
+
+def _follow(m: dict) -> str:
+    return f"{100 * m['instruction_following']:.0f}% of {m['instruction_episodes']}" if "instruction_following" in m else "-"
+
+
+ROLLOUT_COLUMNS = {  # columns of a rollouts table: header -> the cell from one run of a `worldsmith eval rollouts` report
+    "PSNR dB": lambda m: f"{m['psnr']:.2f} ± {m['psnr_sem']:.2f}",
+    "SSIM": lambda m: f"{m['ssim']:.3f}",
+    "FD": lambda m: f"{m['fd']:.0f}",
+    "gripper px": lambda m: f"{m.get('gripper_error_px', float('nan')):.2f}",
+    "named object px": lambda m: f"{m.get('named_object_error_px', float('nan')):.2f}",
+    "other objects px": lambda m: f"{m.get('other_objects_error_px', float('nan')):.2f}",
+    "named object moved": _follow,
+}
+
+
+def rollout_table(report: dict, rows: list[tuple[str, str]], columns: list[str]) -> list[str]:
+    """A markdown table of ``worldsmith eval rollouts`` runs: one line per (label, run key) present in ``report``,
+    the ``columns`` of ROLLOUT_COLUMNS."""
+    lines = ["| rollout | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    for label, key in rows:
+        if key in report:
+            lines.append(f"| {label} | " + " | ".join(ROLLOUT_COLUMNS[c](report[key]) for c in columns) + " |")
+    return lines

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from worldsmith.eval.reader_train import object_errors
+from worldsmith.eval.reader_train import confident_peaks
 
 MOVE_PX = 3.0  # px at 64x64: the truth must move the named object at least this far within the rollout
 STAY_PX = 3.0  # px at 64x64: an object 'stays' when a read object lies within this of its true position
@@ -43,22 +43,22 @@ def named_object(caption: str, objects: list[str]) -> int | None:
     return max(matches)[1] if matches else None
 
 
-def follow_scores(found: np.ndarray, scores: np.ndarray, start: np.ndarray, path: np.ndarray, named: int | None,
-                  scale: float = 1.0) -> dict[str, np.ndarray] | None:  # fmt: skip
+def follow_scores(errors: np.ndarray, found: np.ndarray, scores: np.ndarray, start: np.ndarray, path: np.ndarray,
+                  named: int | None, scale: float = 1.0) -> dict[str, np.ndarray] | None:  # fmt: skip
     """Per-step named / other object errors (F,) and the follow flag of one rollout, or None when it is not scored.
 
-    found (F, K, 2) and scores (F, K): the reader's object peaks on the F generated frames; start (N, 2): the true
-    object pixels at the first (given) frame; path (F, N, 2): the true pixels at each generated step; ``scale``:
-    pixels per pixel at 64x64."""
+    errors (F, N): each true object's distance to the nearest read object at each generated step (object_errors);
+    found (K, 2) and scores (K,): the reader's object peaks on the last generated frame; start (N, 2): the true object
+    pixels at the first (given) frame; path (F, N, 2): the true pixels at each generated step; ``scale``: pixels per
+    pixel at 64x64."""
     if named is None or named >= path.shape[1]:
         return None
     moved = float(np.linalg.norm(path[-1, named] - start[named]))
     if moved < MOVE_PX * scale:
         return None
     frames, n = path.shape[:2]
-    errors = object_errors(found, scores, path, np.ones((frames, n), bool)).reshape(frames, n)
     others = [j for j in range(n) if j != named]
-    went = left_start(found[-1], scores[-1], start[named], path[-1, others], moved / 2, STAY_PX * scale)
+    went = left_start(found, scores, start[named], path[-1, others], moved / 2, STAY_PX * scale)
     went = went and errors[-1, named] < moved / 2
     stayed = bool(np.all(errors[-1, others] < STAY_PX * scale)) if others else True
     return {"named_object_error_px": errors[:, named],
@@ -71,8 +71,7 @@ def left_start(found: np.ndarray, scores: np.ndarray, start: np.ndarray, others:
     """No read object within ``radius`` of ``start`` once each other object (others (M, 2), true pixels) has taken
     its nearest read object within ``stay``: a neighbour a few pixels away does not count as the named object
     still being there. found (K, 2), scores (K,): one frame's peaks (the confident ones, as object_errors)."""
-    keep = scores >= confident
-    peaks = found[keep] if keep.any() else found[:1]
+    peaks = confident_peaks(found, scores, confident)
     free = np.ones(len(peaks), bool)
     for point in others:
         d = np.linalg.norm(peaks - point, axis=-1)

@@ -154,7 +154,12 @@ def object_errors(found: np.ndarray, scores: np.ndarray, truth: np.ndarray, mask
     (the strongest peak when none is): found (B, K, 2), scores (B, K), truth (B, N, 2), mask (B, N)."""
     out = []
     for f, sc, t, m in zip(found, scores, truth, mask):
-        keep = sc >= confident
-        peaks = f[keep] if keep.any() else f[:1]
+        peaks = confident_peaks(f, sc, confident)
         out.append(np.linalg.norm(t[m][:, None] - peaks[None], axis=-1).min(axis=1))
     return np.concatenate(out) if out else np.zeros(0)
+
+
+def confident_peaks(found: np.ndarray, scores: np.ndarray, confident: float = 0.25) -> np.ndarray:
+    """One frame's read objects (K', 2): the peaks whose heat is at least ``confident``, the strongest when none is."""
+    keep = scores >= confident
+    return found[keep] if keep.any() else found[:1]

@@ -95,10 +95,10 @@ def per_step_scores(videos: np.ndarray, truth: np.ndarray, clips: list[Clip], re
             g, o, sc = reader.read(x)
             o, sc = o.cpu().numpy(), sc.cpu().numpy()
             grip[i] = np.linalg.norm(g.cpu().numpy() - g_true, axis=-1)
-            mask = np.ones(o_true.shape[:2], bool)
-            objs[i] = object_errors(o, sc, o_true, mask).reshape(frames, -1).mean(axis=1)
+            errors = object_errors(o, sc, o_true, np.ones(o_true.shape[:2], bool)).reshape(frames, -1)  # (F, N)
+            objs[i] = errors.mean(axis=1)
             named = named_object(clip.caption, list(clip.meta.get("objects") or []))
-            scored = follow_scores(o, sc, o_all[0] * scale, o_true, named, videos.shape[2] / 64)
+            scored = follow_scores(errors, o[-1], sc[-1], o_all[0] * scale, o_true, named, videos.shape[2] / 64)
             for k, v in (scored or {}).items():
                 follow[k][i] = v
         out |= {"gripper_error_px": grip, "object_error_px": objs}
