@@ -24,7 +24,7 @@ import math
 import shlex
 from pathlib import Path
 
-from results_md import machine, markers, publish, sets, train_minutes
+from results_md import ROLLOUT_COLUMNS, logged_max, machine, markers, publish, sets, train_minutes
 from results_md import run_worldsmith as run
 from safetensors import safe_open
 
@@ -71,13 +71,6 @@ def gpt_args(w: Path, dv: Path, out: Path, a: argparse.Namespace) -> list[str]:
                   f"train.steps={a.gpt_steps}", "train.ckpt_every=500")]  # fmt: skip
 
 
-def trained_steps(run_dir: Path) -> int:
-    log = run_dir / "logs.jsonl"
-    if not log.exists():
-        return 0
-    return max((json.loads(line).get("step", 0) for line in log.read_text().splitlines() if line.strip()), default=0)
-
-
 def parameters(model: str) -> int:
     """Stored parameters of a run's (or shipped model's) weights."""
     with safe_open(str(Path(resolve(model)) / "model.safetensors"), "pt") as f:
@@ -92,7 +85,7 @@ def main() -> None:
     log: dict = {}
     if not (dv / "model.safetensors").exists():
         run(dv_args(w, dv, a), log, "DV tokenizer", a.threads)
-    if trained_steps(gpt) < a.gpt_steps:
+    if logged_max(gpt, "step") < a.gpt_steps:
         run(gpt_args(w, dv, gpt, a), log, "GPT", a.threads)
     evals = [("diffusion", a.diffusion, None)] + [("autoregressive", str(gpt), float(t)) for t in a.temperatures.split(",")]
     rows = []
@@ -111,10 +104,14 @@ def main() -> None:
              "--episodes", str(a.long_episodes),
              "--frames", "64", "--reader", reader, "--json", str(long), "--set", f"temperature={a.long_temperature:g}"],
             log, "eval GPT 64 frames", a.threads)  # fmt: skip
-    results = {"steps": log, "rows": rows, "long": json.loads(long.read_text()), "long_temperature": a.long_temperature, "machine": machine(), "gpt_minutes": round(train_minutes(gpt), 1),
+    results = {"steps": log, "rows": rows, "long": json.loads(long.read_text()), "long_temperature": a.long_temperature,
+               "machine": machine(), "gpt_minutes": round(train_minutes(gpt), 1),
                "gpt_command": shown(gpt_args(w, dv, gpt, a), w, dv, gpt),
                "dv_command": shown(dv_args(w, dv, a), w, dv, gpt)}  # fmt: skip
-    publish("action-families", render(results, a), results, a.json, not a.no_results)
+    publish("action-families", render(results), results, a.json, not a.no_results)
+
+
+SCORES = ["PSNR dB", "SSIM", "FD", "gripper px", "objects px"]  # columns of results_md.ROLLOUT_COLUMNS
 
 
 def shown(args: list[str], w: Path, dv: Path, gpt: Path) -> str:
@@ -123,32 +120,32 @@ def shown(args: list[str], w: Path, dv: Path, gpt: Path) -> str:
     return text.replace(str(dv), "runs/dv64k").replace(str(gpt), "runs/gpt-arm").replace(str(w), "data")
 
 
-def render(r: dict, a: argparse.Namespace) -> str:
+def render(r: dict) -> str:
     begin, end = markers("action-families")
     first = r["rows"][0]["rollouts"]
     lines = [begin, "## Both families post-trained on the arm's actions (`python benchmarks/action_families.py`)", "",
-             f"Machine: {r['machine']}; 2 torch threads. {first['episodes']} held-out arm rollouts (64 scenes x 2 "
+             f"Machine: {r['machine']}; 2 torch threads. {first['episodes']} held-out arm rollouts ({first['episodes'] // 2} scenes x 2 "
              f"action branches, seeds 2000003.., never trained on), {first['frames']} frames from one first frame; "
              f"mean ± standard error. Discrimination: the share of rollouts closer to their own truth than to the other "
              f"branch's. Each family's ceiling is its tokenizer's reconstruction of the truth.", "",
-             "| family | model | parameters | sampling | PSNR dB | SSIM | FD | gripper px | objects px | discrimination "
+             "| family | model | parameters | sampling | " + " | ".join(SCORES) + " | discrimination "
              "| actions zeroed PSNR | frame change (truth) | tokenizer ceiling PSNR / gripper px |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "|---|---|---|---|" + "---|" * len(SCORES) + "---|---|---|---|"]  # fmt: skip
     for row in r["rows"]:
         m, ro = row["rollouts"]["model"], row["rollouts"]
         sampling = "model default" if row["temperature"] is None else (
             "greedy" if row["temperature"] == 0 else f"temperature {row['temperature']:g}")
         lines.append(f"| {row['family']} | {Path(row['model']).name} | {row['parameters'] / 1e6:.2f}M | {sampling} | "
-                     f"{m['psnr']:.2f} ± {m['psnr_sem']:.2f} | {m['ssim']:.3f} | {m['fd']:.0f} | "
-                     f"{m.get('gripper_error_px', float('nan')):.2f} | {m.get('object_error_px', float('nan')):.2f} | "
+                     + " | ".join(ROLLOUT_COLUMNS[c](m) for c in SCORES) + " | "
                      f"{100 * ro['action_discrimination']:.1f} % | {ro['floor_no_action_psnr']:.2f} | "
                      f"{m['frame_change']:.2f} ({m['truth_frame_change']:.2f}) | "
                      f"{ro['ceiling_tokenizer_psnr']:.2f} / {ro['tokenizer']['gripper_error_px']:.2f} |")  # fmt: skip
     copy, lg = first["copy_first"], r["long"]
     m = lg["model"]
-    quarters = [sum(m["psnr_per_step"][i : i + 16]) / 16 for i in range(0, 64, 16)]
-    grip = [sum(m["gripper_error_px_per_step"][i : i + 16]) / 16 for i in range(0, 64, 16)]
-    lines += ["", f"64-frame rollouts of the GPT at temperature {r['long_temperature']:g} ({lg['episodes']} held-out "
+    q = lg["frames"] // 4
+    quarters = [sum(m["psnr_per_step"][i * q : (i + 1) * q]) / q for i in range(4)]
+    grip = [sum(m["gripper_error_px_per_step"][i * q : (i + 1) * q]) / q for i in range(4)]
+    lines += ["", f"{lg['frames']}-frame rollouts of the GPT at temperature {r['long_temperature']:g} ({lg['episodes']} held-out "
               f"episodes): PSNR by quarter {' / '.join(f'{q:.2f}' for q in quarters)} dB, gripper error by quarter "
               f"{' / '.join(f'{g:.2f}' for g in grip)} px; frame-to-frame change {m['frame_change']:.2f} against the "
               f"truth's {m['truth_frame_change']:.2f} ({m['frame_change'] / m['truth_frame_change']:.2f}x)."]  # fmt: skip

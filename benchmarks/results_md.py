@@ -67,10 +67,16 @@ def run_worldsmith(args: list[str], log: dict, name: str, threads: int) -> None:
     log[name] = {"command": "worldsmith " + shlex.join(args), "seconds": round(time.perf_counter() - start, 1)}
 
 
+def logged_max(run_dir: Path, key: str) -> float:
+    """The largest ``key`` in a run's own log (``step``: how far it trained; 0 when it has no log yet)."""
+    log = Path(run_dir) / "logs.jsonl"
+    lines = log.read_text().splitlines() if log.exists() else []
+    return max((json.loads(line).get(key, 0) for line in lines if line.strip()), default=0)
+
+
 def train_minutes(run_dir: Path) -> float:
     """Training wall time of a run from its own log (a resumed or skipped step's wall time says nothing)."""
-    lines = (Path(run_dir) / "logs.jsonl").read_text().splitlines()
-    return max(json.loads(line).get("time", 0.0) for line in lines if line.strip()) / 60
+    return logged_max(run_dir, "time") / 60
 
 
 def sets(*values: str) -> list[str]:
@@ -87,6 +93,7 @@ ROLLOUT_COLUMNS = {  # columns of a rollouts table: header -> the cell from one 
     "SSIM": lambda m: f"{m['ssim']:.3f}",
     "FD": lambda m: f"{m['fd']:.0f}",
     "gripper px": lambda m: f"{m.get('gripper_error_px', float('nan')):.2f}",
+    "objects px": lambda m: f"{m.get('object_error_px', float('nan')):.2f}",
     "named object px": lambda m: f"{m.get('named_object_error_px', float('nan')):.2f}",
     "other objects px": lambda m: f"{m.get('other_objects_error_px', float('nan')):.2f}",
     "named object moved": _follow,
