@@ -249,7 +249,7 @@ class ToyState:
 
 class ToyGenerator:
     """Imagines only the fingertip: its pixel moves by a linear map of the translation, fitted by least squares
-    to random simulator transitions; frames are a bright dot there. Same interface as DiffusionGenerator."""
+    to random simulator transitions; frames are a bright dot there. The step-by-step interface of both families' generators."""
 
     size = 64
 
@@ -266,6 +266,9 @@ class ToyGenerator:
                 xs.append(a[:3])
                 ys.append(info["gripper_px"] - before)
         self.W = np.linalg.lstsq(np.array(xs), np.array(ys), rcond=None)[0]  # (3, 2)
+
+    def planning_sampling(self) -> None:
+        return None  # the toy draws nothing
 
     def start_rollout(self, video, prompts, sampling, seeds, actions=None) -> ToyState:
         grip = self.reader.read(video[:, :, -1])[0].numpy().astype(np.float64)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +23,15 @@ import torch
 from worldsmith import progress
 from worldsmith.autoregressive.config import SamplingConfig
 from worldsmith.autoregressive.model import VideoGPT
-from worldsmith.autoregressive.rollout import generate_tokens, stream_video, trim_context
+from worldsmith.autoregressive.rollout import TokenRollout, generate_tokens, stream_video, trim_context
+from worldsmith.autoregressive.sampling import RowStreams
 from worldsmith.conditioning.text import default_text_encoder
 from worldsmith.decoder.generate import DecoderGenerator
-from worldsmith.errors import CheckpointError, ConfigError
+from worldsmith.errors import CheckpointError, ConfigError, VideoError
 from worldsmith.family import GenerationRequest
 from worldsmith.io.frames import fit_frames
 from worldsmith.io.video import to_tensor, to_uint8
+from worldsmith.tokenizer.causal_conv import select_rows
 from worldsmith.tokenizer.model import CausalVideoTokenizer
 from worldsmith.weights import read_run_config
 from worldsmith.zoo import resolve
@@ -53,6 +56,22 @@ def encode_prompts(prompts: list[str], device: str | torch.device = "cpu") -> tu
     emb = default_text_encoder(device).encode(prompts)
     keep = torch.tensor([bool(p) for p in prompts], device=emb.mask.device)
     return emb.tokens, emb.mask & keep[:, None]
+
+
+@dataclass
+class ARRolloutState:
+    """What a step-by-step rollout carries between steps: the token rollout (window, KV cache, per-row random
+    streams) and the causal decoder's streaming state; memory bounded by the model's window."""
+
+    tokens: TokenRollout
+    decode: dict  # the tokenizer decoder's streaming state (tokenizer/causal_conv.py)
+    count: int  # latent frames so far, the given ones included
+
+    def repeat(self, n: int) -> "ARRolloutState":
+        """Each rollout ``n`` times (row i * n + j copies row i), each copy with its own stream seeded from row
+        i's: the candidates of a planner branch from one present."""
+        idx = torch.arange(self.tokens.batch).repeat_interleave(n)
+        return replace(self, tokens=self.tokens.repeat(n), decode=select_rows(self.decode, idx))
 
 
 class ARGenerator:
@@ -103,6 +122,21 @@ class ARGenerator:
         cs = tok.cfg.spatial_compression
         size = int((config.get("data") or {}).get("size") or model.cfg.grid[0] * cs)
         return cls(model, tok, size, threads=threads, compile=compile)
+
+    def planning_sampling(self) -> SamplingConfig:
+        """How a planner imagines its candidates: the model's own sampling (temperature 1: of greedy, 0.5 and 1 it
+        misplaces the gripper least on held-out arm rollouts; benchmarks/RESULTS.md, both families)."""
+        return SamplingConfig()
+
+    @property
+    def ct(self) -> int:
+        """Video frames per latent frame (the tokenizer's temporal compression): a rollout step's frames."""
+        return self.tokenizer.cfg.temporal_compression
+
+    @property
+    def rollout_context(self) -> int:
+        """Latent frames a rollout step reads before the new one (the window minus the new frame)."""
+        return max(self.model.cfg.max_frames - 1, 1)
 
     @property
     def context_limit(self) -> int:
@@ -169,6 +203,56 @@ class ARGenerator:
         for i in range(frames):
             progress.report((i + 1) / frames)
             yield video[:, :, i]
+
+    # -- step by step (environments, play, the planner) -----------------------------------------------------------
+    @torch.no_grad()
+    def start_rollout(self, video: torch.Tensor, prompts: list[str], sampling: SamplingConfig | None = None,
+                      seeds: list[int] | None = None, actions: torch.Tensor | None = None) -> ARRolloutState:  # fmt: skip
+        """The state of ``B`` rollouts that continue ``video`` (B, 3, 1 + m * ct, H, W) in [-1, 1]; row i draws
+        its tokens from its own stream seeded with ``seeds[i]``, so a rollout does not depend on its batch.
+        ``actions`` (B, m * ct, A): the actions taken between the given frames (zeros when not given: unknown).
+        The interface of ``DiffusionGenerator.start_rollout``; the same tokens as ``rollout`` for greedy sampling."""
+        a_dim = self.model.cfg.action_dim
+        if not a_dim:
+            raise ConfigError("step-by-step rollouts need an action-conditioned model (train one with "
+                              "`worldsmith train autoregressive ... --set data.actions=true`).")  # fmt: skip
+        if self.decoder is not None:
+            raise ConfigError("step-by-step rollouts decode each frame with the DV tokenizer's own decoder; the "
+                              "diffusion decoder needs the whole clip (drop --decoder).")  # fmt: skip
+        if video.ndim != 5 or video.shape[1] != 3 or (video.shape[2] - 1) % self.ct:
+            raise VideoError(f"a rollout starts from float video (B, 3, 1 + m * {self.ct}, H, W), got "
+                             f"{tuple(video.shape)}.")  # fmt: skip
+        b, past = video.shape[0], video.shape[2] - 1
+        seeds = list(range(b)) if seeds is None else list(seeds)
+        if len(seeds) != b:
+            raise ConfigError(f"start_rollout got {len(seeds)} seeds for {b} rollouts.")
+        if actions is None:
+            actions = torch.zeros(b, past, a_dim)
+        elif tuple(actions.shape) != (b, past, a_dim):
+            raise ConfigError(f"{video.shape[2]} given frames need the {past} actions between them, (B={b}, {past}, "
+                              f"{a_dim}); got {tuple(actions.shape)}.")  # fmt: skip
+        text = text_mask = None
+        if prompts and any(prompts):
+            text, text_mask = encode_prompts(prompts, self.device)
+        with torch_threads(self.threads):
+            prefix = self.tokenizer.encode(video.to(self.device, torch.float32))  # (B, K, H', W')
+            decode: dict = {}
+            self.tokenizer.decode_chunk(prefix, decode)  # prime the causal decoder with the given frames
+        streams = RowStreams([torch.Generator().manual_seed(int(s)) for s in seeds])
+        tokens = TokenRollout(self.model, prefix, text=text, text_mask=text_mask, sampling=sampling,
+                              generator=streams, compile=self.compile, actions=actions.float())  # fmt: skip
+        return ARRolloutState(tokens=tokens, decode=decode, count=prefix.shape[1])
+
+    @torch.no_grad()
+    def step_rollout(self, state: ARRolloutState, actions: torch.Tensor) -> torch.Tensor:
+        """The next ``ct`` frames (B, 3, ct, H, W) in [-1, 1] of ``state`` under ``actions`` (B, ct, A)."""
+        want = (state.tokens.batch, self.ct, self.model.cfg.action_dim)
+        if tuple(actions.shape) != want:
+            raise ConfigError(f"a rollout step takes actions {want}, got {tuple(actions.shape)}.")
+        with torch_threads(self.threads):
+            latent = state.tokens.next_frame(actions.float())  # (B, H', W')
+            state.count += 1
+            return self.tokenizer.decode_chunk(latent[:, None], state.decode).clamp(-1, 1)
 
     def rollout(self, video: torch.Tensor, actions: torch.Tensor, frames: int, prompts: list[str],
                 sampling: SamplingConfig | None = None, seed: int = 0) -> torch.Tensor:  # fmt: skip

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from worldsmith.autoregressive.config import GPTConfig, SamplingConfig
-from worldsmith.autoregressive.sampling import sample_logits
+from worldsmith.autoregressive.sampling import RowStreams, sample_logits
 from worldsmith.errors import ConfigError
 
 
@@ -84,7 +84,7 @@ class FlatHead(nn.Linear):
     def loss(self, states: torch.Tensor, targets: torch.Tensor, z_weight: float) -> tuple[torch.Tensor, dict]:
         return cross_entropy_z_loss(self(states), targets, z_weight)
 
-    def sample(self, states: torch.Tensor, sampling: SamplingConfig, generator: torch.Generator | None = None):
+    def sample(self, states: torch.Tensor, sampling: SamplingConfig, generator: torch.Generator | RowStreams | None = None):
         """states (B, D) -> tokens (B,)."""
         return sample_logits(self(states), sampling, generator)
 
@@ -164,7 +164,7 @@ class DigitHead(nn.Module):
         accuracy = right.float().mean()
         return ce + z_weight * z, {"ce": ce.detach(), "z_loss": z.detach(), "accuracy": accuracy}
 
-    def sample(self, states: torch.Tensor, sampling: SamplingConfig, generator: torch.Generator | None = None):
+    def sample(self, states: torch.Tensor, sampling: SamplingConfig, generator: torch.Generator | RowStreams | None = None):
         """states (B, D) -> tokens (B,): digit after digit, each drawn with ``sampling``."""
         z = self.inp(states)
         token = torch.zeros(states.shape[0], dtype=torch.long, device=states.device)

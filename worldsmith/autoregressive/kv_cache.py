@@ -32,6 +32,15 @@ class KVCache:
     def nbytes(self) -> int:
         return self.k.numel() * self.k.element_size() * 2
 
+    def select(self, idx: torch.Tensor) -> "KVCache":
+        """A cache of rows ``idx`` (B',) of this one's rollouts: their keys and values, the same length."""
+        out = KVCache(len(self.layers), len(idx), self.k.shape[2], self.max_len, self.k.shape[4], dtype=self.k.dtype,
+                      device=self.k.device)  # fmt: skip
+        out.k.copy_(self.k[:, idx])
+        out.v.copy_(self.v[:, idx])
+        out.length = self.length
+        return out
+
     def reset(self) -> None:
         self.length = 0
 

@@ -207,16 +207,25 @@ class VideoGPT(nn.Module, Pretrained):
         """The rollout's conditions: text states (B, L, text_dim) (None: the null token only) and the values of the
         extra embedders by name (``actions`` (B, N, A): the transitions from the window's first frame on)."""
         b = text.shape[0] if text is not None else batch
-        ctx, mask = self.text(text, text_mask, b)  # (B, 1+L, D)
-        cross = [block.cross.context_kv(ctx, mask) for block in self.blocks]
+        return GPTContext(self.cross_kv(text, text_mask, b), self.slot_embeddings(extras, b))
+
+    def cross_kv(self, text: torch.Tensor | None, text_mask: torch.Tensor | None, batch: int) -> list[CrossKV]:
+        """Every block's cross-attention keys/values of the text (None: the null token only)."""
+        ctx, mask = self.text(text, text_mask, batch)  # (B, 1+L, D)
+        return [block.cross.context_kv(ctx, mask) for block in self.blocks]
+
+    def slot_embeddings(self, extras: dict[str, torch.Tensor] | None, batch: int) -> torch.Tensor | None:
+        """(B, max_len, D): the extra embedders' per-frame vectors on every slot of their frame (None: none).
+        Each frame's vector depends on that frame's values alone, so a step-by-step rollout recomputes it as
+        actions arrive (zeros for those not yet taken) without changing the frames before."""
         slots = None
         for e in self.embedders:
             if not extras or e.name not in extras:
                 raise ConfigError(f"this model is conditioned on {e.name!r}, but no {e.name!r} was given.")
-            per_frame = e(extras[e.name], (b, self.cfg.max_frames, *self.cfg.grid))  # (B, max_frames, D)
+            per_frame = e(extras[e.name], (batch, self.cfg.max_frames, *self.cfg.grid))  # (B, max_frames, D)
             emb = per_frame.repeat_interleave(self.cfg.tokens_per_frame, dim=1)  # (B, max_len, D)
             slots = emb if slots is None else slots + emb
-        return GPTContext(cross, slots)
+        return slots
 
     def forward(self, inputs: torch.Tensor, ctx: GPTContext | None = None, *, start: int | torch.Tensor = 0,
                 cache: KVCache | None = None) -> torch.Tensor:  # fmt: skip

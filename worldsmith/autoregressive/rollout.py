@@ -23,12 +23,14 @@ of tens of seconds per batch size. See benchmarks/autoregressive.py.
 
 from __future__ import annotations
 
+import copy
 from typing import Iterator
 
 import torch
 
 from worldsmith.autoregressive.config import SamplingConfig
 from worldsmith.autoregressive.model import GPTContext, VideoGPT
+from worldsmith.autoregressive.sampling import RowStreams
 from worldsmith.errors import ConfigError, DataError
 from worldsmith.tokenizer.model import CausalVideoTokenizer
 
@@ -50,6 +52,12 @@ class FullStepper:
         assert self.inputs is not None and slot == self.inputs.shape[1]
         self.inputs = torch.cat([self.inputs, token[:, None]], dim=1)
         return self.model(self.inputs, self.ctx)[:, -1]
+
+    def select(self, idx: torch.Tensor, ctx: GPTContext) -> "FullStepper":
+        """A stepper of rows ``idx`` of this one's rollouts, under ``ctx`` (theirs)."""
+        out = FullStepper(self.model, ctx)
+        out.inputs = None if self.inputs is None else self.inputs[idx]
+        return out
 
 
 def _static_step(model: VideoGPT, ctx: GPTContext, cache, token: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
@@ -81,77 +89,132 @@ class CachedStepper:
         self.cache.advance(1)
         return state
 
+    def select(self, idx: torch.Tensor, ctx: GPTContext) -> "CachedStepper":
+        """A stepper of rows ``idx`` of this one's rollouts (their cached keys and values), under ``ctx``."""
+        out = copy.copy(self)
+        out.ctx, out.cache = ctx, self.cache.select(idx)
+        return out
+
+
+class TokenRollout:
+    """A batch of token rollouts advanced one latent frame per ``next_frame`` call: the engine of ``generate_tokens``
+    (all actions known up front) and of step-by-step rollouts (environments, play, the planner), where each
+    frame's actions arrive with it.
+
+    A frame's actions reach its slots through the conditioning slot, and slot ``n`` (the input that predicts a
+    frame's first token) already sits in the new frame, so the last token of a frame is fed at the start of the
+    next call, once that frame's actions are known. Embeddings are per frame and attention is causal, so actions
+    given late produce exactly the tokens of actions given up front.
+    """
+
+    def __init__(self, model: VideoGPT, prefix: torch.Tensor, *, text: torch.Tensor | None = None,
+                 text_mask: torch.Tensor | None = None, sampling: SamplingConfig | None = None,
+                 generator: torch.Generator | RowStreams | None = None, use_cache: bool = True, slide: int = 1,
+                 compile: bool = False, actions: torch.Tensor | None = None) -> None:  # fmt: skip
+        cfg = model.cfg
+        if prefix.ndim != 4 or tuple(prefix.shape[2:]) != tuple(cfg.grid) or prefix.is_floating_point():
+            raise DataError(f"the prefix must be integer tokens (B, K, {cfg.grid[0]}, {cfg.grid[1]}), got "
+                            f"{prefix.dtype} {tuple(prefix.shape)}; encode frames of the size the model was trained "
+                            f"on.")  # fmt: skip
+        if prefix.numel() and (int(prefix.min()) < 0 or int(prefix.max()) >= cfg.vocab_size):
+            raise DataError(f"prefix tokens must lie in [0, {cfg.vocab_size}); they come from another tokenizer.")
+        if not 1 <= slide <= cfg.max_frames:
+            raise ConfigError(f"slide must be in [1, {cfg.max_frames}] latent frames, got {slide}.")
+        if compile and not use_cache:
+            raise ConfigError("compile=True compiles the cached decode step; it needs use_cache=True.")
+        self.model, self.sampling, self.generator = model, sampling or SamplingConfig(), generator
+        self.use_cache, self.slide, self.compile = use_cache, slide, compile
+        b, self.m = prefix.shape[0], cfg.tokens_per_frame
+        self.device = device = model.tok_emb.weight.device
+        if text is not None and text.shape[0] == 1 and b > 1:
+            text = text.expand(b, -1, -1)
+            text_mask = text_mask.expand(b, -1) if text_mask is not None else None
+        self.cross = model.cross_kv(text, text_mask, text.shape[0] if text is not None else b)
+        keep = min(prefix.shape[1], cfg.max_frames - 1)
+        self.first = prefix.shape[1] - keep  # latent frame of the rollout at window slot 0
+        # the actions known from the window's first frame on (action models; zeros stand for those not yet given)
+        self.actions = None if actions is None else actions[:, self.first * cfg.action_chunk :].to(device)
+        self.window = prefix[:, self.first :].reshape(b, keep * self.m).to(device=device, dtype=torch.long)
+        self.bos = torch.full((b, 1), model.bos, dtype=torch.long, device=device)
+        self.stepper: CachedStepper | FullStepper | None = None
+        self.last: torch.Tensor | None = None  # the previous frame's last token, fed when the next frame starts
+        self._ctx_key: tuple | None = None
+
+    @property
+    def batch(self) -> int:
+        return self.window.shape[0]
+
+    def context(self) -> GPTContext:
+        """The window's conditions, recomputed only when its first frame or the known actions changed."""
+        key = (self.first, None if self.actions is None else self.actions.shape[1])
+        if key != self._ctx_key or self.stepper is None:
+            extras = None if self.actions is None else {"actions": self.actions}
+            self._ctx = GPTContext(self.cross, self.model.slot_embeddings(extras, self.batch))
+            self._ctx_key = key
+        return self._ctx
+
+    def next_frame(self, actions: torch.Tensor | None = None) -> torch.Tensor:
+        """The next latent frame's tokens (B, H', W'). ``actions`` (B, action_chunk, A): the actions leading into
+        it, for a rollout whose actions were not all given up front."""
+        model, cfg, m = self.model, self.model.cfg, self.m
+        if actions is not None:
+            if self.actions is None:
+                raise ConfigError("this rollout takes no actions (the model is not action-conditioned).")
+            self.actions = torch.cat([self.actions, actions.to(self.device, self.actions.dtype)], dim=1)
+        if self.stepper is None:
+            ctx = self.context()
+            self.stepper = (CachedStepper(model, ctx, self.batch, self.compile) if self.use_cache
+                            else FullStepper(model, ctx))  # fmt: skip
+            state = self.stepper.prefill(torch.cat([self.bos, self.window], dim=1))
+        elif self.window.shape[1] + m > cfg.max_len:  # window full: drop the oldest frames, re-read the rest
+            self.window, self.first = self.window[:, self.slide * m :], self.first + self.slide
+            if self.actions is not None:
+                self.actions = self.actions[:, self.slide * cfg.action_chunk :]
+            self.stepper.ctx = self.context()
+            state = self.stepper.prefill(torch.cat([self.bos, self.window], dim=1))
+        else:
+            self.stepper.ctx = self.context()
+            state = self.stepper.step(self.last, self.window.shape[1])
+        n, new = self.window.shape[1], []
+        for j in range(m):
+            token = model.head.sample(state, self.sampling, self.generator)  # (B,)
+            new.append(token)
+            if j < m - 1:
+                state = self.stepper.step(token, n + j + 1)
+        frame = torch.stack(new, dim=1)  # (B, H'*W')
+        self.window, self.last = torch.cat([self.window, frame], dim=1), token
+        return frame.view(self.batch, *cfg.grid)
+
+    def repeat(self, n: int) -> "TokenRollout":
+        """Each rollout ``n`` times (row i * n + j copies row i), the copies drawing from streams seeded from row i's
+        (a planner's candidates branch from one present); needs per-row streams (RowStreams) or greedy sampling."""
+        if self.generator is not None and not isinstance(self.generator, RowStreams):
+            raise ConfigError("only a rollout with one random stream per row (RowStreams) can be repeated.")
+        idx = torch.arange(self.batch, device=self.device).repeat_interleave(n)
+        out = copy.copy(self)
+        out.generator = None if self.generator is None else self.generator.repeat(n)
+        out.window, out.bos = self.window[idx], self.bos[idx]
+        out.actions = None if self.actions is None else self.actions[idx]
+        out.last = None if self.last is None else self.last[idx]
+        out.cross = [(k[idx], v[idx], None if mask is None else mask[idx]) for k, v, mask in self.cross]
+        out._ctx_key = None
+        out.stepper = None if self.stepper is None else self.stepper.select(idx, out.context())
+        return out
+
 
 @torch.no_grad()
-def generate_tokens(
-    model: VideoGPT,
-    prefix: torch.Tensor,
-    frames: int,
-    *,
-    text: torch.Tensor | None = None,
-    text_mask: torch.Tensor | None = None,
-    sampling: SamplingConfig | None = None,
-    generator: torch.Generator | None = None,
-    use_cache: bool = True,
-    slide: int = 1,
-    compile: bool = False,
-    actions: torch.Tensor | None = None,
-) -> Iterator[torch.Tensor]:
+def generate_tokens(model: VideoGPT, prefix: torch.Tensor, frames: int, **kwargs) -> Iterator[torch.Tensor]:
     """Yield ``frames`` new latent frames (B, H', W') int64 after prefix (B, K, H', W') (K may be 0).
 
     ``text`` (B or 1, L, text_dim) with ``text_mask`` conditions every rollout; B rows of the prefix are B
     independent rollouts (batched sampling). ``slide`` latent frames leave a full window at a time. ``actions``
     (B, N, A), for an action model: the transitions from the prefix's first frame on (``action_chunk`` per latent
-    frame); each window is conditioned on the actions leading into its frames.
+    frame); each window is conditioned on the actions leading into its frames. The other keywords are
+    ``TokenRollout``'s.
     """
-    cfg, sampling = model.cfg, sampling or SamplingConfig()
-    if prefix.ndim != 4 or tuple(prefix.shape[2:]) != tuple(cfg.grid) or prefix.is_floating_point():
-        raise DataError(f"the prefix must be integer tokens (B, K, {cfg.grid[0]}, {cfg.grid[1]}), got {prefix.dtype} "
-                        f"{tuple(prefix.shape)}; encode frames of the size the model was trained on.")  # fmt: skip
-    if prefix.numel() and (int(prefix.min()) < 0 or int(prefix.max()) >= cfg.vocab_size):
-        raise DataError(f"prefix tokens must lie in [0, {cfg.vocab_size}); they come from another tokenizer.")
-    if not 1 <= slide <= cfg.max_frames:
-        raise ConfigError(f"slide must be in [1, {cfg.max_frames}] latent frames, got {slide}.")
-    if compile and not use_cache:
-        raise ConfigError("compile=True compiles the cached decode step; it needs use_cache=True.")
-    b, m, (h, w) = prefix.shape[0], cfg.tokens_per_frame, cfg.grid
-    device = model.tok_emb.weight.device
-    if text is not None and text.shape[0] == 1 and b > 1:
-        text = text.expand(b, -1, -1)
-        text_mask = text_mask.expand(b, -1) if text_mask is not None else None
-    ct = cfg.action_chunk
-
-    def context(first: int) -> GPTContext:  # the window starts at latent frame ``first`` of the rollout
-        extras = {"actions": actions[:, first * ct :].to(device)} if actions is not None else None
-        return model.context(text, text_mask, batch=b, extras=extras)
-
-    keep = min(prefix.shape[1], cfg.max_frames - 1)
-    first = prefix.shape[1] - keep
-    ctx = context(first)
-    stepper = CachedStepper(model, ctx, b, compile) if use_cache else FullStepper(model, ctx)
-    bos = torch.full((b, 1), model.bos, dtype=torch.long, device=device)
-    window = prefix[:, first:].reshape(b, keep * m).to(device=device, dtype=torch.long)
-    state = stepper.prefill(torch.cat([bos, window], dim=1))  # predicts the first new token
-    for f in range(frames):
-        n = window.shape[1]  # slots before the new frame
-        new = []
-        for j in range(m):
-            token = model.head.sample(state, sampling, generator)  # (B,)
-            new.append(token)
-            if j < m - 1:
-                state = stepper.step(token, n + j + 1)
-        frame = torch.stack(new, dim=1)  # (B, H'*W')
-        yield frame.view(b, h, w)
-        window = torch.cat([window, frame], dim=1)
-        if f == frames - 1:
-            break
-        if window.shape[1] + m > cfg.max_len:  # window full: drop the oldest frames, re-read the rest
-            window, first = window[:, slide * m :], first + slide
-            if actions is not None:
-                stepper.ctx = context(first)
-            state = stepper.prefill(torch.cat([bos, window], dim=1))
-        else:
-            state = stepper.step(token, window.shape[1])
+    rollout = TokenRollout(model, prefix, **kwargs)
+    for _ in range(frames):
+        yield rollout.next_frame()
 
 
 def trim_context(video: torch.Tensor, temporal_compression: int) -> torch.Tensor:

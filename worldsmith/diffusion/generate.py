@@ -130,6 +130,16 @@ class DiffusionGenerator:
         stepwise = cfg.action_dim or cfg.camera or cfg.views or cfg.dit.next_frame_only
         return SamplingConfig(**ACTION_SAMPLING) if stepwise else SamplingConfig()
 
+    def planning_sampling(self) -> SamplingConfig:
+        """How a planner imagines its candidates: one Euler step (25.5 dB on held-out rollouts, like 3 steps, at a
+        third of the cost)."""
+        return SamplingConfig(steps=1, sampler="euler")
+
+    @property
+    def rollout_context(self) -> int:
+        """Latent frames a rollout step reads before the new one (at most)."""
+        return self.model.cfg.max_cond_latents
+
     # -- the Generator protocol: uint8 frames in and out ------------------------------------------------------
     def generate(self, request: GenerationRequest, sampling: SamplingConfig | None = None) -> np.ndarray:
         """uint8 (frames, H, W, 3): Text2World, or the request's frames (resized to the model) and what follows;

@@ -12,15 +12,16 @@ import typer
 from worldsmith import config as C
 from worldsmith.atomic import atomic_write_text
 from worldsmith.cli_options import DeviceOption
-from worldsmith.diffusion.generate import DiffusionGenerator
 from worldsmith.envs.evaluate import evaluate_policies, format_policy_report, run_simulator, scatter_svg
 from worldsmith.envs.plan import CEMConfig, plan_episodes
 from worldsmith.envs.policies import DEFAULT_POLICIES, make_policy, train_bc
 from worldsmith.envs.synthetic import synthesize
 from worldsmith.envs.world_model import BatchedWorldModelEnv, load_reader
 from worldsmith.errors import ConfigError
+from worldsmith.families import load_generator
 from worldsmith.io.encode import encode_mp4
 from worldsmith.jobs import sampling_config
+from worldsmith.worlds.base import WorldConfig
 from worldsmith.worlds.generate import episode_seed
 from worldsmith.worlds.tasks import make_task
 
@@ -29,7 +30,7 @@ MODEL_HELP = "An action-conditioned world model: a run directory or a shipped mo
 
 
 def _envs(model: str, task: str, reader: str, overrides: list[str] | None, device: str):
-    generator = DiffusionGenerator.from_run(model, device=device)
+    generator = load_generator(model, device=device)
     sampling = sampling_config(generator, C.parse_overrides(overrides or []))
     return BatchedWorldModelEnv(generator, task, reader=reader, sampling=sampling, device=device)
 
@@ -82,7 +83,7 @@ def plan(
     baselines, and the seconds per decision."""
     cfg = CEMConfig(samples=samples, horizon=horizon, iterations=iterations, elites=elites)
     t = make_task(task)
-    generator = DiffusionGenerator.from_run(model, device=device)
+    generator = load_generator(model, device=device)
     frames: list = []
     report = plan_episodes(generator, load_reader(reader, device), t, episodes, cfg=cfg, progress=typer.echo,
                            videos=frames if videos else None)  # fmt: skip
@@ -94,7 +95,7 @@ def plan(
     if videos:
         videos.mkdir(parents=True, exist_ok=True)
         for e, v in enumerate(frames):
-            encode_mp4(v, videos / f"{task}_{e:03d}.mp4", fps=generator.fps)
+            encode_mp4(v, videos / f"{task}_{e:03d}.mp4", fps=generator.fps or WorldConfig().fps)  # the simulator's
     if as_json:
         atomic_write_text(as_json, json.dumps(report, indent=2))
     line = f"{task}: planner {report['success']:.0%} (+-{report['success_sem']:.0%}) of {episodes} episodes"

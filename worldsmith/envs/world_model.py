@@ -8,8 +8,9 @@
     frames, infos = envs.reset(seeds=range(256))
     frames, rewards, terminated, truncated, infos = envs.step(actions)   # (N, 7)
 
-A step feeds the action to the model's rollout (``DiffusionGenerator.start_rollout`` / ``next_latent``: the last
-latent frames as context, the action into the new frame) and decodes the new frame; the state reader
+A step feeds the action to the model's rollout (``start_rollout`` / ``step_rollout`` of either family's generator:
+the diffusion model's last latent frames as context and the action into the new frame, or the GPT's tokens of the
+frames in its window and the action on the new frame's slots) and decodes the new frame; the state reader
 (eval/state_reader.py) reads where the gripper and the objects are in it, and the task (worlds/tasks.py) turns that
 into reward and success: the same criterion the simulator's env applies to its true state. ``info`` carries the
 reader's estimates (``gripper_px``, ``objects_px``), ``goal_px``, ``distance_px`` and ``success``; ``env.views``
@@ -33,7 +34,7 @@ import numpy as np
 import torch
 
 from worldsmith.errors import ConfigError, WorldsmithError
-from worldsmith.diffusion.generate import DiffusionGenerator
+from worldsmith.families import load_generator
 from worldsmith.eval.state_reader import StateReader
 from worldsmith.worlds.arm import ArmWorld
 from worldsmith.worlds.base import WorldConfig
@@ -175,11 +176,11 @@ class BatchedWorldModelEnv:
                  reader: str | Any | None = "arm-reader", max_steps: int | None = None, sampling: Any = None,
                  device: str | torch.device = "cpu") -> None:  # fmt: skip
         if isinstance(model, str):
-            model = DiffusionGenerator.from_run(model, device=device)
+            model = load_generator(model, device=device)
         self.generator = model
         if not getattr(model.model.cfg, "action_dim", 0) or not hasattr(model, "start_rollout"):
-            raise ConfigError("a world-model environment needs an action-conditioned diffusion model (e.g. the "
-                              "shipped `arm-action`); post-train one with `worldsmith posttrain action`.")  # fmt: skip
+            raise ConfigError("a world-model environment needs an action-conditioned world model (e.g. the shipped "
+                              "`arm-action`); post-train one with `worldsmith posttrain action`.")  # fmt: skip
         if model.ct != 1:
             raise ConfigError(f"a world-model environment steps one frame per action, but this model's tokenizer "
                               f"groups {model.ct} frames per latent; post-train it on a per-frame (ct=1) tokenizer.")

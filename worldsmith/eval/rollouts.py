@@ -60,7 +60,7 @@ def one_step_batch(generator, clips: list[Clip], frames: int, *, sampling: Any, 
     """uint8 (B, frames + 1, H, W, 3): each clip's first frame, then every frame t + 1 generated from the *true*
     frames up to t (as many as the model's context) and the action taken at t: the model's error one step ahead,
     before errors compound (teacher forcing). Step-by-step models with a per-frame tokenizer only."""
-    size, n_ctx = generator.size, generator.model.cfg.max_cond_latents
+    size, n_ctx = generator.size, generator.rollout_context
     video = torch.stack([to_tensor(fit_frames(c.frames[: frames + 1], size, square=True)) for c in clips])
     acts = torch.stack([torch.from_numpy(c.arrays["actions"][:frames]) for c in clips]).float()  # (B, frames, A)
     out = [video[:, :, :1]]

@@ -72,6 +72,16 @@ class ServedModel:
         return out
 
 
+def why_not_playable(gen: Any) -> str:
+    """Why a generator cannot be played one frame per action ("" when it can): either family, if it takes
+    actions and steps one frame at a time."""
+    if not int(getattr(gen.model.cfg, "action_dim", 0) or 0):
+        return "it takes no actions; post-train it with `worldsmith posttrain action`."
+    if not hasattr(gen, "start_rollout") or gen.ct != 1:
+        return "play steps one frame per action: it needs a model on a per-frame (ct=1) tokenizer."
+    return ""
+
+
 def load_model(spec: str, device: str = "cpu") -> ServedModel:
     run = resolve(spec)
     family = family_of(run)
@@ -85,13 +95,8 @@ def load_model(spec: str, device: str = "cpu") -> ServedModel:
     else:  # the autoregressive family continues a video; the diffusion family also starts from a prompt alone
         kinds = ("text2world", "video2world") if isinstance(gen, DiffusionGenerator) else ("video2world",)
     size = gen.size
-    playable, why = False, ""
-    if not action_dim:
-        why = "it takes no actions; post-train it with `worldsmith posttrain action`."
-    elif not isinstance(gen, DiffusionGenerator) or gen.ct != 1:
-        why = "play steps one frame per action: it needs a diffusion model on a per-frame (ct=1) tokenizer."
-    else:
-        playable = True
+    why = why_not_playable(gen)
+    playable = not why
     world = "arm" if action_dim == 7 else None
     card_path = run / "MODEL_CARD.md"
     name = spec if not Path(spec).is_dir() else Path(spec).absolute().name  # a run folder: its own name

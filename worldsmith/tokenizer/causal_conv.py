@@ -30,6 +30,18 @@ from torch import nn
 State = Optional[dict[nn.Module, Any]]  # per-stream causal caches, keyed by module; None = whole video at once
 
 
+def select_rows(state: dict[nn.Module, Any], idx: torch.Tensor) -> dict[nn.Module, Any]:
+    """A streaming state of rows ``idx`` of this one's videos (its cached frames are batch-first tensors, alone or
+    in tuples; flags stay as they are)."""
+
+    def pick(v: Any) -> Any:
+        if isinstance(v, torch.Tensor):
+            return v[idx]
+        return tuple(pick(x) for x in v) if isinstance(v, tuple) else v
+
+    return {k: pick(v) for k, v in state.items()}
+
+
 class SpatialConv(nn.Module):
     """A ``1 x k x k`` convolution applied to every frame: (B, T, H, W, Cin) -> (B, T, H / s, W / s, Cout)."""
 
