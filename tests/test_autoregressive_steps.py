@@ -96,6 +96,10 @@ def test_a_repeated_state_continues_each_rollout_in_every_copy(gen):
     own = steps(gen, state, acts[:, 1:])  # the original is untouched by its copies and continues the same way
     torch.testing.assert_close(ahead[::3], own, atol=1e-5, rtol=0)
     torch.testing.assert_close(ahead[1::3], own, atol=1e-5, rtol=0)
+    # as the planner does: copies of a rollout that has not stepped yet (no cache filled)
+    fresh = gen.start_rollout(v, ["", ""], GREEDY)
+    branched = steps(gen, fresh.repeat(2), acts.repeat_interleave(2, dim=0))
+    torch.testing.assert_close(branched[::2], steps(gen, fresh, acts), atol=1e-5, rtol=0)
 
 
 def test_row_streams_draw_every_allowed_token_and_never_a_masked_one():
