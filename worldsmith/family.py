@@ -69,6 +69,32 @@ class Generator(Protocol):
         ...
 
 
+class RolloutStepper(Protocol):
+    """A generator that also steps an action-conditioned rollout one frame per action (environments, play, the
+    planner, ``eval rollouts --one-step``): both world-model families implement it, so everything that steps a
+    model takes either. The state's ``repeat(n)`` copies every rollout n times, each copy drawing its own noise
+    (a planner's candidates)."""
+
+    size: int  # frame side the model works at
+    ct: int  # frames per latent frame: a step's frames (1 for environments and play)
+    device: Any
+    rollout_context: int  # latent frames a step reads before the new one (at most)
+
+    def start_rollout(self, video: Any, prompts: list[str], sampling: Any = None, seeds: list[int] | None = None,
+                      actions: Any = None) -> Any:  # fmt: skip
+        """State of B rollouts continuing float video (B, 3, 1 + m * ct, H, W) in [-1, 1] after ``actions``
+        (B, m * ct, A) taken between its frames; row i draws its noise from ``seeds[i]`` alone."""
+        ...
+
+    def step_rollout(self, state: Any, actions: Any) -> Any:
+        """The next ct frames (B, 3, ct, H, W) in [-1, 1] under actions (B, ct, A)."""
+        ...
+
+    def planning_sampling(self) -> Any:
+        """The sampling settings a planner imagines its candidates with."""
+        ...
+
+
 @dataclass(frozen=True)
 class Family:
     name: str

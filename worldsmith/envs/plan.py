@@ -22,6 +22,7 @@ import torch
 
 from worldsmith.envs.world_model import TRACK_RADIUS, track
 from worldsmith.errors import ConfigError
+from worldsmith.family import RolloutStepper
 from worldsmith.io.video import to_tensor
 from worldsmith.worlds.arm_control import action_bounds
 from worldsmith.worlds.generate import episode_seed
@@ -49,7 +50,7 @@ class CEMConfig:
 class CEMPlanner:
     """Plans one action at a time for a task with an action-conditioned ``generator`` and a state ``reader``."""
 
-    def __init__(self, generator, reader, task: str | Task, cfg: CEMConfig | None = None,
+    def __init__(self, generator: RolloutStepper, reader, task: str | Task, cfg: CEMConfig | None = None,
                  sampling: Any = None) -> None:  # fmt: skip
         self.gen, self.reader, self.task = generator, reader, make_task(task)
         self.cfg = cfg or CEMConfig()

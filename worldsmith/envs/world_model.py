@@ -35,6 +35,7 @@ import torch
 
 from worldsmith.errors import ConfigError, WorldsmithError
 from worldsmith.families import load_generator
+from worldsmith.family import RolloutStepper
 from worldsmith.eval.state_reader import StateReader
 from worldsmith.worlds.arm import ArmWorld
 from worldsmith.worlds.base import WorldConfig
@@ -172,7 +173,7 @@ def load_reader(reader: str | None, device: str | torch.device):
 class BatchedWorldModelEnv:
     """``N`` rollouts of one action-conditioned world model, stepped together (one forward pass per step)."""
 
-    def __init__(self, model: str | Any = "arm-action", task: str | Task | None = "reach", *,
+    def __init__(self, model: str | RolloutStepper = "arm-action", task: str | Task | None = "reach", *,
                  reader: str | Any | None = "arm-reader", max_steps: int | None = None, sampling: Any = None,
                  device: str | torch.device = "cpu") -> None:  # fmt: skip
         if isinstance(model, str):
