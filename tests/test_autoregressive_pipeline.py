@@ -34,12 +34,14 @@ from worldsmith.config import load_yaml
 from worldsmith.data.manifest import list_shards
 from worldsmith.data.shards import iter_shard
 from worldsmith.errors import CheckpointError, DataError
+from worldsmith.nn.lora import is_adapter
 from worldsmith.family import GenerationRequest
 from worldsmith.io.video import decode, encode_mp4, probe, to_tensor
 from worldsmith.tokenizer.config import PRESETS as TOKENIZER_PRESETS
 from worldsmith.tokenizer.losses import TokenizerLoss, TokenizerLossConfig
 from worldsmith.tokenizer.model import CausalVideoTokenizer
 from worldsmith.train.progress import read_logs
+from worldsmith.weights import load_tensors
 from worldsmith.worlds.generate import simulate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -275,3 +277,23 @@ def test_two_process_ddp_training(world, tmp_path):
     assert [r["step"] for r in logs] == [1, 2] and all(np.isfinite(r["loss"]) for r in logs)
     assert json.loads((tmp_path / "ddp" / "train_state" / "state.json").read_text())["world_size"] == 2
     assert json.loads((tmp_path / "ddp" / "tokens" / "tokens.json").read_text())["clips"] == 4  # rank 0 tokenized
+
+
+def test_lora_action_posttraining_of_a_gpt_saves_only_adapters_and_loads_on_its_base(world, run, tmp_path):
+    out = tmp_path / "lora"
+    run("posttrain", "action", "--from", world["run"], "--data", world["shards"], "--out", out, "--lora", "2",
+        "--set", "train.steps=3", "--set", "train.progress=false",
+        "--set", "train.tensorboard=false", "--set", "train.log_every=1")  # fmt: skip
+    base, model = VideoGPT.from_pretrained(world["run"]), VideoGPT.from_pretrained(out)
+    assert model.cfg.lora.rank == 2 and model.cfg.action_dim == 7
+    saved = set(load_tensors(out / "model.safetensors"))
+    assert saved and all(is_adapter(k) or k.startswith("embedders.") for k in saved)  # no base weight
+    trained = {n for n, p in VideoGPT(model.cfg).named_parameters() if p.requires_grad}
+    assert saved == trained | {"embedders.0.scale"}
+    for name, p in base.state_dict().items():  # the base's weights, frozen, under the adapters
+        torch.testing.assert_close(model.state_dict()[name], p)
+    assert any(model.state_dict()[k].abs().sum() > 0 for k in saved if k.endswith(".lora_b"))  # the adapters trained
+    clip = next(iter_shard(list_shards(str(world["shards"]))[0]))
+    video = ARGenerator.from_run(out).generate(GenerationRequest(video=clip.frames[:1], actions=clip.arrays["actions"][:3]),
+                                               GREEDY)  # fmt: skip
+    assert video.shape == (4, 64, 64, 3)

@@ -22,8 +22,9 @@ run of the base's family whose config starts from the base's: the same architect
   with each frame's rays relative to the frame before it (``camera_reference: previous``: the step's motion, what
   the one predicted frame needs; benchmarks/RESULTS.md, camera section).
 
-``lora_rank`` > 0 trains low-rank adapters of the backbone's blocks (and the new embedder) instead of every weight;
-such a run saves only what it trained and names its base, which must stay where it was (or be a shipped model).
+``lora_rank`` > 0 trains low-rank adapters of the backbone's blocks (and the new embedder) instead of every weight,
+in either family (the DiT's or the GPT's blocks); such a run saves only what it trained and names its base, which
+must stay where it was (or be a shipped model).
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def posttrain_config(mode: str, base: str | Path, data: str | None, *, lora_rank
         cfg = C.merge(cfg, {"model": {"dit": {"next_frame_only": True}, **STEPWISE[mode]}})
     if lora_rank:
         if not hasattr(cfg.model, "lora"):
-            raise ConfigError(f"LoRA post-training is available for diffusion models; {base} is a {family.name} one.")
+            raise ConfigError(f"LoRA post-training is available for world models; {base} is a {family.name} one.")
         cfg = C.merge(cfg, {"model": {"lora": {"rank": lora_rank, "base": str(base)}}})
     cfg = C.resolve(cfg, config_yaml, overrides)
     if data:

@@ -18,9 +18,10 @@ base     768    16     12     4         16          128M    GPU; Cosmos-like wid
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from worldsmith.errors import ConfigError
+from worldsmith.nn.lora import LoRAConfig
 from worldsmith.nn.rope import axis_dims
 
 
@@ -42,6 +43,7 @@ class GPTConfig:
     head: str = "flat"  # "flat": one softmax over all codes; "factorized": the FSQ digits one by one (heads.py)
     fsq_levels: tuple[int, ...] = ()  # the tokenizer's FSQ levels (set at training); needed by the factorized head
     head_hidden: int = 0  # width of the factorized head's digit states; 0: dim
+    lora: LoRAConfig = field(default_factory=LoRAConfig)  # rank > 0: post-train low-rank adapters of the blocks only
 
     def __post_init__(self) -> None:
         self.grid = tuple(self.grid)  # type: ignore[assignment]

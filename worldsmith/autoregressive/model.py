@@ -33,6 +33,7 @@ from worldsmith.autoregressive.kv_cache import KVCache
 from worldsmith.conditioning.action import ActionEmbedder
 from worldsmith.errors import ConfigError
 from worldsmith.nn.embeddings import raster_positions, sinusoidal_3d
+from worldsmith.nn.lora import adapt, trained_state, with_base
 from worldsmith.nn.norms import RMSNorm
 from worldsmith.nn.rope import rope_table, rotate, rotation
 from worldsmith.weights import Pretrained
@@ -174,6 +175,17 @@ class VideoGPT(nn.Module, Pretrained):
         positions = raster_positions(cfg.max_frames, *cfg.grid)  # (max_len, 3)
         self.register_buffer("abs_pos", sinusoidal_3d(positions, cfg.dim), persistent=False)  # (max_len, D)
         self.initialize_weights()
+        if cfg.lora.rank:  # LoRA: adapters on every linear of the blocks; only they and the action embedder train
+            adapt(self, self.blocks, cfg.lora, "embedders.")
+
+    def pretrained_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """What model.safetensors keeps: everything, or with LoRA the adapters, the embedder and the buffers."""
+        return trained_state(self, state) if self.cfg.lora.rank else state
+
+    @classmethod
+    def upgrade(cls, model_config: dict, state: dict, run_dir) -> tuple[dict, dict]:
+        """A LoRA run saves adapters only: complete them with its base run's weights."""
+        return model_config, with_base(model_config, state)
 
     def initialize_weights(self) -> None:
         """Linears N(0, 0.02); residual outputs scaled by 1/sqrt(2 depth) (GPT-2); cross-attention outputs zero, so

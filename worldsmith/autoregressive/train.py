@@ -26,6 +26,7 @@ from worldsmith.autoregressive.losses import next_token_loss
 from worldsmith.autoregressive.model import VideoGPT
 from worldsmith.conditioning.text import default_text_encoder
 from worldsmith.errors import ConfigError
+from worldsmith.nn.lora import is_adapter
 from worldsmith.train.rng import seed_everything
 from worldsmith.train.runtime import init_runtime, main_first
 from worldsmith.train.train_config import TrainConfig
@@ -49,10 +50,10 @@ class ARRunConfig:
 
 
 def load_base(model: VideoGPT, run: str) -> None:
-    """Start ``model`` from the weights of ``run``; only what post-training adds (the action embedder) may be
-    missing there, and nothing may be left over."""
+    """Start ``model`` from the weights of ``run``; only what post-training adds (the action embedder, LoRA
+    adapters) may be missing there, and nothing may be left over."""
     missing, unexpected = model.load_state_dict(VideoGPT.from_pretrained(resolve(run)).state_dict(), strict=False)
-    new = [k for k in missing if not k.startswith("embedders.")]
+    new = [k for k in missing if not (k.startswith("embedders.") or is_adapter(k))]
     if new or unexpected:
         raise ConfigError(f"the weights of {run} do not fit this model (missing {new[:3]}, unexpected {unexpected[:3]}); "
                           f"post-train from a run of the same architecture.")  # fmt: skip

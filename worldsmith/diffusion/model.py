@@ -19,9 +19,8 @@ from worldsmith.diffusion.config import WorldModelConfig
 from worldsmith.diffusion.dit import DiT
 from worldsmith.diffusion.edm import EDMDenoiser
 from worldsmith.diffusion.samplers import sample
-from worldsmith.nn.lora import apply_lora, is_adapter
-from worldsmith.weights import WEIGHTS, Pretrained, load_tensors
-from worldsmith.zoo import resolve
+from worldsmith.nn.lora import adapt, trained_state, with_base
+from worldsmith.weights import Pretrained
 
 EMBEDDERS = "denoiser.net.embedders."  # parameter names of the condition embedders (trained in a LoRA post-training)
 
@@ -38,9 +37,7 @@ class DiffusionWorldModel(nn.Module, Pretrained):
         self.register_buffer("latent_std", torch.ones(c))
         self.register_buffer("residual_scale", torch.ones(()))  # sigma_data / std of frame-to-frame differences
         if cfg.lora.rank:  # LoRA: adapters on every linear of the blocks; only they and the condition embedders train
-            apply_lora(self.net.blocks, cfg.lora)
-            for name, p in self.named_parameters():
-                p.requires_grad_(is_adapter(name) or name.startswith(EMBEDDERS))
+            adapt(self, self.net.blocks, cfg.lora, EMBEDDERS)
 
     def make_embedders(self, cfg: WorldModelConfig) -> list[nn.Module]:
         """The extra-condition slot's embedders, from the config: actions when ``cfg.action_dim`` > 0, the rollout's
@@ -69,18 +66,12 @@ class DiffusionWorldModel(nn.Module, Pretrained):
     def pretrained_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """What model.safetensors keeps: everything, or with LoRA the adapters, the embedders and the buffers (the
         rest is the base run's, named in ``cfg.lora.base``)."""
-        if not self.cfg.lora.rank:
-            return state
-        trained = {n for n, p in self.named_parameters() if p.requires_grad} | {n for n, _ in self.named_buffers()}
-        return {k: v for k, v in state.items() if k in trained}
+        return trained_state(self, state) if self.cfg.lora.rank else state
 
     @classmethod
     def upgrade(cls, model_config: dict, state: dict, run_dir) -> tuple[dict, dict]:
         """A LoRA run saves adapters only: complete them with its base run's weights."""
-        base = (model_config.get("lora") or {}).get("base")
-        if (model_config.get("lora") or {}).get("rank") and base:
-            state = load_tensors(resolve(base) / WEIGHTS) | state
-        return model_config, state
+        return model_config, with_base(model_config, state)
 
     @property
     def net(self) -> DiT:

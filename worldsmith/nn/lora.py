@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from worldsmith.errors import ConfigError
+from worldsmith.weights import WEIGHTS, load_tensors
+from worldsmith.zoo import resolve
 
 
 @dataclass
@@ -60,3 +62,26 @@ def apply_lora(module: nn.Module, cfg: LoRAConfig) -> list[str]:
 
 def is_adapter(name: str) -> bool:
     return name.endswith(".lora_a") or name.endswith(".lora_b")
+
+
+def adapt(model: nn.Module, blocks: nn.Module, cfg: LoRAConfig, embedders: str) -> None:
+    """LoRA on every linear of ``blocks`` (a part of ``model``); only the adapters and the parameters whose names
+    start with ``embedders`` (the new condition's) stay trainable."""
+    apply_lora(blocks, cfg)
+    for name, p in model.named_parameters():
+        p.requires_grad_(is_adapter(name) or name.startswith(embedders))
+
+
+def trained_state(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """What a LoRA run's model.safetensors keeps of ``state``: the trainable parameters and the buffers (the rest
+    is its base run's)."""
+    trained = {n for n, p in model.named_parameters() if p.requires_grad} | {n for n, _ in model.named_buffers()}
+    return {k: v for k, v in state.items() if k in trained}
+
+
+def with_base(model_config: dict, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A LoRA run's saved state completed with the weights of the base its config names (unchanged otherwise)."""
+    lora = model_config.get("lora") or {}
+    if lora.get("rank") and lora.get("base"):
+        return load_tensors(resolve(lora["base"]) / WEIGHTS) | state
+    return state
