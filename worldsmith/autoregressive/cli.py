@@ -54,10 +54,13 @@ def tokenize(
     data: str = typer.Argument(..., help="Clip shards: directory, glob, .tar or manifest."),
     out: Path = typer.Option(..., "--out", "-o", help="Token set folder to write (resumable)."),
     size: int = typer.Option(64, "--size", min=8, help="Frame size (square) before tokenizing."),
+    hysteresis: float = typer.Option(0.0, "--hysteresis", min=0.0, max=0.49, help="Tokens that do not flicker: a "
+                                     "code digit keeps its value until the encoder moves 0.5 + this many grid steps "
+                                     "from it (train with --set data.hysteresis to match)."),
     device: str = DeviceOption,
 ) -> None:
     """Encode every clip of the shards to discrete token grids (a token set for training)."""
-    index = tokenize_shards(tokenizer, data, out, size=size, device=device)
+    index = tokenize_shards(tokenizer, data, out, size=size, device=device, hysteresis=hysteresis)
     typer.echo(json.dumps({k: v for k, v in index.items() if k != "files"}, indent=2))
 
 

@@ -48,13 +48,18 @@ class ARDataConfig:
     frames: int = 0  # latent frames per training window; 0: model.max_frames
     caption_dropout: float = 0.2  # fraction of samples trained unconditioned (no text); 1: never load the text encoder
     actions: bool = False  # condition on the clips' actions (the token set must carry them)
+    # FSQ hysteresis of the tokens in grid steps (CausalVideoTokenizer.hysteresis): a digit keeps its previous
+    # frame's value until the encoder moves 0.5 + this past it; 0: plain rounding. Generation encodes the same way.
+    hysteresis: float = 0.0
 
     def __post_init__(self) -> None:
         if self.size < 8 or self.frames < 0 or not 0.0 <= self.caption_dropout <= 1.0:
             raise ConfigError("data.size >= 8, data.frames >= 0 and data.caption_dropout in [0, 1] are required.")
+        if not 0.0 <= self.hysteresis < 0.5:
+            raise ConfigError(f"data.hysteresis must be in [0, 0.5) grid steps, got {self.hysteresis}.")
 
 
-def _tokenizer_settings(tokenizer, tokenizer_run: str | Path, size: int) -> dict[str, Any]:
+def _tokenizer_settings(tokenizer, tokenizer_run: str | Path, size: int, hysteresis: float = 0.0) -> dict[str, Any]:
     cfg = tokenizer.cfg
     if tokenizer.fsq is None:
         raise ConfigError(f"the tokenizer in {tokenizer_run} is continuous ({cfg.name}); the autoregressive model "
@@ -63,22 +68,27 @@ def _tokenizer_settings(tokenizer, tokenizer_run: str | Path, size: int) -> dict
         raise ConfigError(f"data.size {size} must be a multiple of the {cfg.name} tokenizer's spatial compression "
                           f"{cfg.spatial_compression}.")  # fmt: skip
     grid = size // cfg.spatial_compression
-    return {"format": FORMAT, "tokenizer": str(Path(tokenizer_run).resolve()), "tokenizer_name": cfg.name,
-            "vocab_size": tokenizer.fsq.codebook_size, "grid": [grid, grid], "size": size,
-            "temporal_compression": cfg.temporal_compression}  # fmt: skip
+    settings = {"format": FORMAT, "tokenizer": str(Path(tokenizer_run).resolve()), "tokenizer_name": cfg.name,
+                "vocab_size": tokenizer.fsq.codebook_size, "grid": [grid, grid], "size": size,
+                "temporal_compression": cfg.temporal_compression}  # fmt: skip
+    return settings | ({"hysteresis": hysteresis} if hysteresis else {})  # (sets made before it have no key)
 
 
 @torch.no_grad()
 def tokenize_shards(tokenizer_run: str | Path, shards: str, out: str | Path, *, size: int = 64,
-                    device: str = "cpu", progress: bool = True) -> dict[str, Any]:  # fmt: skip
-    """Encode every clip of ``shards`` with the DV tokenizer of ``tokenizer_run`` into the token set ``out``."""
+                    device: str = "cpu", progress: bool = True, hysteresis: float = 0.0) -> dict[str, Any]:  # fmt: skip
+    """Encode every clip of ``shards`` with the DV tokenizer of ``tokenizer_run`` into the token set ``out``
+    (``hysteresis``: ARDataConfig.hysteresis)."""
     tokenizer = CausalVideoTokenizer.from_pretrained(tokenizer_run, device=device)
-    settings = _tokenizer_settings(tokenizer, tokenizer_run, size)
+    tokenizer.hysteresis = hysteresis
+    settings = _tokenizer_settings(tokenizer, tokenizer_run, size, hysteresis)
     out = Path(out)
     index_path = out / INDEX
     if index_path.is_file():
         old = json.loads(index_path.read_text())
         differ = [k for k in settings if k != "tokenizer" and old.get(k) != settings[k]]
+        if float(old.get("hysteresis", 0.0)) != hysteresis and "hysteresis" not in differ:
+            differ.append("hysteresis")
         if differ:
             raise ConfigError(f"{out} holds tokens made with other settings ({', '.join(differ)}); use another "
                               f"folder or delete it.")  # fmt: skip

@@ -119,6 +119,7 @@ class ARGenerator:
         if not tokenizer:
             raise CheckpointError(f"{run}/config.yaml names no tokenizer run; pass the DV tokenizer run directory.")
         tok = CausalVideoTokenizer.from_pretrained(resolve(tokenizer), device=device)
+        tok.hysteresis = float((config.get("data") or {}).get("hysteresis") or 0.0)  # encode as its tokens were
         cs = tok.cfg.spatial_compression
         size = int((config.get("data") or {}).get("size") or model.cfg.grid[0] * cs)
         return cls(model, tok, size, threads=threads, compile=compile)

@@ -69,11 +69,15 @@ def train(cfg: ARRunConfig, run_dir: str | Path, *, fresh: bool = False) -> dict
         if not cfg.tokenizer:
             raise ConfigError("data.shards needs a DV tokenizer run to tokenize them: pass --tokenizer RUN_DIR.")
         main_first(lambda: tokenize_shards(cfg.tokenizer, cfg.data.shards, tokens_dir, size=cfg.data.size,
-                                           device=str(runtime.device), progress=cfg.train.progress))  # fmt: skip
+                                           device=str(runtime.device), progress=cfg.train.progress,
+                                           hysteresis=cfg.data.hysteresis))  # fmt: skip
     elif not cfg.data.tokens:
         raise ConfigError("no training data: pass --data SHARDS with --tokenizer RUN, or --tokens TOKEN_SET.")
     # 2. fit the model to the token set
     index, clips = load_token_set(tokens_dir)
+    if not cfg.data.shards and float(index.get("hysteresis", 0.0)) != cfg.data.hysteresis:
+        raise ConfigError(f"the token set {tokens_dir} was made with data.hysteresis={index.get('hysteresis', 0.0)}, "
+                          f"not {cfg.data.hysteresis}; set it to match, or tokenize the shards again.")  # fmt: skip
     ct = int(index.get("temporal_compression", 1))
     action_dim = int(clips[0].actions.shape[-1]) if cfg.data.actions and clips[0].actions is not None else 0
     if cfg.data.actions and not action_dim:

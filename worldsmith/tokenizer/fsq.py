@@ -80,8 +80,25 @@ class FSQ(nn.Module):
 
     def codes_to_indices(self, codes: torch.Tensor) -> torch.Tensor:
         """codes (B, d, ...) -> tokens (B, ...) int64 in [0, prod(levels))."""
-        digits = self.digits(codes)
+        return self.digits_to_indices(self.digits(codes))
+
+    def digits_to_indices(self, digits: torch.Tensor) -> torch.Tensor:
         return (digits * self._per_channel(self._basis, digits.ndim)).sum(1)
+
+    def stable_digits(self, y: torch.Tensor, margin: float, prev: torch.Tensor | None = None) -> torch.Tensor:
+        """Digits (B, d, T, ...) of bounded values y (B, d, T, ...) with hysteresis along T: a digit keeps its
+        value from the frame before (``prev`` (B, d, ...) before the first) while y stays within ``0.5 + margin``
+        grid steps of it, so noise at a rounding boundary does not flip the token from frame to frame. margin 0
+        is plain rounding."""
+        span = (self._per_channel(self._levels, y.ndim) - 1).to(y.dtype)
+        u = (y.clamp(-1, 1) + 1) * span / 2  # position on the grid, in steps
+        out = torch.round(u)
+        for t in range(u.shape[2]):
+            before = prev if t == 0 else out[:, :, t - 1]
+            if before is not None:
+                keep = (u[:, :, t] - before).abs() < 0.5 + margin
+                out[:, :, t] = torch.where(keep, before.to(out.dtype), out[:, :, t])
+        return out.to(torch.int64)
 
     def indices_to_codes(self, indices: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """tokens (B, ...) -> codes (B, d, ...)."""

@@ -59,6 +59,9 @@ class CausalVideoTokenizer(nn.Module, Pretrained):
         self.encoder = Encoder(cfg, self.patcher.out_channels, 2 * c if cfg.kl else c)
         self.decoder = Decoder(cfg, c, self.patcher.out_channels)
         self.fsq = FSQ(cfg.fsq_levels) if cfg.kind == "discrete" else None
+        # an encoding setting, not a weight: > 0 gives tokens with hysteresis along time (FSQ.stable_digits), set by
+        # whoever encodes for a GPT trained on such tokens (its run's data.hysteresis)
+        self.hysteresis = 0.0
         self.quant = nn.Linear(c, self.fsq.dim) if self.fsq else None  # (.., C) -> (.., d)
         self.post_quant = nn.Linear(self.fsq.dim, c) if self.fsq else None  # (.., d) -> (.., C)
         self.enc_shortcut = self.dec_shortcut = None
@@ -135,7 +138,14 @@ class CausalVideoTokenizer(nn.Module, Pretrained):
     def encode_chunk(self, video: torch.Tensor, state: State = None) -> torch.Tensor:
         """Latents (B, C, T', H', W') or tokens (B, T', H', W') of a video chunk; ``state`` carries the past."""
         self.check_video(video, first_chunk=state is None or self.patcher not in state)
-        z, extras = self._bottleneck(self._features(video, state))  # (B, T', H', W', C)
+        h = self._features(video, state)
+        if self.fsq is not None and self.hysteresis:  # tokens that do not flicker at rounding boundaries
+            y = self.fsq.bound(self.quant(h).permute(0, 4, 1, 2, 3))  # (B, d, T', H', W')
+            digits = self.fsq.stable_digits(y, self.hysteresis, None if state is None else state.get(self.fsq))
+            if state is not None:
+                state[self.fsq] = digits[:, :, -1]
+            return self.fsq.digits_to_indices(digits)  # (B, T', H', W')
+        z, extras = self._bottleneck(h)  # (B, T', H', W', C)
         if self.fsq is not None:
             return self.fsq.codes_to_indices(extras["codes"])  # (B, T', H', W')
         return z.permute(0, 4, 1, 2, 3).contiguous()  # (B, C, T', H', W')
