@@ -59,6 +59,9 @@ class ARDataConfig:
             raise ConfigError(f"data.hysteresis must be in [0, 0.5) grid steps, got {self.hysteresis}.")
 
 
+SETTING_DEFAULTS = {"hysteresis": 0.0}  # settings that token sets record only when not the default (older sets lack them)
+
+
 def _tokenizer_settings(tokenizer, tokenizer_run: str | Path, size: int, hysteresis: float = 0.0) -> dict[str, Any]:
     cfg = tokenizer.cfg
     if tokenizer.fsq is None:
@@ -71,7 +74,7 @@ def _tokenizer_settings(tokenizer, tokenizer_run: str | Path, size: int, hystere
     settings = {"format": FORMAT, "tokenizer": str(Path(tokenizer_run).resolve()), "tokenizer_name": cfg.name,
                 "vocab_size": tokenizer.fsq.codebook_size, "grid": [grid, grid], "size": size,
                 "temporal_compression": cfg.temporal_compression}  # fmt: skip
-    return settings | ({"hysteresis": hysteresis} if hysteresis else {})  # (sets made before it have no key)
+    return settings | ({"hysteresis": hysteresis} if hysteresis else {})
 
 
 @torch.no_grad()
@@ -86,9 +89,8 @@ def tokenize_shards(tokenizer_run: str | Path, shards: str, out: str | Path, *, 
     index_path = out / INDEX
     if index_path.is_file():
         old = json.loads(index_path.read_text())
-        differ = [k for k in settings if k != "tokenizer" and old.get(k) != settings[k]]
-        if float(old.get("hysteresis", 0.0)) != hysteresis and "hysteresis" not in differ:
-            differ.append("hysteresis")
+        new, before = SETTING_DEFAULTS | settings, SETTING_DEFAULTS | old
+        differ = [k for k in new if k != "tokenizer" and before.get(k) != new[k]]
         if differ:
             raise ConfigError(f"{out} holds tokens made with other settings ({', '.join(differ)}); use another "
                               f"folder or delete it.")  # fmt: skip

@@ -65,7 +65,6 @@ class ARRolloutState:
 
     tokens: TokenRollout
     decode: dict  # the tokenizer decoder's streaming state (tokenizer/causal_conv.py)
-    count: int  # latent frames so far, the given ones included
 
     def repeat(self, n: int) -> "ARRolloutState":
         """Each rollout ``n`` times (row i * n + j copies row i), each copy with its own stream seeded from row
@@ -242,7 +241,7 @@ class ARGenerator:
         streams = RowStreams([torch.Generator().manual_seed(int(s)) for s in seeds])
         tokens = TokenRollout(self.model, prefix, text=text, text_mask=text_mask, sampling=sampling,
                               generator=streams, compile=self.compile, actions=actions.float())  # fmt: skip
-        return ARRolloutState(tokens=tokens, decode=decode, count=prefix.shape[1])
+        return ARRolloutState(tokens=tokens, decode=decode)
 
     @torch.no_grad()
     def step_rollout(self, state: ARRolloutState, actions: torch.Tensor) -> torch.Tensor:
@@ -252,7 +251,6 @@ class ARGenerator:
             raise ConfigError(f"a rollout step takes actions {want}, got {tuple(actions.shape)}.")
         with torch_threads(self.threads):
             latent = state.tokens.next_frame(actions.float())  # (B, H', W')
-            state.count += 1
             return self.tokenizer.decode_chunk(latent[:, None], state.decode).clamp(-1, 1)
 
     def rollout(self, video: torch.Tensor, actions: torch.Tensor, frames: int, prompts: list[str],

@@ -84,7 +84,8 @@ class FlatHead(nn.Linear):
     def loss(self, states: torch.Tensor, targets: torch.Tensor, z_weight: float) -> tuple[torch.Tensor, dict]:
         return cross_entropy_z_loss(self(states), targets, z_weight)
 
-    def sample(self, states: torch.Tensor, sampling: SamplingConfig, generator: torch.Generator | RowStreams | None = None):
+    def sample(self, states: torch.Tensor, sampling: SamplingConfig,
+               generator: torch.Generator | RowStreams | None = None):  # fmt: skip
         """states (B, D) -> tokens (B,)."""
         return sample_logits(self(states), sampling, generator)
 
@@ -164,7 +165,8 @@ class DigitHead(nn.Module):
         accuracy = right.float().mean()
         return ce + z_weight * z, {"ce": ce.detach(), "z_loss": z.detach(), "accuracy": accuracy}
 
-    def sample(self, states: torch.Tensor, sampling: SamplingConfig, generator: torch.Generator | RowStreams | None = None):
+    def sample(self, states: torch.Tensor, sampling: SamplingConfig,
+               generator: torch.Generator | RowStreams | None = None):  # fmt: skip
         """states (B, D) -> tokens (B,): digit after digit, each drawn with ``sampling``."""
         z = self.inp(states)
         token = torch.zeros(states.shape[0], dtype=torch.long, device=states.device)

@@ -147,7 +147,7 @@ class TokenRollout:
     def context(self) -> GPTContext:
         """The window's conditions, recomputed only when its first frame or the known actions changed."""
         key = (self.first, None if self.actions is None else self.actions.shape[1])
-        if key != self._ctx_key or self.stepper is None:
+        if key != self._ctx_key:
             extras = None if self.actions is None else {"actions": self.actions}
             self._ctx = GPTContext(self.cross, self.model.slot_embeddings(extras, self.batch))
             self._ctx_key = key
