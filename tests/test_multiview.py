@@ -15,6 +15,7 @@ from helpers import run_cli
 from worldsmith.conditioning.views import (TrajectoryEmbedder, ViewEmbedder, relative_trajectory, split_views,
                                            stack_views, trajectory_per_latent_frame)  # fmt: skip
 from worldsmith.config import merge
+from worldsmith.diffusion import losses
 from worldsmith.diffusion.condition import Condition
 from worldsmith.diffusion.config import PRESETS
 from worldsmith.diffusion.generate import DiffusionGenerator
@@ -191,3 +192,34 @@ def test_the_shipped_drive_views_model_generates_every_view():
     ego = torch.from_numpy(load_trajectory("right", 4))[None]
     out = rollout_views(gen, first, ego, 4, [""], seed=0)
     assert out.shape == (1, 3, 3, 4, 64, 64) and torch.isfinite(out).all() and out.abs().max() <= 1
+
+
+def test_rollout_training_windows_carry_their_own_trajectory_and_cameras():
+    b = 2
+    batch = {"latents": torch.randn(b, 16, 6, 4, 4), "views": torch.arange(3).expand(b, 3),
+             "trajectory": torch.arange(11.0)[None, :, None].expand(b, 11, 4),
+             "camera": torch.arange(6.0)[None, :, None].expand(b, 6, 25)}  # fmt: skip
+    w = losses.window_batch(batch, batch["latents"][:, :, 2:5], 2, 2)  # 2 video frames per latent frame
+    assert torch.equal(w["trajectory"][0, :, 0], torch.arange(4.0, 9.0))  # video frames 4..8 of latent frames 2..4
+    assert torch.equal(w["camera"][0, :, 0], torch.arange(2.0, 5.0)) and torch.equal(w["views"], batch["views"])
+    w = losses.window_batch(batch, batch["latents"][:, :, 1:4], 1, 1)
+    assert torch.equal(w["trajectory"][0, :, 0], torch.arange(1.0, 4.0))
+
+
+def test_posttrain_views_with_rollout_training(drive_runs):
+    family = FAMILIES["diffusion"]  # a base with frame stacking: its views post-training is next-frame-only
+    flags = {"data": {"shards": str(drive_runs / "drive"), "tokenizer": "arm-tokenizer", "frames": 9, "size": 32,
+                      "cache_latents": True, "cache_crops": 1, "window": 3}, "train": QUICK,
+             "model": {"dit": {"anchor_frames": 2}, "video2world_prob": 1.0}}  # fmt: skip
+    family.train(family.resolve("tiny", flags=flags), drive_runs / "stacked")
+    _, cfg = posttrain_config("views", drive_runs / "stacked", str(drive_runs / "drive"),
+                              overrides=[*OVERRIDES, "model.rollout_depth=2", "data.window=5"])  # fmt: skip
+    assert cfg.model.dit.next_frame_only and cfg.model.trajectory_reference == "previous"
+    summary = family.train(cfg, drive_runs / "mv-rollout")
+    assert summary["steps"] == QUICK["steps"] and "rollout_depth" in summary["last"]
+    gen = DiffusionGenerator.from_run(drive_runs / "mv-rollout")
+    assert gen.model.cfg.rollout_depth == 2 and gen.model.cfg.views == 3
+    ego = torch.zeros(1, 9, 4)
+    ego[..., 0], ego[..., 3] = torch.arange(9.0), 10.0
+    out = rollout_views(gen, torch.rand(1, 3, 3, 1, 32, 32) * 2 - 1, ego, 4, [""], seed=0)
+    assert out.shape == (1, 3, 3, 4, 32, 32) and torch.isfinite(out).all()

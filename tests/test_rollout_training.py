@@ -77,6 +77,25 @@ def test_the_context_is_what_a_rollout_generates_and_the_target_stays_true(monke
     torch.testing.assert_close(mine, model.denormalize(rollout)[:, :, 0])
 
 
+def test_rollout_steps_generate_the_context_as_a_rollout_with_that_many_steps():
+    model, batch = model_with(2), batch_of(5)
+    gen = DiffusionGenerator(model, CausalVideoTokenizer(TOKENIZERS["ci8x8-tiny"]()), None, frames=3, size=32, fps=10)
+    one = losses.window_batch({k: v[:1] for k, v in batch.items()}, batch["latents"][:1, :, :3], 0, 1)
+    cond = Condition(one["text"], one["text_mask"], extras={"actions": one["actions"]})
+    frames = {}
+    for steps in (1, 3):
+        model.cfg.rollout_steps = steps
+        torch.manual_seed(5)
+        frames[steps] = losses.next_frame(model, one)
+        rollout = gen.window_step(model.normalize(one["latents"][:, :, :2]), 3, cond.extras, cond, None,
+                                  SamplingConfig(steps=steps, sampler="euler", guidance=1.0),
+                                  [torch.Generator().manual_seed(5)])  # fmt: skip
+        torch.testing.assert_close(frames[steps], model.denormalize(rollout)[:, :, 0])
+    assert not torch.allclose(frames[1], frames[3])
+    with pytest.raises(ConfigError, match="rollout_steps must be >= 1"):
+        merge(PRESETS["tiny"](), NEXT | {"rollout_steps": 0})
+
+
 def test_rollout_training_runs_end_to_end_and_generation_keeps_the_models_window(tmp_path, arm_shards, ci_tokenizer):
     from conftest import QUICK_TRAIN
 

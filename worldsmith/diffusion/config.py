@@ -119,6 +119,7 @@ class WorldModelConfig:
     # (uniform in 0..rollout_depth per batch, 1 Euler step each, no gradient); the target stays the true frame.
     # Needs next_frame_only and data.window = the model's window + rollout_depth (losses.rollout_world_model_loss)
     rollout_depth: int = 0
+    rollout_steps: int = 1  # Euler steps of each frame rollout training generates (a rollout's own sampler steps)
     # the rollout's origin (conditioning/origin.py): its first frame and the actions accumulated since, for origins up
     # to this many latent frames back (0: none). Needs an action-conditioned next-frame-only model and cached latents
     origin: int = 0
@@ -145,9 +146,8 @@ class WorldModelConfig:
         if self.rollout_depth < 0 or (self.rollout_depth and not self.dit.next_frame_only):
             raise ConfigError("model.rollout_depth must be >= 0, and > 0 needs model.dit.next_frame_only: true (it "
                               "trains the one frame after a generated context).")  # fmt: skip
-        if self.rollout_depth and (self.camera or self.views or self.trajectory):
-            raise ConfigError("model.rollout_depth works with action- or video-conditioned models only (not camera, "
-                              "views or trajectory); set it to 0.")  # fmt: skip
+        if self.rollout_steps < 1:
+            raise ConfigError(f"model.rollout_steps must be >= 1, got {self.rollout_steps}.")
         if self.origin < 0 or (self.origin and not (self.action_dim and self.dit.next_frame_only)):
             raise ConfigError(f"model.origin must be >= 0, and > 0 needs an action-conditioned model with "
                               f"model.dit.next_frame_only: true; got {self.origin}.")  # fmt: skip

@@ -10,9 +10,9 @@ become conditions, noise-augmented at a log-normal sigma_cond; the EDM loss cove
 Rollout training (``model.rollout_depth`` D > 0, next-frame-only models): a rollout feeds the model its own frames,
 whose errors compound (an arm rollout's gripper error grows five-fold over 16 frames while one step from the true
 frames stays flat). Each batch then holds windows of m + D latent frames (m: the model's window). Per batch a depth
-d in 0..D is drawn; the model predicts d frames one after the other from the true first m - 1 (1 Euler step, no
-gradient), and the loss is the usual one on the window that starts at frame d: its m - 1 given frames are (partly)
-the model's own, its target is the true frame. The model so learns to correct its own drift, as self-forcing and
+d in 0..D is drawn; the model predicts d frames one after the other from the true first m - 1 (``rollout_steps``
+Euler steps, 1 by default; no gradient), and the loss is the usual one on the window that starts at frame d: its
+m - 1 given frames are (partly) the model's own, its target is the true frame. The model so learns to correct its own drift, as self-forcing and
 the context-corruption remedies of GameNGen and DIAMOND aim to, on exactly the errors it makes.
 """
 
@@ -84,10 +84,14 @@ def rollout_world_model_loss(model: DiffusionWorldModel, batch: dict) -> tuple[t
 
 def window_batch(batch: dict, latents: torch.Tensor, start: int, chunk: int) -> dict:
     """``batch`` cut to the window of ``latents`` (B, C, m, H', W') that starts at latent frame ``start``: the
-    actions leading into its frames 1..m-1 (``chunk`` per latent frame), the travel of its frames."""
-    out = dict(batch, latents=latents)
-    if "travel" in batch:
-        out["travel"] = batch["travel"][:, start : start + latents.shape[2]]
+    actions leading into its frames 1..m-1 (``chunk`` per latent frame), the travel and cameras of its frames, the
+    ego states of the video frames it covers (``chunk``: video frames per latent frame)."""
+    out, m = dict(batch, latents=latents), latents.shape[2]
+    for name in ("travel", "camera"):  # one per latent frame
+        if name in batch:
+            out[name] = batch[name][:, start : start + m]
+    if "trajectory" in batch:
+        out["trajectory"] = batch["trajectory"][:, start * chunk : (start + m - 1) * chunk + 1]
     if "actions" in batch:
         out["actions"] = batch["actions"][:, start * chunk : (start + latents.shape[2] - 1) * chunk]
     return out
@@ -96,11 +100,12 @@ def window_batch(batch: dict, latents: torch.Tensor, start: int, chunk: int) -> 
 @torch.no_grad()
 def next_frame(model: DiffusionWorldModel, batch: dict) -> torch.Tensor:
     """The model's prediction (B, C, H', W') of the last latent frame of ``batch``'s window from the frames before
-    it, with 1 Euler step, as a rollout makes it (its context noise-augmented at ``cond_sigma``)."""
+    it, with ``model.cfg.rollout_steps`` Euler steps, as a rollout makes it (its context noise-augmented at
+    ``cond_sigma``)."""
     x = model.normalize(batch["latents"].float())
     b = x.shape[0]
     cond = Condition(batch["text"].float(), batch["text_mask"].bool(), fps=batch.get("fps"), extras=extras_of(model, batch))
     given = torch.full((b,), x.shape[2] - 1, dtype=torch.long, device=x.device)
     cond = with_condition_frames(cond, x, given, torch.full((b,), model.cfg.cond_sigma, device=x.device))
-    new = model.generate(cond, tuple(x.shape[2:]), steps=1, sampler="euler")[:, :, -1:]
+    new = model.generate(cond, tuple(x.shape[2:]), steps=model.cfg.rollout_steps, sampler="euler")[:, :, -1:]
     return model.denormalize(new)[:, :, 0]
