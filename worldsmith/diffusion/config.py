@@ -116,7 +116,7 @@ class WorldModelConfig:
     trajectory_reference: str = "first"
     lora: LoRAConfig = field(default_factory=LoRAConfig)  # rank > 0: post-train low-rank adapters of the blocks only
     # rollout training (self-forcing): a batch's context is the model's own prediction up to this many steps deep
-    # (uniform in 0..rollout_depth per batch, 1 Euler step each, no gradient); the target stays the true frame.
+    # (uniform in 0..rollout_depth per batch, rollout_steps Euler steps each, no gradient); the target stays true.
     # Needs next_frame_only and data.window = the model's window + rollout_depth (losses.rollout_world_model_loss)
     rollout_depth: int = 0
     rollout_steps: int = 1  # Euler steps of each frame rollout training generates (a rollout's own sampler steps)

@@ -12,8 +12,9 @@ whose errors compound (an arm rollout's gripper error grows five-fold over 16 fr
 frames stays flat). Each batch then holds windows of m + D latent frames (m: the model's window). Per batch a depth
 d in 0..D is drawn; the model predicts d frames one after the other from the true first m - 1 (``rollout_steps``
 Euler steps, 1 by default; no gradient), and the loss is the usual one on the window that starts at frame d: its
-m - 1 given frames are (partly) the model's own, its target is the true frame. The model so learns to correct its own drift, as self-forcing and
-the context-corruption remedies of GameNGen and DIAMOND aim to, on exactly the errors it makes.
+m - 1 given frames are (partly) the model's own, its target is the true frame. The model so learns to correct its
+own drift, as self-forcing and the context-corruption remedies of GameNGen and DIAMOND aim to, on exactly the errors
+it makes. Cameras and ego states are cut to each window with it (``window_batch``), so any condition trains this way.
 """
 
 from __future__ import annotations
