@@ -92,6 +92,8 @@ def test_rollout_steps_generate_the_context_as_a_rollout_with_that_many_steps():
                                   [torch.Generator().manual_seed(5)])  # fmt: skip
         torch.testing.assert_close(frames[steps], model.denormalize(rollout)[:, :, 0])
     assert not torch.allclose(frames[1], frames[3])
+    with pytest.raises(ConfigError, match="a diffusion decoder"):
+        losses.rollout_world_model_loss(model, batch | {"tokens": torch.zeros(2, 5, 4, 4, dtype=torch.long)})
     with pytest.raises(ConfigError, match="rollout_steps must be >= 1"):
         merge(PRESETS["tiny"](), NEXT | {"rollout_steps": 0})
 

@@ -74,6 +74,9 @@ def rollout_world_model_loss(model: DiffusionWorldModel, batch: dict) -> tuple[t
     if m < 2:
         raise ConfigError(f"rollout training needs windows of the model's window + {depth} latent frames; these hold "
                           f"{latents.shape[2]}: raise data.window.")  # fmt: skip
+    if "tokens" in batch:
+        raise ConfigError("rollout training is for world models that roll out frame by frame; a diffusion decoder "
+                          "(trained on discrete tokens) is not one: set model.rollout_depth=0.")  # fmt: skip
     d = int(torch.randint(0, depth + 1, ()))
     frames = list(latents.unbind(2))
     for s in range(d):  # frame s + m - 1 from the m - 1 frames before it (own ones from s = 1 on)
