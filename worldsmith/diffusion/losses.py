@@ -74,9 +74,6 @@ def rollout_world_model_loss(model: DiffusionWorldModel, batch: dict) -> tuple[t
     if m < 2:
         raise ConfigError(f"rollout training needs windows of the model's window + {depth} latent frames; these hold "
                           f"{latents.shape[2]}: raise data.window.")  # fmt: skip
-    if "tokens" in batch:
-        raise ConfigError("rollout training is for world models that roll out frame by frame; a diffusion decoder "
-                          "(trained on discrete tokens) is not one: set model.rollout_depth=0.")  # fmt: skip
     d = int(torch.randint(0, depth + 1, ()))
     frames = list(latents.unbind(2))
     for s in range(d):  # frame s + m - 1 from the m - 1 frames before it (own ones from s = 1 on)
@@ -97,7 +94,7 @@ def window_batch(batch: dict, latents: torch.Tensor, start: int, chunk: int) -> 
     if "trajectory" in batch:
         out["trajectory"] = batch["trajectory"][:, start * chunk : (start + m - 1) * chunk + 1]
     if "actions" in batch:
-        out["actions"] = batch["actions"][:, start * chunk : (start + latents.shape[2] - 1) * chunk]
+        out["actions"] = batch["actions"][:, start * chunk : (start + m - 1) * chunk]
     return out
 
 

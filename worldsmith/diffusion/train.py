@@ -81,6 +81,9 @@ def check_geometry(cfg: DiffusionRunConfig, tok_cfg) -> WorldModelConfig:
         raise ConfigError(f"model.rollout_depth {cfg.model.rollout_depth} needs data.window = the model's window + "
                           f"{cfg.model.rollout_depth} latent frames (e.g. {3 + cfg.model.rollout_depth} for a 3-frame "
                           f"model); got data.window {data.window}.")  # fmt: skip
+    if cfg.model.rollout_depth and data.token_tokenizer:  # window_batch does not cut a decoder's tokens
+        raise ConfigError("rollout training is for world models that roll out frame by frame; a diffusion decoder "
+                          "(data.token_tokenizer) is not one: set model.rollout_depth=0.")  # fmt: skip
     tt, th, tw = cfg.model.dit.max_latent
     if cfg.model.dit.abs_pos and (t > tt or h > th or w > tw):
         raise ConfigError(f"model.dit.max_latent {[tt, th, tw]} is smaller than the training latents {[t, h, w]}; raise it.")
