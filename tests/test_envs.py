@@ -315,7 +315,7 @@ def test_eval_policies_plan_and_synth_commands(tmp_path, capsys, one_torch_threa
     report = json.loads((tmp_path / "p.json").read_text())
     assert code == 0 and len(report["policies"]) == 2 and (tmp_path / "p.svg").is_file() and "Kendall tau" in out
     code, out, _ = run_cli(capsys, "plan", "--task", "reach", "-n", "1", "--samples", "4", "--elites", "2", "--iterations", "1",
-                           "--json", str(tmp_path / "plan.json"))  # fmt: skip
+                           "--json", str(tmp_path / "plan.json"), "--set", "steps=1")  # fmt: skip
     plan = json.loads((tmp_path / "plan.json").read_text())
     assert code == 0 and 0 <= plan["success"] <= 1 and "random_success" in plan and plan["seconds_per_decision"] > 0
     code, _, _ = run_cli(capsys, "synth", "--out", str(tmp_path / "synth"), "-n", "3", "-t", "4", "--batch", "2",
@@ -328,3 +328,5 @@ def test_eval_policies_plan_and_synth_commands(tmp_path, capsys, one_torch_threa
     assert clips[0].arrays["actions"].shape == (3, 7) and clips[0].meta["synthetic"]
     code, _, err = run_cli(capsys, "eval", "policies", "-p", "teleport")
     assert code == 1 and "unknown policy" in err
+    code, _, err = run_cli(capsys, "plan", "-n", "1", "--set", "stepz=3")
+    assert code == 1 and "not a sampling setting" in err

@@ -13,6 +13,7 @@ from worldsmith import config as C
 from worldsmith.atomic import atomic_write_text
 from worldsmith.cli_options import DeviceOption
 from worldsmith.envs.evaluate import evaluate_policies, format_policy_report, run_simulator, scatter_svg
+from worldsmith.envs.oracle import SIMULATOR, SimulatorStepper
 from worldsmith.envs.plan import CEMConfig, plan_episodes
 from worldsmith.envs.policies import DEFAULT_POLICIES, make_policy, train_bc
 from worldsmith.envs.synthetic import synthesize
@@ -64,7 +65,8 @@ def policies(
 
 
 def plan(
-    model: str = typer.Option("arm-action", "--model", "-m", help=MODEL_HELP),
+    model: str = typer.Option("arm-action", "--model", "-m", help=MODEL_HELP + " `simulator` imagines with the "
+                              "simulator itself: the planner's ceiling."),
     task: str = typer.Option("reach", "--task", help="reach or push."),
     episodes: int = typer.Option(16, "--episodes", "-n", min=1, help="Held-out episodes run in the simulator."),
     samples: int = typer.Option(32, "--samples", min=2, help="Action sequences imagined per CEM iteration."),
@@ -76,6 +78,8 @@ def plan(
                                    "policies on the same episodes."),
     as_json: Optional[Path] = typer.Option(None, "--json", help="Write the report to this JSON file."),
     videos: Optional[Path] = typer.Option(None, "--videos", help="Write each planned episode as an mp4 here."),
+    overrides: Optional[list[str]] = typer.Option(None, "--set", help="How the model imagines the candidates, e.g. "
+                                                  "--set steps=3 (default: the family's cheap planning sampling)."),
     device: str = DeviceOption,
 ) -> None:  # fmt: skip
     """Model-predictive control: plan each action with the world model (CEM over imagined rollouts scored by the
@@ -83,10 +87,17 @@ def plan(
     baselines, and the seconds per decision."""
     cfg = CEMConfig(samples=samples, horizon=horizon, iterations=iterations, elites=elites)
     t = make_task(task)
-    generator = load_generator(model, device=device)
+    generator = SimulatorStepper() if model == SIMULATOR else load_generator(model, device=device)
+    sampling = None
+    if overrides:
+        if model == SIMULATOR:
+            raise ConfigError("the simulator imagines exactly and has no sampling settings; drop --set.")
+        values = C.parse_overrides(overrides)
+        sampling_config(generator, values)  # names the valid settings on a typo
+        sampling = C.merge(generator.planning_sampling(), values)
     frames: list = []
     report = plan_episodes(generator, load_reader(reader, device), t, episodes, cfg=cfg, progress=typer.echo,
-                           videos=frames if videos else None)  # fmt: skip
+                           videos=frames if videos else None, sampling=sampling)  # fmt: skip
     report["model"] = model
     if baselines:
         seeds = [episode_seed(report["base_seed"], e) for e in range(episodes)]

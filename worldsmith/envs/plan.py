@@ -6,9 +6,14 @@ model, reads the imagined frames with the state reader and scores them with the 
 refits a Gaussian to the ``elites`` best for ``iterations`` rounds, executes the first action of the mean in the
 simulator, and plans again from the new real frame (receding horizon; the rest of the plan warm-starts the next
 one). The planner moves the gripper (translation in the gripper frame); rotation stays zero and the gripper command
-is the task's (open to reach, closed to push). Costs, in pixels of a 64x64 frame: ``reach`` the fingertip's distance
-to the target; ``push`` the object's distance to its goal plus half the fingertip's distance to a point behind the
-object (on the far side from the goal), which draws the gripper to where a push starts.
+is the task's (open to reach, closed to push). Costs: ``reach`` the fingertip's distance to the target, in pixels of
+a 64x64 frame, as the state reader sees it in the imagined frames. ``push`` the object's distance to its goal plus
+half the fingertip's distance to where a push starts (low on the table, just behind the object on the far side
+from the goal). With the robot's ``Body`` (its commanded gripper pose, which a robot knows from its own joints, and
+the main camera's calibration; ``plan_episodes`` passes it) the push cost is in centimetres on the table: the
+object's imagined pixel is cast onto its height, and the fingertip is where the imagined actions command it, in 3D,
+so a gripper hovering high above the start of a push no longer looks to be there (one pixel is a whole ray).
+Without it both are pixels from the reader, as for reach.
 """
 
 from __future__ import annotations
@@ -20,15 +25,16 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from worldsmith.envs.world_model import TRACK_RADIUS, track
+from worldsmith.envs.world_model import TRACK_RADIUS, CommandedPose, ray_to_plane, track
 from worldsmith.errors import ConfigError
 from worldsmith.family import RolloutStepper
 from worldsmith.io.video import to_tensor
-from worldsmith.worlds.arm_control import action_bounds
+from worldsmith.worlds.arm_control import Z_RANGE, action_bounds
+from worldsmith.worlds.arm_model import EE_TO_TIP
 from worldsmith.worlds.generate import episode_seed
 from worldsmith.worlds.base import WorldConfig
 from worldsmith.worlds.gym_env import WorldEnv
-from worldsmith.worlds.tasks import Goal, Task, make_task
+from worldsmith.worlds.tasks import Goal, Task, main_camera, make_task
 
 PLAN_SEED = 5_000_011  # base seed of the planning episodes (apart from training and policy evaluation)
 
@@ -45,6 +51,27 @@ class CEMConfig:
     def __post_init__(self) -> None:
         if self.samples < 2 or self.horizon < 1 or self.iterations < 1 or not 1 <= self.elites <= self.samples:
             raise ConfigError("CEM needs samples >= 2, horizon >= 1, iterations >= 1 and 1 <= elites <= samples.")
+
+
+@dataclass
+class Body:
+    """What the robot knows of itself at a decision: its commanded gripper pose (proprioception), the main camera's
+    calibration at the planner's frame size, and the radius (m) of the object the task moves."""
+
+    pos: np.ndarray  # (3,) commanded ee position, world
+    rot: np.ndarray  # (3, 3)
+    K: np.ndarray  # (3, 3)
+    c2w: np.ndarray  # (4, 4)
+    radius: float
+
+    @classmethod
+    def of(cls, world, goal: Goal) -> Body:
+        K, c2w = main_camera(world)
+        return cls(world.ctrl.pos.copy(), world.ctrl.rot.copy(), K, c2w, float(world.scene.objects[goal.object].radius))
+
+
+PUSH_GAP = 0.035  # m between the object's side and the ee where a push starts (the scripted pusher's)
+PUSH_HOVER = 0.08  # m: fingertip height while the gripper travels to the start of a push
 
 
 class CEMPlanner:
@@ -74,9 +101,9 @@ class CEMPlanner:
 
     @torch.no_grad()
     def act(self, frames: np.ndarray, objects_px: np.ndarray, goal: Goal, rng: np.random.Generator,
-            seed: int = 0, taken: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+            seed: int = 0, taken: np.ndarray | None = None, body: Body | None = None) -> np.ndarray:  # fmt: skip
         """The next action (7,) from the last real frames (k, S, S, 3) uint8 (k = 1 or 2), the actions ``taken``
-        between them (k - 1, 7) and the objects' current pixels (N, 2)."""
+        between them (k - 1, 7), the objects' current pixels (N, 2) and, for push, the robot's ``body``."""
         c = self.cfg
         video = to_tensor(frames)[None]  # (1, 3, k, S, S)
         past = None if taken is None else torch.from_numpy(np.asarray(taken, np.float32)).reshape(1, -1, 7)
@@ -86,7 +113,7 @@ class CEMPlanner:
         for _ in range(c.iterations):
             plans = np.clip(mean + std * rng.standard_normal((c.samples, c.horizon, 3)), -1, 1)
             plans[0] = mean  # the current mean is always a candidate
-            costs = self.costs(base, plans, objects_px, goal)
+            costs = self.costs(base, plans, objects_px, goal, body)
             order = np.argsort(costs)
             if costs[order[0]] < best_cost:
                 best, best_cost = plans[order[0]], costs[order[0]]
@@ -96,9 +123,11 @@ class CEMPlanner:
         self.mean = np.concatenate([best[1:], best[-1:] * 0.0])  # warm start: the rest of the plan
         return self.actions(best[0])
 
-    def costs(self, base, plans: np.ndarray, objects_px: np.ndarray, goal: Goal) -> np.ndarray:
-        """Cost (samples,) of each plan: the task's pixel distances summed over the imagined steps."""
+    def costs(self, base, plans: np.ndarray, objects_px: np.ndarray, goal: Goal,
+              body: Body | None = None) -> np.ndarray:  # fmt: skip
+        """Cost (samples,) of each plan: the task's distances summed over the imagined steps."""
         n = len(plans)
+        poses = None if body is None else [CommandedPose(body.pos, body.rot, 0.0) for _ in range(n)]
         state = base.repeat(n)
         acts = torch.from_numpy(self.actions(plans))  # (n, H, 7)
         objs = [objects_px.copy() for _ in range(n)]
@@ -115,20 +144,49 @@ class CEMPlanner:
             for i in range(n):
                 objs[i] = track(objs[i], cands[i], heat[i], TRACK_RADIUS * self.size / 64)
             o = np.stack([p[goal.object] for p in objs])  # (n, 2)
+            if poses is not None:
+                total += weight * self.push_cost_3d(poses, acts[:, h].numpy(), o, goal, body) * self.size / 64
+                continue
             away = (o - g) / np.maximum(np.linalg.norm(o - g, axis=-1, keepdims=True), 1e-6)
             behind = o + away * 3.0 * self.size / 64
             total += weight * (np.linalg.norm(o - g, axis=-1) + 0.5 * np.linalg.norm(grip - behind, axis=-1))
         return total * 64 / self.size
 
+    @staticmethod
+    def push_cost_3d(poses: list, actions: np.ndarray, object_px: np.ndarray, goal: Goal, body: Body) -> np.ndarray:
+        """Push cost (n,) in cm after one imagined step: the object's pixel (at the calibration's frame size) cast
+        onto its height, the fingertip where the actions command it (``poses`` are stepped)."""
+        tips = []
+        for pose, a in zip(poses, actions):
+            pose.apply(a)
+            tips.append(pose.pos + pose.rot[:, 0] * EE_TO_TIP)  # the fingertips lie along gripper x
+        low = Z_RANGE[0] - EE_TO_TIP + 0.004  # fingertip height of a push (the scripted pusher's)
+        out = np.empty(len(poses))
+        for i, (tip, px) in enumerate(zip(tips, object_px)):
+            hit = ray_to_plane(px, body.K, body.c2w, float(goal.point[2]))
+            obj = goal.point[:2] if hit is None else hit[:2]
+            u = goal.point[:2] - obj
+            u = u / max(float(np.linalg.norm(u)), 1e-6)
+            start, contact = obj - u * (body.radius + PUSH_GAP), obj - u * body.radius
+            along = np.clip(np.dot(tip[:2] - start, u) / PUSH_GAP, 0.0, 1.0)
+            off = float(np.linalg.norm(tip[:2] - (start + along * (contact - start))))  # from the pushing line
+            height = low + (PUSH_HOVER - low) * np.clip((off - 0.01) / 0.03, 0.0, 1.0)  # high away from it
+            out[i] = np.linalg.norm(obj - goal.point[:2]) + 0.5 * (off + abs(tip[2] - height))
+        return out * 100
+
 
 def plan_episodes(generator, reader, task: str | Task, episodes: int, *, cfg: CEMConfig | None = None,
                   base_seed: int = PLAN_SEED, progress: Callable[[str], None] | None = None,
-                  videos: list | None = None) -> dict[str, Any]:  # fmt: skip
+                  videos: list | None = None, body: bool = True, sampling: Any = None) -> dict[str, Any]:  # fmt: skip
     """Run the planner in the simulator on ``episodes`` held-out episodes; success rate, steps, seconds per
-    decision. ``videos``: a list that receives each episode's real frames (T, S, S, 3)."""
+    decision. ``videos``: a list that receives each episode's real frames (T, S, S, 3); ``body``: give the planner
+    the robot's proprioception and camera calibration (push: the cost in 3D); ``sampling``: how the model imagines
+    (default: its ``planning_sampling()``)."""
     task = make_task(task)
-    planner = CEMPlanner(generator, reader, task, cfg)
+    planner = CEMPlanner(generator, reader, task, cfg, sampling)
     env = WorldEnv("arm", WorldConfig(size=generator.size), task=task.name)
+    if hasattr(generator, "attach"):  # the simulator as the model (envs/oracle.py) imagines in this very env
+        generator.attach(env)
     device = next(reader.parameters()).device
     success, steps, times, dist = [], [], [], []
     for e in range(episodes):
@@ -140,7 +198,8 @@ def plan_episodes(generator, reader, task: str | Task, episodes: int, *, cfg: CE
         for t in range(task.max_steps):
             t0 = time.perf_counter()
             action = planner.act(np.stack(history[-2:]), objs, env.goal, rng, seed=seed + t,
-                                 taken=np.asarray(taken[-1:], np.float32).reshape(-1, 7))  # fmt: skip
+                                 taken=np.asarray(taken[-1:], np.float32).reshape(-1, 7),
+                                 body=Body.of(env.world, env.goal) if body else None)  # fmt: skip
             times.append(time.perf_counter() - t0)
             frame, _, done, trunc, info = env.step(action)
             history.append(frame)

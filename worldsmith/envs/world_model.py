@@ -93,7 +93,7 @@ def start_from_world(world, frame: np.ndarray, goal: Goal | None, seed: int = 0)
                  ctrl_rot=world.ctrl.rot.copy(), K=K, c2w=c2w, fps=world.cfg.fps)  # fmt: skip
 
 
-class _Ctrl:
+class CommandedPose:
     """The commanded gripper pose, integrated from the actions the way the arm's controller does (without its
     inverse kinematics: the workspace clamp is kept, joint limits are not)."""
 
@@ -116,7 +116,7 @@ class EstimatedArm:
     def __init__(self, start: Start, size: int) -> None:
         if start.ctrl_pos is None:
             raise ConfigError("an estimated arm state needs a simulator start (the scene and the gripper pose).")
-        self.ctrl = _Ctrl(start.ctrl_pos, start.ctrl_rot)
+        self.ctrl = CommandedPose(start.ctrl_pos, start.ctrl_rot)
         self.scene = SimpleNamespace(objects=start.objects)
         self.cfg = SimpleNamespace(fps=start.fps, size=size)
         self.K, self.c2w = start.K, start.c2w

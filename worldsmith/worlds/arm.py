@@ -14,6 +14,7 @@ behaviours: ``arm_policy``. Grasps are real friction grasps (no welds). Views: 1
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,17 @@ SETTLE_STEPS = 50  # physics steps at reset so objects rest on the table before 
 HOME_SEED_Q = np.array([0.0, 0.35, 1.0, 0.0, 0.2, 0.0])  # elbow-up seed for the first IK solve
 MSAA_SAMPLES = 0  # 4x multisampling would more than double the render cost with Mesa on a CPU (2 -> 5 ms at 64 px)
 CHUNKS = 5  # joint targets are interpolated in this many pieces over a frame's substeps
+
+
+@dataclass(frozen=True)
+class ArmSnapshot:
+    """``ArmWorld.snapshot()``: the episode's state at one moment."""
+
+    model: Any  # the episode's MjModel (a snapshot restores into its own episode only)
+    physics: Any  # a copy of the episode's MjData
+    controller: tuple  # q_cmd, q_prev, grip, pos, rot
+    frames: list  # the rendered views
+    logged: int  # frames logged for captions and truth
 
 
 class ArmWorld(MujocoWorld):
@@ -97,6 +109,30 @@ class ArmWorld(MujocoWorld):
             mujoco.mj_step(self.model, self.data, nstep=int(b - a))
         self._record()
         return self._frames[0]
+
+    def snapshot(self) -> ArmSnapshot:
+        """The whole state of the episode now (physics, the controller's commands, the rendered views, the logs
+        captions read), for ``restore``: stepping from a restored snapshot repeats the original steps bit for bit
+        (model-predictive control with the simulator itself as the model: ``worldsmith plan --model simulator``)."""
+        if self.ctrl is None:
+            raise WorldsmithError("the arm world has no episode yet; call reset(seed) before snapshot().")
+        physics = mujoco.MjData(self.model)
+        mujoco.mj_copyData(physics, self.model, self.data)  # derived quantities too: they lag a step behind qpos
+        c = self.ctrl
+        return ArmSnapshot(self.model, physics, (c.q_cmd.copy(), c.q_prev.copy(), c.grip, c.pos.copy(), c.rot.copy()),
+                           list(self._frames), len(self._positions))  # fmt: skip
+
+    def restore(self, snap: ArmSnapshot) -> None:
+        """Go back to a ``snapshot`` of this episode."""
+        if snap.model is not self.model:
+            raise WorldsmithError("this snapshot belongs to another episode of the arm world; restore a snapshot "
+                                  "taken since the last reset.")  # fmt: skip
+        mujoco.mj_copyData(self.data, self.model, snap.physics)
+        q_cmd, q_prev, grip, pos, rot = snap.controller
+        self.ctrl.q_cmd, self.ctrl.q_prev, self.ctrl.grip = q_cmd.copy(), q_prev.copy(), grip
+        self.ctrl.pos, self.ctrl.rot = pos.copy(), rot.copy()
+        self._frames = list(snap.frames)
+        del self._positions[snap.logged:], self._held[snap.logged:]
 
     def _record(self) -> None:
         """Render the views of the new state once and log what the caption needs."""
