@@ -164,7 +164,10 @@ class CEMPlanner:
         out = np.empty(len(poses))
         for i, (tip, px) in enumerate(zip(tips, object_px)):
             hit = ray_to_plane(px, body.K, body.c2w, float(goal.point[2]))
-            obj = goal.point[:2] if hit is None else hit[:2]
+            if hit is None:  # read above the horizon: no place on the table
+                out[i] = 1e3
+                continue
+            obj = hit[:2]
             u = goal.point[:2] - obj
             u = u / max(float(np.linalg.norm(u)), 1e-6)
             start, contact = obj - u * (body.radius + PUSH_GAP), obj - u * body.radius
@@ -197,9 +200,9 @@ def plan_episodes(generator, reader, task: str | Task, episodes: int, *, cfg: CE
         history, taken, objs = [frame], [], info["objects_px"].astype(np.float64)
         for t in range(task.max_steps):
             t0 = time.perf_counter()
+            robot = Body.of(env.world, env.goal) if body and task.name == "push" else None
             action = planner.act(np.stack(history[-2:]), objs, env.goal, rng, seed=seed + t,
-                                 taken=np.asarray(taken[-1:], np.float32).reshape(-1, 7),
-                                 body=Body.of(env.world, env.goal) if body else None)  # fmt: skip
+                                 taken=np.asarray(taken[-1:], np.float32).reshape(-1, 7), body=robot)  # fmt: skip
             times.append(time.perf_counter() - t0)
             frame, _, done, trunc, info = env.step(action)
             history.append(frame)
@@ -222,4 +225,5 @@ def plan_episodes(generator, reader, task: str | Task, episodes: int, *, cfg: CE
             "success_sem": float(np.std(success, ddof=1) / np.sqrt(episodes)) if episodes > 1 else 0.0,
             "steps": float(np.mean(steps)), "final_distance_px": float(np.mean(dist)),
             "seconds_per_decision": float(np.mean(times)), "planner": asdict(planner.cfg),
+            "push_cost": "3d" if body else "pixels",
             "sampling": asdict(planner.sampling) if is_dataclass(planner.sampling) else None}  # fmt: skip
