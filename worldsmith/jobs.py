@@ -28,17 +28,18 @@ from worldsmith.worlds.manoeuvres import load_trajectory
 REQUEST_KEYS = ("prompt", "input", "frames", "seed", "name", "actions", "camera", "fov", "input_views", "trajectory")  # a JSONL job's keys besides sampling settings
 
 
-def sampling_config(generator: Generator, values: dict[str, Any]) -> Any:
-    """The generator's Sampling dataclass (with the run's own defaults, where it has some) with ``values`` applied;
-    one sentence names the valid settings."""
+def sampling_config(generator: Generator, values: dict[str, Any], base: Any = None) -> Any:
+    """The generator's Sampling dataclass (``base``, else the run's own defaults where it has some) with ``values``
+    applied; one sentence names the valid settings."""
     fields = [f.name for f in dataclasses.fields(generator.Sampling)]
     unknown = [k for k in values if k not in fields]
     if unknown:
         family = type(generator).__name__.removesuffix("Generator") or "this"
         valid = ", ".join(fields) or "none"
         raise ConfigError(f"{unknown[0]!r} is not a sampling setting of {family} models; theirs are: {valid}.")
-    defaults = generator.default_sampling() if hasattr(generator, "default_sampling") else generator.Sampling()
-    return C.merge(defaults, values)
+    if base is None:
+        base = generator.default_sampling() if hasattr(generator, "default_sampling") else generator.Sampling()
+    return C.merge(base, values)
 
 
 def read_input(path: str | Path) -> tuple[np.ndarray, float]:

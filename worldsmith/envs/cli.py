@@ -92,9 +92,7 @@ def plan(
     if overrides:
         if model == SIMULATOR:
             raise ConfigError("the simulator imagines exactly and has no sampling settings; drop --set.")
-        values = C.parse_overrides(overrides)
-        sampling_config(generator, values)  # names the valid settings on a typo
-        sampling = C.merge(generator.planning_sampling(), values)
+        sampling = sampling_config(generator, C.parse_overrides(overrides), base=generator.planning_sampling())
     frames: list = []
     report = plan_episodes(generator, load_reader(reader, device), t, episodes, cfg=cfg, progress=typer.echo,
                            videos=frames if videos else None, sampling=sampling)  # fmt: skip
