@@ -12,16 +12,19 @@ import pytest
 import torch
 from helpers import run_cli
 
-from worldsmith.conditioning.views import (TrajectoryEmbedder, ViewEmbedder, relative_trajectory, split_views,
-                                           stack_views, trajectory_per_latent_frame)  # fmt: skip
+from worldsmith.conditioning.views import (TrajectoryEmbedder, ViewEmbedder, mirror_clips, mirror_order,
+                                           relative_trajectory, split_views, stack_views, swap_left_right,
+                                           trajectory_per_latent_frame)  # fmt: skip
 from worldsmith.config import merge
+from worldsmith.data.dataset import make_loader
 from worldsmith.diffusion import losses
 from worldsmith.diffusion.condition import Condition
 from worldsmith.diffusion.config import PRESETS
+from worldsmith.diffusion.data import DiffusionDataConfig, dataset_config, read_latent_cache, rig_views
 from worldsmith.diffusion.generate import DiffusionGenerator
 from worldsmith.diffusion.model import DiffusionWorldModel
 from worldsmith.diffusion.multiview import rollout_views
-from worldsmith.errors import ConfigError
+from worldsmith.errors import ConfigError, DataError
 from worldsmith.families import FAMILIES
 from worldsmith.io.video import decode, encode_mp4
 from worldsmith.posttrain import posttrain_config
@@ -223,3 +226,44 @@ def test_posttrain_views_with_rollout_training(drive_runs):
     ego[..., 0], ego[..., 3] = torch.arange(9.0), 10.0
     out = rollout_views(gen, torch.rand(1, 3, 3, 1, 32, 32) * 2 - 1, ego, 4, [""], seed=0)
     assert out.shape == (1, 3, 3, 4, 32, 32) and torch.isfinite(out).all()
+
+
+def test_mirrored_clips_are_the_rig_reflected(drive_runs):
+    data = DiffusionDataConfig(shards=str(drive_runs / "drive"), frames=9, size=32, views=True, trajectory=True)
+    names = rig_views(data.shards)
+    assert names == ["front", "front_left", "front_right"] and mirror_order(names) == [0, 2, 1]
+    batch = next(iter(make_loader(dataset_config(data, 0, loop=False, shuffle=False), 4, 0)))
+    m = mirror_clips(batch, [0, 2, 1])
+    assert torch.equal(m["video"], batch["video"].flip(-1))  # front stays front, flipped
+    assert torch.equal(m["views"][:, 0], batch["views"][:, 1].flip(-1))  # the new front_left: front_right flipped
+    assert torch.equal(m["views"][:, 1], batch["views"][:, 0].flip(-1))
+    rel, mrel = relative_trajectory(batch["ego"]), relative_trajectory(m["ego"])
+    assert torch.allclose(mrel[..., [0, 3]], rel[..., [0, 3]], atol=1e-4)  # as far ahead, as fast
+    assert torch.allclose(mrel[..., [1, 2]], -rel[..., [1, 2]], atol=1e-4)  # the other side, turning the other way
+    back = mirror_clips(m, [0, 2, 1])
+    assert all(torch.equal(back[k], batch[k]) for k in ("video", "views", "ego")) and back["caption"] == batch["caption"]
+    assert swap_left_right("A road curving to the Left, a cone on the right; front_left") == \
+        "A road curving to the Right, a cone on the left; front_right"
+    assert swap_left_right("bright lights left") == "bright lights right"
+    with pytest.raises(ConfigError, match="no mirror camera"):
+        mirror_order(["front", "front_left"])
+    with pytest.raises(ConfigError, match="not \\['actions'\\]"):
+        mirror_clips(batch | {"actions": torch.zeros(4, 8, 2)}, [0, 2, 1])
+    with pytest.raises(ConfigError, match="data.cache_latents=true"):
+        DiffusionDataConfig(mirror=True)
+    with pytest.raises(DataError, match="does not exist"):
+        rig_views(str(drive_runs / "nowhere.tar"))
+
+
+def test_posttrain_views_caches_every_clip_and_its_mirror_image(drive_runs):
+    _, cfg = posttrain_config("views", drive_runs / "base", str(drive_runs / "drive"),
+                              overrides=[*OVERRIDES, "data.mirror=true"])  # fmt: skip
+    FAMILIES["diffusion"].train(cfg, drive_runs / "mv-mirror")
+    cache = read_latent_cache(drive_runs / "mv-mirror" / "latent_cache.safetensors")
+    n = len(cache["latents"]) // 2
+    assert n == 6 and cache["views"].shape == (12, 3)  # 6 clips, each followed (in a batch of them) by its mirror
+    ego, sign = cache["trajectory"], torch.tensor([1.0, -1.0, -1.0, 1.0])
+    assert torch.equal(ego[n:], ego[:n] * sign)
+    assert cache["captions"][n:] == [swap_left_right(c) for c in cache["captions"][:n]]
+    assert not torch.allclose(cache["latents"][n:], cache["latents"][:n])
+    assert DiffusionWorldModel.from_pretrained(drive_runs / "mv-mirror").cfg.views == 3

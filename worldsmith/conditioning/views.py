@@ -18,9 +18,18 @@ same problem as a first chunk and the world's origin does not matter. A latent f
 takes its group's states (latent frame 0 takes frame 0's, repeated); divided by their per-dimension std on the
 training data (``scale``, saved with the weights) and mapped by an MLP to (B, T', D), added to the noise embedding
 of each latent frame like actions. The last layer starts at zero.
+
+Mirrored clips (``data.mirror``, ``mirror_clips``): a driving clip reflected through the car's vertical plane is
+another valid clip of a left-right mirrored world: every view flipped horizontally, each view's images moved to its
+mirror camera (front_left <-> front_right; front stays), the ego trajectory's lateral offsets and yaws negated and
+"left" / "right" swapped in the caption. Roads that mostly curve one way and right-hand traffic make a model learn one
+turning direction better than the other; the mirrored copies give it every turn both ways (right-hand traffic
+becomes left-hand traffic in them, which is why it is an option).
 """
 
 from __future__ import annotations
+
+import re
 
 import torch
 import torch.nn.functional as F
@@ -86,6 +95,43 @@ def trajectory_per_latent_frame(ego: torch.Tensor, latent_frames: int, chunk: in
     first = ego[:, :1].expand(b, chunk, EGO).reshape(b, 1, chunk * EGO)
     rest = ego[:, 1:need].reshape(b, latent_frames - 1, chunk * EGO)
     return torch.cat([first, rest], dim=1)
+
+
+def mirror_order(names: list[str]) -> list[int]:
+    """For each view of a rig (camera names, view 0 first), the index of its mirror image's camera: a name with
+    "left" and "right" swapped (front -> front, front_left -> front_right)."""
+    mirrored = [swap_left_right(n) for n in names]
+    missing = [n for n, m in zip(names, mirrored, strict=True) if m not in names]
+    if missing:
+        raise ConfigError(f"data.mirror needs a left-right symmetric rig, but views {missing} have no mirror camera "
+                          f"among {names}; set data.mirror=false.")  # fmt: skip
+    return [names.index(m) for m in mirrored]
+
+
+def swap_left_right(text: str) -> str:
+    """"left" <-> "right" as words or name parts, keeping case: "front_left" -> "front_right"."""
+    swap = {"left": "right", "right": "left", "Left": "Right", "Right": "Left"}
+    return re.sub(r"(?<![A-Za-z])(left|right|Left|Right)(?![a-z])", lambda m: swap[m.group(1)], text)
+
+
+def mirror_clips(batch: dict, order: list[int]) -> dict:
+    """A clip batch (``video`` (B, 3, T, H, W), ``views`` (B, V-1, 3, T, H, W), ``ego`` (B, T, 4), ``caption``) as
+    its left-right mirror image; ``order`` from ``mirror_order``. Other arrays (actions, cameras) are refused: their
+    mirror depends on what they mean."""
+    other = sorted(k for k in ("actions", "c2w", "intrinsics") if k in batch)
+    if other:
+        raise ConfigError(f"data.mirror mirrors videos, views and ego trajectories only, not {other}; turn those "
+                          "conditions off or set data.mirror=false.")  # fmt: skip
+    views = [batch["video"], *(batch["views"].unbind(1) if "views" in batch else [])]
+    if len(views) != len(order):
+        raise ConfigError(f"data.mirror was given a rig of {len(order)} views but the clips have {len(views)}.")
+    flipped = [views[j].flip(-1) for j in order]
+    out = dict(batch) | {"video": flipped[0], "caption": [swap_left_right(c) for c in batch["caption"]]}
+    if "views" in batch:
+        out["views"] = torch.stack(flipped[1:], dim=1) if len(flipped) > 1 else batch["views"]
+    if "ego" in batch:
+        out["ego"] = batch["ego"] * batch["ego"].new_tensor([1.0, -1.0, -1.0, 1.0])
+    return out
 
 
 class ViewEmbedder(nn.Module):

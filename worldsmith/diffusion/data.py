@@ -19,8 +19,10 @@ import torch
 
 from worldsmith.conditioning.camera import pack_camera, per_latent_frame
 from worldsmith.conditioning.origin import origin_windows
-from worldsmith.conditioning.views import stack_views
+from worldsmith.conditioning.views import mirror_clips, mirror_order, stack_views
 from worldsmith.data.dataset import DatasetConfig, make_loader
+from worldsmith.data.manifest import list_shards
+from worldsmith.data.shards import iter_samples
 from worldsmith.errors import ConfigError, DataError
 from worldsmith.weights import load_tensors, read_metadata, save_tensors
 from worldsmith.zoo import resolve
@@ -41,6 +43,9 @@ class DiffusionDataConfig:
     camera: bool = False  # read each clip's per-frame ``c2w`` and ``intrinsics`` (camera-controlled models)
     views: bool = False  # every synchronized view of a clip, encoded per view and stacked (multi-view models)
     trajectory: bool = False  # read each clip's per-frame ego states ``ego`` (trajectory-conditioned models)
+    # add every cached crop's left-right mirror image too (conditioning/views.py ``mirror_clips``): driving clips
+    # whose turns lean one way teach both ways; needs a symmetric rig (front_left <-> front_right)
+    mirror: bool = False
     stats_batches: int = 8  # batches to measure the latents' mean and std on (uncached path)
     # a discrete (DV/DI) tokenizer run: its tokens of every cached clip condition the model (the diffusion decoder)
     token_tokenizer: str = ""
@@ -53,6 +58,9 @@ class DiffusionDataConfig:
             raise ConfigError(f"data.window must be 0 (whole crops) or >= 2 latent frames, got {self.window}.")
         if self.window and not self.cache_latents:
             raise ConfigError("data.window takes windows of cached latents: set data.cache_latents=true too.")
+        if self.mirror and not self.cache_latents:
+            raise ConfigError("data.mirror adds mirrored copies of the clips to the latent cache: set "
+                              "data.cache_latents=true too.")  # fmt: skip
         if self.token_tokenizer and not self.cache_latents:
             raise ConfigError("data.token_tokenizer encodes the clips' tokens into the latent cache: set "
                               "data.cache_latents=true too.")  # fmt: skip
@@ -198,7 +206,8 @@ def cache_settings(data: DiffusionDataConfig, seed: int) -> dict[str, Any]:
     settings = {"shards": data.shards, "tokenizer": str(weights.resolve()), "weights_mtime_ns": weights.stat().st_mtime_ns,
                 "frames": data.frames, "size": data.size, "fps": data.fps, "crops": data.cache_crops, "seed": seed,
                 "actions": data.actions, **({"camera": True} if data.camera else {}),
-                **({"views": True} if data.views else {}), **({"trajectory": True} if data.trajectory else {})}  # fmt: skip
+                **({"views": True} if data.views else {}), **({"trajectory": True} if data.trajectory else {}),
+                **({"mirror": True} if data.mirror else {})}  # fmt: skip
     if data.token_tokenizer:
         tokens = resolve(data.token_tokenizer) / "model.safetensors"
         settings |= {"token_tokenizer": str(tokens.resolve()), "token_mtime_ns": tokens.stat().st_mtime_ns,
@@ -216,9 +225,13 @@ def build_latent_cache(data: DiffusionDataConfig, tokenizer, path: Path, seed: i
     device = next(tokenizer.parameters()).device
     ct = tokenizer.cfg.temporal_compression
     latents, actions, tokens, dv_latents, captions, fps, cameras, views, ego = [], [], [], [], [], [], [], [], []
+    order = mirror_order(rig_views(data.shards) if data.views else ["main"]) if data.mirror else None
     for crop in range(data.cache_crops):
         loader = make_loader(dataset_config(data, seed + crop, loop=False, shuffle=False), 8, data.num_workers)
-        for batch in loader:
+        batches = iter(loader)
+        if order is not None:  # each batch, then its mirror image
+            batches = (b for batch in batches for b in (batch, mirror_clips(batch, order)))
+        for batch in batches:
             latents.append(encode_views(tokenizer, batch, device).cpu())
             if token_tokenizer is not None:  # the DV tokens, and their DV decoding encoded by the continuous tokenizer
                 tok = token_tokenizer.encode(batch["video"].to(device))
@@ -247,6 +260,18 @@ def build_latent_cache(data: DiffusionDataConfig, tokenizer, path: Path, seed: i
         tensors["trajectory"] = torch.cat(ego)
     save_tensors(tensors, path, metadata={"meta": json.dumps(meta), "captions": json.dumps(captions),
                                           "fps": json.dumps(fps)})  # fmt: skip
+
+
+def rig_views(shards: str) -> list[str]:
+    """The camera names of the first clip's views (its header's ``meta.views``), view 0 first."""
+    for shard in list_shards(shards):
+        for sample in iter_samples(shard, read=lambda ext: False):
+            names = sample["__header__"].get("meta", {}).get("views")
+            if not names:
+                raise DataError(f"clip {sample['__key__']} does not name its views (meta.views), so data.mirror "
+                                "cannot pair them; set data.mirror=false.")  # fmt: skip
+            return list(names)
+    raise DataError(f"no clips found in {shards}; check the path.")
 
 
 def read_latent_cache(path: Path) -> dict[str, Any]:
