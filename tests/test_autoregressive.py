@@ -202,6 +202,18 @@ def test_text_changes_the_logits_and_padding_does_not():
     torch.testing.assert_close(unconditioned, none)  # an all-False mask is the null token alone
 
 
+def test_one_context_token_is_attended_to_whatever_the_query():
+    """No prompt leaves the null token alone in the context: the shortcut (its value, projected) is attention's output."""
+    cross = tiny().blocks[0].cross
+    x, ctx = torch.randn(3, 7, 48), torch.randn(3, 1, 48)
+    with torch.no_grad():
+        k, v, _ = cross.context_kv(ctx, torch.ones(3, 1, dtype=torch.bool))
+        short = cross(x, (k, v, None))
+        full = cross(x, (k, v, torch.zeros(3, 1, 1, 1)))  # a mask (of nothing) takes the attention path
+    assert short.shape == (3, 7, 48) and short.abs().max() > 1e-3
+    torch.testing.assert_close(short, full, atol=1e-6, rtol=1e-5)
+
+
 def test_fresh_model_ignores_text_until_trained():
     """Cross-attention outputs start at zero (no-op), so an untrained model is unconditioned."""
     torch.manual_seed(0)

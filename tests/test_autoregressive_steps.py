@@ -98,7 +98,10 @@ def test_a_repeated_state_continues_each_rollout_in_every_copy(gen):
     torch.testing.assert_close(ahead[1::3], own, atol=1e-5, rtol=0)
     # as the planner does: copies of a rollout that has not stepped yet (no cache filled)
     fresh = gen.start_rollout(v, ["", ""], GREEDY)
-    branched = steps(gen, fresh.repeat(2), acts.repeat_interleave(2, dim=0))
+    copies = fresh.repeat(2)
+    window = fresh.tokens.window.shape[1]  # the original read its window once (all but the input that waits for
+    assert fresh.tokens.stepper.cache.batch == 2 and copies.tokens.stepper.cache.length == window  # the actions)
+    branched = steps(gen, copies, acts.repeat_interleave(2, dim=0))
     torch.testing.assert_close(branched[::2], steps(gen, fresh, acts), atol=1e-5, rtol=0)
 
 

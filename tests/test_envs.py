@@ -330,3 +330,5 @@ def test_eval_policies_plan_and_synth_commands(tmp_path, capsys, one_torch_threa
     assert code == 1 and "unknown policy" in err
     code, _, err = run_cli(capsys, "plan", "-n", "1", "--set", "stepz=3")
     assert code == 1 and "not a sampling setting" in err
+    code, _, err = run_cli(capsys, "plan", "-n", "1", "--compile")
+    assert code == 1 and "has none to compile" in err

@@ -7,7 +7,9 @@ training.
 
 Speed on a CPU: decoding is a few hundred small ops per token, so one torch thread is fastest (``threads=1``, the
 default; it also avoids OpenMP stalls on a busy machine); ``compile=True`` roughly halves a step after a compile of
-tens of seconds.
+tens of seconds. Step-by-step rollouts of ``WIDE_BATCH`` or more rows (a planner's candidates) are the exception:
+their matmuls are wide enough to use every core (torch's thread count), which made a 32-candidate planning decision
+1.3x faster on 2 cores (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -73,6 +75,9 @@ class ARRolloutState:
         return replace(self, tokens=self.tokens.repeat(n), decode=select_rows(self.decode, idx))
 
 
+WIDE_BATCH = 16  # step-by-step rollouts of this many rows or more run on every core, not on ``threads``
+
+
 class ARGenerator:
     Sampling = SamplingConfig
     fps = None  # the model keeps no frame rate: outputs take the request's
@@ -122,6 +127,10 @@ class ARGenerator:
         cs = tok.cfg.spatial_compression
         size = int((config.get("data") or {}).get("size") or model.cfg.grid[0] * cs)
         return cls(model, tok, size, threads=threads, compile=compile)
+
+    def step_threads(self, batch: int) -> int | None:
+        """Torch threads for a step of ``batch`` rollouts: ``threads`` below ``WIDE_BATCH`` rows, else every core."""
+        return None if batch >= WIDE_BATCH else self.threads
 
     def planning_sampling(self) -> SamplingConfig:
         """How a planner imagines its candidates: the model's own sampling (temperature 1: of greedy, 0.5 and 1 it
@@ -234,7 +243,7 @@ class ARGenerator:
         text = text_mask = None
         if prompts and any(prompts):
             text, text_mask = encode_prompts(prompts, self.device)
-        with torch_threads(self.threads):
+        with torch_threads(self.step_threads(b)):
             prefix = self.tokenizer.encode(video.to(self.device, torch.float32))  # (B, K, H', W')
             decode: dict = {}
             self.tokenizer.decode_chunk(prefix, decode)  # prime the causal decoder with the given frames
@@ -249,7 +258,7 @@ class ARGenerator:
         want = (state.tokens.batch, self.ct, self.model.cfg.action_dim)
         if tuple(actions.shape) != want:
             raise ConfigError(f"a rollout step takes actions {want}, got {tuple(actions.shape)}.")
-        with torch_threads(self.threads):
+        with torch_threads(self.step_threads(state.tokens.batch)):
             latent = state.tokens.next_frame(actions.float())  # (B, H', W')
             return self.tokenizer.decode_chunk(latent[:, None], state.decode).clamp(-1, 1)
 

@@ -107,8 +107,13 @@ class CrossAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, kv: CrossKV) -> torch.Tensor:
         b, s, _ = x.shape
-        q = self.q_norm(self.q(x).view(b, s, self.heads, self.head_dim)).transpose(1, 2)  # (B, heads, S, hd)
         k, v, mask = kv
+        if k.shape[2] == 1 and mask is None and not torch.is_grad_enabled():  # one context token (no prompt: the
+            # null token) while sampling: softmax is 1, the output its value whatever the query (training keeps the
+            # attention path, so every parameter takes part, as DDP requires)
+            v = v.repeat_interleave(self.heads // self.kv_heads, dim=1)
+            return self.proj(v.transpose(1, 2).reshape(b, 1, -1)).expand(b, s, -1)
+        q = self.q_norm(self.q(x).view(b, s, self.heads, self.head_dim)).transpose(1, 2)  # (B, heads, S, hd)
         if mask is not None and mask.dtype != q.dtype:  # e.g. bf16 queries under autocast
             mask = mask.to(q.dtype)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)

@@ -42,10 +42,10 @@ class FullStepper:
         self.model, self.ctx = model, ctx
         self.inputs: torch.Tensor | None = None
 
-    def prefill(self, inputs: torch.Tensor) -> torch.Tensor:
-        """inputs (B, n) at slots [0, n) -> the state (B, D) of slot n - 1."""
+    def prefill(self, inputs: torch.Tensor) -> torch.Tensor | None:
+        """inputs (B, n) at slots [0, n) -> the state (B, D) of slot n - 1 (None for n = 0)."""
         self.inputs = inputs
-        return self.model(inputs, self.ctx)[:, -1]
+        return self.model(inputs, self.ctx)[:, -1] if inputs.shape[1] else None
 
     def step(self, token: torch.Tensor, slot: int) -> torch.Tensor:
         """Append token (B,) at ``slot`` -> the state (B, D) of that slot."""
@@ -72,8 +72,10 @@ class CachedStepper:
         self.cache = model.new_cache(batch)
         self._compiled = torch.compile(_static_step, dynamic=False) if compile else None
 
-    def prefill(self, inputs: torch.Tensor) -> torch.Tensor:
+    def prefill(self, inputs: torch.Tensor) -> torch.Tensor | None:
         self.cache.reset()
+        if not inputs.shape[1]:
+            return None
         state = self.model(inputs, self.ctx, start=0, cache=self.cache)[:, -1]
         self.cache.advance(inputs.shape[1])
         return state
@@ -161,12 +163,8 @@ class TokenRollout:
             if self.actions is None:
                 raise ConfigError("this rollout takes no actions (the model is not action-conditioned).")
             self.actions = torch.cat([self.actions, actions.to(self.device, self.actions.dtype)], dim=1)
-        if self.stepper is None:
-            ctx = self.context()
-            self.stepper = (CachedStepper(model, ctx, self.batch, self.compile) if self.use_cache
-                            else FullStepper(model, ctx))  # fmt: skip
-            state = self.stepper.prefill(torch.cat([self.bos, self.window], dim=1))
-        elif self.window.shape[1] + m > cfg.max_len:  # window full: drop the oldest frames, re-read the rest
+        self.prime()
+        if self.window.shape[1] + m > cfg.max_len:  # window full: drop the oldest frames, re-read the rest
             self.window, self.first = self.window[:, self.slide * m :], self.first + self.slide
             if self.actions is not None:
                 self.actions = self.actions[:, self.slide * cfg.action_chunk :]
@@ -185,20 +183,34 @@ class TokenRollout:
         self.window, self.last = torch.cat([self.window, frame], dim=1), token
         return frame.view(self.batch, *cfg.grid)
 
+    @torch.no_grad()
+    def prime(self) -> None:
+        """Read the window into a new stepper (once): every input but the last, whose slot lies in the next frame
+        and so waits for that frame's actions. A planner primes its one present, then ``repeat`` copies the cache
+        into every candidate: one prefill of one row instead of one of every candidate."""
+        if self.stepper is not None:
+            return
+        ctx = self.context()
+        self.stepper = CachedStepper(self.model, ctx, self.batch, self.compile) if self.use_cache else \
+            FullStepper(self.model, ctx)  # fmt: skip
+        inputs = torch.cat([self.bos, self.window], dim=1)
+        self.stepper.prefill(inputs[:, :-1])
+        self.last = inputs[:, -1]
+
     def repeat(self, n: int) -> "TokenRollout":
         """Each rollout ``n`` times (row i * n + j copies row i), the copies drawing from streams seeded from row i's
         (a planner's candidates branch from one present); needs per-row streams (RowStreams) or greedy sampling."""
         if self.generator is not None and not isinstance(self.generator, RowStreams):
             raise ConfigError("only a rollout with one random stream per row (RowStreams) can be repeated.")
+        self.prime()
         idx = torch.arange(self.batch, device=self.device).repeat_interleave(n)
         out = copy.copy(self)
         out.generator = None if self.generator is None else self.generator.repeat(n)
-        out.window, out.bos = self.window[idx], self.bos[idx]
+        out.window, out.bos, out.last = self.window[idx], self.bos[idx], self.last[idx]
         out.actions = None if self.actions is None else self.actions[idx]
-        out.last = None if self.last is None else self.last[idx]
         out.cross = [(k[idx], v[idx], None if mask is None else mask[idx]) for k, v, mask in self.cross]
         out._ctx_key = None
-        out.stepper = None if self.stepper is None else self.stepper.select(idx, out.context())
+        out.stepper = self.stepper.select(idx, out.context())
         return out
 
 

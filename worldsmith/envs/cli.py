@@ -78,6 +78,9 @@ def plan(
                                    "policies on the same episodes."),
     as_json: Optional[Path] = typer.Option(None, "--json", help="Write the report to this JSON file."),
     videos: Optional[Path] = typer.Option(None, "--videos", help="Write each planned episode as an mp4 here."),
+    compile: bool = typer.Option(False, "--compile", help="Autoregressive models: run the decode step through "
+                                 "torch.compile (needs a C++ compiler; ~20 s more at the first decision, then about "
+                                 "1.1x faster per decision on 2 cores)."),
     overrides: Optional[list[str]] = typer.Option(None, "--set", help="How the model imagines the candidates, e.g. "
                                                   "--set steps=3 (default: the family's cheap planning sampling)."),
     device: str = DeviceOption,
@@ -88,6 +91,11 @@ def plan(
     cfg = CEMConfig(samples=samples, horizon=horizon, iterations=iterations, elites=elites)
     t = make_task(task)
     generator = SimulatorStepper() if model == SIMULATOR else load_generator(model, device=device)
+    if compile:
+        if not hasattr(generator, "compile"):
+            raise ConfigError(f"--compile compiles an autoregressive model's decode step; {model} is a "
+                              f"{type(generator).__name__}, which has none to compile: drop --compile.")  # fmt: skip
+        generator.compile = True
     sampling = None
     if overrides:
         if model == SIMULATOR:
