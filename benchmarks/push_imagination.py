@@ -6,7 +6,9 @@ the planning episodes; at every step where the pushed object truly moves at leas
 the model imagines those two frames from the two true frames before (the true actions, the family's planning
 sampling) and the state reader reads the object (tracked from its true pixel) on the imagined frames and, for
 comparison, on the true ones. Prints the mean displacements, the imagined object's error to the truth against the
-error of an object that stays put, and the share of windows where the object is read to move.
+error of an object that stays put (also against the object read on the true frames, which takes the reader's own
+error out), the share of windows where the object is read to move, and how well the direction of the read move
+agrees with the true one (mean cosine; the share within 45 degrees).
 
     python benchmarks/push_imagination.py [--model arm-action] [--episodes 16]
 """
@@ -70,8 +72,10 @@ def main() -> None:
                     imagined = read(((x.permute(1, 2, 0).numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8),
                                     imagined)  # fmt: skip
                     real = read(frames[t + 1 + h], real)
-                rows.append([np.linalg.norm(px[t + 2][o] - px[t][o]), np.linalg.norm(real[o] - px[t][o]),
-                             np.linalg.norm(imagined[o] - px[t][o]), np.linalg.norm(imagined[o] - px[t + 2][o])])
+                true_move, seen, dreamt = px[t + 2][o] - px[t][o], real[o] - px[t][o], imagined[o] - px[t][o]
+                rows.append([np.linalg.norm(true_move), np.linalg.norm(seen), np.linalg.norm(dreamt),
+                             np.linalg.norm(imagined[o] - px[t + 2][o]), np.linalg.norm(imagined[o] - real[o]),
+                             cosine(dreamt, true_move), cosine(seen, true_move)])  # fmt: skip
             print(f"episode {e + 1}/{a.episodes}: {len(rows)} windows so far", flush=True)
     env.close()
     r = np.array(rows)
@@ -81,6 +85,18 @@ def main() -> None:
     print(f"  imagined object's distance to the truth {r[:, 3].mean():.2f} px (an object that stays put: "
           f"{r[:, 0].mean():.2f})")
     print(f"  windows read to move >= 1 px: imagined {(r[:, 2] >= 1).mean():.0%}, true frames {(r[:, 1] >= 1).mean():.0%}")
+    print(f"  imagined object's distance to the object read on the true frames {r[:, 4].mean():.2f} px (staying put: "
+          f"{r[:, 1].mean():.2f})")
+    for name, col in (("imagined", 5), ("true frames", 6)):
+        c = r[np.isfinite(r[:, col]), col]
+        print(f"  direction of the read move against the true move ({name}, windows read to move >= 0.5 px: "
+              f"{len(c)}): mean cosine {c.mean():+.2f}, within 45 degrees {(c >= np.cos(np.pi / 4)).mean():.0%}")
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine between two moves (NaN when the first is under 0.5 px: no direction to speak of)."""
+    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+    return float(a @ b / (na * nb)) if na >= 0.5 and nb > 0 else float("nan")
 
 
 if __name__ == "__main__":
