@@ -125,6 +125,33 @@ def skew_log(rot: torch.Tensor) -> torch.Tensor:
     return vee * factor[:, None]
 
 
+def quat_to_mat(q: torch.Tensor) -> torch.Tensor:
+    """Unit quaternions (B, 4) (w, x, y, z) -> rotation matrices (B, 3, 3)."""
+    w, x, y, z = F.normalize(q, dim=-1).unbind(-1)
+    rows = [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]  # fmt: skip
+    return torch.stack(rows, dim=-1).view(*q.shape[:-1], 3, 3)
+
+
+def mat_to_quat(m: torch.Tensor) -> torch.Tensor:
+    """Rotation matrices (B, 3, 3) -> unit quaternions (B, 4) (w, x, y, z)."""
+    w = (1 + m[:, 0, 0] + m[:, 1, 1] + m[:, 2, 2]).clamp_min(1e-12).sqrt() / 2
+    x = ((1 + m[:, 0, 0] - m[:, 1, 1] - m[:, 2, 2]).clamp_min(0).sqrt() / 2).copysign(m[:, 2, 1] - m[:, 1, 2])
+    y = ((1 - m[:, 0, 0] + m[:, 1, 1] - m[:, 2, 2]).clamp_min(0).sqrt() / 2).copysign(m[:, 0, 2] - m[:, 2, 0])
+    z = ((1 - m[:, 0, 0] - m[:, 1, 1] + m[:, 2, 2]).clamp_min(0).sqrt() / 2).copysign(m[:, 1, 0] - m[:, 0, 1])
+    return F.normalize(torch.stack([w, x, y, z], dim=-1), dim=-1)
+
+
+def moved_body(body: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+    """A robot's body (B, >= 7: position, quaternion (w, x, y, z), the rest; conditioning/tip.py) after a travel
+    ``state`` (B, >= 6) in pose mode: the end-effector pose composed as the controller composes it (``p' = p + R d``,
+    ``R' = R exp(r)``); the rest unchanged."""
+    rot = quat_to_mat(body[:, 3:7])
+    pos = body[:, :3] + (rot @ state[:, :3, None])[..., 0]
+    return torch.cat([pos, mat_to_quat(rot @ skew_exp(state[:, 3:6])), body[:, 7:]], dim=1)
+
+
 def accumulate(state: torch.Tensor, action: torch.Tensor, mode: str) -> torch.Tensor:
     """Travel state (B, A) after one more action (B, A). ``sum``: the actions' sum. ``pose``: actions are end-effector
     deltas in the end effector's own frame, (dx, dy, dz, rotation vector, the rest), as the arm world takes them
@@ -183,7 +210,8 @@ def origin_windows(actions: torch.Tensor, starts: torch.Tensor, window: int, hor
 @dataclass
 class OriginState:
     """A rollout's origin: its latent frame (B, C, H', W') model space, the travel states (B, k, A) of the rollout's
-    kept latent frames (its newest k), and the latent frames from the origin to the newest."""
+    kept latent frames (its newest k), the latent frames from the origin to the newest, and (models with
+    ``model.tip``, when the caller knows it) the robot's body at the origin (B, 33; conditioning/tip.py)."""
 
     frame: torch.Tensor
     states: torch.Tensor
@@ -191,15 +219,20 @@ class OriginState:
     horizon: int
     chunk: int
     mode: str
+    body: torch.Tensor | None = None
 
     @classmethod
-    def start(cls, latents: torch.Tensor, actions: torch.Tensor, chunk: int, horizon: int, mode: str) -> "OriginState":
+    def start(cls, latents: torch.Tensor, actions: torch.Tensor, chunk: int, horizon: int, mode: str,
+              body: torch.Tensor | None = None) -> "OriginState":  # fmt: skip
         """The origin of a rollout that continues ``latents`` (B, C, L, H', W') given with the ``actions`` between
         them (B, (L - 1) * chunk, A): their first frame, or the one ``horizon - 1`` frames back when more are given
-        (the next frame is then ``horizon`` from it)."""
+        (the next frame is then ``horizon`` from it). ``body``: the robot's body at the first given frame."""
         first = max(0, latents.shape[2] - horizon)
-        states = states_from(actions.new_zeros(actions.shape[0], actions.shape[2]), actions[:, first * chunk :], chunk, mode)
-        return cls(latents[:, :, first], states, latents.shape[2] - 1 - first, horizon, chunk, mode)
+        zero = actions.new_zeros(actions.shape[0], actions.shape[2])
+        states = states_from(zero, actions[:, first * chunk :], chunk, mode)
+        if body is not None and first:  # the body at the origin: moved by the actions before it
+            body = moved_body(body, states_from(zero, actions[:, : first * chunk], chunk, mode)[:, -1])
+        return cls(latents[:, :, first], states, latents.shape[2] - 1 - first, horizon, chunk, mode, body)
 
     def window(self, actions: torch.Tensor, given: int, window: int) -> torch.Tensor:
         """Travel (B, window, A + 1) of a step's window: the ``given`` newest frames, then the new one reached by
@@ -215,8 +248,10 @@ class OriginState:
         new = states_from(self.states[:, -1], actions, self.chunk, self.mode)[:, 1:]
         self.states, self.since = torch.cat([self.states, new], dim=1)[:, -latents.shape[2] :], self.since + 1
         if self.since >= self.horizon:
-            moved = OriginState.start(latents, kept_actions, self.chunk, self.horizon, self.mode)
-            self.frame, self.states, self.since = moved.frame, moved.states, moved.since
+            body = None if self.body is None else moved_body(self.body, self.states[:, 0])  # at the oldest kept frame
+            moved = OriginState.start(latents, kept_actions, self.chunk, self.horizon, self.mode, body)
+            self.frame, self.states, self.since, self.body = moved.frame, moved.states, moved.since, moved.body
 
     def select(self, idx: torch.Tensor) -> "OriginState":
-        return OriginState(self.frame[idx], self.states[idx], self.since, self.horizon, self.chunk, self.mode)
+        return OriginState(self.frame[idx], self.states[idx], self.since, self.horizon, self.chunk, self.mode,
+                           None if self.body is None else self.body[idx])  # fmt: skip

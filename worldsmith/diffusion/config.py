@@ -124,6 +124,9 @@ class WorldModelConfig:
     # to this many latent frames back (0: none). Needs an action-conditioned next-frame-only model and cached latents
     origin: int = 0
     travel: str = "sum"  # how the actions accumulate: "sum", or "pose" (end-effector deltas in its own frame: the arm)
+    # the commanded fingertip drawn on the token grid (conditioning/tip.py): its distance (m) along the end effector's
+    # x axis from the pose the clips record (the arm: 0.03); 0: off. Needs model.origin and model.travel: pose
+    tip: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("caption_dropout", "video2world_prob"):
@@ -157,6 +160,9 @@ class WorldModelConfig:
         if self.travel not in TRAVEL_MODES or (self.travel == "pose" and 0 < self.action_dim < 6):
             raise ConfigError(f"model.travel must be one of {', '.join(TRAVEL_MODES)} (pose needs actions of at least "
                               f"6 numbers: translation, rotation vector), got {self.travel!r}.")  # fmt: skip
+        if self.tip < 0 or (self.tip and not (self.origin and self.travel == "pose")):
+            raise ConfigError(f"model.tip must be >= 0, and > 0 composes the origin's pose with the travel: it needs "
+                              f"model.origin > 0 and model.travel: pose; got {self.tip}.")  # fmt: skip
         if self.video2world_prob > 0 and not self.dit.cond_mask_channel:
             raise ConfigError("Video2World training needs model.dit.cond_mask_channel: true (or video2world_prob: 0).")
 

@@ -19,6 +19,7 @@ import torch
 
 from worldsmith.conditioning.camera import pack_camera, per_latent_frame
 from worldsmith.conditioning.origin import origin_windows
+from worldsmith.conditioning.tip import TIP_DROPOUT, body_of, tips
 from worldsmith.conditioning.views import mirror_clips, mirror_order, stack_views
 from worldsmith.data.dataset import DatasetConfig, make_loader
 from worldsmith.data.manifest import list_shards
@@ -43,6 +44,9 @@ class DiffusionDataConfig:
     camera: bool = False  # read each clip's per-frame ``c2w`` and ``intrinsics`` (camera-controlled models)
     views: bool = False  # every synchronized view of a clip, encoded per view and stacked (multi-view models)
     trajectory: bool = False  # read each clip's per-frame ego states ``ego`` (trajectory-conditioned models)
+    # read each clip's per-frame robot state and camera (``ee``, ``intrinsics``, ``c2w``: the arm world's) into the
+    # cache as bodies (conditioning/tip.py; models with model.tip)
+    body: bool = False
     # add every cached crop's left-right mirror image too (conditioning/views.py ``mirror_clips``): driving clips
     # whose turns lean one way teach both ways; needs a symmetric rig (front_left <-> front_right)
     mirror: bool = False
@@ -61,6 +65,9 @@ class DiffusionDataConfig:
         if self.mirror and not self.cache_latents:
             raise ConfigError("data.mirror adds mirrored copies of the clips to the latent cache: set "
                               "data.cache_latents=true too.")  # fmt: skip
+        if self.body and (not self.cache_latents or self.mirror):
+            raise ConfigError("data.body caches each clip's robot state with its latents: set data.cache_latents=true "
+                              "(and data.mirror=false: a mirrored robot has no recorded pose).")  # fmt: skip
         if self.token_tokenizer and not self.cache_latents:
             raise ConfigError("data.token_tokenizer encodes the clips' tokens into the latent cache: set "
                               "data.cache_latents=true too.")  # fmt: skip
@@ -141,14 +148,20 @@ class CachedLatentBatches:
     epoch). With ``window`` each sample is a random window of that many latent frames of its crop (and the
     ``chunk`` actions of each latent frame in it), drawn per epoch from the seed. With ``origin`` > 0 each window
     also gets a rollout origin at most that many latent frames back (conditioning/origin.py): ``origin`` (B, C, H',
-    W') its latent frame, ``travel`` (B, window, A + 1) the actions accumulated since it."""
+    W') its latent frame, ``travel`` (B, window, A + 1) the actions accumulated since it; with ``tip`` > 0 also
+    ``tip`` (B, window, 3), the commanded fingertip of each frame from the origin's recorded pose (conditioning/tip.py),
+    NaN (dropped) for a share ``TIP_DROPOUT`` of the windows."""
 
     def __init__(self, cache: dict[str, Any], batch_size: int, seed: int, text_encoder, window: int = 0,
-                 chunk: int = 1, origin: int = 0, travel: str = "sum") -> None:  # fmt: skip
+                 chunk: int = 1, origin: int = 0, travel: str = "sum", tip: float = 0.0) -> None:  # fmt: skip
         self.cache, self.window, self.chunk, self.origin, self.travel = cache, window, chunk, origin, travel
+        self.tip = tip
         if origin and "actions" not in cache:
             raise ConfigError("model.origin sums the actions since the origin: train on clips with actions "
                               "(data.actions=true).")  # fmt: skip
+        if tip and "body" not in cache:
+            raise ConfigError("model.tip needs each clip's robot state in the cache: set data.body=true (clips of the "
+                              "arm world, which record ee, intrinsics and c2w).")  # fmt: skip
         self.batch_size, self.seed, self.epoch, self.text_encoder = batch_size, seed, 0, text_encoder
         frames = cache["latents"].shape[2]
         if window > frames:
@@ -171,6 +184,10 @@ class CachedLatentBatches:
         starts = torch.randint(0, latents.shape[2] - w + 1, (n,), generator=g)
         if self.origin:
             origins, trav = origin_windows(actions, starts, w, self.origin, self.chunk, g, self.travel)
+        if self.tip:
+            bodies = self.cache["body"][torch.arange(n), origins * self.chunk]  # (N, 33) at each window's origin
+            tip = tips(bodies, trav[..., :6], self.tip)  # (N, w, 3)
+            tip[torch.rand(n, generator=g) < TIP_DROPOUT] = float("nan")
         for i in range(0, n - bs + 1, bs):
             idx = order[i : i + bs]
             z = torch.stack([latents[j, :, starts[j] : starts[j] + w] for j in idx])  # (B, C, w, H', W')
@@ -190,6 +207,8 @@ class CachedLatentBatches:
                                None if views is None else views[idx], traj)  # fmt: skip
             if self.origin:
                 batch |= {"origin": torch.stack([latents[j, :, origins[j]] for j in idx]), "travel": trav[idx]}
+            if self.tip:
+                batch["tip"] = tip[idx]
             yield batch
 
 
@@ -197,7 +216,8 @@ def dataset_config(data: DiffusionDataConfig, seed: int, *, loop: bool, shuffle:
     return DatasetConfig(shards=data.shards, frames=data.frames, fps=data.fps, size=(data.size, data.size),
                          temporal_crop="random", shuffle=shuffle, seed=seed, loop=loop, views=data.views,
                          arrays=(["actions"] if data.actions else []) + (["c2w", "intrinsics"] if data.camera else [])
-                         + (["ego"] if data.trajectory else []))  # fmt: skip
+                         + (["ego"] if data.trajectory else []) + (["ee"] if data.body else [])
+                         + (["c2w", "intrinsics"] if data.body and not data.camera else []))  # fmt: skip
 
 
 def cache_settings(data: DiffusionDataConfig, seed: int) -> dict[str, Any]:
@@ -224,7 +244,7 @@ def build_latent_cache(data: DiffusionDataConfig, tokenizer, path: Path, seed: i
         return
     device = next(tokenizer.parameters()).device
     ct = tokenizer.cfg.temporal_compression
-    latents, actions, tokens, dv_latents, captions, fps, cameras, views, ego = [], [], [], [], [], [], [], [], []
+    latents, actions, tokens, dv_latents, captions, fps, cameras, views, ego, bodies = ([] for _ in range(10))
     order = mirror_order(rig_views(data.shards) if data.views else ["main"]) if data.mirror else None
     for crop in range(data.cache_crops):
         loader = make_loader(dataset_config(data, seed + crop, loop=False, shuffle=False), 8, data.num_workers)
@@ -247,6 +267,8 @@ def build_latent_cache(data: DiffusionDataConfig, tokenizer, path: Path, seed: i
                 views.append(view_ids(batch))
             if data.trajectory:
                 ego.append(batch["ego"].float())
+            if data.body:
+                bodies.append(body_of(batch["ee"], batch["intrinsics"], batch["c2w"]))
     if not latents:
         raise DataError(f"no clips of {data.frames} frames found in {data.shards}; check the path or lower data.frames.")
     tensors = {"latents": torch.cat(latents)} | ({"actions": torch.cat(actions)} if actions else {})
@@ -258,6 +280,8 @@ def build_latent_cache(data: DiffusionDataConfig, tokenizer, path: Path, seed: i
         tensors["views"] = torch.cat(views)
     if ego:
         tensors["trajectory"] = torch.cat(ego)
+    if bodies:
+        tensors["body"] = torch.cat(bodies)
     save_tensors(tensors, path, metadata={"meta": json.dumps(meta), "captions": json.dumps(captions),
                                           "fps": json.dumps(fps)})  # fmt: skip
 
@@ -277,6 +301,7 @@ def rig_views(shards: str) -> list[str]:
 def read_latent_cache(path: Path) -> dict[str, Any]:
     """{"latents" (N, C, T', H', W'), "captions" [N], "fps" (N,) latent frames per second (+ "actions" (N, T-1, A),
     + "tokens" (N, T'', H'', W'') and "dv_latents" (N, C, T', H', W'), + "camera" (N, T', 25), + "views" (N, V)
-    view indices of views stacked along H', + "trajectory" (N, T, 4) ego states per video frame)} of a cache file."""
+    view indices of views stacked along H', + "trajectory" (N, T, 4) ego states per video frame, + "body" (N, T, 33)
+    robot state and camera per video frame)} of a cache file."""
     stored, tensors = read_metadata(path), load_tensors(path)
     return tensors | {"captions": json.loads(stored["captions"]), "fps": torch.tensor(json.loads(stored["fps"]))}

@@ -25,12 +25,14 @@ import torch
 
 from worldsmith.conditioning.camera import pack_camera, per_latent_frame
 from worldsmith.conditioning.origin import OriginState
+from worldsmith.conditioning.tip import BODY_DIM, tips
 from worldsmith.conditioning.text import default_text_encoder
 from worldsmith import progress
 from worldsmith.diffusion import multiview
 from worldsmith.diffusion.condition import Condition, guided_branches
 from worldsmith.diffusion.config import SamplingConfig
 from worldsmith.diffusion.model import DiffusionWorldModel, with_condition_frames
+from worldsmith.diffusion.tokenizers import load_discrete_tokenizer, load_tokenizer  # noqa: F401 (re-exported)
 from worldsmith.errors import CheckpointError, ConfigError, VideoError
 from worldsmith.family import GenerationRequest
 from worldsmith.io.frames import fit_frames, fit_intrinsics, pinhole_intrinsics
@@ -70,34 +72,6 @@ class RolloutState:
         return replace(self, latents=self.latents[idx], actions=self.actions[idx], cond=pick(self.cond),
                        uncond=pick(self.uncond), origin=None if self.origin is None else self.origin.select(idx),
                        generators=[torch.Generator(self.latents.device).manual_seed(x) for x in seeds])
-
-
-def load_tokenizer(run_dir: str | Path, device: str | torch.device = "cpu") -> CausalVideoTokenizer:
-    """The continuous tokenizer of ``run_dir`` in eval mode; clear errors for a missing or discrete one."""
-    if not run_dir:
-        raise ConfigError("no tokenizer: pass --tokenizer with the run directory of a trained continuous tokenizer.")
-    run_dir = resolve(run_dir)  # a run directory, or a shipped tokenizer's name
-    if not (Path(run_dir) / "config.yaml").is_file():
-        raise CheckpointError(f"{run_dir} is not a tokenizer run directory (no config.yaml); train one with "
-                              f"`worldsmith train tokenizer` and pass its --out directory.")  # fmt: skip
-    tok = CausalVideoTokenizer.from_pretrained(run_dir, device=device)
-    if tok.fsq is not None:
-        raise ConfigError(f"the diffusion model needs a continuous tokenizer (cv*), but {run_dir} holds a discrete "
-                          f"{tok.cfg.name} one; the discrete tokens are for the autoregressive model.")  # fmt: skip
-    return tok.requires_grad_(False)
-
-
-def load_discrete_tokenizer(run_dir: str | Path, device: str | torch.device = "cpu") -> CausalVideoTokenizer:
-    """The discrete (DV/DI) tokenizer of ``run_dir`` in eval mode, frozen; one sentence for a continuous one."""
-    run_dir = resolve(run_dir)
-    if not (Path(run_dir) / "config.yaml").is_file():
-        raise CheckpointError(f"{run_dir} is not a tokenizer run directory (no config.yaml); pass the --out folder of "
-                              f"`worldsmith train tokenizer --preset dv4x8x8-...`.")  # fmt: skip
-    tok = CausalVideoTokenizer.from_pretrained(run_dir, device=device)
-    if tok.fsq is None:
-        raise ConfigError(f"{run_dir} holds a continuous {tok.cfg.name} tokenizer, but discrete tokens (a dv*/di* "
-                          f"tokenizer) are needed here.")  # fmt: skip
-    return tok.eval().requires_grad_(False)
 
 
 class DiffusionGenerator:
@@ -183,10 +157,10 @@ class DiffusionGenerator:
 
     @torch.no_grad()
     def rollout(self, video: torch.Tensor, actions: torch.Tensor, frames: int, prompts: list[str],
-                sampling: SamplingConfig | None = None, seed: int = 0) -> torch.Tensor:  # fmt: skip
+                sampling: SamplingConfig | None = None, seed: int = 0, body: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
         """Videos (B, 3, frames, H, W) in [-1, 1] that continue ``video`` (B, 3, k, H, W) under ``actions``
         (B, N, A): ``start_rollout`` then one ``next_latent`` per latent frame (row i draws its noise from seed + i),
-        decoded at the end."""
+        decoded at the end. ``body``: the robot's state at the first frame (models with ``model.tip``)."""
         ct = self.ct
         if actions.ndim != 3 or actions.shape[0] != video.shape[0] or actions.shape[2] != self.model.cfg.action_dim:
             raise ConfigError(f"actions must be (B={video.shape[0]}, N, {self.model.cfg.action_dim}) for this model, "
@@ -198,7 +172,7 @@ class DiffusionGenerator:
         video = video[:, :, : 1 + (video.shape[2] - 1) // ct * ct].to(self.device, torch.float32)
         past = actions[:, : video.shape[2] - 1]  # the actions between the given frames (zeros past the last)
         past = torch.cat([past, past.new_zeros(past.shape[0], video.shape[2] - 1 - past.shape[1], past.shape[2])], 1)
-        state = self.start_rollout(video, prompts, sampling, [seed + i for i in range(video.shape[0])], past)
+        state = self.start_rollout(video, prompts, sampling, [seed + i for i in range(video.shape[0])], past, body)
         z = [state.latents]
         actions = actions.to(self.device)
         for n in range(state.count, latents):
@@ -211,11 +185,14 @@ class DiffusionGenerator:
     # -- step by step (environments, play) -------------------------------------------------------------------
     @torch.no_grad()
     def start_rollout(self, video: torch.Tensor, prompts: list[str], sampling: SamplingConfig | None = None,
-                      seeds: list[int] | None = None, actions: torch.Tensor | None = None) -> "RolloutState":  # fmt: skip
+                      seeds: list[int] | None = None, actions: torch.Tensor | None = None,
+                      body: torch.Tensor | None = None) -> "RolloutState":  # fmt: skip
         """The state of ``B`` rollouts that continue ``video`` (B, 3, 1 + m * ct, H, W) in [-1, 1]; row i draws its
         noise from its own generator seeded with ``seeds[i]``, so a rollout does not depend on its batch.
         ``actions`` (B, m * ct, A): the actions taken between the given frames (zeros when not given: unknown), so
-        that the first step's window places them at the given frames and the new action at the new frame."""
+        that the first step's window places them at the given frames and the new action at the new frame.
+        ``body`` (B, 33): the robot's state at the first given frame (conditioning/tip.py); a model with
+        ``model.tip`` draws the commanded fingertip from it, and does without when it is not given."""
         if not self.model.cfg.action_dim:
             raise ConfigError("step-by-step rollouts need an action-conditioned model (post-train one with "
                               "`worldsmith posttrain action`).")  # fmt: skip
@@ -240,7 +217,11 @@ class DiffusionGenerator:
         gens = [torch.Generator(self.device).manual_seed(int(x)) for x in seeds]
         actions = actions.to(self.device, torch.float32)
         m = self.model.cfg
-        origin = OriginState.start(z, actions, self.ct, m.origin, m.travel) if m.origin else None
+        if body is not None and tuple(body.shape) != (b, BODY_DIM):
+            raise ConfigError(f"body must be (B={b}, {BODY_DIM}): the robot's ee pose, intrinsics and camera pose at "
+                              f"the first frame; got {tuple(body.shape)}.")  # fmt: skip
+        body = None if body is None or not m.tip else body.to(self.device, torch.float32)
+        origin = OriginState.start(z, actions, self.ct, m.origin, m.travel, body) if m.origin else None
         return RolloutState(latents=z, actions=actions, count=z.shape[2], cond=cond, uncond=uncond, generators=gens,
                             sampling=s, window=t_lat, context=context, origin=origin)
 
@@ -261,7 +242,11 @@ class DiffusionGenerator:
         window = torch.cat([window, window.new_zeros(b, pad, window.shape[2])], dim=1)
         extras = {"actions": window}
         if state.origin is not None:
-            extras |= {"origin": state.origin.frame, "travel": state.origin.window(actions.to(window), k, state.window)}
+            travel = state.origin.window(actions.to(window), k, state.window)
+            extras |= {"origin": state.origin.frame, "travel": travel}
+            if self.model.cfg.tip:  # without the robot's state: NaN, which the embedder turns into nothing
+                extras["tip"] = (travel.new_full((b, state.window, 3), float("nan")) if state.origin.body is None
+                                 else tips(state.origin.body, travel[..., :6], self.model.cfg.tip))  # fmt: skip
         new = self.window_step(z[:, :, -k:], state.window, extras, state.cond, state.uncond, s, state.generators)
         # keep only what the next windows read: the last ``context`` latents and the actions after the first
         keep = min(state.context, z.shape[2] + 1)

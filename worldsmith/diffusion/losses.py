@@ -88,7 +88,7 @@ def window_batch(batch: dict, latents: torch.Tensor, start: int, chunk: int) -> 
     actions leading into its frames 1..m-1 (``chunk`` per latent frame), the travel and cameras of its frames, the
     ego states of the video frames it covers (``chunk``: video frames per latent frame)."""
     out, m = dict(batch, latents=latents), latents.shape[2]
-    for name in ("travel", "camera"):  # one per latent frame
+    for name in ("travel", "camera", "tip"):  # one per latent frame
         if name in batch:
             out[name] = batch[name][:, start : start + m]
     if "trajectory" in batch:

@@ -13,6 +13,7 @@ from torch import nn
 from worldsmith.conditioning.action import ActionEmbedder
 from worldsmith.conditioning.camera import CameraEmbedder
 from worldsmith.conditioning.origin import OriginEmbedder, TravelEmbedder
+from worldsmith.conditioning.tip import TipEmbedder
 from worldsmith.conditioning.views import TrajectoryEmbedder, ViewEmbedder
 from worldsmith.diffusion.condition import Condition
 from worldsmith.diffusion.config import WorldModelConfig
@@ -41,7 +42,7 @@ class DiffusionWorldModel(nn.Module, Pretrained):
 
     def make_embedders(self, cfg: WorldModelConfig) -> list[nn.Module]:
         """The extra-condition slot's embedders, from the config: actions when ``cfg.action_dim`` > 0, the rollout's
-        origin when ``cfg.origin``, camera poses (Plücker rays) when ``cfg.camera``, view embeddings when
+        origin when ``cfg.origin`` (and the commanded fingertip when ``cfg.tip``), camera poses (Plücker rays) when ``cfg.camera``, view embeddings when
         ``cfg.views`` > 0, the ego trajectory when ``cfg.trajectory``."""
         embedders: list[nn.Module] = []
         if cfg.action_dim:
@@ -49,6 +50,8 @@ class DiffusionWorldModel(nn.Module, Pretrained):
         if cfg.origin:
             embedders += [OriginEmbedder(cfg.dit.latent_channels, cfg.dit.width, cfg.dit.patch),
                           TravelEmbedder(cfg.action_dim, cfg.dit.width)]
+        if cfg.tip:
+            embedders.append(TipEmbedder(cfg.dit.width, cfg.dit.patch))
         if cfg.camera:
             every = cfg.dit.depth if cfg.camera_every_block else 0
             embedders.append(CameraEmbedder(cfg.dit.width, cfg.dit.patch, cfg.camera_stride or 8, every,

@@ -170,18 +170,21 @@ def train(cfg: DiffusionRunConfig, run_dir: str | Path, *, fresh: bool = False,
     text_encoder = default_text_encoder(device)
     ct = tok.cfg.temporal_compression
     # 2. the data: cached latents or clips encoded on the fly
+    if cfg.model.tip and not cfg.data.body:  # the commanded fingertip starts from each clip's recorded robot state
+        cfg = C.merge(cfg, {"data": {"body": True}})
     if cfg.data.cache_latents:
         main_first(lambda: build_latent_cache(cfg.data, tok, run_dir / CACHE_FILE, cfg.train.seed, token_tok))
         cache = read_latent_cache(run_dir / CACHE_FILE)
-        origin = {"origin": cfg.model.origin, "travel": cfg.model.travel}
+        origin = {"origin": cfg.model.origin, "travel": cfg.model.travel, "tip": cfg.model.tip}
         data = CachedLatentBatches(cache, cfg.train.batch_size, cfg.train.seed, text_encoder, cfg.data.window, ct, **origin)
         sample_latents, clip_fps = cache["latents"], float(cache["fps"].median()) * ct
         sample_extras = {"dv_latents": cache["dv_latents"]} if "dv_latents" in cache else {}
         sample_actions, sample_ego = cache.get("actions"), cache.get("trajectory")
         sample_camera = camera_windows(cache.get("camera"), cfg.data.window or cache["latents"].shape[2])
         preview = next(iter(CachedLatentBatches(cache, 4, cfg.train.seed + 1, text_encoder, cfg.data.window, ct, **origin)))
-        sample_travel = next(iter(CachedLatentBatches(cache, 1024, cfg.train.seed + 2, text_encoder, cfg.data.window, ct,
-                                                      **origin)))["travel"] if cfg.model.origin else None  # fmt: skip
+        sample = next(iter(CachedLatentBatches(cache, 1024, cfg.train.seed + 2, text_encoder, cfg.data.window, ct,
+                                               **origin))) if cfg.model.origin else {}  # fmt: skip
+        sample_travel, sample_tip = sample.get("travel"), sample.get("tip")
     else:
         if cfg.model.origin:
             raise ConfigError("model.origin trains on windows of cached latents: set data.cache_latents=true and "
@@ -213,6 +216,8 @@ def train(cfg: DiffusionRunConfig, run_dir: str | Path, *, fresh: bool = False,
         model.embedder("actions").set_scale(sample_actions)
     if starting and cfg.model.origin:
         model.embedder("travel").set_scale(sample_travel)
+    if starting and cfg.model.tip:
+        model.embedder("tip").set_scale(sample_tip)
     if starting and cfg.model.trajectory:
         model.embedder("trajectory").set_scale(sample_ego)
     if starting and cfg.model.camera and sample_camera is not None:

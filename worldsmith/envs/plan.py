@@ -25,6 +25,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from worldsmith.conditioning.tip import body_kwargs, world_body
 from worldsmith.envs.world_model import TRACK_RADIUS, CommandedPose, ray_to_plane, track
 from worldsmith.errors import ConfigError
 from worldsmith.family import RolloutStepper
@@ -101,13 +102,17 @@ class CEMPlanner:
 
     @torch.no_grad()
     def act(self, frames: np.ndarray, objects_px: np.ndarray, goal: Goal, rng: np.random.Generator,
-            seed: int = 0, taken: np.ndarray | None = None, body: Body | None = None) -> np.ndarray:  # fmt: skip
+            seed: int = 0, taken: np.ndarray | None = None, body: Body | None = None,
+            state: torch.Tensor | None = None) -> np.ndarray:  # fmt: skip
         """The next action (7,) from the last real frames (k, S, S, 3) uint8 (k = 1 or 2), the actions ``taken``
-        between them (k - 1, 7), the objects' current pixels (N, 2) and, for push, the robot's ``body``."""
+        between them (k - 1, 7), the objects' current pixels (N, 2) and, for push, the robot's ``body``;
+        ``state``: the robot's recorded state at the first of the frames (33,), for a model that draws the
+        commanded fingertip (conditioning/tip.py)."""
         c = self.cfg
         video = to_tensor(frames)[None]  # (1, 3, k, S, S)
         past = None if taken is None else torch.from_numpy(np.asarray(taken, np.float32)).reshape(1, -1, 7)
-        base = self.gen.start_rollout(video, [""], self.sampling, [seed], past)
+        base = self.gen.start_rollout(video, [""], self.sampling, [seed], past,
+                                      **body_kwargs(self.gen, None if state is None else [state]))  # fmt: skip
         mean, std = self.mean.copy(), np.full_like(self.mean, c.init_std)
         best, best_cost = mean, np.inf
         for _ in range(c.iterations):
@@ -198,15 +203,18 @@ def plan_episodes(generator, reader, task: str | Task, episodes: int, *, cfg: CE
         planner.reset()
         rng = np.random.default_rng(seed)
         history, taken, objs = [frame], [], info["objects_px"].astype(np.float64)
+        states = [world_body(env.world)]  # the robot's recorded state at each real frame
         for t in range(task.max_steps):
             t0 = time.perf_counter()
             robot = Body.of(env.world, env.goal) if body and task.name == "push" else None
             action = planner.act(np.stack(history[-2:]), objs, env.goal, rng, seed=seed + t,
-                                 taken=np.asarray(taken[-1:], np.float32).reshape(-1, 7), body=robot)  # fmt: skip
+                                 taken=np.asarray(taken[-1:], np.float32).reshape(-1, 7), body=robot,
+                                 state=states[-2:][0])  # fmt: skip
             times.append(time.perf_counter() - t0)
             frame, _, done, trunc, info = env.step(action)
             history.append(frame)
             taken.append(action)
+            states.append(world_body(env.world))
             x = to_tensor(frame[None])[:, 0][None].to(device)  # (1, 3, S, S)
             _, cands, heat = (v.cpu().numpy().astype(np.float64) for v in reader.read(x))
             objs = track(objs, cands[0], heat[0], TRACK_RADIUS * generator.size / 64)

@@ -33,6 +33,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from worldsmith.conditioning.tip import body_from_pose, body_kwargs
 from worldsmith.errors import ConfigError, WorldsmithError
 from worldsmith.families import load_generator
 from worldsmith.family import RolloutStepper
@@ -224,8 +225,12 @@ class BatchedWorldModelEnv:
         if history is not None:
             video = torch.cat([torch.stack([to_tensor(h) for h in history]), video], dim=2)
         past = None if history_actions is None else torch.from_numpy(np.asarray(history_actions, np.float32))
+        # the robot's state at the first frame, for a model that draws the commanded fingertip (conditioning/tip.py)
+        bodies = None if history is not None else [
+            None if s.ctrl_pos is None else body_from_pose(s.ctrl_pos, s.ctrl_rot, s.K, s.c2w) for s in self.starts]
         self.state = self.generator.start_rollout(video, [""] * len(self.starts), self.sampling,
-                                                  [s.seed for s in self.starts], past)  # fmt: skip
+                                                  [s.seed for s in self.starts], past,
+                                                  **body_kwargs(self.generator, bodies))  # fmt: skip
         self.steps = 0
         self.views = [EstimatedArm(s, self.size) if s.ctrl_pos is not None else None for s in self.starts]
         self.streaks = [Streak(self.task) for _ in self.starts] if self.task is not None else []

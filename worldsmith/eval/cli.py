@@ -80,6 +80,7 @@ def rollouts(
 
 def format_report(r: dict) -> str:
     rows = [("model", "model"), ("one step from the true frames", "one_step"), ("no actions (zeroed)", "no_action"),
+            ("no robot state", "no_state"),
             ("no instruction (empty caption)", "no_instruction"), ("base model", "base"),
             ("copy the first frame (floor)", "copy_first"), ("tokenizer reconstruction (ceiling)", "tokenizer")]  # fmt: skip
     lines = [f"{r['episodes']} held-out episodes, {r['frames']} generated frames each",

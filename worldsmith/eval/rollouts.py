@@ -8,7 +8,8 @@ For every held-out clip: the model gets the first frame (and the clip's actions,
 * ``gripper_error_px`` and ``object_error_px``: where the state reader (state_reader.py) sees the gripper and the
   objects in the generated frame, against their true pixels (objects matched one to one);
 * floors: ``copy_first`` (the first frame repeated: a model that predicts no change), ``no_action`` (the same model
-  with every action zero), ``no_instruction`` (a model without actions, steered by the caption: the same model with
+  with every action zero), ``no_state`` (a model that draws the commanded fingertip, conditioning/tip.py, without
+  the robot's recorded state), ``no_instruction`` (a model without actions, steered by the caption: the same model with
   an empty one) and, with ``base``, the base model before post-training (Video2World from the caption);
   ceiling: ``tokenizer``, the tokenizer's own reconstruction of the truth (no latent model can beat it; an
   autoregressive model with a diffusion decoder: the truth's tokens through that decoder);
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from worldsmith.conditioning.tip import body_of
 from worldsmith.data.clip import Clip
 from worldsmith.errors import ConfigError, DataError
 from worldsmith.eval.features import frame_features, frechet_distance
@@ -41,9 +43,10 @@ from worldsmith.io.video import to_tensor, to_uint8
 
 
 def rollout_batch(generator, clips: list[Clip], frames: int, *, actions: str, prompts: bool, sampling: Any,
-                  seed: int) -> np.ndarray:  # fmt: skip
+                  seed: int, state: bool = True) -> np.ndarray:  # fmt: skip
     """uint8 (B, frames + 1, H, W, 3): each clip's first frame and ``frames`` generated ones.
-    ``actions``: "own" (the clip's), "zero" or "none" (a model without actions)."""
+    ``actions``: "own" (the clip's), "zero" or "none" (a model without actions); ``state``: give a model that
+    draws the commanded fingertip the robot's recorded state at the first frame."""
     size = generator.size
     first = torch.stack([to_tensor(fit_frames(c.frames[:1], size, square=True)) for c in clips])  # (B, 3, 1, S, S)
     text = [c.caption if prompts else "" for c in clips]
@@ -51,9 +54,23 @@ def rollout_batch(generator, clips: list[Clip], frames: int, *, actions: str, pr
         videos = generator.generate_videos(text, video=first, frames=frames + 1, sampling=sampling, seed=seed)
     else:
         a = torch.stack([torch.from_numpy(c.arrays["actions"][:frames]) for c in clips]).float()  # (B, frames, A)
+        body = body_batch(generator, clips, 0) if state else None
+        extra = {} if body is None else {"body": body}
         videos = generator.rollout(first, a if actions == "own" else torch.zeros_like(a), frames + 1, text,
-                                   sampling, seed)  # fmt: skip
+                                   sampling, seed, **extra)  # fmt: skip
     return np.stack([to_uint8(v.cpu()) for v in videos])
+
+
+def body_batch(generator, clips: list[Clip], frame: int) -> torch.Tensor | None:
+    """The robot's state at ``frame`` of each clip (B, 33; conditioning/tip.py) for a model that draws the commanded
+    fingertip (``model.tip``), from the clips' recorded ``ee``, ``intrinsics`` and ``c2w``; None for other models
+    or clips without them."""
+    if not getattr(getattr(generator.model, "cfg", None), "tip", 0):
+        return None
+    if not all(k in c.arrays for c in clips for k in ("ee", "intrinsics", "c2w")):
+        return None
+    return torch.stack([body_of(*(torch.from_numpy(np.asarray(c.arrays[k][frame])) for k in ("ee", "intrinsics", "c2w")))
+                        for c in clips])  # fmt: skip
 
 
 def one_step_batch(generator, clips: list[Clip], frames: int, *, sampling: Any, seed: int) -> np.ndarray:
@@ -66,8 +83,9 @@ def one_step_batch(generator, clips: list[Clip], frames: int, *, sampling: Any, 
     out = [video[:, :, :1]]
     for t in range(frames):
         lo = max(0, t + 1 - n_ctx)
+        extra = {} if body_batch(generator, clips, lo) is None else {"body": body_batch(generator, clips, lo)}
         state = generator.start_rollout(video[:, :, lo : t + 1], [""] * len(clips), sampling,
-                                        [seed + 1000 * t + i for i in range(len(clips))], acts[:, lo:t])  # fmt: skip
+                                        [seed + 1000 * t + i for i in range(len(clips))], acts[:, lo:t], **extra)  # fmt: skip
         out.append(generator.step_rollout(state, acts[:, t : t + 1]).cpu())
     return np.stack([to_uint8(v) for v in torch.cat(out, dim=2)])
 
@@ -164,17 +182,19 @@ def evaluate_rollouts(generator, clips: list[Clip], *, frames: int = 16, reader:
     truth_features = frame_features(to_tensor_batch(truth[:, 1:]).permute(0, 2, 1, 3, 4).flatten(0, 1))
     if one_step and not (has_actions and hasattr(generator, "start_rollout") and getattr(generator, "ct", 1) == 1):
         raise ConfigError("one-step scores need a step-by-step action model with a per-frame tokenizer.")
-    runs = {"model": ("own" if has_actions else "none", not has_actions)}
+    runs = {"model": ("own" if has_actions else "none", not has_actions, True)}
+    if has_actions and body_batch(generator, clips[:1], 0) is not None:  # the model without the robot's state
+        runs["no_state"] = ("own", False, False)
     if has_actions:
-        runs["no_action"] = ("zero", False)
+        runs["no_action"] = ("zero", False, True)
     else:  # a model steered by the caption (the instruction): the floor is the same model without it
-        runs["no_instruction"] = ("none", False)
+        runs["no_instruction"] = ("none", False, True)
     videos: dict[str, list[np.ndarray]] = defaultdict(list)
     for i in range(0, len(clips), batch_size):
         chunk = clips[i : i + batch_size]
-        for name, (acts, prompts) in runs.items():
+        for name, (acts, prompts, state) in runs.items():
             videos[name].append(rollout_batch(generator, chunk, frames, actions=acts, prompts=prompts,
-                                              sampling=sampling, seed=seed + i))  # fmt: skip
+                                              sampling=sampling, seed=seed + i, state=state))  # fmt: skip
         if one_step:
             videos["one_step"].append(one_step_batch(generator, chunk, frames, sampling=sampling, seed=seed + i))
         if base is not None:
@@ -197,6 +217,8 @@ def evaluate_rollouts(generator, clips: list[Clip], *, frames: int = 16, reader:
     report["ceiling_tokenizer_psnr"] = report["tokenizer"]["psnr"]
     if "no_action" in report:
         report["floor_no_action_psnr"] = report["no_action"]["psnr"]
+    if "no_state" in report:
+        report["floor_no_state_psnr"] = report["no_state"]["psnr"]
     if "no_instruction" in report:
         report["floor_no_instruction_psnr"] = report["no_instruction"]["psnr"]
     if "base" in report:
