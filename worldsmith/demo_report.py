@@ -48,8 +48,10 @@ def svg_lines(series: dict[str, list[float]], *, title: str, xlabel: str, width:
 
 
 NAMES = {"model": "action-conditioned world model", "no_action": "the same model, actions zeroed (floor)",
+         "no_state": "the same model without the robot's recorded state (no commanded fingertip)",
          "copy_first": "copy the first frame (floor)", "tokenizer": "tokenizer reconstruction of the truth (ceiling)"}
-SHORT = {"model": "world model", "no_action": "actions zeroed", "copy_first": "copy first frame", "tokenizer": "ceiling"}
+SHORT = {"model": "world model", "no_action": "actions zeroed", "no_state": "no robot state",
+         "copy_first": "copy first frame", "tokenizer": "ceiling"}
 
 
 def _cell(value: Any, fmt: str) -> str:

@@ -65,7 +65,7 @@ def body_batch(generator, clips: list[Clip], frame: int) -> torch.Tensor | None:
     """The robot's state at ``frame`` of each clip (B, 33; conditioning/tip.py) for a model that draws the commanded
     fingertip (``model.tip``), from the clips' recorded ``ee``, ``intrinsics`` and ``c2w``; None for other models
     or clips without them."""
-    if not getattr(getattr(generator.model, "cfg", None), "tip", 0):
+    if not getattr(getattr(getattr(generator, "model", None), "cfg", None), "tip", 0):
         return None
     if not all(k in c.arrays for c in clips for k in ("ee", "intrinsics", "c2w")):
         return None
