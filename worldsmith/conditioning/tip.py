@@ -62,7 +62,8 @@ def body_kwargs(generator, bodies: list[torch.Tensor] | None) -> dict:
 def tips(body: torch.Tensor, states: torch.Tensor, offset: float) -> torch.Tensor:
     """Fingertips (B, T', 3) of travel ``states`` (B, T', >= 6) from the pose in ``body`` (B, 33): the pixel (u, v)
     of the point ``offset`` m along the commanded end effector's x axis, in [-1, 1] of the frame (-1: its left or
-    top edge; the size from the intrinsics' principal point, so any frame size), and its height (m). Rows whose body holds NaN give NaN."""
+    top edge; the size from the intrinsics' principal point, so any frame size), and its height (m). Rows whose
+    body holds NaN give NaN."""
     b, t = states.shape[:2]
     flat = states.reshape(b * t, -1)
     moved = moved_body(body.repeat_interleave(t, 0), flat)

@@ -157,7 +157,8 @@ class DiffusionGenerator:
 
     @torch.no_grad()
     def rollout(self, video: torch.Tensor, actions: torch.Tensor, frames: int, prompts: list[str],
-                sampling: SamplingConfig | None = None, seed: int = 0, body: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+                sampling: SamplingConfig | None = None, seed: int = 0,
+                body: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
         """Videos (B, 3, frames, H, W) in [-1, 1] that continue ``video`` (B, 3, k, H, W) under ``actions``
         (B, N, A): ``start_rollout`` then one ``next_latent`` per latent frame (row i draws its noise from seed + i),
         decoded at the end. ``body``: the robot's state at the first frame (models with ``model.tip``)."""

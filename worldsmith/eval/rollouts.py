@@ -69,8 +69,8 @@ def body_batch(generator, clips: list[Clip], frame: int) -> torch.Tensor | None:
         return None
     if not all(k in c.arrays for c in clips for k in ("ee", "intrinsics", "c2w")):
         return None
-    return torch.stack([body_of(*(torch.from_numpy(np.asarray(c.arrays[k][frame])) for k in ("ee", "intrinsics", "c2w")))
-                        for c in clips])  # fmt: skip
+    keys = ("ee", "intrinsics", "c2w")
+    return torch.stack([body_of(*(torch.from_numpy(np.asarray(c.arrays[k][frame])) for k in keys)) for c in clips])
 
 
 def one_step_batch(generator, clips: list[Clip], frames: int, *, sampling: Any, seed: int) -> np.ndarray:
@@ -84,8 +84,9 @@ def one_step_batch(generator, clips: list[Clip], frames: int, *, sampling: Any, 
     for t in range(frames):
         lo = max(0, t + 1 - n_ctx)
         extra = {} if body_batch(generator, clips, lo) is None else {"body": body_batch(generator, clips, lo)}
-        state = generator.start_rollout(video[:, :, lo : t + 1], [""] * len(clips), sampling,
-                                        [seed + 1000 * t + i for i in range(len(clips))], acts[:, lo:t], **extra)  # fmt: skip
+        seeds = [seed + 1000 * t + i for i in range(len(clips))]
+        state = generator.start_rollout(video[:, :, lo : t + 1], [""] * len(clips), sampling, seeds, acts[:, lo:t],
+                                        **extra)  # fmt: skip
         out.append(generator.step_rollout(state, acts[:, t : t + 1]).cpu())
     return np.stack([to_uint8(v) for v in torch.cat(out, dim=2)])
 
