@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from worldsmith.conditioning.tip import body_of
+from worldsmith.conditioning.tip import body_kwargs, body_of
 from worldsmith.data.clip import Clip
 from worldsmith.errors import ConfigError, DataError
 from worldsmith.eval.features import frame_features, frechet_distance
@@ -54,23 +54,19 @@ def rollout_batch(generator, clips: list[Clip], frames: int, *, actions: str, pr
         videos = generator.generate_videos(text, video=first, frames=frames + 1, sampling=sampling, seed=seed)
     else:
         a = torch.stack([torch.from_numpy(c.arrays["actions"][:frames]) for c in clips]).float()  # (B, frames, A)
-        body = body_batch(generator, clips, 0) if state else None
-        extra = {} if body is None else {"body": body}
         videos = generator.rollout(first, a if actions == "own" else torch.zeros_like(a), frames + 1, text,
-                                   sampling, seed, **extra)  # fmt: skip
+                                   sampling, seed, **(body_batch(generator, clips, 0) if state else {}))  # fmt: skip
     return np.stack([to_uint8(v.cpu()) for v in videos])
 
 
-def body_batch(generator, clips: list[Clip], frame: int) -> torch.Tensor | None:
-    """The robot's state at ``frame`` of each clip (B, 33; conditioning/tip.py) for a model that draws the commanded
-    fingertip (``model.tip``), from the clips' recorded ``ee``, ``intrinsics`` and ``c2w``; None for other models
-    or clips without them."""
-    if not getattr(getattr(getattr(generator, "model", None), "cfg", None), "tip", 0):
-        return None
-    if not all(k in c.arrays for c in clips for k in ("ee", "intrinsics", "c2w")):
-        return None
+def body_batch(generator, clips: list[Clip], frame: int) -> dict:
+    """``{"body": (B, 33)}``, the robot's state at ``frame`` of each clip (conditioning/tip.py) from the clips'
+    recorded ``ee``, ``intrinsics`` and ``c2w``, for a model that draws the commanded fingertip (``model.tip``);
+    ``{}`` for other models or clips without them."""
     keys = ("ee", "intrinsics", "c2w")
-    return torch.stack([body_of(*(torch.from_numpy(np.asarray(c.arrays[k][frame])) for k in keys)) for c in clips])
+    bodies = [body_of(*(torch.from_numpy(np.asarray(c.arrays[k][frame])) for k in keys))
+              if all(k in c.arrays for k in keys) else None for c in clips]  # fmt: skip
+    return body_kwargs(generator, bodies)
 
 
 def one_step_batch(generator, clips: list[Clip], frames: int, *, sampling: Any, seed: int) -> np.ndarray:
@@ -83,10 +79,9 @@ def one_step_batch(generator, clips: list[Clip], frames: int, *, sampling: Any, 
     out = [video[:, :, :1]]
     for t in range(frames):
         lo = max(0, t + 1 - n_ctx)
-        extra = {} if body_batch(generator, clips, lo) is None else {"body": body_batch(generator, clips, lo)}
         seeds = [seed + 1000 * t + i for i in range(len(clips))]
         state = generator.start_rollout(video[:, :, lo : t + 1], [""] * len(clips), sampling, seeds, acts[:, lo:t],
-                                        **extra)  # fmt: skip
+                                        **body_batch(generator, clips, lo))  # fmt: skip
         out.append(generator.step_rollout(state, acts[:, t : t + 1]).cpu())
     return np.stack([to_uint8(v) for v in torch.cat(out, dim=2)])
 
@@ -184,7 +179,7 @@ def evaluate_rollouts(generator, clips: list[Clip], *, frames: int = 16, reader:
     if one_step and not (has_actions and hasattr(generator, "start_rollout") and getattr(generator, "ct", 1) == 1):
         raise ConfigError("one-step scores need a step-by-step action model with a per-frame tokenizer.")
     runs = {"model": ("own" if has_actions else "none", not has_actions, True)}
-    if has_actions and body_batch(generator, clips[:1], 0) is not None:  # the model without the robot's state
+    if has_actions and body_batch(generator, clips[:1], 0):  # the model without the robot's state
         runs["no_state"] = ("own", False, False)
     if has_actions:
         runs["no_action"] = ("zero", False, True)
