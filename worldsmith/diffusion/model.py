@@ -42,8 +42,8 @@ class DiffusionWorldModel(nn.Module, Pretrained):
 
     def make_embedders(self, cfg: WorldModelConfig) -> list[nn.Module]:
         """The extra-condition slot's embedders, from the config: actions when ``cfg.action_dim`` > 0, the rollout's
-        origin when ``cfg.origin`` (and the commanded fingertip when ``cfg.tip``), camera poses (Plücker rays) when ``cfg.camera``, view embeddings when
-        ``cfg.views`` > 0, the ego trajectory when ``cfg.trajectory``."""
+        origin when ``cfg.origin`` (and the commanded fingertip when ``cfg.tip``), camera poses (Plücker rays) when
+        ``cfg.camera``, view embeddings when ``cfg.views`` > 0, the ego trajectory when ``cfg.trajectory``."""
         embedders: list[nn.Module] = []
         if cfg.action_dim:
             embedders.append(ActionEmbedder(cfg.action_dim, cfg.dit.width, cfg.action_chunk))
