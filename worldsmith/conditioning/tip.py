@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from worldsmith.conditioning.origin import mat_to_quat, moved_body, quat_to_mat
+from worldsmith.conditioning.origin import moved_body, quat_to_mat
 from worldsmith.errors import ConfigError
 
 BODY_DIM = 33  # ee pose (8) + intrinsics (9) + camera-to-world (16)
@@ -35,13 +35,6 @@ SCALES = (0.5, 1.0, 2.0)  # widths (in tokens) of the Gaussians around the tip
 def body_of(ee: torch.Tensor, intrinsics: torch.Tensor, c2w: torch.Tensor) -> torch.Tensor:
     """Pack (..., 8) ee poses, (..., 3, 3) intrinsics and (..., 4, 4) camera poses into bodies (..., 33)."""
     return torch.cat([ee.float(), intrinsics.float().flatten(-2), c2w.float().flatten(-2)], dim=-1)
-
-
-def body_from_pose(pos, rot, intrinsics, c2w, opening: float = 0.0) -> torch.Tensor:
-    """A body (33,) from an end-effector position (3,), orientation (3, 3) and a camera (numpy or torch)."""
-    rot = torch.as_tensor(rot, dtype=torch.float32)[None]
-    ee = torch.cat([torch.as_tensor(pos, dtype=torch.float32), mat_to_quat(rot)[0], torch.tensor([opening])])
-    return body_of(ee, torch.as_tensor(intrinsics), torch.as_tensor(c2w))
 
 
 def world_body(world) -> torch.Tensor:

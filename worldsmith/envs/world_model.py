@@ -33,7 +33,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from worldsmith.conditioning.tip import body_from_pose, body_kwargs
+from worldsmith.conditioning.tip import body_kwargs, world_body
 from worldsmith.errors import ConfigError, WorldsmithError
 from worldsmith.families import load_generator
 from worldsmith.family import RolloutStepper
@@ -72,6 +72,7 @@ class Start:
     K: np.ndarray | None = None  # main camera intrinsics at the model's size
     c2w: np.ndarray | None = None
     fps: float = 10.0
+    body: torch.Tensor | None = None  # (33,) the measured robot state and camera (conditioning/tip.py), as training reads it
 
 
 def simulator_start(seed: int, task: Task | None, size: int, world=None) -> Start:
@@ -91,7 +92,7 @@ def start_from_world(world, frame: np.ndarray, goal: Goal | None, seed: int = 0)
     return Start(seed=int(seed), frame=frame, goal=goal, objects=list(world.scene.objects),
                  object_pos=np.stack([p for p, _ in poses]), object_rot=np.stack([r for _, r in poses]),
                  objects_px=truth_state(world).objects_px, ctrl_pos=world.ctrl.pos.copy(),
-                 ctrl_rot=world.ctrl.rot.copy(), K=K, c2w=c2w, fps=world.cfg.fps)  # fmt: skip
+                 ctrl_rot=world.ctrl.rot.copy(), K=K, c2w=c2w, fps=world.cfg.fps, body=world_body(world))  # fmt: skip
 
 
 class CommandedPose:
@@ -226,8 +227,7 @@ class BatchedWorldModelEnv:
             video = torch.cat([torch.stack([to_tensor(h) for h in history]), video], dim=2)
         past = None if history_actions is None else torch.from_numpy(np.asarray(history_actions, np.float32))
         # the robot's state at the first frame, for a model that draws the commanded fingertip (conditioning/tip.py)
-        bodies = None if history is not None else [
-            None if s.ctrl_pos is None else body_from_pose(s.ctrl_pos, s.ctrl_rot, s.K, s.c2w) for s in self.starts]
+        bodies = None if history is not None else [s.body for s in self.starts]
         self.state = self.generator.start_rollout(video, [""] * len(self.starts), self.sampling,
                                                   [s.seed for s in self.starts], past,
                                                   **body_kwargs(self.generator, bodies))  # fmt: skip
