@@ -72,7 +72,7 @@ class Start:
     K: np.ndarray | None = None  # main camera intrinsics at the model's size
     c2w: np.ndarray | None = None
     fps: float = 10.0
-    body: torch.Tensor | None = None  # (33,) the measured robot state and camera (conditioning/tip.py), as training reads it
+    body: torch.Tensor | None = None  # (33,) measured robot state and camera (conditioning/tip.py), as in training
 
 
 def simulator_start(seed: int, task: Task | None, size: int, world=None) -> Start:
