@@ -33,7 +33,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from worldsmith.conditioning.tip import body_kwargs, world_body
+from worldsmith.conditioning.tip import body_kwargs, body_of
 from worldsmith.errors import ConfigError, WorldsmithError
 from worldsmith.families import load_generator
 from worldsmith.family import RolloutStepper
@@ -72,7 +72,7 @@ class Start:
     K: np.ndarray | None = None  # main camera intrinsics at the model's size
     c2w: np.ndarray | None = None
     fps: float = 10.0
-    body: torch.Tensor | None = None  # (33,) measured robot state and camera (conditioning/tip.py), as in training
+    ee: np.ndarray | None = None  # (8,) measured end-effector pose and opening (the arm clips' ``ee``)
 
 
 def simulator_start(seed: int, task: Task | None, size: int, world=None) -> Start:
@@ -88,11 +88,12 @@ def start_from_world(world, frame: np.ndarray, goal: Goal | None, seed: int = 0)
     """A Start from the simulator's current state (e.g. a planner's present)."""
     n = len(world.scene.objects)
     poses = [world.object_pose(i) for i in range(n)]
-    K, c2w = main_camera(world)
+    t = world.truth()
+    K, c2w = main_camera(world, t)
     return Start(seed=int(seed), frame=frame, goal=goal, objects=list(world.scene.objects),
                  object_pos=np.stack([p for p, _ in poses]), object_rot=np.stack([r for _, r in poses]),
-                 objects_px=truth_state(world).objects_px, ctrl_pos=world.ctrl.pos.copy(),
-                 ctrl_rot=world.ctrl.rot.copy(), K=K, c2w=c2w, fps=world.cfg.fps, body=world_body(world))  # fmt: skip
+                 objects_px=truth_state(world, t=t).objects_px, ctrl_pos=world.ctrl.pos.copy(),
+                 ctrl_rot=world.ctrl.rot.copy(), K=K, c2w=c2w, fps=world.cfg.fps, ee=t["ee"].copy())  # fmt: skip
 
 
 class CommandedPose:
@@ -226,8 +227,11 @@ class BatchedWorldModelEnv:
         if history is not None:
             video = torch.cat([torch.stack([to_tensor(h) for h in history]), video], dim=2)
         past = None if history_actions is None else torch.from_numpy(np.asarray(history_actions, np.float32))
-        # the robot's state at the first frame, for a model that draws the commanded fingertip (conditioning/tip.py)
-        bodies = None if history is not None else [s.body for s in self.starts]
+        # the robot's measured state at the first frame, as training reads it, for a model that draws the commanded
+        # fingertip (conditioning/tip.py)
+        bodies = None if history is not None else [
+            None if s.ee is None else body_of(*(torch.from_numpy(np.asarray(x)) for x in (s.ee, s.K, s.c2w)))
+            for s in self.starts]  # fmt: skip
         self.state = self.generator.start_rollout(video, [""] * len(self.starts), self.sampling,
                                                   [s.seed for s in self.starts], past,
                                                   **body_kwargs(self.generator, bodies))  # fmt: skip
