@@ -212,6 +212,18 @@ def test_one_context_token_is_attended_to_whatever_the_query():
         full = cross(x, (k, v, torch.zeros(3, 1, 1, 1)))  # a mask (of nothing) takes the attention path
     assert short.shape == (3, 7, 48) and short.abs().max() > 1e-3
     torch.testing.assert_close(short, full, atol=1e-6, rtol=1e-5)
+    # training takes the shortcut too: the same gradients as attention's, the query's weights exactly zero but present
+    grads = []
+    for mask in (None, torch.zeros(3, 1, 1, 1)):
+        cross.zero_grad(set_to_none=True)
+        k, v, _ = cross.context_kv(ctx, torch.ones(3, 1, dtype=torch.bool))
+        cross(x, (k, v, mask)).square().sum().backward()
+        grads.append({n: p.grad.clone() for n, p in cross.named_parameters()})
+    assert set(grads[0]) == set(grads[1]) == {n for n, _ in cross.named_parameters()}
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], atol=1e-5, rtol=1e-4)
+    assert not grads[0]["q.weight"].any() and not grads[0]["q_norm.weight"].any() and not grads[0]["k_norm.weight"].any()
+    assert grads[0]["kv.weight"].abs().max() > 1e-3
 
 
 def test_fresh_model_ignores_text_until_trained():

@@ -108,11 +108,15 @@ class CrossAttention(nn.Module):
     def forward(self, x: torch.Tensor, kv: CrossKV) -> torch.Tensor:
         b, s, _ = x.shape
         k, v, mask = kv
-        if k.shape[2] == 1 and mask is None and not torch.is_grad_enabled():  # one context token (no prompt: the
-            # null token) while sampling: softmax is 1, the output its value whatever the query (training keeps the
-            # attention path, so every parameter takes part, as DDP requires)
+        if k.shape[2] == 1 and mask is None:  # one context token (no prompt: the null token): softmax over one key
+            # is 1, so the output is its value whatever the query, projected once per sample, not per slot
             v = v.repeat_interleave(self.heads // self.kv_heads, dim=1)
-            return self.proj(v.transpose(1, 2).reshape(b, 1, -1)).expand(b, s, -1)
+            out = self.proj(v.transpose(1, 2).reshape(b, 1, -1)).expand(b, s, -1)
+            if torch.is_grad_enabled():  # the query (with the norm before it), its weights and the key get their
+                # exact gradient, zero, and take part in the step (DDP)
+                query = [p.sum() for p in (*self.q.parameters(), *self.q_norm.parameters()) if p.requires_grad]
+                out = out + (x.sum() + k.sum() + sum(query)) * 0
+            return out
         q = self.q_norm(self.q(x).view(b, s, self.heads, self.head_dim)).transpose(1, 2)  # (B, heads, S, hd)
         if mask is not None and mask.dtype != q.dtype:  # e.g. bf16 queries under autocast
             mask = mask.to(q.dtype)
