@@ -152,8 +152,10 @@ class WorldModelConfig:
         if self.rollout_steps < 1:
             raise ConfigError(f"model.rollout_steps must be >= 1, got {self.rollout_steps}.")
         if self.origin < 0 or (self.origin and not (self.action_dim and self.dit.next_frame_only)):
-            raise ConfigError(f"model.origin must be >= 0, and > 0 needs an action-conditioned model with "
-                              f"model.dit.next_frame_only: true; got {self.origin}.")  # fmt: skip
+            raise ConfigError(f"model.origin must be >= 0, and > 0 needs an action-conditioned model (model.action_dim "
+                              f"set to the clips' action width, e.g. --set model.action_dim=7 for the arm) with "
+                              f"model.dit.next_frame_only: true; got origin {self.origin}, action_dim "
+                              f"{self.action_dim}.")  # fmt: skip
         if self.origin and self.origin <= self.max_cond_latents:
             raise ConfigError(f"model.origin ({self.origin}) must reach past the model's context: more than "
                               f"model.max_cond_latents ({self.max_cond_latents}) latent frames.")  # fmt: skip
