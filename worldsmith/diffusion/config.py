@@ -127,6 +127,10 @@ class WorldModelConfig:
     # the commanded fingertip drawn on the token grid (conditioning/tip.py): its distance (m) along the end effector's
     # x axis from the pose the clips record (the arm: 0.03); 0: off. Needs model.origin and model.travel: pose
     tip: float = 0.0
+    # motion-weighted loss: each latent position of a generated frame weighs 1 + motion_weight * (its change from the
+    # frame before / the sample's mean change), renormalised to a mean of 1 per sample (losses.motion_weights), so
+    # the few positions that move (a pushed object) count beside the static background; 0: the plain EDM loss
+    motion_weight: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("caption_dropout", "video2world_prob"):
@@ -149,6 +153,8 @@ class WorldModelConfig:
         if self.rollout_depth < 0 or (self.rollout_depth and not self.dit.next_frame_only):
             raise ConfigError("model.rollout_depth must be >= 0, and > 0 needs model.dit.next_frame_only: true (it "
                               "trains the one frame after a generated context).")  # fmt: skip
+        if self.motion_weight < 0:
+            raise ConfigError(f"model.motion_weight must be >= 0 (0: the plain EDM loss), got {self.motion_weight}.")
         if self.rollout_steps < 1:
             raise ConfigError(f"model.rollout_steps must be >= 1, got {self.rollout_steps}.")
         if self.origin < 0 or (self.origin and not (self.action_dim and self.dit.next_frame_only)):

@@ -69,9 +69,11 @@ def sample_sigma(batch: int, mean: float, std: float, device: torch.device | str
 
 
 def edm_loss(denoiser: EDMDenoiser, x0: torch.Tensor, cond: Condition,
-             keep: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:  # fmt: skip
+             keep: torch.Tensor | None = None, where: torch.Tensor | None = None,
+             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:  # fmt: skip
     """EDM training loss of clean latents x0 (B, C, T', H', W') under ``cond``, over generated frames only (or the
-    frames ``keep`` (B, 1, T', 1, 1) marks)."""
+    frames ``keep`` (B, 1, T', 1, 1) marks); ``where`` (B, 1, T', H', W'): weights of the latent positions (mean 1
+    over the kept ones; None: all 1)."""
     cfg = denoiser.cfg
     b, c, t, h, w = x0.shape
     sigma = sample_sigma(b, cfg.p_mean, cfg.p_std, x0.device)  # (B,)
@@ -80,7 +82,8 @@ def edm_loss(denoiser: EDMDenoiser, x0: torch.Tensor, cond: Condition,
     weight = loss_weight(sigma, cfg.sigma_data).view(b, 1, 1, 1, 1)
     if keep is None:
         keep = torch.ones(b, 1, t, 1, 1, device=x0.device) if cond.mask is None else 1 - cond.mask.to(x0.dtype)
-    err = (weight * (denoised - x0).square() * keep).sum(dim=(1, 2, 3, 4))  # (B,)
+    spread = keep if where is None else keep * where
+    err = (weight * (denoised - x0).square() * spread).sum(dim=(1, 2, 3, 4))  # (B,)
     per_sample = err / (keep.sum(dim=(1, 2, 3, 4)) * c * h * w).clamp_min(1)
     mse = ((denoised - x0).square() * keep).sum() / (keep.sum() * c * h * w).clamp_min(1)
     return per_sample.mean(), {"mse": mse.detach(), "sigma": sigma.detach().log().mean()}

@@ -61,8 +61,29 @@ def world_model_loss(model: DiffusionWorldModel, batch: dict, given: int = 0) ->
         cond = with_condition_frames(cond, x0, k, sample_sigma(b, cfg.cond_sigma_mean, cfg.cond_sigma_std, x0.device))
     # 3. EDM loss over the generated frames (with ``residual``: their differences from the last given frame)
     keep = model.net.predicted_frames(cond, t)  # next-frame-only: the first generated frame; else None (all of them)
-    loss, logs = edm_loss(model.denoiser, model.to_residual(x0, cond), cond, None if keep is None else keep.to(x0))
+    keep = keep.to(x0) if keep is not None else None
+    where = None
+    if cfg.motion_weight > 0:  # the frames the loss covers, as edm_loss finds them
+        generated = keep if keep is not None else torch.ones_like(x0[:, :1, :, :1, :1])
+        if keep is None and cond.mask is not None:
+            generated = 1 - cond.mask.to(x0)
+        where = motion_weights(x0, generated, cfg.motion_weight)
+    loss, logs = edm_loss(model.denoiser, model.to_residual(x0, cond), cond, keep, where)
     return loss, logs | {"video2world": (k > 0).float().mean()}
+
+
+def motion_weights(x0: torch.Tensor, keep: torch.Tensor, strength: float) -> torch.Tensor:
+    """Loss weights (B, 1, T', H', W') of latents x0 (B, C, T', H', W') for ``model.motion_weight``: at each position
+    of a frame, ``1 + strength * change / mean change``, change = the channel mean of |frame - frame before| (0 for
+    the first frame) and the mean over the positions of the frames ``keep`` (B, 1, T', 1, 1) marks; then divided by
+    its mean over those positions, so a sample's loss keeps its scale and only its spread over the frame moves."""
+    change = (x0[:, :, 1:] - x0[:, :, :-1]).abs().mean(dim=1, keepdim=True)  # (B, 1, T'-1, H', W')
+    change = torch.cat([torch.zeros_like(change[:, :, :1]), change], dim=2)  # (B, 1, T', H', W')
+    keep = keep.expand(-1, -1, -1, *change.shape[-2:])
+    count = keep.sum(dim=(1, 2, 3, 4), keepdim=True).clamp_min(1)
+    mean = (change * keep).sum(dim=(1, 2, 3, 4), keepdim=True) / count
+    where = 1 + strength * change / mean.clamp_min(1e-6)
+    return where / ((where * keep).sum(dim=(1, 2, 3, 4), keepdim=True) / count)
 
 
 def rollout_world_model_loss(model: DiffusionWorldModel, batch: dict) -> tuple[torch.Tensor, dict]:
