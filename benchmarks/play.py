@@ -12,6 +12,7 @@ side by side; PSNR against the simulator per 20-step bucket, with the floor of c
 
     python benchmarks/play.py                      # writes the ``play`` section of benchmarks/RESULTS.md
     python benchmarks/play.py --screenshot docs/play.png
+    python benchmarks/play.py --model runs/other --no-results   # another arm model (a run folder), same protocol
 """
 
 from __future__ import annotations
@@ -92,9 +93,9 @@ def key_actions(rng: np.random.Generator, n: int) -> np.ndarray:
     return np.stack(out[:n])
 
 
-def drift(episodes: int, steps: int, bucket: int = 20) -> dict:
+def drift(episodes: int, steps: int, bucket: int = 20, model: str = "arm-action") -> dict:
     """PSNR (dB) of the model's frames against the simulator's under the same random keys, per bucket of steps."""
-    gen = load_model("arm-action").generator
+    gen = load_model(model).generator
     seeds = eval_seeds(episodes)
     env = BatchedWorldModelEnv(gen, None, reader=None)
     first = env.reset(seeds=seeds)[0]
@@ -122,6 +123,7 @@ def drift(episodes: int, steps: int, bucket: int = 20) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="arm-action", help="the arm model played: a shipped name or a run folder")
     p.add_argument("--seconds", type=float, default=40.0, help="measured play time")
     p.add_argument("--seed", type=int, default=0, help="random key pattern seed")
     p.add_argument("--screenshot", type=Path, help="save the page as PNG here, --screenshot-after s into play")
@@ -133,11 +135,12 @@ def main() -> None:
     a = p.parse_args()
     port = free_port()
     work = Path(tempfile.mkdtemp(prefix="worldsmith-play-"))
-    server = start_server(port, work)
+    server = start_server(port, work, ["--models", a.model])
+    served = a.model if not Path(a.model).is_dir() else Path(a.model).absolute().name  # the server's name for it
     driver = browser()
     rng = np.random.default_rng(a.seed)
     try:
-        driver.get(f"http://127.0.0.1:{port}/play?model=arm-action&autostart=1&reality=1&task=reach")
+        driver.get(f"http://127.0.0.1:{port}/play?model={served}&autostart=1&reality=1&task=reach")
         deadline = time.monotonic() + 60
         while not driver.execute_script("return window.play && window.play.stats().frames >= 10"):
             if time.monotonic() > deadline:
@@ -177,7 +180,7 @@ def main() -> None:
         "latency_max_ms": max(lat), "server_compute_median_ms": stats["compute_median_ms"],
         "server_cpu_cores": server_cpu, "server_rss_mb": rss,
     }  # fmt: skip
-    results["drift"] = drift(a.drift_episodes, a.drift_steps)
+    results["drift"] = drift(a.drift_episodes, a.drift_steps, model=a.model)
     publish("play", render(results), results, a.json, not a.no_results)
 
 
