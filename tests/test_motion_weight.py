@@ -25,8 +25,7 @@ def test_weights_follow_the_change_and_keep_the_mean():
     assert w.shape == (2, 1, 3, 4, 4)
     assert torch.allclose(w[:, :, 2].mean(dim=(1, 2, 3)), torch.ones(2))  # mean 1 over the covered positions
     moved = w[0, 0, 2, 1, 2]
-    assert moved > 8 * w[0, 0, 2, 0, 0]  # 1 + 16 against 1, before the common scale
-    assert torch.allclose(moved / w[0, 0, 2, 0, 0], torch.tensor(17.0))
+    assert torch.allclose(moved / w[0, 0, 2, 0, 0], torch.tensor(17.0))  # 1 + 16 against 1, before the common scale
     assert torch.allclose(w[1, :, 2], torch.ones(1, 4, 4))  # uniform change: uniform weights
     assert torch.equal(motion_weights(torch.zeros_like(x0), keep, 1.0), torch.ones_like(w))  # no change at all
     assert torch.allclose(motion_weights(x0, keep, 0.0), torch.ones_like(w))

@@ -68,6 +68,13 @@ def sample_sigma(batch: int, mean: float, std: float, device: torch.device | str
     return (torch.randn(batch, device=device) * std + mean).exp()
 
 
+def generated_frames(x0: torch.Tensor, cond: Condition) -> torch.Tensor:
+    """(B, 1, T', 1, 1): 1 on the frames of x0 (B, C, T', H', W') the model generates (all but ``cond``'s given ones)."""
+    if cond.mask is None:
+        return torch.ones(x0.shape[0], 1, x0.shape[2], 1, 1, device=x0.device, dtype=x0.dtype)
+    return 1 - cond.mask.to(x0.dtype)
+
+
 def edm_loss(denoiser: EDMDenoiser, x0: torch.Tensor, cond: Condition,
              keep: torch.Tensor | None = None, where: torch.Tensor | None = None,
              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:  # fmt: skip
@@ -80,8 +87,7 @@ def edm_loss(denoiser: EDMDenoiser, x0: torch.Tensor, cond: Condition,
     noisy = x0 + sigma.view(b, 1, 1, 1, 1) * torch.randn_like(x0)
     denoised = denoiser(noisy, sigma, cond)
     weight = loss_weight(sigma, cfg.sigma_data).view(b, 1, 1, 1, 1)
-    if keep is None:
-        keep = torch.ones(b, 1, t, 1, 1, device=x0.device) if cond.mask is None else 1 - cond.mask.to(x0.dtype)
+    keep = generated_frames(x0, cond) if keep is None else keep
     spread = keep if where is None else keep * where
     err = (weight * (denoised - x0).square() * spread).sum(dim=(1, 2, 3, 4))  # (B,)
     per_sample = err / (keep.sum(dim=(1, 2, 3, 4)) * c * h * w).clamp_min(1)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 
 from worldsmith.diffusion.condition import Condition
-from worldsmith.diffusion.edm import edm_loss, sample_sigma
+from worldsmith.diffusion.edm import edm_loss, generated_frames, sample_sigma
 from worldsmith.diffusion.model import DiffusionWorldModel, with_condition_frames
 from worldsmith.errors import ConfigError
 
@@ -61,13 +61,8 @@ def world_model_loss(model: DiffusionWorldModel, batch: dict, given: int = 0) ->
         cond = with_condition_frames(cond, x0, k, sample_sigma(b, cfg.cond_sigma_mean, cfg.cond_sigma_std, x0.device))
     # 3. EDM loss over the generated frames (with ``residual``: their differences from the last given frame)
     keep = model.net.predicted_frames(cond, t)  # next-frame-only: the first generated frame; else None (all of them)
-    keep = keep.to(x0) if keep is not None else None
-    where = None
-    if cfg.motion_weight > 0:  # the frames the loss covers, as edm_loss finds them
-        generated = keep if keep is not None else torch.ones_like(x0[:, :1, :, :1, :1])
-        if keep is None and cond.mask is not None:
-            generated = 1 - cond.mask.to(x0)
-        where = motion_weights(x0, generated, cfg.motion_weight)
+    keep = keep.to(x0) if keep is not None else generated_frames(x0, cond)
+    where = motion_weights(x0, keep, cfg.motion_weight) if cfg.motion_weight > 0 else None
     loss, logs = edm_loss(model.denoiser, model.to_residual(x0, cond), cond, keep, where)
     return loss, logs | {"video2world": (k > 0).float().mean()}
 
