@@ -43,3 +43,14 @@ def test_the_base_model_generates_by_name_and_post_trains_by_name():
     base = gen.model.cfg.dit
     assert cfg.model.dit.next_frame_only and not base.next_frame_only  # the base's network, stepping frame by frame
     assert (cfg.model.dit.width, cfg.model.dit.depth, cfg.model.dit.patch) == (base.width, base.depth, base.patch)
+
+
+def test_an_action_model_post_trains_further_keeping_its_conditions_once_the_fresh_action_width_is_set_again():
+    # arm-action keeps a rollout origin, which needs an action width: the base's conditions and the user's
+    # --set are merged before the config is checked, so the later layer completes the earlier one
+    _, cfg = posttrain_config("action", "arm-action", "data/arm", overrides=["model.action_dim=7", "train.steps=9"])
+    shipped_cfg = read_run_config(resolve("arm-action"))["model"]
+    assert (cfg.model.action_dim, cfg.model.origin, cfg.model.tip) == (7, shipped_cfg["origin"], shipped_cfg["tip"])
+    assert cfg.init_from == "arm-action" and cfg.train.steps == 9 and cfg.data.shards == "data/arm"
+    with pytest.raises(Exception, match="model.action_dim"):  # without it: the one sentence of the config check
+        posttrain_config("action", "arm-action", "data/arm")

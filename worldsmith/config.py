@@ -169,6 +169,15 @@ def merge(cfg: T, data: dict[str, Any], where: str = "") -> T:
         raise ConfigError(f"invalid {where or type(cfg).__name__} config: {e}") from None
 
 
+def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """A new nested dict: ``update``'s values over ``base``'s, mappings merged key by key (neither is changed)."""
+    out = dict(base)
+    for key, value in update.items():
+        old = out.get(key)
+        out[key] = deep_merge(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
+    return out
+
+
 def parse_overrides(overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """``["train.lr=3e-4", "model.depth=4"]`` -> nested dict; values parsed as YAML scalars/lists."""
     out: dict[str, Any] = {}

@@ -76,16 +76,23 @@ def posttrain_config(mode: str, base: str | Path, data: str | None, *, lora_rank
     for section, keys in FRESH.items():
         start[section] = {k: v for k, v in (start.get(section) or {}).items() if k not in keys}
     start["train"] = {**(start.get("train") or {}), **TRAIN}
-    cfg = C.merge(family.run_config(model=family.preset(family.default_preset)), start)
-    cfg = C.merge(cfg, DEFAULTS[family.name][mode] | {"init_from": str(base)})
-    if family.name == "diffusion" and mode in STEPWISE and cfg.model.dit.anchor_frames:
-        # a base with frame stacking steps one frame at a time in a third of the compute (dit.py, next_frame_only)
-        cfg = C.merge(cfg, {"model": {"dit": {"next_frame_only": True}, **STEPWISE[mode]}})
+    # every layer as a nested mapping, merged and checked once: a condition the base keeps (e.g. its rollout origin)
+    # may need a fresh key the user sets again (its action width), which an intermediate config would lack
+    preset = family.run_config(model=family.preset(family.default_preset))
+    layers = [start, DEFAULTS[family.name][mode] | {"init_from": str(base)}]
+    if family.name == "diffusion" and mode in STEPWISE:
+        dit = (start.get("model") or {}).get("dit") or {}
+        if dit.get("anchor_frames", preset.model.dit.anchor_frames):  # a base with frame stacking steps one frame
+            # at a time in a third of the compute (dit.py, next_frame_only)
+            layers.append({"model": {"dit": {"next_frame_only": True}, **STEPWISE[mode]}})
     if lora_rank:
-        if not hasattr(cfg.model, "lora"):
+        if not hasattr(preset.model, "lora"):
             raise ConfigError(f"LoRA post-training is available for world models; {base} is a {family.name} one.")
-        cfg = C.merge(cfg, {"model": {"lora": {"rank": lora_rank, "base": str(base)}}})
-    cfg = C.resolve(cfg, config_yaml, overrides)
+        layers.append({"model": {"lora": {"rank": lora_rank, "base": str(base)}}})
+    layers += [C.load_yaml(config_yaml) if config_yaml is not None else {}, C.parse_overrides(overrides)]
     if data:
-        cfg = C.merge(cfg, {"data": {"shards": str(data)}})
-    return family, cfg
+        layers.append({"data": {"shards": str(data)}})
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged = C.deep_merge(merged, layer)
+    return family, C.merge(preset, merged)
