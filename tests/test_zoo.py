@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from worldsmith.config import merge
+from worldsmith.errors import ConfigError
 from worldsmith.families import family_of, load_generator
 from worldsmith.posttrain import posttrain_config
 from worldsmith.weights import read_run_config
@@ -52,5 +53,5 @@ def test_an_action_model_post_trains_further_keeping_its_conditions_once_the_fre
     shipped_cfg = read_run_config(resolve("arm-action"))["model"]
     assert (cfg.model.action_dim, cfg.model.origin, cfg.model.tip) == (7, shipped_cfg["origin"], shipped_cfg["tip"])
     assert cfg.init_from == "arm-action" and cfg.train.steps == 9 and cfg.data.shards == "data/arm"
-    with pytest.raises(Exception, match="model.action_dim"):  # without it: the one sentence of the config check
+    with pytest.raises(ConfigError, match="model.action_dim"):  # without it: the one sentence of the config check
         posttrain_config("action", "arm-action", "data/arm")
