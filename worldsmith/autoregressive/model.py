@@ -94,13 +94,14 @@ class CrossAttention(nn.Module):
         self.q_norm, self.k_norm = RMSNorm(cfg.head_dim, eps=1e-6), RMSNorm(cfg.head_dim, eps=1e-6)
         self.proj = nn.Linear(cfg.dim, cfg.dim, bias=False)
 
-    def context_kv(self, ctx: torch.Tensor, mask: torch.Tensor) -> CrossKV:
-        """Keys, values and additive mask (None: attend to all) of context tokens ctx (B, L, D) with mask (B, L);
-        computed once per rollout, so a decode step converts no mask."""
+    def context_kv(self, ctx: torch.Tensor, mask: torch.Tensor | None) -> CrossKV:
+        """Keys, values and additive mask (None: attend to all) of context tokens ctx (B, L, D) with mask (B, L)
+        (None: all valid); computed once per rollout, so a decode step converts no mask."""
         b, n, _ = ctx.shape
         k, v = self.kv(ctx).view(b, n, 2, self.kv_heads, self.head_dim).unbind(2)  # (B, L, kv_heads, hd) each
         bias = None
-        if not bool(mask.all()):
+        if mask is not None and not bool(mask.all()):  # (a data-dependent branch: torch.compile breaks its graph
+            # here, so the null-token-only context passes None and compiles as one graph)
             bias = torch.zeros(mask.shape, dtype=ctx.dtype, device=ctx.device).masked_fill_(~mask, float("-inf"))
             bias = bias[:, None, None, :]  # (B, 1, 1, L)
         return self.k_norm(k).transpose(1, 2), v.transpose(1, 2), bias
@@ -157,10 +158,13 @@ class TextContext(nn.Module):
         self.null = nn.Parameter(torch.zeros(1, 1, dim))
 
     def forward(self, text: torch.Tensor | None, mask: torch.Tensor | None,
-                batch: int) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+                batch: int) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
+        """(context tokens (B, 1 + L, D), their mask (B, 1 + L); None when every token is valid, i.e. no text)."""
         null = self.null.expand(batch, 1, -1)
         if text is None:  # no text: zero text tokens (the projection still runs, so DDP sees every parameter used)
             text = null.new_zeros(batch, 0, self.proj.in_features)
+            if mask is None:
+                return torch.cat([null, self.proj(text.to(null.dtype))], dim=1), None
         if mask is None:
             mask = torch.ones(text.shape[:2], dtype=torch.bool, device=text.device)
         ones = torch.ones(batch, 1, dtype=torch.bool, device=null.device)

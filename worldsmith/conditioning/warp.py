@@ -1,0 +1,66 @@
+"""A frame re-seen from another camera pose, by geometry alone: the plane-and-infinity warp.
+
+A known camera motion moves the picture in a known way only for points of known depth. Two cases cover most of a
+driving view: the road (a plane, whose depth along every ray the calibration gives) and what is far away (the sky,
+the horizon, distant buildings: depth ~infinity, moved by the rotation alone). ``plane_warp`` renders a frame seen
+by camera ``c2w_src`` as camera ``c2w_dst`` would see it under that assumption: for each pixel of the new view its
+ray is cut with the world plane ``n . X = d`` (the ground, ``n = (0, 0, 1)``, ``d = 0`` in the drive world); where
+it meets the plane in front of the camera within ``far`` metres the point is re-projected into the source camera,
+elsewhere the ray's direction is (the point at infinity). The source is sampled bilinearly there, its border
+repeated where the new view sees what the old one did not.
+
+For a pure rotation (cameras of one rig, or a car turning on the spot) the warp is exact for every pixel (the
+homography ``K R K^-1``, eval/multiview.py's cross-view warp); for the road it is exact for the road surface;
+objects standing on the road (cars, trees, cones) are drawn as if painted on it or at infinity, i.e. slid by the
+wrong amount, in proportion to how near they are.
+
+Conventions: OpenCV intrinsics ``K`` (integer pixel centres) and camera-to-world poses (camera x right, y down,
+z forward), as the simulated worlds record them. Used by ``worldsmith eval multiview`` as a floor that needs no
+learning: the first frame of each view carried along the commanded path.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from worldsmith.errors import ConfigError
+
+GROUND = (0.0, 0.0, 1.0, 0.0)  # the plane z = 0: (n_x, n_y, n_z, d) with n . X = d
+
+
+def _as(x, like: torch.Tensor) -> torch.Tensor:
+    return torch.as_tensor(x, dtype=torch.float64, device=like.device)
+
+
+def plane_warp(images: torch.Tensor, K, c2w_src, c2w_dst, *, plane=GROUND, far: float = 60.0,
+               K_dst=None) -> torch.Tensor:  # fmt: skip
+    """images (N, C, H, W) float seen by cameras ``c2w_src`` (N, 4, 4) with intrinsics ``K`` (N, 3, 3) or (3, 3) ->
+    (N, C, H, W) as seen by ``c2w_dst`` (intrinsics ``K_dst``, default ``K``), every pixel assumed on the world
+    plane ``plane`` = (n_x, n_y, n_z, d) where its ray meets it within ``far`` metres, at infinity elsewhere."""
+    if images.ndim != 4:
+        raise ConfigError(f"plane_warp takes images (N, C, H, W), got shape {tuple(images.shape)}.")
+    n, _, h, w = images.shape
+    K = _as(K, images).expand(n, 3, 3)
+    K_dst = K if K_dst is None else _as(K_dst, images).expand(n, 3, 3)
+    src, dst = _as(c2w_src, images).expand(n, 4, 4), _as(c2w_dst, images).expand(n, 4, 4)
+    normal, offset = _as(plane[:3], images), float(plane[3])
+    v, u = torch.meshgrid(torch.arange(h, dtype=torch.float64, device=images.device),
+                          torch.arange(w, dtype=torch.float64, device=images.device), indexing="ij")  # fmt: skip
+    pix = torch.stack([u, v, torch.ones_like(u)], -1).reshape(1, -1, 3)  # (1, HW, 3)
+    rays = pix @ torch.linalg.inv(K_dst).transpose(1, 2) @ dst[:, :3, :3].transpose(1, 2)  # (N, HW, 3) world dirs
+    origin = dst[:, None, :3, 3]  # (N, 1, 3)
+    along = rays @ normal  # (N, HW)
+    lam = (offset - origin @ normal) / torch.where(along.abs() > 1e-9, along, torch.full_like(along, 1e-9))
+    on_plane = (lam > 0) & (lam * rays.norm(dim=-1) <= far)
+    point = origin + lam.clamp_min(0)[..., None] * rays  # (N, HW, 3)
+    rot_src = src[:, :3, :3]  # camera -> world; its transpose maps world to camera
+    cam = torch.where(on_plane[..., None], (point - src[:, None, :3, 3]) @ rot_src, rays @ rot_src)  # (N, HW, 3)
+    proj = cam @ K.transpose(1, 2)
+    z = proj[..., 2].clamp_min(1e-9)
+    x, y = proj[..., 0] / z, proj[..., 1] / z
+    behind = cam[..., 2] <= 1e-9  # a direction behind the source camera: no source pixel; take the nearest border
+    x, y = torch.where(behind, torch.full_like(x, -1e6), x), torch.where(behind, torch.full_like(y, -1e6), y)
+    grid = torch.stack([(2 * x + 1) / w - 1, (2 * y + 1) / h - 1], -1).clamp(-2, 2)  # integer pixel centres
+    grid = grid.reshape(n, h, w, 2).to(images.dtype)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
