@@ -173,9 +173,12 @@ def test_eval_multiview_reports_every_figure(drive_runs, capsys, tmp_path):
     r = json.loads(report.read_text())
     assert r["episodes"] == 2 and r["views"] == 3
     for key in ("cse", "cse_truth", "cse_independent", "tse", "tse_truth", "psnr", "psnr_copy_first",
-                "yaw_rate_err", "left_right", "left_right_truth", "left_right_pixels"):  # fmt: skip
+                "yaw_rate_err", "left_right", "left_right_truth", "left_right_pixels", "psnr_warp", "cse_warp",
+                "left_right_warp"):  # fmt: skip
         assert key in r
-    assert 0 <= r["left_right_pixels"] <= 1
+    assert 0 <= r["left_right_pixels"] <= 1 and 0 <= r["left_right_warp"] <= 1
+    assert len(r["psnr_warp"]) == 3 and all(10 < p < 60 for p in r["psnr_warp"])
+    assert "own / warp" in out and "left / warp" in out
     assert len(r["psnr"]) == 3 and all(10 < p < 60 for p in r["psnr"])
     assert "told apart" in out and "own / independent" in out
 

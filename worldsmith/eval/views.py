@@ -15,8 +15,11 @@ PSNR over the overlap: a dense cross-view check that needs no feature matches), 
 the known ego motion), the yaw rate estimated from the front view against the commanded one, and PSNR / SSIM / FD
 per view against the truth. ``truth`` rows are the true renders' own figures (the reference level), ``independent``
 the same model generating one view at a time (no view sees the others: the floor of joint generation), ``copy_first``
-the first frame repeated. ``left_right``: the share of episodes whose generated front views turn the commanded ways
-(the yaw estimated from the left manoeuvre's video above the right one's, each with the right sign);
+the first frame repeated, ``warp`` the first frame of every view carried along the commanded path by geometry alone
+(conditioning/warp.py: the road as the ground plane, the rest at infinity, from the rig's calibration and the
+camera poses of that path): a floor that needs no learning, and the motion a model must at least show. ``left_right``: the share of episodes whose generated front views turn the commanded ways
+(the yaw estimated from the left manoeuvre's video above the right one's, each with the right sign;
+``left_right_warp`` the same for the warp floor);
 ``left_right_pixels`` the share of generated front views closer in pixels to their own manoeuvre's truth than to
 the other's (it needs no features, so blur does not hide a turn from it). Prompts are empty: the trajectory alone
 steers.
@@ -32,6 +35,7 @@ import torch
 
 from worldsmith import progress
 from worldsmith.data.clip import Clip
+from worldsmith.conditioning.warp import plane_warp
 from worldsmith.diffusion.multiview import rollout_views
 from worldsmith.errors import ConfigError, DataError
 from worldsmith.eval.features import frame_features, frechet_distance
@@ -78,6 +82,18 @@ def independent(generator, first: np.ndarray, ego: np.ndarray, frames: int, samp
     per_view = [generate(generator, first[:, v : v + 1], ego, frames, sampling, seed, [v])[:, 0]
                 for v in range(first.shape[1])]  # fmt: skip
     return np.stack(per_view, axis=1)
+
+
+def warp_floor(first: np.ndarray, K: np.ndarray, c2w: np.ndarray) -> np.ndarray:
+    """uint8 (N, V, T, H, W, 3): each first frame (N, V, H, W, 3) warped from its camera at frame 0 to the same
+    camera at every frame t of c2w (N, T, V, 4, 4), intrinsics K (N, V, 3, 3) (conditioning/warp.py)."""
+    n, t, v = c2w.shape[:3]
+    src = torch.from_numpy(first).permute(0, 1, 4, 2, 3).float().reshape(n * v, 3, *first.shape[2:4])  # (NV, 3, H, W)
+    Ks = torch.from_numpy(np.ascontiguousarray(K, np.float64)).reshape(n * v, 3, 3)
+    poses = torch.from_numpy(np.ascontiguousarray(c2w, np.float64))  # (N, T, V, 4, 4)
+    out = [plane_warp(src, Ks, poses[:, 0].reshape(n * v, 4, 4), poses[:, k].reshape(n * v, 4, 4)) for k in range(t)]
+    video = torch.stack(out, 1).round().clamp(0, 255).to(torch.uint8)  # (NV, T, 3, H, W)
+    return video.reshape(n, v, t, 3, *first.shape[2:4]).permute(0, 1, 2, 4, 5, 3).numpy()
 
 
 def image_scores(videos: np.ndarray, truth: np.ndarray) -> dict[str, list[float]]:
@@ -169,6 +185,8 @@ def evaluate_multiview(generator, clips: list[Clip], *, frames: int = 17, sampli
     nothing = {k: [np.nan] for k in ("cse", "warp_psnr", "tse", "yaw_rate", "yaw_rate_true")}
     own["copy_first"] = summarize(nothing,
                                   image_scores(np.repeat(truth[:, :, :1], frames, axis=2), truth))  # fmt: skip
+    warped = warp_floor(first, K, c2w)
+    own["warp"] = summarize(geometry_scores(warped, K, c2w, fps), image_scores(warped, truth))
     if floor:
         with progress.span(1, steps):
             alone = independent(generator, first, ego, frames, sampling, seed)
@@ -185,14 +203,18 @@ def evaluate_multiview(generator, clips: list[Clip], *, frames: int = 17, sampli
                 videos = generate(generator, first, t["ego"], frames, sampling, seed)
             fronts[name] = videos[:, 0]
             g_model, g_truth = geometry_scores(videos, t["K"], t["c2w"], fps), geometry_scores(t["views"], t["K"], t["c2w"], fps)
-            rates[name] = (np.asarray(g_model["yaw_rate"]), np.asarray(g_truth["yaw_rate"]))
+            warped = warp_floor(first, t["K"], t["c2w"])
+            g_warp = geometry_scores(warped, t["K"], t["c2w"], fps)
+            rates[name] = (np.asarray(g_model["yaw_rate"]), np.asarray(g_truth["yaw_rate"]), np.asarray(g_warp["yaw_rate"]))
             report["manoeuvres"][name] = {"model": summarize(g_model, image_scores(videos, t["views"])),
-                                          "truth": summarize(g_truth)}  # fmt: skip
+                                          "truth": summarize(g_truth),
+                                          "warp": summarize(g_warp, image_scores(warped, t["views"]))}  # fmt: skip
             if videos_out is not None:
                 videos_out |= {f"model_{name}": videos, f"truth_{name}": t["views"]}
         if {"left", "right"} <= set(rates):
             report["left_right"] = told_apart(rates["left"][0], rates["right"][0])
             report["left_right_truth"] = told_apart(rates["left"][1], rates["right"][1])
+            report["left_right_warp"] = told_apart(rates["left"][2], rates["right"][2])
             report["left_right_pixels"] = closer_to_own({n: fronts[n] for n in ("left", "right")},
                                                         {n: sim[n]["views"][:, 0] for n in ("left", "right")},
                                                         ("left", "right"))  # fmt: skip
@@ -211,7 +233,8 @@ def headline(r: dict) -> dict[str, Any]:
     out = {"cse": own["model"]["cse"], "cse_truth": own["truth"]["cse"], "warp_psnr": own["model"]["warp_psnr"],
            "warp_psnr_truth": own["truth"]["warp_psnr"], "tse": own["model"]["tse"],
            "tse_truth": own["truth"]["tse"], "psnr": own["model"]["psnr"], "psnr_copy_first": own["copy_first"]["psnr"],
-           "yaw_rate_err": own["model"]["yaw_rate_err"], "yaw_rate_err_truth": own["truth"]["yaw_rate_err"]}  # fmt: skip
+           "yaw_rate_err": own["model"]["yaw_rate_err"], "yaw_rate_err_truth": own["truth"]["yaw_rate_err"],
+           "psnr_warp": own["warp"]["psnr"], "cse_warp": own["warp"]["cse"]}  # fmt: skip
     if "independent" in own:
         out |= {"cse_independent": own["independent"]["cse"], "psnr_independent": own["independent"]["psnr"],
                 "warp_psnr_independent": own["independent"]["warp_psnr"]}
@@ -234,6 +257,7 @@ def format_report(r: dict) -> str:
                      f"{f(m['yaw_rate'], '{:+.1f}'):>9} {f(m['yaw_rate_err'], '{:.1f}'):>8} {views:>24}")  # fmt: skip
     if "left_right" in r:
         lines.append(f"left vs right turn told apart from the generated front view: {r['left_right']:.0%} of episodes "
-                     f"(true renders {r['left_right_truth']:.0%}); generated front views closer in pixels to their "
+                     f"(true renders {r['left_right_truth']:.0%}, warp floor {r.get('left_right_warp', float('nan')):.0%}); "
+                     f"generated front views closer in pixels to their "
                      f"own manoeuvre's truth than to the other's: {r.get('left_right_pixels', float('nan')):.0%}")  # fmt: skip
     return "\n".join(lines)
