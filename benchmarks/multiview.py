@@ -110,7 +110,7 @@ def render(r: dict, a: argparse.Namespace) -> str:
               "(front, left, right) | SSIM front | FD front |",
               "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     labels = {"model": "joint (drive-views)", "independent": "each view alone (floor)", "truth": "true renders",
-              "copy_first": "copy first frame"}
+              "copy_first": "copy first frame", "warp": "first frame warped along the path (geometry, floor)"}
     rows = [("own", who, m) for who, m in e["own"].items()]
     rows += [(name, who, m) for name, d in e.get("manoeuvres", {}).items() for who, m in d.items()]
     for traj, who, m in rows:
@@ -129,7 +129,8 @@ def render(r: dict, a: argparse.Namespace) -> str:
     lines += ["", f"Left and right turns (steer 0.6, ~50 deg/s at 8 m/s) commanded from the same first frames told "
               f"apart from the generated front view (each turning its own way, the left one's yaw the larger): "
               f"{e.get('left_right', float('nan')):.0%} of episodes (true renders "
-              f"{e.get('left_right_truth', float('nan')):.0%}); generated front views closer in pixels to their own "
+              f"{e.get('left_right_truth', float('nan')):.0%}, the warp floor {e.get('left_right_warp', float('nan')):.0%}); "
+              f"generated front views closer in pixels to their own "
               f"manoeuvre's truth than to the other's: {e.get('left_right_pixels', float('nan')):.0%}.", "", end]  # fmt: skip
     return "\n".join(lines)
 
