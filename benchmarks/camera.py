@@ -208,6 +208,7 @@ def render(r: dict, a: argparse.Namespace) -> str:
               "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for path, rows in e["paths"].items():
         for who, label in (("model", "camera model"), ("truth", "true renders"), ("floor", "base, no camera"),
+                           ("warp", "first frame warped along the path (geometry, floor)"),
                            ("copy_first", "copy first frame")):  # fmt: skip
             if who not in rows:
                 continue
@@ -228,7 +229,8 @@ def render(r: dict, a: argparse.Namespace) -> str:
               f"{e['sampson_truth']:.3f}), PSNR {e['psnr']:.2f} dB against the base without camera "
               f"{e.get('floor_psnr', float('nan')):.2f} and copy-first {e['floor_copy_first_psnr']:.2f}. Orbit left "
               f"and right from the same frame told apart by the estimated poses: {e['left_right']:.0%} of scenes "
-              f"(true renders {e['left_right_truth']:.0%}); generated videos closer in pixels to their own path's "
+              f"(true renders {e['left_right_truth']:.0%}, the warp floor {e.get('left_right_warp', float('nan')):.0%}); "
+              f"generated videos closer in pixels to their own path's "
               f"truth than to the other's: {e['left_right_pixels']:.0%}.", "", end]  # fmt: skip
     return "\n".join(lines)
 

@@ -204,9 +204,10 @@ def test_posttrain_camera_generates_along_a_path_and_is_evaluated(tmp_path, caps
     r = json.loads(report.read_text())
     for key in ("sampson", "sampson_truth", "pose_success", "pose_success_truth", "rot_err_deg", "trans_err_deg",
                 "psnr", "floor_psnr", "floor_copy_first_psnr", "left_right", "left_right_pixels", "episodes",
-                "frames"):  # fmt: skip
+                "frames", "warp_psnr", "warp_pose_success", "left_right_warp"):  # fmt: skip
         assert key in r, key
     assert r["episodes"] == 2 and set(r["paths"]) == {"own", "orbit_left", "orbit_right"}
+    assert "own / warp" in out and 10 < r["warp_psnr"] < 60
 
 
 def test_camera_requests_and_errors(tmp_path, capsys, diffusion_base):

@@ -21,6 +21,7 @@ learning: the first frame of each view carried along the commanded path.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -64,3 +65,14 @@ def plane_warp(images: torch.Tensor, K, c2w_src, c2w_dst, *, plane=GROUND, far: 
     grid = torch.stack([(2 * x + 1) / w - 1, (2 * y + 1) / h - 1], -1).clamp(-2, 2)  # integer pixel centres
     grid = grid.reshape(n, h, w, 2).to(images.dtype)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def warp_video(first: np.ndarray, K: np.ndarray, c2w: np.ndarray, *, plane=GROUND, far: float = 60.0) -> np.ndarray:
+    """uint8 (N, T, H, W, 3): each first frame (N, H, W, 3) uint8 warped from its camera at c2w[:, 0] to the same
+    camera at every pose of c2w (N, T, 4, 4), intrinsics K (N, 3, 3) (``plane_warp``)."""
+    n, t = c2w.shape[:2]
+    src = torch.from_numpy(np.ascontiguousarray(first)).permute(0, 3, 1, 2).float()  # (N, 3, H, W)
+    Ks = torch.from_numpy(np.ascontiguousarray(K, np.float64)).reshape(n, 3, 3)
+    poses = torch.from_numpy(np.ascontiguousarray(c2w, np.float64))
+    out = [plane_warp(src, Ks, poses[:, 0], poses[:, k], plane=plane, far=far) for k in range(t)]
+    return torch.stack(out, 1).round().clamp(0, 255).to(torch.uint8).permute(0, 1, 3, 4, 2).numpy()

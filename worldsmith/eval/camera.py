@@ -16,7 +16,9 @@ between frame pairs, the Sampson error under the essential matrix they give, and
 commanded rotation and translation direction) and the rotation and translation-direction errors), and PSNR / SSIM / FD
 against the truth. ``*_truth`` keys are the true renders' own figures (the reference level: what a perfect model
 gets); ``floor_*`` the base model without the camera (Video2World from the same first frame, sampled as the model
-is; one video per scene, scored against every path), and ``copy_first`` the first frame repeated. ``left_right`` is the share of scenes
+is; one video per scene, scored against every path), ``copy_first`` the first frame repeated, and ``warp_*`` the
+first frame carried along the path by geometry alone (conditioning/warp.py: the floor plane, the rest at infinity):
+a floor that needs no learning. ``left_right`` is the share of scenes
 where the poses estimated from the generated orbit_left and orbit_right videos turn the ways the commanded ones do;
 ``left_right_pixels`` the share of those videos closer in pixels to their own path's truth than to the other's.
 Prompts are empty: the camera alone steers (training captions name the move, so a prompt would leak it).
@@ -31,6 +33,7 @@ import torch
 
 from worldsmith import progress
 from worldsmith.conditioning.camera import pack_camera
+from worldsmith.conditioning.warp import warp_video
 from worldsmith.data.clip import Clip
 from worldsmith.errors import ConfigError, DataError
 from worldsmith.eval.features import frame_features, frechet_distance
@@ -174,11 +177,15 @@ def evaluate_camera(generator, clips: list[Clip], *, frames: int = 17, base=None
     if base is not None:
         floor = generate(base, first, None, K, frames, sampling, seed)
     report: dict[str, Any] = {"episodes": len(clips), "frames": frames, "size": size, "paths": {}}
+    warped: dict[str, np.ndarray] = {}
+    anchor = np.stack([c.arrays["c2w"][0].astype(np.float64) for c in clips])  # (N, 4, 4) each scene's first camera
     with progress.span(2, 3):
         for name in paths:
             row = {"model": geometry_scores(videos[name], K, c2w[name]) | image_scores(videos[name], truth[name]),
                    "truth": geometry_scores(truth[name], K, c2w[name]),
                    "copy_first": image_scores(np.repeat(truth[name][:, :1], frames, axis=1), truth[name])}  # fmt: skip
+            warped[name] = warp_video(first, K, anchor[:, None] @ c2w[name])  # the floor plane is in world space
+            row["warp"] = geometry_scores(warped[name], K, c2w[name]) | image_scores(warped[name], truth[name])
             if floor is not None:
                 row["floor"] = geometry_scores(floor, K, c2w[name]) | image_scores(floor, truth[name])
             report["paths"][name] = {who: summarize(s) for who, s in row.items()}
@@ -190,6 +197,7 @@ def evaluate_camera(generator, clips: list[Clip], *, frames: int = 17, base=None
     if "orbit_left" in paths and "orbit_right" in paths:
         report["left_right"] = left_right(videos, K, c2w)
         report["left_right_truth"] = left_right(truth, K, c2w)
+        report["left_right_warp"] = left_right(warped, K, c2w)
         report["left_right_pixels"] = closer_to_own(videos, truth, ("orbit_left", "orbit_right"))
     return report
 
@@ -204,6 +212,7 @@ def headline(per_path: dict[str, dict]) -> dict[str, float]:
     out = {k: avg("model", k) for k in (*geometry, "psnr", "ssim", "fd")}
     out |= {f"{k}_truth": avg("truth", k) for k in geometry}
     out["floor_copy_first_psnr"] = avg("copy_first", "psnr")
+    out |= {f"warp_{k}": avg("warp", k) for k in ("psnr", "pose_success", "sampson", "rot_err_deg")}
     if any("floor" in p for p in per_path.values()):
         out |= {"floor_psnr": avg("floor", "psnr"), "floor_pose_success": avg("floor", "pose_success"),
                 "floor_sampson": avg("floor", "sampson")}  # fmt: skip
@@ -216,7 +225,7 @@ def format_report(r: dict) -> str:
              f"{'':30} {'pose success':>12} {'pose match':>10} {'rot err':>8} {'trans err':>9} {'Sampson':>8} "
              f"{'PSNR dB':>8}"]  # fmt: skip
     for name, p in r["paths"].items():
-        for who in ("model", "truth", "floor", "copy_first"):
+        for who in ("model", "truth", "floor", "warp", "copy_first"):
             if who not in p:
                 continue
             m = p[who]
@@ -231,7 +240,7 @@ def format_report(r: dict) -> str:
                  + (f", base without camera {r['floor_psnr']:.2f}" if "floor_psnr" in r else "") + ")")  # fmt: skip
     if "left_right" in r:
         lines.append(f"orbit left vs right told apart by the estimated poses: {r['left_right']:.0%} of scenes "
-                     f"(true renders {r['left_right_truth']:.0%}); generated videos closer to their own path's truth "
+                     f"(true renders {r['left_right_truth']:.0%}, warp floor {r.get('left_right_warp', float('nan')):.0%}); generated videos closer to their own path's truth "
                      f"than to the other's: {r['left_right_pixels']:.0%}")  # fmt: skip
     return "\n".join(lines)
 

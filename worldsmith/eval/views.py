@@ -35,7 +35,7 @@ import torch
 
 from worldsmith import progress
 from worldsmith.data.clip import Clip
-from worldsmith.conditioning.warp import plane_warp
+from worldsmith.conditioning.warp import warp_video
 from worldsmith.diffusion.multiview import rollout_views
 from worldsmith.errors import ConfigError, DataError
 from worldsmith.eval.features import frame_features, frechet_distance
@@ -88,12 +88,9 @@ def warp_floor(first: np.ndarray, K: np.ndarray, c2w: np.ndarray) -> np.ndarray:
     """uint8 (N, V, T, H, W, 3): each first frame (N, V, H, W, 3) warped from its camera at frame 0 to the same
     camera at every frame t of c2w (N, T, V, 4, 4), intrinsics K (N, V, 3, 3) (conditioning/warp.py)."""
     n, t, v = c2w.shape[:3]
-    src = torch.from_numpy(first).permute(0, 1, 4, 2, 3).float().reshape(n * v, 3, *first.shape[2:4])  # (NV, 3, H, W)
-    Ks = torch.from_numpy(np.ascontiguousarray(K, np.float64)).reshape(n * v, 3, 3)
-    poses = torch.from_numpy(np.ascontiguousarray(c2w, np.float64))  # (N, T, V, 4, 4)
-    out = [plane_warp(src, Ks, poses[:, 0].reshape(n * v, 4, 4), poses[:, k].reshape(n * v, 4, 4)) for k in range(t)]
-    video = torch.stack(out, 1).round().clamp(0, 255).to(torch.uint8)  # (NV, T, 3, H, W)
-    return video.reshape(n, v, t, 3, *first.shape[2:4]).permute(0, 1, 2, 4, 5, 3).numpy()
+    video = warp_video(first.reshape(n * v, *first.shape[2:]), np.asarray(K).reshape(n * v, 3, 3),
+                       np.asarray(c2w).transpose(0, 2, 1, 3, 4).reshape(n * v, t, 4, 4))  # fmt: skip
+    return video.reshape(n, v, *video.shape[1:])
 
 
 def image_scores(videos: np.ndarray, truth: np.ndarray) -> dict[str, list[float]]:
