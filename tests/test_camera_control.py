@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -18,7 +19,9 @@ from worldsmith.data.clip_sampling import fit_intrinsics as fit_sample_intrinsic
 from worldsmith.diffusion.condition import Condition
 from worldsmith.diffusion.config import PRESETS
 from worldsmith.diffusion.generate import DiffusionGenerator
-from worldsmith.diffusion.model import DiffusionWorldModel
+from worldsmith.diffusion.data import read_latent_cache
+from worldsmith.diffusion.model import DiffusionWorldModel, with_condition_frames
+from worldsmith.diffusion.train import CACHE_FILE
 from worldsmith.errors import ConfigError
 from worldsmith.family import GenerationRequest
 from worldsmith.io.frames import fit_frames, fit_intrinsics
@@ -236,3 +239,47 @@ def test_a_run_saved_before_an_option_existed_resumes_when_the_option_is_off():
         check_resumable(saved, {"model": {"dit": {"width": 8}, "camera_every_block": True}, "train": {"lr": 1.0}}, {})
     with pytest.raises(ConfigError, match="width"):
         check_resumable(saved, {"model": {"dit": {"width": 16}}, "train": {"lr": 1.0}}, {})
+
+
+def test_a_warp_model_anchors_its_residual_at_the_warped_first_frame():
+    model = DiffusionWorldModel(merge(PRESETS["tiny"](), {
+        "camera": True, "camera_stride": 8, "residual": True, "warp": True, "video2world_prob": 1.0,
+        "dit": {"anchor_frames": 2, "next_frame_only": True}})).eval()  # fmt: skip
+    assert model.embedder("warped") is not None and not model.embedder("warped").proj.weight.any()  # starts at zero
+    x, warped = torch.randn(2, 16, 3, 4, 4), torch.randn(2, 16, 3, 4, 4)
+    cond = with_condition_frames(Condition(torch.randn(2, 3, 384), torch.ones(2, 3, dtype=torch.bool),
+                                           extras={"warped": warped}), x, torch.tensor([2, 1]), torch.zeros(2))  # fmt: skip
+    res = model.to_residual(x, cond)
+    scale = model.residual_scale
+    assert torch.allclose(res[0, :, 2], (x[0, :, 2] - warped[0, :, 2]) * scale)  # frame 2 of a 2-frame context
+    assert torch.allclose(res[1, :, 1:], (x[1, :, 1:] - warped[1, :, 1:]) * scale)
+    assert torch.equal(res[0, :, :2], x[0, :, :2])  # given frames unchanged
+    assert torch.allclose(model.from_residual(res, cond), x, atol=1e-6)
+    with pytest.raises(ConfigError, match="no 'warped' was given"):
+        model.to_residual(x, replace(cond, extras={}))
+    with pytest.raises(ConfigError, match="model.warp anchors"):
+        merge(PRESETS["tiny"](), {"camera": True, "warp": True})
+
+
+def test_a_warp_model_trains_on_cached_warps_and_generates_along_a_path(tmp_path, capsys, orbit_shards, ci_tokenizer):
+    run = tmp_path / "warp"
+    sets = {"data.shards": orbit_shards / "train", "data.tokenizer": ci_tokenizer, "data.frames": 9, "data.size": 32,
+            "data.cache_latents": "true", "data.cache_crops": 1, "data.window": 3, "data.camera": "true",
+            "model.camera": "true", "model.residual": "true", "model.warp": "true", "model.video2world_prob": 1.0,
+            "model.max_cond_latents": 2, "model.dit.anchor_frames": 2, "model.dit.next_frame_only": "true",
+            "train.steps": 3, "train.batch_size": 2, "train.progress": "false"}  # fmt: skip
+    code, _, err = run_cli(capsys, "train", "diffusion", "--preset", "tiny", "--out", str(run),
+                           *[a for k, v in sets.items() for a in ("--set", f"{k}={v}")])  # fmt: skip
+    assert code == 0, err
+    cache = read_latent_cache(run / CACHE_FILE)
+    assert cache["warped"].shape == cache["latents"].shape
+    assert torch.allclose(cache["warped"][:, :, 0], cache["latents"][:, :, 0], atol=1e-4)  # frame 0: the identity
+    assert not torch.allclose(cache["warped"][:, :, -1], cache["latents"][:, :, 0], atol=1e-3)  # later: moved
+    gen = DiffusionGenerator.from_run(run)
+    first = np.random.default_rng(0).integers(0, 255, (1, 32, 32, 3), dtype=np.uint8)
+    at = np.eye(4)
+    at[:3, 3] = (0.0, -2.0, 1.5)  # a world pose (floor z = 0 below the camera), then the named path from there
+    at[:3, :3] = [[1, 0, 0], [0, 0, 1], [0, -1, 0]]  # looking along +y, level
+    videos = {n: gen.generate(GenerationRequest(video=first, camera=at @ named_path(n, 5))) for n in ("orbit_left", "orbit_right")}
+    assert videos["orbit_left"].shape == (5, 32, 32, 3) and np.array_equal(videos["orbit_left"][0], first[0])
+    assert not np.array_equal(videos["orbit_left"], videos["orbit_right"])

@@ -24,8 +24,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from worldsmith.errors import ConfigError
+from worldsmith.nn.embeddings import patchify
 
 GROUND = (0.0, 0.0, 1.0, 0.0)  # the plane z = 0: (n_x, n_y, n_z, d) with n . X = d
 
@@ -76,3 +78,41 @@ def warp_video(first: np.ndarray, K: np.ndarray, c2w: np.ndarray, *, plane=GROUN
     poses = torch.from_numpy(np.ascontiguousarray(c2w, np.float64))
     out = [plane_warp(src, Ks, poses[:, 0], poses[:, k], plane=plane, far=far) for k in range(t)]
     return torch.stack(out, 1).round().clamp(0, 255).to(torch.uint8).permute(0, 1, 3, 4, 2).numpy()
+
+
+def warp_clip(video: torch.Tensor, c2w: torch.Tensor, K: torch.Tensor, *, plane=GROUND, far: float = 60.0) -> torch.Tensor:
+    """video (B, 3, T, H, W) (any range) with cameras c2w (B, T, 4, 4) and intrinsics K (B, 3, 3) or (B, T, 3, 3) ->
+    (B, 3, T, H, W): its first frame warped to every frame's camera (the model's warped condition, ``WarpEmbedder``)."""
+    if video.ndim != 5 or c2w.ndim != 4 or c2w.shape[:2] != (video.shape[0], video.shape[2]):
+        raise ConfigError(f"warp_clip takes video (B, 3, T, H, W) and c2w (B, T, 4, 4), got {tuple(video.shape)} and "
+                          f"{tuple(c2w.shape)}.")  # fmt: skip
+    K = K[:, 0] if K.ndim == 4 else K
+    first = video[:, :, 0].double()
+    out = [plane_warp(first, K, c2w[:, 0], c2w[:, t], plane=plane, far=far) for t in range(video.shape[2])]
+    return torch.stack(out, 2).to(video.dtype)
+
+
+class WarpEmbedder(nn.Module):
+    """The warped first frame as a condition (``model.warp``): its tokenizer latent at every latent frame, normalised
+    as the latents are, ``warped`` (B, C, T', H', W') -> (B, T', h*w, D) added to the DiT's tokens (patches through a
+    zero-initialised projection, so a base post-trained with it starts as the base). With ``model.warp`` the same
+    latent is also the anchor of the residual the model generates (model.py): each new frame is predicted as its
+    difference from what geometry alone says it shows, so the camera's motion no longer has to be learnt, only
+    what the warp gets wrong (what the first frame did not see, what stands off the plane)."""
+
+    name = "warped"  # its value's key in the batch / Condition.extras
+    target = "tokens"
+    channels = 0
+
+    def __init__(self, latent_channels: int, width: int, patch: int) -> None:
+        super().__init__()
+        self.patch, self.latent_channels = patch, latent_channels
+        self.proj = nn.Linear(latent_channels * patch * patch, width, bias=False)
+        nn.init.zeros_(self.proj.weight)
+
+    def forward(self, warped: torch.Tensor, latent_shape: tuple[int, int, int, int]) -> torch.Tensor:
+        b, t, hh, ww = latent_shape
+        if tuple(warped.shape) != (b, self.latent_channels, t, hh, ww):
+            raise ConfigError(f"this model takes the warped first frame's latents (B={b}, C={self.latent_channels}, "
+                              f"T'={t}, {hh}, {ww}), got shape {tuple(warped.shape)}.")  # fmt: skip
+        return self.proj(patchify(warped, self.patch).to(self.proj.weight.dtype))

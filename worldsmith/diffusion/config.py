@@ -110,6 +110,10 @@ class WorldModelConfig:
     # poses relative to the window's first latent frame ("first"), or each to the frame before it ("previous": the
     # step's camera motion, for step-by-step models)
     camera_reference: str = "first"
+    # the first frame warped along the camera path by geometry (conditioning/warp.py: the ground plane, the rest at
+    # infinity) as a condition and as the residual's anchor: the model generates what the warp gets wrong. Needs a
+    # camera-controlled residual next-frame-only model; data.warp caches the warped latents with the clips
+    warp: bool = False
     views: int = 0  # multi-view: the most synchronized views the model knows (a learned embedding each); 0: one camera
     trajectory: bool = False  # condition on the ego trajectory (states per video frame, conditioning/views.py)
     # ego states relative to the window's first frame ("first"), or each to the frame before it ("previous")
@@ -171,6 +175,10 @@ class WorldModelConfig:
         if self.tip < 0 or (self.tip and not (self.origin and self.travel == "pose")):
             raise ConfigError(f"model.tip must be >= 0, and > 0 composes the origin's pose with the travel: it needs "
                               f"model.origin > 0 and model.travel: pose; got {self.tip}.")  # fmt: skip
+        if self.warp and not (self.camera and self.residual and self.dit.next_frame_only):
+            raise ConfigError("model.warp anchors each new frame at the first frame warped along the camera path: it "
+                              "needs model.camera, model.residual and model.dit.next_frame_only (`worldsmith posttrain "
+                              "camera` from a base with frame stacking).")  # fmt: skip
         if self.video2world_prob > 0 and not self.dit.cond_mask_channel:
             raise ConfigError("Video2World training needs model.dit.cond_mask_channel: true (or video2world_prob: 0).")
 

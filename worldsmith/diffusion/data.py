@@ -21,6 +21,7 @@ from worldsmith.conditioning.camera import pack_camera, per_latent_frame
 from worldsmith.conditioning.origin import origin_windows
 from worldsmith.conditioning.tip import TIP_DROPOUT, body_of, tips
 from worldsmith.conditioning.views import mirror_clips, mirror_order, stack_views
+from worldsmith.conditioning.warp import warp_clip
 from worldsmith.data.dataset import DatasetConfig, make_loader
 from worldsmith.data.manifest import list_shards
 from worldsmith.data.shards import iter_samples
@@ -50,6 +51,8 @@ class DiffusionDataConfig:
     # add every cached crop's left-right mirror image too (conditioning/views.py ``mirror_clips``): driving clips
     # whose turns lean one way teach both ways; needs a symmetric rig (front_left <-> front_right)
     mirror: bool = False
+    # cache each clip's first frame warped to every frame's camera too (conditioning/warp.py; models with model.warp)
+    warp: bool = False
     stats_batches: int = 8  # batches to measure the latents' mean and std on (uncached path)
     # a discrete (DV/DI) tokenizer run: its tokens of every cached clip condition the model (the diffusion decoder)
     token_tokenizer: str = ""
@@ -68,6 +71,9 @@ class DiffusionDataConfig:
         if self.body and (not self.cache_latents or self.mirror):
             raise ConfigError("data.body caches each clip's robot state with its latents: set data.cache_latents=true "
                               "(and data.mirror=false: a mirrored robot has no recorded pose).")  # fmt: skip
+        if self.warp and not (self.cache_latents and self.camera and not self.mirror):
+            raise ConfigError("data.warp caches the warped first frame of each clip with its latents: it needs "
+                              "data.cache_latents=true and data.camera=true (and data.mirror=false).")  # fmt: skip
         if self.token_tokenizer and not self.cache_latents:
             raise ConfigError("data.token_tokenizer encodes the clips' tokens into the latent cache: set "
                               "data.cache_latents=true too.")  # fmt: skip
@@ -176,6 +182,7 @@ class CachedLatentBatches:
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         latents, actions, tokens = self.cache["latents"], self.cache.get("actions"), self.cache.get("tokens")
         cameras, views, ego = self.cache.get("camera"), self.cache.get("views"), self.cache.get("trajectory")
+        warped = self.cache.get("warped")
         dv_latents = self.cache.get("dv_latents")
         n, bs = len(latents), min(self.batch_size, len(latents))
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
@@ -209,6 +216,8 @@ class CachedLatentBatches:
                 batch |= {"origin": torch.stack([latents[j, :, origins[j]] for j in idx]), "travel": trav[idx]}
             if self.tip:
                 batch["tip"] = tip[idx]
+            if warped is not None:  # the crop's first frame warped to each frame of the window
+                batch["warped"] = torch.stack([warped[j, :, starts[j] : starts[j] + w] for j in idx])
             yield batch
 
 
@@ -227,7 +236,7 @@ def cache_settings(data: DiffusionDataConfig, seed: int) -> dict[str, Any]:
                 "frames": data.frames, "size": data.size, "fps": data.fps, "crops": data.cache_crops, "seed": seed,
                 "actions": data.actions, **({"camera": True} if data.camera else {}),
                 **({"views": True} if data.views else {}), **({"trajectory": True} if data.trajectory else {}),
-                **({"mirror": True} if data.mirror else {})}  # fmt: skip
+                **({"mirror": True} if data.mirror else {}), **({"warp": True} if data.warp else {})}  # fmt: skip
     if data.token_tokenizer:
         tokens = resolve(data.token_tokenizer) / "model.safetensors"
         settings |= {"token_tokenizer": str(tokens.resolve()), "token_mtime_ns": tokens.stat().st_mtime_ns,
@@ -244,7 +253,7 @@ def build_latent_cache(data: DiffusionDataConfig, tokenizer, path: Path, seed: i
         return
     device = next(tokenizer.parameters()).device
     ct = tokenizer.cfg.temporal_compression
-    latents, actions, tokens, dv_latents, captions, fps, cameras, views, ego, bodies = ([] for _ in range(10))
+    latents, actions, tokens, dv_latents, captions, fps, cameras, views, ego, bodies, warped = ([] for _ in range(11))
     order = mirror_order(rig_views(data.shards) if data.views else ["main"]) if data.mirror else None
     for crop in range(data.cache_crops):
         loader = make_loader(dataset_config(data, seed + crop, loop=False, shuffle=False), 8, data.num_workers)
@@ -263,6 +272,9 @@ def build_latent_cache(data: DiffusionDataConfig, tokenizer, path: Path, seed: i
                 actions.append(batch["actions"].float())
             if data.camera:
                 cameras.append(camera_of(batch, ct))
+            if data.warp:
+                video = warp_clip(batch["video"].to(device), batch["c2w"].to(device), batch["intrinsics"].to(device))
+                warped.append(tokenizer.encode(video).cpu())
             if data.views:
                 views.append(view_ids(batch))
             if data.trajectory:
@@ -282,6 +294,8 @@ def build_latent_cache(data: DiffusionDataConfig, tokenizer, path: Path, seed: i
         tensors["trajectory"] = torch.cat(ego)
     if bodies:
         tensors["body"] = torch.cat(bodies)
+    if warped:
+        tensors["warped"] = torch.cat(warped)
     save_tensors(tensors, path, metadata={"meta": json.dumps(meta), "captions": json.dumps(captions),
                                           "fps": json.dumps(fps)})  # fmt: skip
 

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from worldsmith.conditioning.camera import pack_camera, per_latent_frame
+from worldsmith.conditioning.camera import pack_camera, per_latent_frame, unpack_camera
+from worldsmith.conditioning.warp import warp_clip
 from worldsmith.conditioning.origin import OriginState
 from worldsmith.conditioning.tip import BODY_DIM, tips
 from worldsmith.conditioning.text import default_text_encoder
@@ -317,25 +318,33 @@ class DiffusionGenerator:
         done = 0
         if video is None:
             with progress.span(0, chunks):  # 1. Text2World: the first chunk from noise
-                video = self.chunk(*self.posed(cond, uncond, camera, 0), None, size, s, generator)
+                video = self.chunk(*self.posed(cond, uncond, camera, 0, None), None, size, s, generator)
             done = 1
         while video.shape[2] < frames:  # 2. Video2World chunks, each on the last frames so far
             n = self.context_frames(video.shape[2])
             with progress.span(done, chunks):
-                new = self.chunk(*self.posed(cond, uncond, camera, video.shape[2] - n), video[:, :, -n:], size, s,
-                                 generator)  # fmt: skip
+                new = self.chunk(*self.posed(cond, uncond, camera, video.shape[2] - n, video[:, :, :1]),
+                                 video[:, :, -n:], size, s, generator)  # fmt: skip
             video = torch.cat([video, new[:, :, n : n + self.new_frames(video.shape[2])]], dim=2)
             done += 1
         return video[:, :, :frames]
 
-    def posed(self, cond: Condition, uncond: Condition | None, camera: torch.Tensor | None,
-              start: int) -> tuple[Condition, Condition | None]:  # fmt: skip
+    def posed(self, cond: Condition, uncond: Condition | None, camera: torch.Tensor | None, start: int,
+              first: torch.Tensor | None) -> tuple[Condition, Condition | None]:  # fmt: skip
         """The conditions of the chunk starting at video frame ``start``: with its frames' poses per latent frame
-        (the last pose repeats past the end of the path)."""
+        (the last pose repeats past the end of the path); for ``model.warp`` also the rollout's ``first`` frame
+        (B, 3, 1, H, W) warped to those poses (conditioning/warp.py), encoded and normalised."""
         if camera is None:
             return cond, uncond
         idx = (torch.arange(start, start + self.chunk_frames, device=camera.device)).clamp_max(camera.shape[1] - 1)
         extras = {"camera": per_latent_frame(camera[:, idx].to(self.device), self.ct)}
+        if self.model.cfg.warp:
+            if first is None:
+                raise ConfigError("this model warps the first frame along the camera path: give it a first frame.")
+            c2w, K = unpack_camera(camera.to(self.device).double())  # (B, N, 4, 4): from the path's first pose
+            poses = torch.cat([c2w[:, :1], c2w[:, idx]], 1)
+            clip = warp_clip(first.expand(-1, -1, len(idx) + 1, -1, -1), poses, K[:, 0])[:, :, 1:]
+            extras["warped"] = self.model.normalize(self.tokenizer.encode(clip.float()))
         return replace(cond, extras=extras), None if uncond is None else replace(uncond, extras=extras)
 
     def conditions(self, prompts: list[str], s: SamplingConfig) -> tuple[Condition, Condition | None]:

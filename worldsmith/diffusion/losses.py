@@ -35,6 +35,8 @@ def extras_of(model: DiffusionWorldModel, batch: dict) -> dict:
     extras = {k: v for k, v in batch.items() if k not in RESERVED}
     if "origin" in extras:
         extras["origin"] = model.normalize(extras["origin"].float()[:, :, None])[:, :, 0]
+    if "warped" in extras:
+        extras["warped"] = model.normalize(extras["warped"].float())
     return extras
 
 
@@ -107,6 +109,8 @@ def window_batch(batch: dict, latents: torch.Tensor, start: int, chunk: int) -> 
     for name in ("travel", "camera", "tip"):  # one per latent frame
         if name in batch:
             out[name] = batch[name][:, start : start + m]
+    if "warped" in batch:  # (B, C, T', H', W')
+        out["warped"] = batch["warped"][:, :, start : start + m]
     if "trajectory" in batch:
         out["trajectory"] = batch["trajectory"][:, start * chunk : (start + m - 1) * chunk + 1]
     if "actions" in batch:

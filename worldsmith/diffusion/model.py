@@ -15,11 +15,13 @@ from worldsmith.conditioning.camera import CameraEmbedder
 from worldsmith.conditioning.origin import OriginEmbedder, TravelEmbedder
 from worldsmith.conditioning.tip import TipEmbedder
 from worldsmith.conditioning.views import TrajectoryEmbedder, ViewEmbedder
+from worldsmith.conditioning.warp import WarpEmbedder
 from worldsmith.diffusion.condition import Condition
 from worldsmith.diffusion.config import WorldModelConfig
 from worldsmith.diffusion.dit import DiT
 from worldsmith.diffusion.edm import EDMDenoiser
 from worldsmith.diffusion.samplers import sample
+from worldsmith.errors import ConfigError
 from worldsmith.nn.lora import adapt, trained_state, with_base
 from worldsmith.weights import Pretrained
 
@@ -56,6 +58,8 @@ class DiffusionWorldModel(nn.Module, Pretrained):
             every = cfg.dit.depth if cfg.camera_every_block else 0
             embedders.append(CameraEmbedder(cfg.dit.width, cfg.dit.patch, cfg.camera_stride or 8, every,
                                             cfg.camera_reference))
+        if cfg.warp:
+            embedders.append(WarpEmbedder(cfg.dit.latent_channels, cfg.dit.width, cfg.dit.patch))
         if cfg.views:
             embedders.append(ViewEmbedder(cfg.views, cfg.dit.width, cfg.dit.patch))
         if cfg.trajectory:
@@ -132,10 +136,15 @@ class DiffusionWorldModel(nn.Module, Pretrained):
 
     # -- residual Video2World ---------------------------------------------------------------------------------
     def _anchor(self, cond: Condition) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """The last given latent frame of each sample (B, C, 1, H', W') and where residuals apply (B, 1, T', 1, 1)."""
+        """The last given latent frame of each sample (B, C, 1, H', W') and where residuals apply (B, 1, T', 1, 1);
+        with ``cfg.warp`` the first frame warped to each frame's camera instead (B, C, T', H', W')."""
         if not self.cfg.residual or cond.mask is None:
             return None
         k = cond.mask.flatten(1).sum(1).long()  # (B,) given frames
+        if self.cfg.warp:
+            if "warped" not in cond.extras:
+                raise ConfigError("this model anchors its frames at the warped first frame, but no 'warped' was given.")
+            return cond.extras["warped"].to(cond.frames), (cond.mask == 0) & (k > 0).view(-1, 1, 1, 1, 1)
         idx = (k - 1).clamp_min(0).view(-1, 1, 1, 1, 1).expand(-1, cond.frames.shape[1], 1, *cond.frames.shape[3:])
         anchor = cond.frames.gather(2, idx)  # (B, C, 1, H', W')
         return anchor, (cond.mask == 0) & (k > 0).view(-1, 1, 1, 1, 1)

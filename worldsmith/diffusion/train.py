@@ -172,6 +172,8 @@ def train(cfg: DiffusionRunConfig, run_dir: str | Path, *, fresh: bool = False,
     # 2. the data: cached latents or clips encoded on the fly
     if cfg.model.tip and not cfg.data.body:  # the commanded fingertip starts from each clip's recorded robot state
         cfg = C.merge(cfg, {"data": {"body": True}})
+    if cfg.model.warp and not cfg.data.warp:  # the warped first frames are cached with the latents
+        cfg = C.merge(cfg, {"data": {"warp": True}})
     if cfg.data.cache_latents:
         main_first(lambda: build_latent_cache(cfg.data, tok, run_dir / CACHE_FILE, cfg.train.seed, token_tok))
         cache = read_latent_cache(run_dir / CACHE_FILE)

@@ -171,14 +171,14 @@ def evaluate_camera(generator, clips: list[Clip], *, frames: int = 17, base=None
     K = truth.pop("K")
     first = truth[paths[0]][:, 0]
     videos, floor = {}, None
-    for k, name in enumerate(paths):
+    anchor = np.stack([c.arrays["c2w"][0].astype(np.float64) for c in clips])  # (N, 4, 4) each scene's first camera
+    for k, name in enumerate(paths):  # the paths in world space (the floor at z = 0, for models with model.warp)
         with progress.span(1 + k / len(paths) / 2, 3):
-            videos[name] = generate(generator, first, c2w[name], K, frames, sampling, seed)
+            videos[name] = generate(generator, first, anchor[:, None] @ c2w[name], K, frames, sampling, seed)
     if base is not None:
         floor = generate(base, first, None, K, frames, sampling, seed)
     report: dict[str, Any] = {"episodes": len(clips), "frames": frames, "size": size, "paths": {}}
     warped: dict[str, np.ndarray] = {}
-    anchor = np.stack([c.arrays["c2w"][0].astype(np.float64) for c in clips])  # (N, 4, 4) each scene's first camera
     with progress.span(2, 3):
         for name in paths:
             row = {"model": geometry_scores(videos[name], K, c2w[name]) | image_scores(videos[name], truth[name]),
