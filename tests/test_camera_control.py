@@ -258,7 +258,7 @@ def test_a_warp_model_anchors_its_residual_at_the_warped_first_frame():
     with pytest.raises(ConfigError, match="no 'warped' was given"):
         model.to_residual(x, replace(cond, extras={}))
     with pytest.raises(ConfigError, match="model.warp anchors"):
-        merge(PRESETS["tiny"](), {"camera": True, "warp": True})
+        merge(PRESETS["tiny"](), {"camera": True, "residual": True, "warp": True})
 
 
 def test_a_warp_model_trains_on_cached_warps_and_generates_along_a_path(tmp_path, capsys, orbit_shards, ci_tokenizer):

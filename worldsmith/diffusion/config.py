@@ -175,10 +175,10 @@ class WorldModelConfig:
         if self.tip < 0 or (self.tip and not (self.origin and self.travel == "pose")):
             raise ConfigError(f"model.tip must be >= 0, and > 0 composes the origin's pose with the travel: it needs "
                               f"model.origin > 0 and model.travel: pose; got {self.tip}.")  # fmt: skip
-        if self.warp and not (self.camera and self.residual and self.dit.next_frame_only):
+        if self.warp and not (self.residual and self.dit.next_frame_only):
             raise ConfigError("model.warp anchors each new frame at the first frame warped along the camera path: it "
-                              "needs model.camera, model.residual and model.dit.next_frame_only (`worldsmith posttrain "
-                              "camera` from a base with frame stacking).")  # fmt: skip
+                              "needs model.residual and model.dit.next_frame_only (`worldsmith posttrain camera` from "
+                              "a base with frame stacking; the clips' cameras: data.camera).")  # fmt: skip
         if self.video2world_prob > 0 and not self.dit.cond_mask_channel:
             raise ConfigError("Video2World training needs model.dit.cond_mask_channel: true (or video2world_prob: 0).")
 
