@@ -283,3 +283,6 @@ def test_a_warp_model_trains_on_cached_warps_and_generates_along_a_path(tmp_path
     videos = {n: gen.generate(GenerationRequest(video=first, camera=at @ named_path(n, 5))) for n in ("orbit_left", "orbit_right")}
     assert videos["orbit_left"].shape == (5, 32, 32, 3) and np.array_equal(videos["orbit_left"][0], first[0])
     assert not np.array_equal(videos["orbit_left"], videos["orbit_right"])
+    cfg = gen.model.cfg  # a path relative to its first camera starts where the training clips' cameras did
+    assert 0.3 < cfg.warp_height < 5 and -90 < cfg.warp_pitch < 0
+    assert gen.generate(GenerationRequest(video=first, camera=named_path("dolly_in", 5))).shape == (5, 32, 32, 3)

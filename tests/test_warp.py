@@ -1,11 +1,13 @@
 """The plane-and-infinity warp (worldsmith/conditioning/warp.py) on hand-made cameras, and the eval's warp floor."""
 
+import math
+
 import cv2
 import numpy as np
 import pytest
 import torch
 
-from worldsmith.conditioning.warp import plane_warp
+from worldsmith.conditioning.warp import place_path, plane_warp, start_pose, typical_start
 from worldsmith.errors import ConfigError
 from worldsmith.eval.views import warp_floor
 from worldsmith.io.frames import pinhole_intrinsics
@@ -95,3 +97,20 @@ def test_the_warp_floor_starts_at_the_first_frame_and_follows_the_path():
     assert video.shape == (2, 3, 4, H, W, 3) and video.dtype == np.uint8
     assert np.abs(video[:, :, 0].astype(int) - first).max() <= 1  # frame 0: the identity warp
     assert np.abs(video[:, :, 3].astype(int) - first).mean() > 10  # later frames moved
+
+
+def test_a_relative_path_is_placed_at_the_training_cameras_height_and_pitch():
+    start = start_pose(1.5, -20.0)
+    assert torch.allclose(start[:3, :3].T @ start[:3, :3], torch.eye(3, dtype=torch.float64)) and start[2, 3] == 1.5
+    assert math.isclose(math.degrees(math.asin(float(start[2, 2]))), -20.0)  # the optical axis points 20 degrees down
+    packed = torch.cat([start.flatten(), torch.zeros(9, dtype=torch.float64)]).expand(3, 2, 25)
+    assert np.allclose(typical_start(packed), (1.5, -20.0))
+    rel = torch.eye(4, dtype=torch.float64).repeat(1, 3, 1, 1)
+    rel[0, 1, 0, 3] = 0.2  # 20 cm to the right
+    placed = place_path(rel, 1.5, -20.0)
+    assert torch.allclose(placed[0, 0], start) and torch.allclose(placed[0, 1, :3, 3], start[:3, 3] + start[:3, 0] * 0.2)
+    assert torch.equal(place_path(placed, 1.5, -20.0), placed)  # already in world space
+    assert torch.equal(place_path(rel, 0.0, 0.0), rel)  # height unknown
+    # from the placed start, the ground is where the warp expects it: its bottom rows see the floor (not the sky)
+    uv = plane_warp(ramp(), K, placed[0, 0], placed[0, 1])[0]
+    assert (uv[0, H - 1] - torch.arange(W)).abs().mean() > 0.5  # the floor moved under the sideways step

@@ -53,7 +53,7 @@ DEFAULTS = {  # per family and mode, applied over the base's config before the u
         "instruction": {"data": {"actions": False, "caption_dropout": 0.1}},
     },
 }
-FRESH = {"model": ("action_dim", "action_chunk", "camera", "camera_stride", "camera_every_block", "camera_reference", "warp", "views", "trajectory", "trajectory_reference", "lora"), "data": ("shards", "tokens")}  # set anew, not the base's
+FRESH = {"model": ("action_dim", "action_chunk", "camera", "camera_stride", "camera_every_block", "camera_reference", "warp", "warp_height", "warp_pitch", "views", "trajectory", "trajectory_reference", "lora"), "data": ("shards", "tokens")}  # set anew, not the base's
 # modes whose diffusion post-training on a base with frame stacking is next-frame-only, and what goes with it
 STEPWISE = {"action": {}, "instruction": {}, "camera": {"camera_reference": "previous"},
             "views": {"trajectory_reference": "previous"}}

@@ -116,3 +116,33 @@ class WarpEmbedder(nn.Module):
             raise ConfigError(f"this model takes the warped first frame's latents (B={b}, C={self.latent_channels}, "
                               f"T'={t}, {hh}, {ww}), got shape {tuple(warped.shape)}.")  # fmt: skip
         return self.proj(patchify(warped, self.patch).to(self.proj.weight.dtype))
+
+
+def start_pose(height: float, pitch_deg: float, *, like: torch.Tensor | None = None) -> torch.Tensor:
+    """OpenCV camera-to-world (4, 4) of a camera ``height`` metres above the ground plane, pitched ``pitch_deg``
+    (negative: looking down), no roll, looking along +y (a floor is the same whichever way the camera faces)."""
+    p = torch.deg2rad(torch.tensor(float(pitch_deg), dtype=torch.float64))
+    forward = torch.stack([torch.zeros(()), torch.cos(p), torch.sin(p)]).double()
+    right = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
+    pose = torch.eye(4, dtype=torch.float64)
+    pose[:3, :3] = torch.stack([right, torch.linalg.cross(forward, right), forward], dim=1)
+    pose[2, 3] = height
+    return pose if like is None else pose.to(like)
+
+
+def place_path(c2w: torch.Tensor, height: float, pitch_deg: float) -> torch.Tensor:
+    """A path (B, N, 4, 4) that starts at the identity (relative to its first camera, as named paths and loaded
+    JSON paths are) placed in the world at ``start_pose(height, pitch_deg)`` (the camera height and pitch a warp model
+    measured on its training clips), so the warp knows where the ground is; a path already in world space (its first
+    pose not the identity) or ``height`` 0 (unknown: the warp is then the rotation alone) is returned as it is."""
+    eye = torch.eye(4, dtype=c2w.dtype, device=c2w.device)
+    if height <= 0 or not torch.allclose(c2w[:, 0], eye.expand_as(c2w[:, 0]), atol=1e-6):
+        return c2w
+    return start_pose(height, pitch_deg, like=c2w) @ c2w
+
+
+def typical_start(camera: torch.Tensor) -> tuple[float, float]:
+    """(height m, pitch degrees) medians of the first poses of packed training cameras (N, T', 25) (c2w first)."""
+    c2w = camera[:, 0, :16].double().reshape(-1, 4, 4)
+    pitch = torch.rad2deg(torch.asin(c2w[:, 2, 2].clamp(-1, 1)))  # the optical axis' z component
+    return float(c2w[:, 2, 3].median()), float(pitch.median())

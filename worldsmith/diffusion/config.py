@@ -114,6 +114,10 @@ class WorldModelConfig:
     # infinity) as a condition and as the residual's anchor: the model generates what the warp gets wrong. Needs a
     # camera-controlled residual next-frame-only model; data.warp caches the warped latents with the clips
     warp: bool = False
+    # where a path given relative to its first camera starts above the ground (height m, pitch degrees; set at
+    # training: the medians of the training clips' first cameras); height 0: unknown (the warp is the rotation alone)
+    warp_height: float = 0.0
+    warp_pitch: float = 0.0
     views: int = 0  # multi-view: the most synchronized views the model knows (a learned embedding each); 0: one camera
     trajectory: bool = False  # condition on the ego trajectory (states per video frame, conditioning/views.py)
     # ego states relative to the window's first frame ("first"), or each to the frame before it ("previous")

@@ -22,6 +22,7 @@ import torch
 from worldsmith import config as C
 from worldsmith.atomic import atomic_write_text
 from worldsmith.conditioning.text import default_text_encoder
+from worldsmith.conditioning.warp import typical_start
 from worldsmith.data.dataset import make_loader
 from worldsmith.diffusion.condition import Condition
 from worldsmith.diffusion.config import WorldModelConfig
@@ -205,6 +206,8 @@ def train(cfg: DiffusionRunConfig, run_dir: str | Path, *, fresh: bool = False,
         clip_fps = float(torch.cat([b["fps"] for b in batches]).median()) * ct
         preview = {k: v[:4] for k, v in batches[0].items()}
     fitted = fit_actions(cfg, preview, ct) | fit_camera(cfg, tok.cfg.spatial_compression) | fit_views(cfg, preview, ct)
+    if cfg.model.warp and sample_camera is not None and not cfg.model.warp_height:  # where relative paths start
+        fitted |= dict(zip(("warp_height", "warp_pitch"), typical_start(sample_camera)))
     cfg = C.merge(cfg, {"model": fitted})
     seed_everything(cfg.train.seed)
     model = model_class(cfg.model)
