@@ -29,6 +29,7 @@ from worldsmith.jobs import request_for
 from worldsmith.train.checkpoint import check_resumable
 from worldsmith.worlds.camera_paths import named_path
 from worldsmith.worlds.generate import simulate
+from worldsmith.zoo import resolve
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -286,3 +287,15 @@ def test_a_warp_model_trains_on_cached_warps_and_generates_along_a_path(tmp_path
     cfg = gen.model.cfg  # a path relative to its first camera starts where the training clips' cameras did
     assert 0.3 < cfg.warp_height < 5 and -90 < cfg.warp_pitch < 0
     assert gen.generate(GenerationRequest(video=first, camera=named_path("dolly_in", 5))).shape == (5, 32, 32, 3)
+
+
+def test_the_shipped_orbit_camera_model_follows_named_paths_from_its_warp():
+    gen = DiffusionGenerator.from_run(resolve("orbit-camera"))
+    assert gen.model.cfg.warp and gen.model.cfg.warp_height > 0 and gen.size == 128
+    v, u = np.mgrid[0:128, 0:128]
+    first = np.stack([(u * 2) % 256, (v * 2) % 256, ((u + v) * 3) % 256], -1).astype(np.uint8)[None]  # a texture
+    sampling = merge(gen.Sampling(), {"steps": 1})
+    left, right = (gen.generate(GenerationRequest(video=first, camera=named_path(n, 4)), sampling)
+                   for n in ("orbit_left", "orbit_right"))  # fmt: skip
+    assert left.shape == (4, 128, 128, 3) and np.array_equal(left[0], first[0])
+    assert np.abs(left[-1].astype(int) - right[-1]).mean() > 5  # the two orbits end in different views
