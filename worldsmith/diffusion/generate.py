@@ -24,10 +24,10 @@ import numpy as np
 import torch
 
 from worldsmith.conditioning.camera import pack_camera, per_latent_frame, unpack_camera
-from worldsmith.conditioning.warp import place_path, warp_clip
 from worldsmith.conditioning.origin import OriginState
 from worldsmith.conditioning.tip import BODY_DIM, tips
 from worldsmith.conditioning.text import default_text_encoder
+from worldsmith.conditioning.warp import place_path, warp_clip
 from worldsmith import progress
 from worldsmith.diffusion import multiview
 from worldsmith.diffusion.condition import Condition, guided_branches
