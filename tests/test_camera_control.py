@@ -299,3 +299,19 @@ def test_the_shipped_orbit_camera_model_follows_named_paths_from_its_warp():
                    for n in ("orbit_left", "orbit_right"))  # fmt: skip
     assert left.shape == (4, 128, 128, 3) and np.array_equal(left[0], first[0])
     assert np.abs(left[-1].astype(int) - right[-1]).mean() > 5  # the two orbits end in different views
+
+
+def test_a_camera_model_post_trained_further_is_scored_against_the_first_base_without_camera(
+        tmp_path, capsys, orbit_shards, diffusion_base):  # fmt: skip
+    quick = ["--set", "train.steps=2", "--set", "train.batch_size=2", "--set", "train.progress=false",
+             "--set", "train.warmup_steps=0"]  # fmt: skip
+    for src, out in ((diffusion_base, tmp_path / "cam"), (tmp_path / "cam", tmp_path / "cam2")):
+        code, _, err = run_cli(capsys, "posttrain", "camera", "--from", str(src), "--data", str(orbit_shards / "train"),
+                               "--out", str(out), *quick)  # fmt: skip
+        assert code == 0, err
+    report = tmp_path / "cam2.json"
+    code, _, err = run_cli(capsys, "eval", "camera", "--model", str(tmp_path / "cam2"), "--data",
+                           str(orbit_shards / "held"), "--frames", "5", "-n", "1", "--path", "own", "--json",
+                           str(report))  # fmt: skip
+    assert code == 0, err
+    assert "floor_psnr" in json.loads(report.read_text())  # the floor is diffusion_base, not the camera model cam

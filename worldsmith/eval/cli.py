@@ -141,13 +141,17 @@ def camera(
     generator = load_generator(resolve(model), device)
     sampling = sampling_config(generator, C.parse_overrides(overrides or []))
     clips = held_out_clips(data, frames, episodes)
-    if base is None:  # the run's post-training base, where it still is
+    if base is None:  # the run's post-training base without a camera (a camera model post-trained further: its base's)
         base = read_run_config(resolve(model)).get("init_from") or ""
         try:
+            while base and (read_run_config(resolve(base)).get("model") or {}).get("camera"):
+                base = read_run_config(resolve(base)).get("init_from") or ""
             base = str(resolve(base)) if base else ""
         except CheckpointError:
-            typer.echo(f"note: the base {base} is not there, so the no-camera floor is skipped (pass --base).", err=True)
             base = ""
+        if not base:
+            typer.echo("note: no base without camera found along the run's init_from, so the no-camera floor is "
+                       "skipped (pass --base).", err=True)  # fmt: skip
     base_gen = load_generator(resolve(base), device) if base else None
     report = evaluate_camera(generator, clips[:episodes], frames=frames, base=base_gen, sampling=sampling, seed=seed,
                              paths=tuple(paths) if paths else PATHS)  # fmt: skip
