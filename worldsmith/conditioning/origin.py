@@ -37,28 +37,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from worldsmith.errors import ConfigError
-from worldsmith.nn.embeddings import patchify
+from worldsmith.nn.embeddings import LatentTokens
 
 
-class OriginEmbedder(nn.Module):
+class OriginEmbedder(LatentTokens):
     name = "origin"
-    target = "tokens"
-    channels = 0
-
-    def __init__(self, latent_channels: int, width: int, patch: int) -> None:
-        super().__init__()
-        self.patch, self.latent_channels = patch, latent_channels
-        self.proj = nn.Linear(latent_channels * patch * patch, width, bias=False)
-        nn.init.zeros_(self.proj.weight)
 
     def forward(self, origin: torch.Tensor, latent_shape: tuple[int, int, int, int]) -> torch.Tensor:
         """origin (B, C, H', W') -> (B, T', h*w, D), the same for every frame."""
         b, t, hh, ww = latent_shape
-        p = self.patch
         if origin.ndim != 4 or origin.shape[1] != self.latent_channels or tuple(origin.shape[2:]) != (hh, ww):
             raise ConfigError(f"the origin must be one latent frame (B, {self.latent_channels}, {hh}, {ww}), got "
                               f"{tuple(origin.shape)}.")  # fmt: skip
-        tokens = self.proj(patchify(origin[:, :, None], p).to(self.proj.weight.dtype))  # (B, 1, h*w, D)
+        tokens = self.tokens(origin[:, :, None])  # (B, 1, h*w, D)
         return tokens.expand(b, t, *tokens.shape[2:])
 
 

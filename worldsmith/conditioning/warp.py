@@ -24,10 +24,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from worldsmith.errors import ConfigError
-from worldsmith.nn.embeddings import patchify
+from worldsmith.nn.embeddings import LatentTokens
 
 GROUND = (0.0, 0.0, 1.0, 0.0)  # the plane z = 0: (n_x, n_y, n_z, d) with n . X = d
 
@@ -92,7 +91,7 @@ def warp_clip(video: torch.Tensor, c2w: torch.Tensor, K: torch.Tensor, *, plane=
     return torch.stack(out, 2).to(video.dtype)
 
 
-class WarpEmbedder(nn.Module):
+class WarpEmbedder(LatentTokens):
     """The warped first frame as a condition (``model.warp``): its tokenizer latent at every latent frame, normalised
     as the latents are, ``warped`` (B, C, T', H', W') -> (B, T', h*w, D) added to the DiT's tokens (patches through a
     zero-initialised projection, so a base post-trained with it starts as the base). With ``model.warp`` the same
@@ -101,21 +100,13 @@ class WarpEmbedder(nn.Module):
     what the warp gets wrong (what the first frame did not see, what stands off the plane)."""
 
     name = "warped"  # its value's key in the batch / Condition.extras
-    target = "tokens"
-    channels = 0
-
-    def __init__(self, latent_channels: int, width: int, patch: int) -> None:
-        super().__init__()
-        self.patch, self.latent_channels = patch, latent_channels
-        self.proj = nn.Linear(latent_channels * patch * patch, width, bias=False)
-        nn.init.zeros_(self.proj.weight)
 
     def forward(self, warped: torch.Tensor, latent_shape: tuple[int, int, int, int]) -> torch.Tensor:
         b, t, hh, ww = latent_shape
         if tuple(warped.shape) != (b, self.latent_channels, t, hh, ww):
             raise ConfigError(f"this model takes the warped first frame's latents (B={b}, C={self.latent_channels}, "
                               f"T'={t}, {hh}, {ww}), got shape {tuple(warped.shape)}.")  # fmt: skip
-        return self.proj(patchify(warped, self.patch).to(self.proj.weight.dtype))
+        return self.tokens(warped)
 
 
 def start_pose(height: float, pitch_deg: float, *, like: torch.Tensor | None = None) -> torch.Tensor:

@@ -72,3 +72,21 @@ class PositionEmbedding(nn.Module):
             )
         emb = self.t[:t, None, None] + self.h[None, :h, None] + self.w[None, None, :w]  # (t, h, w, D)
         return emb.reshape(t * h * w, -1)
+
+
+class LatentTokens(nn.Module):
+    """Latent frames as a token condition: (B, C, T', H', W') patchified like the DiT's input and projected to its
+    width, (B, T', h*w, D), through a zero-initialised linear (a base post-trained with it starts as the base). The
+    shared body of the embedders that show the model a latent frame (the rollout's origin, the warped first frame)."""
+
+    target = "tokens"
+    channels = 0
+
+    def __init__(self, latent_channels: int, width: int, patch: int) -> None:
+        super().__init__()
+        self.patch, self.latent_channels = patch, latent_channels
+        self.proj = nn.Linear(latent_channels * patch * patch, width, bias=False)
+        nn.init.zeros_(self.proj.weight)
+
+    def tokens(self, latents: torch.Tensor) -> torch.Tensor:
+        return self.proj(patchify(latents, self.patch).to(self.proj.weight.dtype))
