@@ -13,6 +13,7 @@ from worldsmith.eval.geometry import (
     estimate_pose,
     fundamental_from_pose,
     match_sift,
+    pair_from_matches,
     pair_metrics,
     relative_pose,
     rotation_error_deg,
@@ -20,6 +21,7 @@ from worldsmith.eval.geometry import (
     translation_error_deg,
     video_metrics,
 )
+from worldsmith.eval.rotation_only import estimate_rotation
 
 K = np.array([[100.0, 0.0, 63.5], [0.0, 100.0, 63.5], [0.0, 0.0, 1.0]])  # 128x128 frames, 65 degrees wide
 
@@ -225,3 +227,37 @@ def test_video_metrics_default_pairs_and_wrong_trajectory():
     assert m["pairs"] == 2 and m["pose_success"] == 1.0 and m["pose_match"] == 0.0 and m["trans_err_deg"] > 90
     with pytest.raises(ValueError, match="one pose per frame"):
         video_metrics(video, K, c2w[:5])
+
+
+def test_estimate_pose_takes_the_rotation_only_model_for_a_pan():
+    """A camera turning about its centre: no parallax, so the essential matrix is degenerate; the rotation-only
+    model recovers the rotation (t = 0) and the pair counts as a success and a match (no baseline to compare)."""
+    R = rot([0.1, 1, 0.05], 8)
+    X_a = scene_points(300, seed=1)
+    pa, pb = project(K, X_a), project(K, X_a @ R.T)
+    est = estimate_pose(pa, pb, K)
+    assert est is not None and est.rotation_only
+    assert rotation_error_deg(est.R, R) < 0.01
+    assert not est.t.any() and est.inliers == len(pa) and est.mask.all()
+    c2w_b = pose(R.T, np.zeros(3))  # x_b = R x_a for points in camera a's frame (world = camera a)
+    m = pair_from_matches(pa, pb, K, np.eye(4), c2w_b)
+    assert m["success"] and m["match"] and m["sampson"] < 1e-6 and math.isnan(m["trans_err_deg"])
+    # the essential-matrix route alone finds no usable pose here
+    alone = estimate_pose(pa, pb, K, panoramic=False)
+    assert alone is None or alone.inliers < len(pa) // 2 or rotation_error_deg(alone.R, R) > 0.01
+
+
+def test_estimate_rotation_ignores_outliers_and_translated_pairs_keep_the_essential_matrix():
+    R = rot([0, 1, 0], -6)
+    X_a = scene_points(200, seed=2)
+    pa, pb = project(K, X_a), project(K, X_a @ R.T)
+    rng = np.random.default_rng(3)
+    pb[:40] = rng.uniform(0, 127, (40, 2))  # 20 % wrong matches
+    found = estimate_rotation(pa, pb, K)
+    assert found is not None
+    R_est, inliers = found
+    assert rotation_error_deg(R_est, R) < 0.05 and inliers[40:].all() and inliers[:40].sum() <= 2
+    # with a real baseline the rotation-only model explains few matches: the essential matrix is kept
+    t = np.array([0.8, 0.0, 0.1])
+    est = estimate_pose(project(K, X_a), project(K, X_a @ R.T + t), K)
+    assert est is not None and not est.rotation_only and translation_error_deg(est.t, t) < 1.0

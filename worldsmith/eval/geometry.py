@@ -10,7 +10,8 @@ matches between the frames give
 * ``sampson_true``: the same under the commanded relative pose (consistency with the commanded camera);
 * pose success (the reference's "pose estimation success": whether a camera pose can be recovered from the video
   at all): ``cv2.findEssentialMat`` (MAGSAC++) + ``cv2.recoverPose`` find a relative pose with >= MIN_INLIERS
-  inliers; pose match: that pose also agrees with the commanded rotation and translation direction.
+  inliers, or, where the pair shows no parallax (a pan; eval/rotation_only.py), the rotation-only model does;
+  pose match: that pose also agrees with the commanded rotation and translation direction.
 
 Conventions: poses are OpenCV camera-to-world ``c2w`` (4, 4), camera x right, y down, z forward. The relative pose
 ``(R, t)`` of a pair maps a point's coordinates in camera a to camera b, ``x_b = R @ x_a + t``, which is what
@@ -24,6 +25,8 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from worldsmith.eval.rotation_only import PANORAMIC_RATIO, estimate_rotation, rotation_sampson
 
 # The pose-estimation success (and match) test (``pair_metrics``):
 MIN_INLIERS = 15  # recoverPose inliers (RANSAC inliers in front of both cameras) needed
@@ -41,13 +44,15 @@ _SIFT_OFFSET = 0.25
 
 @dataclass
 class PoseEstimate:
-    """A relative pose recovered from matches: ``x_b = R @ x_a + t`` with ``t`` of unit norm."""
+    """A relative pose recovered from matches: ``x_b = R @ x_a + t`` with ``t`` of unit norm, or zero for a
+    rotation-only estimate (no parallax: the translation is not observable)."""
 
     R: np.ndarray  # (3, 3)
-    t: np.ndarray  # (3,) unit
-    inliers: int  # recoverPose's count: RANSAC inliers that pass the cheirality check
-    E: np.ndarray  # (3, 3) essential matrix
+    t: np.ndarray  # (3,) unit, or zeros with rotation_only
+    inliers: int  # recoverPose's count: RANSAC inliers that pass the cheirality check (rotation-only: its inliers)
+    E: np.ndarray | None  # (3, 3) essential matrix (None for a rotation-only estimate without one)
     mask: np.ndarray  # (N,) bool, the ``inliers`` correspondences
+    rotation_only: bool = False
 
 
 def relative_pose(c2w_a: np.ndarray, c2w_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -200,29 +205,43 @@ def yaw_of(R: np.ndarray) -> float:
 
 
 def estimate_pose(pa: np.ndarray, pb: np.ndarray, K: np.ndarray, *, threshold: float = 1.0,
-                  method: int = cv2.USAC_MAGSAC) -> PoseEstimate | None:  # fmt: skip
+                  method: int = cv2.USAC_MAGSAC, panoramic: bool = True) -> PoseEstimate | None:  # fmt: skip
     """Relative pose a -> b from matches: ``cv2.findEssentialMat`` (``method``: MAGSAC++, prob 0.999, ``threshold``
-    pixels), then ``cv2.recoverPose`` on its inliers. None with fewer than 8 matches or when no essential matrix is
-    found. MAGSAC++ over plain RANSAC: on true 128x128 orbit renders it raised the share of pairs whose pose matches
-    the truth from 38 % to 47 % (median rotation error 4.0 -> 2.7 degrees)."""
+    pixels), then ``cv2.recoverPose`` on its inliers. None with fewer than 8 matches or when no model is found.
+    MAGSAC++ over plain RANSAC: on true 128x128 orbit renders it raised the share of pairs whose pose matches
+    the truth from 38 % to 47 % (median rotation error 4.0 -> 2.7 degrees).
+
+    ``panoramic``: also fit the rotation-only model (eval/rotation_only.py) and return it (``rotation_only``, t = 0)
+    when it explains at least PANORAMIC_RATIO of the essential matrix's RANSAC inliers: the pair shows no
+    parallax, so the essential matrix is degenerate and its cheirality count meaningless."""
     pa = np.ascontiguousarray(pa, np.float64).reshape(-1, 2)
     pb = np.ascontiguousarray(pb, np.float64).reshape(-1, 2)
     if len(pa) < 8 or len(pa) != len(pb):
         return None
     K = np.asarray(K, np.float64)
     E, mask = cv2.findEssentialMat(pa, pb, K, method=method, prob=0.999, threshold=threshold)
-    if E is None or E.shape[0] < 3 or E.shape[1] != 3 or not np.all(np.isfinite(E[:3])):
-        return None
-    E = np.ascontiguousarray(E[:3], np.float64)  # several solutions come stacked (3k, 3): take the first
-    if mask is None:
-        mask = np.ones((len(pa), 1), np.uint8)
-    inliers, R, t, pose_mask = cv2.recoverPose(E, pa, pb, K, mask=mask.copy())
-    t = np.asarray(t, np.float64).ravel()
-    norm = np.linalg.norm(t)
-    if not np.isfinite(norm) or norm == 0:
-        return None
-    return PoseEstimate(R=np.asarray(R, np.float64), t=t / norm, inliers=int(inliers), E=E,
-                        mask=np.asarray(pose_mask).ravel() > 0)  # fmt: skip
+    essential = None
+    if E is not None and E.shape[0] >= 3 and E.shape[1] == 3 and np.all(np.isfinite(E[:3])):
+        E = np.ascontiguousarray(E[:3], np.float64)  # several solutions come stacked (3k, 3): take the first
+        if mask is None:
+            mask = np.ones((len(pa), 1), np.uint8)
+        inliers, R, t, pose_mask = cv2.recoverPose(E, pa, pb, K, mask=mask.copy())
+        t = np.asarray(t, np.float64).ravel()
+        norm = np.linalg.norm(t)
+        if np.isfinite(norm) and norm > 0:
+            essential = PoseEstimate(R=np.asarray(R, np.float64), t=t / norm, inliers=int(inliers), E=E,
+                                     mask=np.asarray(pose_mask).ravel() > 0)  # fmt: skip
+    if not panoramic:
+        return essential
+    rotation = estimate_rotation(pa, pb, K, threshold=threshold)
+    if rotation is None:
+        return essential
+    R, rot_mask = rotation
+    ransac_inliers = int(np.count_nonzero(mask)) if essential is not None else 0
+    if essential is not None and rot_mask.sum() < PANORAMIC_RATIO * ransac_inliers:
+        return essential
+    return PoseEstimate(R=R, t=np.zeros(3), inliers=int(rot_mask.sum()), E=essential.E if essential else None,
+                        mask=rot_mask, rotation_only=True)  # fmt: skip
 
 
 def rotation_error_deg(R_est: np.ndarray, R_true: np.ndarray) -> float:
@@ -272,14 +291,18 @@ def pair_from_matches(
         return out
     rot = rotation_error_deg(est.R, R_true)
     trans = translation_error_deg(est.t, t_true)
+    if est.rotation_only:  # no parallax: the point-to-point error of the rotation homography
+        fitted = rotation_sampson(pa, pb, K, est.R)
+    else:
+        fitted = sampson_distance(pa, pb, fundamental_from_essential(K, est.E))
     out.update(
         inliers=est.inliers,
-        sampson=_median(sampson_distance(pa, pb, fundamental_from_essential(K, est.E))),
+        sampson=_median(fitted),
         rot_err_deg=rot,
         trans_err_deg=trans,
         success=est.inliers >= MIN_INLIERS,
         match=bool(est.inliers >= MIN_INLIERS and rot <= MAX_ROT_ERR_DEG
-                   and (math.isnan(trans) or trans <= MAX_TRANS_ERR_DEG)),
+                   and (not has_baseline or (not est.rotation_only and trans <= MAX_TRANS_ERR_DEG))),
     )  # fmt: skip
     return out
 
