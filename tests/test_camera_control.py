@@ -292,6 +292,7 @@ def test_a_warp_model_trains_on_cached_warps_and_generates_along_a_path(tmp_path
 def test_the_shipped_orbit_camera_model_follows_named_paths_from_its_warp():
     gen = DiffusionGenerator.from_run(resolve("orbit-camera"))
     assert gen.model.cfg.warp and gen.model.cfg.warp_height > 0 and gen.size == 128
+    assert (gen.default_sampling().steps, gen.default_sampling().sampler) == (1, "euler")  # the correction's mean
     v, u = np.mgrid[0:128, 0:128]
     first = np.stack([(u * 2) % 256, (v * 2) % 256, ((u + v) * 3) % 256], -1).astype(np.uint8)[None]  # a texture
     sampling = merge(gen.Sampling(), {"steps": 1})

@@ -100,10 +100,13 @@ class DiffusionGenerator:
 
     def default_sampling(self) -> SamplingConfig:
         """The defaults this model samples with: few Euler steps for a conditioned or step-by-step model (actions,
-        camera, views, or next-frame-only: an instruction model steps one frame at a time too), else SamplingConfig's."""
+        camera, views, or next-frame-only: an instruction model steps one frame at a time too), else SamplingConfig's.
+        A warp-anchored model (``model.warp``) takes one step, the posterior mean of its correction to the warp (on
+        orbit-camera better than 3 on every figure of `eval camera`; benchmarks/RESULTS.md, camera section)."""
         cfg = self.model.cfg
         stepwise = cfg.action_dim or cfg.camera or cfg.views or cfg.dit.next_frame_only
-        return SamplingConfig(**ACTION_SAMPLING) if stepwise else SamplingConfig()
+        steps = {"steps": 1} if cfg.warp else {}
+        return SamplingConfig(**ACTION_SAMPLING | steps) if stepwise else SamplingConfig()
 
     def planning_sampling(self) -> SamplingConfig:
         """How a planner imagines its candidates: one Euler step (25.5 dB on held-out rollouts, like 3 steps, at a

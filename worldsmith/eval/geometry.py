@@ -10,7 +10,9 @@ matches between the frames give
 * ``sampson_true``: the same under the commanded relative pose (consistency with the commanded camera);
 * pose success (the reference's "pose estimation success": whether a camera pose can be recovered from the video
   at all): ``cv2.findEssentialMat`` (MAGSAC++) + ``cv2.recoverPose`` find a relative pose with >= MIN_INLIERS
-  inliers, or, where the pair shows no parallax (a pan; eval/rotation_only.py), the rotation-only model does;
+  inliers, or, where the commanded motion has no baseline (a pan: no parallax, a degenerate essential matrix),
+  the rotation-only model does (eval/rotation_only.py; a camera turning about its centre); as SfM, a pair with a
+  baseline counts only with a two-view geometry whose points triangulate (a frozen video fails it);
   pose match: that pose also agrees with the commanded rotation and translation direction.
 
 Conventions: poses are OpenCV camera-to-world ``c2w`` (4, 4), camera x right, y down, z forward. The relative pose
@@ -205,7 +207,7 @@ def yaw_of(R: np.ndarray) -> float:
 
 
 def estimate_pose(pa: np.ndarray, pb: np.ndarray, K: np.ndarray, *, threshold: float = 1.0,
-                  method: int = cv2.USAC_MAGSAC, panoramic: bool = True) -> PoseEstimate | None:  # fmt: skip
+                  method: int = cv2.USAC_MAGSAC, panoramic: bool = False) -> PoseEstimate | None:  # fmt: skip
     """Relative pose a -> b from matches: ``cv2.findEssentialMat`` (``method``: MAGSAC++, prob 0.999, ``threshold``
     pixels), then ``cv2.recoverPose`` on its inliers. None with fewer than 8 matches or when no model is found.
     MAGSAC++ over plain RANSAC: on true 128x128 orbit renders it raised the share of pairs whose pose matches
@@ -213,7 +215,9 @@ def estimate_pose(pa: np.ndarray, pb: np.ndarray, K: np.ndarray, *, threshold: f
 
     ``panoramic``: also fit the rotation-only model (eval/rotation_only.py) and return it (``rotation_only``, t = 0)
     when it explains at least PANORAMIC_RATIO of the essential matrix's RANSAC inliers: the pair shows no
-    parallax, so the essential matrix is degenerate and its cheirality count meaningless."""
+    parallax, so the essential matrix is degenerate and its cheirality count meaningless. Off by default: any
+    frozen video fits the rotation-only model (the identity), so ``pair_from_matches`` allows it only where the
+    commanded motion has no baseline (a pan or tilt about the camera's centre)."""
     pa = np.ascontiguousarray(pa, np.float64).reshape(-1, 2)
     pb = np.ascontiguousarray(pb, np.float64).reshape(-1, 2)
     if len(pa) < 8 or len(pa) != len(pb):
@@ -274,7 +278,7 @@ def pair_from_matches(
     """``pair_metrics`` for given matches (pa, pb) (N, 2): see there for the keys."""
     R_true, t_true = relative_pose(c2w_a, c2w_b)
     has_baseline = np.linalg.norm(t_true) >= MIN_BASELINE
-    est = estimate_pose(pa, pb, K, threshold=threshold)
+    est = estimate_pose(pa, pb, K, threshold=threshold, panoramic=not has_baseline)
     nan = float("nan")
     out = {
         "matches": len(pa),
@@ -302,7 +306,7 @@ def pair_from_matches(
         trans_err_deg=trans,
         success=est.inliers >= MIN_INLIERS,
         match=bool(est.inliers >= MIN_INLIERS and rot <= MAX_ROT_ERR_DEG
-                   and (not has_baseline or (not est.rotation_only and trans <= MAX_TRANS_ERR_DEG))),
+                   and (math.isnan(trans) or trans <= MAX_TRANS_ERR_DEG)),
     )  # fmt: skip
     return out
 

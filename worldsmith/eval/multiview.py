@@ -188,8 +188,7 @@ def ego_yaw(front, K, step: int = STEP, *, max_deg: float = MAX_PAIR_DEG, matchi
     feats = features or matching.features(front)
     out = np.full(max(len(front) - step, 0), np.nan)
     for t in range(len(out)):
-        # essential matrix only: the figures of benchmarks/RESULTS.md's multi-view sections were measured so
-        est = estimate_pose(*matching.match(feats[t], feats[t + step]), K, panoramic=False)
+        est = estimate_pose(*matching.match(feats[t], feats[t + step]), K)
         if est is not None and rotation_error_deg(est.R, np.eye(3)) <= max_deg:
             out[t] = yaw_of(est.R)
     return out
