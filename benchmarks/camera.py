@@ -125,8 +125,8 @@ camera by geometry alone (the floor as a plane at z = 0, the rest at infinity: w
 encoded, added to the tokens and used as the anchor of the residual each frame is generated as. So the model draws
 what the warp gets wrong (what the first frame did not see, what stands off the floor), not the camera's motion.
 A path given relative to its first camera (named paths, JSON files) starts {warp_height:.2f} m above the floor,
-pitched {warp_pitch:.0f} degrees (the training clips' medians). Sampling: 3 Euler steps per frame, each from the last 2
-frames.
+pitched {warp_pitch:.0f} degrees (the training clips' medians). Sampling: 1 Euler step per frame (the posterior mean
+of the correction to the warp), each from the last 2 frames.
 
 ```bash
 worldsmith generate --model orbit-camera --input first.png --camera orbit_left:30 --frames 17 --out orbit.mp4
@@ -147,14 +147,16 @@ About {camera_min:.0f} minutes on 2 CPU cores after the base.
 
 ## Metrics (`worldsmith eval camera --model orbit-camera --base runs/orbit-base --data data/orbit_held`)
 
+```bash
 {held}
+```
 
 On {episodes} of these held-out scenes, six camera paths each (the scene's own move, reversed, twice as fast, a
 30-degree orbit left and right, a 0.8 m dolly in), 17 frames from the true first frame:
 
 | | camera model | true renders | base, no camera | first frame warped (geometry alone) |
 |---|---|---|---|---|
-| pose success (pose recovered, >= 15 inliers) | {pose_success:.0%} | {pose_success_truth:.0%} | {floor_success:.0%} | {warp_pose_success:.0%} |
+| pose success (pose recovered, >= 15 inliers; pans: rotation only) | {pose_success:.0%} | {pose_success_truth:.0%} | {floor_success:.0%} | {warp_pose_success:.0%} |
 | pose match (within 5 deg / 30 deg of the command) | {pose_match:.0%} | {pose_match_truth:.0%} | - | - |
 | rotation error, deg | {rot_err_deg:.2f} | {rot_err_deg_truth:.2f} | - | {warp_rot_err_deg:.2f} |
 | Sampson error, px | {sampson:.3f} | {sampson_truth:.3f} | {floor_sampson:.3f} | {warp_sampson:.3f} |
@@ -186,8 +188,9 @@ def render(r: dict, a: argparse.Namespace) -> str:
         minutes = train_minutes(runs[name]) if name in runs else step["seconds"] / 60
         lines.append(f"| {name} | {minutes:.1f} | `{step['command']}` |")
     lines += ["", f"{e['episodes']} held-out scenes, {e['frames']} frames at {e['size']}x{e['size']} from the true "
-              "first frame, empty prompts, 3 Euler steps. Pose success: share of frame pairs whose relative pose "
-              "is recovered (>= 15 inliers); pose match: that pose within 5 deg / 30 deg of the commanded rotation / "
+              "first frame, empty prompts, 1 Euler step (a warp model's default; the base sampled the same way). "
+              "Pose success: share of frame pairs whose relative pose is recovered (>= 15 inliers; the essential "
+              "matrix, or the rotation-only model where the commanded pair has no baseline: pans); pose match: that pose within 5 deg / 30 deg of the commanded rotation / "
               "translation direction; errors are per-video medians over frame pairs, then means over scenes "
               "(± standard error); Sampson in pixels.", "",
               "| path | video | pose success | pose match | rot err deg | trans err deg | Sampson px | PSNR dB | SSIM |",
