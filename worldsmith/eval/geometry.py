@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from worldsmith.eval.rotation_only import PANORAMIC_RATIO, estimate_rotation, rotation_sampson
+from worldsmith.eval.rotation_only import PANORAMIC_RATIO, estimate_rotation, homography_sampson, rotation_sampson
 
 # The pose-estimation success (and match) test (``pair_metrics``):
 MIN_INLIERS = 15  # recoverPose inliers (RANSAC inliers in front of both cameras) needed
@@ -160,28 +160,6 @@ def sampson_distance(pa: np.ndarray, pb: np.ndarray, F: np.ndarray) -> np.ndarra
     den = np.sqrt(line_b[:, 0] ** 2 + line_b[:, 1] ** 2 + line_a[:, 0] ** 2 + line_a[:, 1] ** 2)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
-
-
-def homography_sampson(pa: np.ndarray, pb: np.ndarray, H: np.ndarray) -> np.ndarray:
-    """Sampson error (N,) in pixels of the correspondences pa -> pb (each (N, 2)) under the homography H.
-
-    With ``r = pb - h(pa)`` (``h``: H applied to pixels) and ``A`` the 2x2 Jacobian of ``h`` at pa, the error is
-    ``sqrt(r^T (I + A A^T)^-1 r)``: to first order the smallest joint displacement of both points (in R^4) that
-    makes ``pb = h(pa)``, like ``sampson_distance`` for a line (|r| / sqrt(2) where H is the identity). NaN where pa
-    maps behind the camera or to infinity.
-    """
-    pa, pb = np.asarray(pa, np.float64).reshape(-1, 2), np.asarray(pb, np.float64).reshape(-1, 2)
-    H = np.asarray(H, np.float64)
-    y = np.hstack([pa, np.ones((len(pa), 1))]) @ H.T  # (N, 3)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        w = np.where(y[:, 2] > 0, y[:, 2], np.nan)
-        proj = y[:, :2] / w[:, None]
-        A = (H[None, :2, :2] - proj[:, :, None] * H[None, 2:3, :2]) / w[:, None, None]  # (N, 2, 2)
-        r = pb - proj
-        M = np.eye(2)[None] + A @ A.transpose(0, 2, 1)
-        M = np.where(np.isfinite(M), M, np.eye(2)[None])  # (the NaN rows stay NaN through r)
-        err2 = np.einsum("ni,nij,nj->n", r, np.linalg.inv(M), r)
-    return np.where(np.isfinite(w), np.sqrt(np.maximum(err2, 0.0)), np.nan)
 
 
 def known_pose_error(pa: np.ndarray, pb: np.ndarray, K_a: np.ndarray, K_b: np.ndarray, c2w_a: np.ndarray,
