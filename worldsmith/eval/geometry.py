@@ -303,7 +303,8 @@ def pair_metrics(
 
     ``match_kw`` go to ``match_sift`` (upscale, contrast, ratio); ``threshold`` is the RANSAC threshold (pixels).
     Keys: ``matches`` (int, ratio-test matches), ``inliers`` (int, recoverPose's count; 0 without an estimate),
-    ``sampson`` (median Sampson distance in pixels of all matches under F = K^-T E K^-1 of the estimated E; NaN
+    ``sampson`` (median Sampson distance in pixels of all matches under F = K^-T E K^-1 of the estimated E, or,
+    for a rotation-only estimate (commanded pairs without a baseline), under its homography K R K^-1; NaN
     without an estimate), ``sampson_true`` (the same under the true relative pose's F; NaN when the true baseline
     is below MIN_BASELINE, where F is undefined), ``rot_err_deg``, ``trans_err_deg`` (NaN without an estimate;
     translation also NaN for a baseline below MIN_BASELINE), ``success`` (an estimate with inliers >= MIN_INLIERS)
