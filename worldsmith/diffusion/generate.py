@@ -102,7 +102,7 @@ class DiffusionGenerator:
         """The defaults this model samples with: few Euler steps for a conditioned or step-by-step model (actions,
         camera, views, or next-frame-only: an instruction model steps one frame at a time too), else SamplingConfig's.
         A warp-anchored model (``model.warp``) takes one step, the posterior mean of its correction to the warp (on
-        orbit-camera better than 3 on every figure of `eval camera`; benchmarks/RESULTS.md, camera section)."""
+        orbit-camera better than 3 on every figure of `eval camera`; benchmarks/RESULTS.md, "Pans get a pose")."""
         cfg = self.model.cfg
         stepwise = cfg.action_dim or cfg.camera or cfg.views or cfg.dit.next_frame_only
         steps = {"steps": 1} if cfg.warp else {}

@@ -144,8 +144,8 @@ def camera(
     if base is None:  # the run's post-training base without a camera (a camera model post-trained further: its base's)
         base = read_run_config(resolve(model)).get("init_from") or ""
         try:
-            while base and (read_run_config(resolve(base)).get("model") or {}).get("camera"):
-                base = read_run_config(resolve(base)).get("init_from") or ""
+            while base and ((config := read_run_config(resolve(base))).get("model") or {}).get("camera"):
+                base = config.get("init_from") or ""
             base = str(resolve(base)) if base else ""
         except CheckpointError:
             base = ""

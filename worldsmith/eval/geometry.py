@@ -219,8 +219,7 @@ def estimate_pose(pa: np.ndarray, pb: np.ndarray, K: np.ndarray, *, threshold: f
     if rotation is None:
         return essential
     R, rot_mask = rotation
-    ransac_inliers = int(np.count_nonzero(mask)) if essential is not None else 0
-    if essential is not None and rot_mask.sum() < PANORAMIC_RATIO * ransac_inliers:
+    if essential is not None and rot_mask.sum() < PANORAMIC_RATIO * np.count_nonzero(mask):  # parallax: E explains more
         return essential
     return PoseEstimate(R=R, t=np.zeros(3), inliers=int(rot_mask.sum()), E=essential.E if essential else None,
                         mask=rot_mask, rotation_only=True)  # fmt: skip

@@ -26,10 +26,9 @@ def bearings(pts: np.ndarray, K: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def kabsch(a: np.ndarray, b: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
-    """Rotations R (..., 3, 3) minimising sum w |b - R a|^2 for rays a, b (..., N, 3)."""
-    w = np.ones(a.shape[:-1]) if w is None else w
-    M = np.einsum("...n,...ni,...nj->...ij", w, b, a)  # sum w b a^T
+def kabsch(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Rotations R (..., 3, 3) minimising sum |b - R a|^2 for rays a, b (..., N, 3)."""
+    M = np.einsum("...ni,...nj->...ij", b, a)  # sum b a^T
     U, _, Vt = np.linalg.svd(M)
     d = np.sign(np.linalg.det(U @ Vt))
     D = np.zeros(M.shape)
