@@ -15,7 +15,9 @@ run of the base's family whose config starts from the base's: the same architect
 * ``views`` (diffusion): every synchronized camera of a clip generated jointly (views stacked, a new zero-initialised
   view embedding each, joint attention across views; conditioning/views.py), conditioned on the ego vehicle's
   trajectory through a new zero-initialised modulation embedder; the view count comes from the data; a base with
-  frame stacking is post-trained ``next_frame_only``, each frame's trajectory its step from the frame before;
+  frame stacking is post-trained ``next_frame_only``, each frame's trajectory its step from the frame before; with
+  ``--set model.warp=true`` each view is anchored at its first frame warped along the trajectory (the rig measured
+  on the clips), as the camera mode's warp models are (benchmarks/RESULTS.md, "Multi-view anchored at the warp");
 * ``camera`` (diffusion): the clips' camera poses (``c2w`` + ``intrinsics`` per frame) enter as Plücker rays
   through a new, zero-initialised token embedder (conditioning/camera.py), so a user can move the camera through a
   generated world; captions dropped half of the time. A base with frame stacking is post-trained ``next_frame_only``
@@ -53,7 +55,7 @@ DEFAULTS = {  # per family and mode, applied over the base's config before the u
         "instruction": {"data": {"actions": False, "caption_dropout": 0.1}},
     },
 }
-FRESH = {"model": ("action_dim", "action_chunk", "camera", "camera_stride", "camera_every_block", "camera_reference", "warp", "warp_height", "warp_pitch", "views", "trajectory", "trajectory_reference", "lora"), "data": ("shards", "tokens")}  # set anew, not the base's
+FRESH = {"model": ("action_dim", "action_chunk", "camera", "camera_stride", "camera_every_block", "camera_reference", "warp", "warp_height", "warp_pitch", "rig_mounts", "rig_intrinsics", "views", "trajectory", "trajectory_reference", "lora"), "data": ("shards", "tokens")}  # set anew, not the base's
 # modes whose diffusion post-training on a base with frame stacking is next-frame-only, and what goes with it
 STEPWISE = {"action": {}, "instruction": {}, "camera": {"camera_reference": "previous"},
             "views": {"trajectory_reference": "previous"}}

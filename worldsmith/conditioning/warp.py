@@ -15,8 +15,14 @@ objects standing on the road (cars, trees, cones) are drawn as if painted on it 
 wrong amount, in proportion to how near they are.
 
 Conventions: OpenCV intrinsics ``K`` (integer pixel centres) and camera-to-world poses (camera x right, y down,
-z forward), as the simulated worlds record them. Used by ``worldsmith eval multiview`` as a floor that needs no
-learning: the first frame of each view carried along the commanded path.
+z forward), as the simulated worlds record them. Used by ``worldsmith eval multiview`` and ``eval camera`` as a
+floor that needs no learning (the first frame of each view carried along the commanded path), and by warp-anchored
+models (``model.warp``, ``WarpEmbedder``) as the condition and the residual's anchor.
+
+A rig on a car (multi-view warp models): each camera's pose on the car (``rig_mounts``, camera-to-car, measured on
+the training clips from their c2w and ego states) composed with the car's pose on the ground (``ego_pose``: the ego
+state (x, y, yaw, speed) at (x, y, 0), turned yaw about the vertical, as the drive world moves it) gives every
+camera at every frame of a commanded trajectory (``rig_path``), so generation needs only the trajectory.
 """
 
 from __future__ import annotations
@@ -89,6 +95,45 @@ def warp_clip(video: torch.Tensor, c2w: torch.Tensor, K: torch.Tensor, *, plane=
     first = video[:, :, 0].double()
     out = [plane_warp(first, K, c2w[:, 0], c2w[:, t], plane=plane, far=far) for t in range(video.shape[2])]
     return torch.stack(out, 2).to(video.dtype)
+
+
+def warp_views(views: list[torch.Tensor], c2w: torch.Tensor, K: torch.Tensor) -> list[torch.Tensor]:
+    """Synchronized views, V clips (B, 3, T, H, W) with cameras c2w (B, T, V, 4, 4) and intrinsics K (B, V, 3, 3) ->
+    V clips: each view's first frame warped to its own camera at every frame (``warp_clip`` per view)."""
+    if c2w.ndim != 5 or c2w.shape[2] != len(views) or K.shape[1] != len(views):
+        raise ConfigError(f"warp_views takes {len(views)} views with cameras (B, T, {len(views)}, 4, 4) and intrinsics "
+                          f"(B, {len(views)}, 3, 3), got {tuple(c2w.shape)} and {tuple(K.shape)}.")  # fmt: skip
+    return [warp_clip(clip, c2w[:, :, i], K[:, i]) for i, clip in enumerate(views)]
+
+
+def ego_pose(ego: torch.Tensor) -> torch.Tensor:
+    """Ego states (..., 4) = (x, y, yaw, speed) -> the car's pose on the ground plane (..., 4, 4) float64 (the drive
+    world's ego body: at (x, y, 0), turned ``yaw`` about the vertical)."""
+    ego = ego.double()
+    c, s = torch.cos(ego[..., 2]), torch.sin(ego[..., 2])
+    pose = torch.zeros(*ego.shape[:-1], 4, 4, dtype=torch.float64, device=ego.device)
+    pose[..., 0, 0], pose[..., 0, 1], pose[..., 1, 0], pose[..., 1, 1] = c, -s, s, c
+    pose[..., 2, 2], pose[..., 3, 3] = 1.0, 1.0
+    pose[..., 0, 3], pose[..., 1, 3] = ego[..., 0], ego[..., 1]
+    return pose
+
+
+def rig_mounts(ego: torch.Tensor, c2w: torch.Tensor) -> torch.Tensor:
+    """Where each camera sits on the car: ego states (N, 4) and the cameras' c2w (N, V, 4, 4) of the same frames ->
+    camera-to-car poses (N, V, 4, 4) float64."""
+    return torch.linalg.inv(ego_pose(ego))[:, None] @ c2w.double()
+
+
+def rig_path(trajectory: torch.Tensor, mounts: torch.Tensor) -> torch.Tensor:
+    """Every camera of a rig ``mounts`` (V, 4, 4) (camera-to-car) along ego states (B, T, 4) -> c2w (B, T, V, 4, 4)."""
+    return ego_pose(trajectory)[:, :, None] @ mounts.to(trajectory.device, torch.float64)
+
+
+def typical_rig(mounts: torch.Tensor, K: torch.Tensor) -> dict[str, list]:
+    """The medians over clips of cached rigs (N, V, 4, 4) and intrinsics (N, V, 3, 3): a warp model's
+    ``rig_mounts`` (V lists of 16) and ``rig_intrinsics`` (V lists of 9)."""
+    return {"rig_mounts": mounts.double().median(0).values.flatten(1).tolist(),
+            "rig_intrinsics": K.double().median(0).values.flatten(1).tolist()}  # fmt: skip
 
 
 class WarpEmbedder(LatentTokens):

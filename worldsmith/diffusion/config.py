@@ -118,6 +118,10 @@ class WorldModelConfig:
     # training: the medians of the training clips' first cameras); height 0: unknown (the warp is the rotation alone)
     warp_height: float = 0.0
     warp_pitch: float = 0.0
+    # a multi-view warp model's rig, measured on its training clips (set at training): each view's camera-to-car pose
+    # (16 numbers) and intrinsics (9) at data.size, so generation places every camera along the ego trajectory
+    rig_mounts: list = field(default_factory=list)
+    rig_intrinsics: list = field(default_factory=list)
     views: int = 0  # multi-view: the most synchronized views the model knows (a learned embedding each); 0: one camera
     trajectory: bool = False  # condition on the ego trajectory (states per video frame, conditioning/views.py)
     # ego states relative to the window's first frame ("first"), or each to the frame before it ("previous")
@@ -183,6 +187,13 @@ class WorldModelConfig:
             raise ConfigError("model.warp anchors each new frame at the first frame warped along the camera path: it "
                               "needs model.residual and model.dit.next_frame_only (`worldsmith posttrain camera` from "
                               "a base with frame stacking; the clips' cameras: data.camera).")  # fmt: skip
+        if self.warp and self.views and not self.trajectory:
+            raise ConfigError("a multi-view model.warp carries each view along the ego trajectory: it needs "
+                              "model.trajectory (`worldsmith posttrain views` on clips with an ego array).")  # fmt: skip
+        if len(self.rig_mounts) != len(self.rig_intrinsics) or any(
+                len(m) != 16 for m in self.rig_mounts) or any(len(k) != 9 for k in self.rig_intrinsics):  # fmt: skip
+            raise ConfigError("model.rig_mounts and model.rig_intrinsics are one 4x4 pose (16 numbers) and one 3x3 "
+                              "matrix (9) per view, set at training; leave them empty.")  # fmt: skip
         if self.video2world_prob > 0 and not self.dit.cond_mask_channel:
             raise ConfigError("Video2World training needs model.dit.cond_mask_channel: true (or video2world_prob: 0).")
 

@@ -21,7 +21,7 @@ from worldsmith.conditioning.camera import pack_camera, per_latent_frame
 from worldsmith.conditioning.origin import origin_windows
 from worldsmith.conditioning.tip import TIP_DROPOUT, body_of, tips
 from worldsmith.conditioning.views import mirror_clips, mirror_order, stack_views
-from worldsmith.conditioning.warp import warp_clip
+from worldsmith.conditioning.warp import rig_mounts, warp_views
 from worldsmith.data.dataset import DatasetConfig, make_loader
 from worldsmith.data.manifest import list_shards
 from worldsmith.data.shards import iter_samples
@@ -51,7 +51,8 @@ class DiffusionDataConfig:
     # add every cached crop's left-right mirror image too (conditioning/views.py ``mirror_clips``): driving clips
     # whose turns lean one way teach both ways; needs a symmetric rig (front_left <-> front_right)
     mirror: bool = False
-    # cache each clip's first frame warped to every frame's camera too (conditioning/warp.py; models with model.warp)
+    # cache each clip's first frame warped to every frame's camera too (conditioning/warp.py; models with model.warp):
+    # with views, every view's own, and the rig (each camera's pose on the car, from the ego states)
     warp: bool = False
     stats_batches: int = 8  # batches to measure the latents' mean and std on (uncached path)
     # a discrete (DV/DI) tokenizer run: its tokens of every cached clip condition the model (the diffusion decoder)
@@ -71,9 +72,10 @@ class DiffusionDataConfig:
         if self.body and (not self.cache_latents or self.mirror):
             raise ConfigError("data.body caches each clip's robot state with its latents: set data.cache_latents=true "
                               "(and data.mirror=false: a mirrored robot has no recorded pose).")  # fmt: skip
-        if self.warp and not (self.cache_latents and self.camera and not self.mirror):
+        if self.warp and not (self.cache_latents and (self.camera or self.views) and not self.mirror):
             raise ConfigError("data.warp caches the warped first frame of each clip with its latents: it needs "
-                              "data.cache_latents=true and data.camera=true (and data.mirror=false).")  # fmt: skip
+                              "data.cache_latents=true, clips with cameras (data.camera=true, or data.views=true for "
+                              "a rig) and data.mirror=false.")  # fmt: skip
         if self.token_tokenizer and not self.cache_latents:
             raise ConfigError("data.token_tokenizer encodes the clips' tokens into the latent cache: set "
                               "data.cache_latents=true too.")  # fmt: skip
@@ -224,9 +226,9 @@ class CachedLatentBatches:
 def dataset_config(data: DiffusionDataConfig, seed: int, *, loop: bool, shuffle: bool) -> DatasetConfig:
     return DatasetConfig(shards=data.shards, frames=data.frames, fps=data.fps, size=(data.size, data.size),
                          temporal_crop="random", shuffle=shuffle, seed=seed, loop=loop, views=data.views,
-                         arrays=(["actions"] if data.actions else []) + (["c2w", "intrinsics"] if data.camera else [])
-                         + (["ego"] if data.trajectory else []) + (["ee"] if data.body else [])
-                         + (["c2w", "intrinsics"] if data.body and not data.camera else []))  # fmt: skip
+                         arrays=(["actions"] if data.actions else [])
+                         + (["c2w", "intrinsics"] if data.camera or data.body or data.warp else [])
+                         + (["ego"] if data.trajectory else []) + (["ee"] if data.body else []))  # fmt: skip
 
 
 def cache_settings(data: DiffusionDataConfig, seed: int) -> dict[str, Any]:
@@ -253,7 +255,7 @@ def build_latent_cache(data: DiffusionDataConfig, tokenizer, path: Path, seed: i
         return
     device = next(tokenizer.parameters()).device
     ct = tokenizer.cfg.temporal_compression
-    latents, actions, tokens, dv_latents, captions, fps, cameras, views, ego, bodies, warped = ([] for _ in range(11))
+    latents, actions, tokens, dv_latents, captions, fps, cameras, views, ego, bodies, warped, rigs = ([] for _ in range(12))
     order = mirror_order(rig_views(data.shards) if data.views else ["main"]) if data.mirror else None
     for crop in range(data.cache_crops):
         loader = make_loader(dataset_config(data, seed + crop, loop=False, shuffle=False), 8, data.num_workers)
@@ -273,8 +275,9 @@ def build_latent_cache(data: DiffusionDataConfig, tokenizer, path: Path, seed: i
             if data.camera:
                 cameras.append(camera_of(batch, ct))
             if data.warp:
-                video = warp_clip(batch["video"].to(device), batch["c2w"].to(device), batch["intrinsics"].to(device))
-                warped.append(tokenizer.encode(video).cpu())
+                warped.append(warped_latents(tokenizer, batch, device).cpu())
+                if data.views and data.trajectory:
+                    rigs.append(rig_of(batch))
             if data.views:
                 views.append(view_ids(batch))
             if data.trajectory:
@@ -296,8 +299,32 @@ def build_latent_cache(data: DiffusionDataConfig, tokenizer, path: Path, seed: i
         tensors["body"] = torch.cat(bodies)
     if warped:
         tensors["warped"] = torch.cat(warped)
+    if rigs:
+        tensors |= {"rig": torch.cat([r[0] for r in rigs]), "rig_intrinsics": torch.cat([r[1] for r in rigs])}
     save_tensors(tensors, path, metadata={"meta": json.dumps(meta), "captions": json.dumps(captions),
                                           "fps": json.dumps(fps)})  # fmt: skip
+
+
+def clip_cameras(batch: dict) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+    """A clip batch's views [(B, 3, T, H, W)] (the main one first), their cameras c2w (B, T, V, 4, 4) and
+    intrinsics (B, V, 3, 3) (its first frame's)."""
+    clips = [batch["video"], *(batch["views"].unbind(1) if "views" in batch else ())]
+    b, t, v = clips[0].shape[0], clips[0].shape[2], len(clips)
+    return clips, batch["c2w"].reshape(b, t, v, 4, 4), batch["intrinsics"].reshape(b, -1, v, 3, 3)[:, 0]
+
+
+def warped_latents(tokenizer, batch: dict, device) -> torch.Tensor:
+    """The latents (B, C, T', V*H', W') of each view's first frame warped to its camera at every frame (data.warp),
+    stacked as ``encode_views`` stacks the views."""
+    clips, c2w, K = clip_cameras(batch)
+    warped = warp_views([c.to(device) for c in clips], c2w.to(device), K.to(device))
+    return stack_views([tokenizer.encode(w) for w in warped])
+
+
+def rig_of(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each clip's rig at its first frame: camera-to-car poses (B, V, 4, 4) from its ego states, intrinsics (B, V, 3, 3)."""
+    _, c2w, K = clip_cameras(batch)
+    return rig_mounts(batch["ego"][:, 0], c2w[:, 0]).float(), K.float()
 
 
 def rig_views(shards: str) -> list[str]:
@@ -316,6 +343,8 @@ def read_latent_cache(path: Path) -> dict[str, Any]:
     """{"latents" (N, C, T', H', W'), "captions" [N], "fps" (N,) latent frames per second (+ "actions" (N, T-1, A),
     + "tokens" (N, T'', H'', W'') and "dv_latents" (N, C, T', H', W'), + "camera" (N, T', 25), + "views" (N, V)
     view indices of views stacked along H', + "trajectory" (N, T, 4) ego states per video frame, + "body" (N, T, 33)
-    robot state and camera per video frame)} of a cache file."""
+    robot state and camera per video frame, + "warped" (N, C, T', H', W') the first frame warped to every frame's
+    camera, + "rig" (N, V, 4, 4) / "rig_intrinsics" (N, V, 3, 3) each view's camera-to-car pose and intrinsics)} of a
+    cache file."""
     stored, tensors = read_metadata(path), load_tensors(path)
     return tensors | {"captions": json.loads(stored["captions"]), "fps": torch.tensor(json.loads(stored["fps"]))}

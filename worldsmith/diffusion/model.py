@@ -45,7 +45,8 @@ class DiffusionWorldModel(nn.Module, Pretrained):
     def make_embedders(self, cfg: WorldModelConfig) -> list[nn.Module]:
         """The extra-condition slot's embedders, from the config: actions when ``cfg.action_dim`` > 0, the rollout's
         origin when ``cfg.origin`` (and the commanded fingertip when ``cfg.tip``), camera poses (Plücker rays) when
-        ``cfg.camera``, view embeddings when ``cfg.views`` > 0, the ego trajectory when ``cfg.trajectory``."""
+        ``cfg.camera``, view embeddings when ``cfg.views`` > 0, the ego trajectory when ``cfg.trajectory``, the warped
+        first frame when ``cfg.warp``."""
         embedders: list[nn.Module] = []
         if cfg.action_dim:
             embedders.append(ActionEmbedder(cfg.action_dim, cfg.dit.width, cfg.action_chunk))
@@ -58,12 +59,12 @@ class DiffusionWorldModel(nn.Module, Pretrained):
             every = cfg.dit.depth if cfg.camera_every_block else 0
             embedders.append(CameraEmbedder(cfg.dit.width, cfg.dit.patch, cfg.camera_stride or 8, every,
                                             cfg.camera_reference))
-        if cfg.warp:
-            embedders.append(WarpEmbedder(cfg.dit.latent_channels, cfg.dit.width, cfg.dit.patch))
         if cfg.views:
             embedders.append(ViewEmbedder(cfg.views, cfg.dit.width, cfg.dit.patch))
         if cfg.trajectory:
             embedders.append(TrajectoryEmbedder(cfg.dit.width, cfg.action_chunk, reference=cfg.trajectory_reference))
+        if cfg.warp:  # last: the weights of a model post-trained into a warp model keep their names
+            embedders.append(WarpEmbedder(cfg.dit.latent_channels, cfg.dit.width, cfg.dit.patch))
         return embedders
 
     def embedder(self, name: str) -> nn.Module | None:

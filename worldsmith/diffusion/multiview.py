@@ -7,6 +7,9 @@ given, noise-augmented at ``context_sigma``, the rest generated and the first of
 length. Each window sees the trajectory of the video frames it covers; the trajectory embedder re-expresses it
 relative to the window's first frame. ``view_ids`` picks which rig positions the given views are (default 0..V-1);
 one view at a time (``view_ids=[v]``) is the independent-generation floor of ``worldsmith eval multiview``.
+A warp-anchored model (``model.warp``) also sees, per window, each view's first frame warped to its camera at the
+window's frames (conditioning/warp.py: the rig it measured at training carried along the trajectory) and generates
+its correction of that warp.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import torch
 
 from worldsmith import progress
 from worldsmith.conditioning.views import split_views, stack_views
+from worldsmith.conditioning.warp import rig_path, warp_clip
 from worldsmith.diffusion.config import SamplingConfig
 from worldsmith.errors import ConfigError
 from worldsmith.family import GenerationRequest
@@ -60,6 +64,9 @@ def rollout_views(gen, views: torch.Tensor, trajectory: torch.Tensor | None, fra
     window = 1 + (gen.chunk_frames - 1) // ct
     context = min(s.context or model.cfg.max_cond_latents, window - 1)
     cond, uncond = gen.conditions(prompts, s)
+    if model.cfg.warp:  # every camera of the rig along the trajectory, for the first frames' warps
+        mounts, K = rig_of(model.cfg, ids)
+        poses = rig_path(trajectory, mounts)  # (B, T, V, 4, 4)
     ids_t = torch.tensor(ids, device=gen.device).expand(b, v)
     gens = [torch.Generator(gen.device).manual_seed(seed + i) for i in range(b)]
     out = [z]
@@ -71,13 +78,39 @@ def rollout_views(gen, views: torch.Tensor, trajectory: torch.Tensor | None, fra
             if model.cfg.trajectory:  # the states of the video frames this window covers (the last one repeats)
                 first = (have.shape[2] - k) * ct
                 idx = torch.arange(first, first + 1 + (window - 1) * ct, device=gen.device)
-                extras["trajectory"] = trajectory[:, idx.clamp_max(trajectory.shape[1] - 1)]
+                idx = idx.clamp_max(trajectory.shape[1] - 1)
+                extras["trajectory"] = trajectory[:, idx]
+            if model.cfg.warp:
+                extras["warped"] = warped_window(gen, video[:, :, :, 0], poses, idx, K)
             out.append(gen.window_step(have[:, :, -k:], window, extras, cond, uncond, s, gens))
     z = model.denormalize(torch.cat(out, dim=2))
     decoded = [gen.tokenizer.decode(part).clamp(-1, 1)[:, :, :frames] for part in split_views(z, v)]
     result = torch.stack(decoded, dim=1)  # (B, V, 3, frames, H, W)
     given = min(video.shape[3], frames)
     return torch.cat([video[:, :, :, :given], result[:, :, :, given:]], dim=3)
+
+
+def rig_of(cfg, ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """A warp model's cameras ``ids``: their camera-to-car poses (V, 4, 4) and intrinsics (V, 3, 3) (float64)."""
+    if len(cfg.rig_mounts) <= max(ids):
+        raise ConfigError(f"this warp model knows the rig of {len(cfg.rig_mounts)} views (model.rig_mounts, measured "
+                          f"at training); views {ids} were asked for: retrain it on clips with every view's c2w, "
+                          f"intrinsics and ego states.")  # fmt: skip
+    mounts = torch.tensor([cfg.rig_mounts[i] for i in ids], dtype=torch.float64).reshape(-1, 4, 4)
+    return mounts, torch.tensor([cfg.rig_intrinsics[i] for i in ids], dtype=torch.float64).reshape(-1, 3, 3)
+
+
+def warped_window(gen, first: torch.Tensor, poses: torch.Tensor, idx: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+    """Model-space latents (B, C, T', V*H', W'): each view's first frame (B, V, 3, H, W) warped from its camera at
+    frame 0 of ``poses`` (B, T, V, 4, 4) to its cameras at video frames ``idx`` (intrinsics K (V, 3, 3)), encoded."""
+    b, v = first.shape[:2]
+    sel = torch.cat([poses[:, :1], poses[:, idx]], dim=1)  # frame 0 first: warp_clip warps from a clip's first frame
+    out = []
+    for i in range(v):
+        clip = first[:, i, :, None].expand(-1, -1, sel.shape[1], -1, -1)
+        warped = warp_clip(clip, sel[:, :, i], K[i].to(first.device).expand(b, 3, 3))[:, :, 1:]
+        out.append(gen.model.normalize(gen.tokenizer.encode(warped.float())))
+    return stack_views(out)
 
 
 def generate_request(gen, request: GenerationRequest, sampling: SamplingConfig | None) -> np.ndarray:

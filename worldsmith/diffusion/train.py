@@ -22,7 +22,7 @@ import torch
 from worldsmith import config as C
 from worldsmith.atomic import atomic_write_text
 from worldsmith.conditioning.text import default_text_encoder
-from worldsmith.conditioning.warp import typical_start
+from worldsmith.conditioning.warp import typical_rig, typical_start
 from worldsmith.data.dataset import make_loader
 from worldsmith.diffusion.condition import Condition
 from worldsmith.diffusion.config import WorldModelConfig
@@ -184,6 +184,7 @@ def train(cfg: DiffusionRunConfig, run_dir: str | Path, *, fresh: bool = False,
         sample_extras = {"dv_latents": cache["dv_latents"]} if "dv_latents" in cache else {}
         sample_actions, sample_ego = cache.get("actions"), cache.get("trajectory")
         sample_camera = camera_windows(cache.get("camera"), cfg.data.window or cache["latents"].shape[2])
+        sample_rig = (cache["rig"], cache["rig_intrinsics"]) if "rig" in cache else None
         preview = next(iter(CachedLatentBatches(cache, 4, cfg.train.seed + 1, text_encoder, cfg.data.window, ct, **origin)))
         sample = next(iter(CachedLatentBatches(cache, 1024, cfg.train.seed + 2, text_encoder, cfg.data.window, ct,
                                                **origin))) if cfg.model.origin else {}  # fmt: skip
@@ -203,11 +204,14 @@ def train(cfg: DiffusionRunConfig, run_dir: str | Path, *, fresh: bool = False,
         sample_actions = torch.cat([b["actions"] for b in batches]) if cfg.data.actions else None
         sample_ego = torch.cat([b["trajectory"] for b in batches]) if cfg.data.trajectory else None
         sample_camera = torch.cat([b["camera"] for b in batches]) if cfg.data.camera else None
+        sample_rig = None  # data.warp caches: the uncached path has no rig
         clip_fps = float(torch.cat([b["fps"] for b in batches]).median()) * ct
         preview = {k: v[:4] for k, v in batches[0].items()}
     fitted = fit_actions(cfg, preview, ct) | fit_camera(cfg, tok.cfg.spatial_compression) | fit_views(cfg, preview, ct)
     if cfg.model.warp and sample_camera is not None and not cfg.model.warp_height:  # where relative paths start
         fitted |= dict(zip(("warp_height", "warp_pitch"), typical_start(sample_camera)))
+    if cfg.model.warp and sample_rig is not None:  # a rig (data.views): where each camera rides on the car
+        fitted |= typical_rig(*sample_rig)
     cfg = C.merge(cfg, {"model": fitted})
     seed_everything(cfg.train.seed)
     model = model_class(cfg.model)
