@@ -9,6 +9,9 @@
    one after them predicted);
 3. post-train it on all three views jointly with the ego trajectory (``worldsmith posttrain views``: views stacked,
    a learned view embedding each, joint attention, each frame's step of the trajectory through the modulation slot);
+3b. post-train that on the same clips anchored at the warp (``--set model.warp=true``: each view's first frame
+   carried along the trajectory by geometry, conditioning/warp.py, is the condition and the residual's anchor; the
+   model learns what the warp gets wrong), the model shipped as ``drive-views``;
 4. ``worldsmith eval multiview`` on the held-out episodes: CSE, TSE, yaw rate, PSNR per view against the truth,
    commanded left / right turns from the same first frames, beside the true renders and the floors (each view
    generated alone; the first frame repeated);
@@ -18,7 +21,7 @@
 Every step resumes (run the command again); finished steps are skipped. Each is a ``worldsmith`` command, printed
 before it runs.
 
-    python benchmarks/multiview.py [--work runs/multiview] [--base-steps 2000] [--steps 3000] [--threads 2]
+    python benchmarks/multiview.py [--work runs/multiview] [--base-steps 2000] [--steps 3000] [--warp-steps 2000]
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--eval-episodes", type=int, default=32)
     p.add_argument("--base-steps", type=int, default=2000, help="base training steps (~0.2 s each on 2 cores)")
     p.add_argument("--steps", type=int, default=3000, help="views post-training steps (~0.32 s each)")
+    p.add_argument("--warp-steps", type=int, default=2000, help="warp post-training steps (~0.38 s each)")
     p.add_argument("--threads", type=int, default=2, help="torch threads of the training processes")
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--no-results", action="store_true", help="do not write benchmarks/RESULTS.md")
@@ -63,9 +67,18 @@ def base_args(w: Path, a: argparse.Namespace) -> list[str]:
 
 def views_args(w: Path, a: argparse.Namespace) -> list[str]:
     return ["posttrain", "views", "--from", str(w / "runs" / "drive-base"), "--data", str(w / "drive_train"),
-            "--out", str(w / "runs" / "drive-views"),
+            "--out", str(w / "runs" / "drive-joint"),
             *sets(f"train.steps={a.steps}", "train.batch_size=16", "train.lr=1e-3", "train.warmup_steps=100",
                   "train.ema_decay=0.995")]  # fmt: skip
+
+
+def warp_args(w: Path, a: argparse.Namespace) -> list[str]:
+    # anchored at each view's first frame warped along the trajectory: 2026-12-07, left/right told apart 0 -> 84 %,
+    # front PSNR 21.84 -> 24.47 dB (RESULTS.md, "Multi-view anchored at the warp")
+    return ["posttrain", "views", "--from", str(w / "runs" / "drive-joint"), "--data", str(w / "drive_train"),
+            "--out", str(w / "runs" / "drive-views"),
+            *sets("model.residual=true", "model.warp=true", f"train.steps={a.warp_steps}", "train.batch_size=16",
+                  "train.lr=1e-3", "train.warmup_steps=100", "train.ema_decay=0.995")]  # fmt: skip
 
 
 def main() -> None:
@@ -79,6 +92,7 @@ def main() -> None:
         "sim drive (held out)", 1)  # fmt: skip
     run(base_args(w, a), log, "base", a.threads)
     run(views_args(w, a), log, "views post-training", a.threads)
+    run(warp_args(w, a), log, "warp post-training", a.threads)
     report = w / "multiview_eval.json"
     run(["eval", "multiview", "--model", str(w / "runs" / "drive-views"), "--data", str(w / "drive_held"),
          "--episodes", str(a.eval_episodes), "--frames", str(FRAMES), "--json", str(report)], log, "eval", a.threads)  # fmt: skip
@@ -94,13 +108,15 @@ def render(r: dict, a: argparse.Namespace) -> str:
              f"{time.strftime('%Y-%m-%d')}, {r['machine']}, {a.threads} torch threads per training process. Every "
              f"step, as run (wall time on this machine; training steps: the run's own training time from its log):",
              "", "| step | minutes | command |", "|---|---|---|"]  # fmt: skip
-    runs = {"base": a.work.resolve() / "runs" / "drive-base", "views post-training": a.work.resolve() / "runs" / "drive-views"}
+    runs = {"base": a.work.resolve() / "runs" / "drive-base", "views post-training": a.work.resolve() / "runs" / "drive-joint",
+            "warp post-training": a.work.resolve() / "runs" / "drive-views"}
     for name, step in r["steps"].items():
         minutes = train_minutes(runs[name]) if name in runs else step["seconds"] / 60
         lines.append(f"| {name} | {minutes:.1f} | `{step['command']}` |")
     lines += ["", f"{e['episodes']} held-out episodes (seeds from 900000), {e['views']} views (front, front-left +30 deg, "
               f"front-right -30 deg), {e['frames']} frames at {e['size']}x{e['size']} from the true first frame of "
-              f"every view, empty prompts, 3 Euler steps per frame, {e['seconds_per_clip']:.1f} s per 3-view clip "
+              f"every view, empty prompts, 1 Euler step per frame (a warp model's default), "
+              f"{e['seconds_per_clip']:.1f} s per 3-view clip "
               "(2 cores). CSE: cross-view Sampson error (px) of mutual SIFT matches under the rig's calibration "
               "(front/front-left, front/front-right); warp PSNR: each side view warped into the front view by the "
               "calibration, PSNR over the overlap; TSE: temporal Sampson error (px) under the known ego motion; yaw: "
@@ -147,8 +163,8 @@ def cards(w: Path, a: argparse.Namespace, log: dict, e: dict) -> dict:
     own = e["own"]
     v = {"episodes_train": a.episodes, "sim": local(log["sim drive (training)"]["command"]),
          "held": local(log["sim drive (held out)"]["command"]), "base_cmd": local(log["base"]["command"]),
-         "views_cmd": local(log["views post-training"]["command"]),
-         "minutes": train_minutes(w / "runs" / "drive-base") + train_minutes(w / "runs" / "drive-views"),
+         "views_cmd": local(log["views post-training"]["command"]), "warp_cmd": local(log["warp post-training"]["command"]),
+         "minutes": sum(train_minutes(w / "runs" / r) for r in ("drive-base", "drive-joint", "drive-views")),
          "episodes": e["episodes"], "secs": e["seconds_per_clip"],
          "psnr": ", ".join(f"{x:.2f}" for x in own["model"]["psnr"]),
          "psnr_alone": ", ".join(f"{x:.2f}" for x in own["independent"]["psnr"]),
@@ -159,7 +175,10 @@ def cards(w: Path, a: argparse.Namespace, log: dict, e: dict) -> dict:
          "yaw_err_truth": own["truth"]["yaw_rate_err"], "left_right": e.get("left_right", float("nan")),
          "left_right_truth": e.get("left_right_truth", float("nan")),
          "cse_ratio": own["model"]["cse"] / own["truth"]["cse"],
-         "left_right_pixels": e.get("left_right_pixels", float("nan"))}  # fmt: skip
+         "left_right_pixels": e.get("left_right_pixels", float("nan")),
+         "left_right_warp": e.get("left_right_warp", float("nan")),
+         "psnr_warp": ", ".join(f"{x:.2f}" for x in own["warp"]["psnr"]), "cse_warp": own["warp"]["cse"],
+         "warp_warp": own["warp"]["warp_psnr"], "yaw_err_warp": own["warp"]["yaw_rate_err"]}  # fmt: skip
     return {"drive-views": {"run": str(w / "runs" / "drive-views"), "card": CARD.format(**v)}}
 
 
@@ -169,16 +188,23 @@ A multi-view driving world model ({{params}} parameters): from the first 64x64 f
 on a car (front, front-left +30 deg, front-right -30 deg, 60 deg field of view) and the ego trajectory (x, y, yaw,
 speed per frame) it generates all three views jointly, one frame per step, for as long as the trajectory goes. A
 latent DiT (patch 1 over `arm-tokenizer`'s 16x8x8 per-frame latents, width 128, 5 blocks, frame stacking of the last
-2 frames, local mixing, residual targets; next-frame-only: the blocks run on the one predicted frame) whose views
-are stacked, each with its own positions and a learned view embedding, attending jointly across views; each frame's
-step of the trajectory (forward, left, turn from the frame before, speed) enters through the conditioning slot (an
-MLP per frame added to the noise embedding). Post-trained with `worldsmith posttrain views` from a front-view base
-without trajectory.
+2 frames, local mixing; next-frame-only: the blocks run on the one predicted frame) whose views are stacked, each
+with its own positions and a learned view embedding, attending jointly across views; each frame's step of the
+trajectory (forward, left, turn from the frame before, speed) enters through the conditioning slot (an MLP per frame
+added to the noise embedding). **Anchored at the warp**: each view's first frame carried along the trajectory by
+geometry alone (the road as the ground plane, the rest at infinity; the rig's camera-to-car poses and intrinsics,
+measured on the training clips, are in its config: `model.rig_mounts`, `model.rig_intrinsics`) is encoded, shown to
+the model through a token projection, and is what each new frame is generated as a correction of; one Euler step
+per frame (the correction's posterior mean). Post-trained with `worldsmith posttrain views` from a front-view base
+without trajectory, then again with `--set model.warp=true`.
 
 ```bash
 worldsmith generate --model drive-views --input-views front.png,left.png,right.png --trajectory left --frames 17 \\
   --out drive.mp4          # drive.mp4 (views side by side) + drive.view0.mp4 ... one per view
 ```
+
+The trajectory places the cameras: the first frames must come from this rig (the overlapping rig of `worldsmith sim
+drive --rig overlap`, cameras 1.4 m above the road, pitched 5 degrees down), or the warp moves the picture wrongly.
 
 ## Data
 
@@ -191,38 +217,39 @@ lane following with traffic, half free left/right turns, speed changes and stops
 {sim}
 {base_cmd}
 {views_cmd}
+{warp_cmd}
 ```
 About {minutes:.0f} minutes of training on 2 CPU cores (`python benchmarks/multiview.py` runs it all).
 
 ## Metrics (`worldsmith eval multiview --model drive-views --data data/drive_held`)
 
+```bash
 {held}
+```
 
 {episodes} held-out episodes, 17 frames from the true first frames, the episode's own trajectory
 ({secs:.1f} s per 3-view clip on 2 cores):
 
-| | drive-views (joint) | each view alone | true renders | copy first frame |
-|---|---|---|---|---|
-| PSNR per view (front, left, right), dB | {psnr} | {psnr_alone} | - | {psnr_copy} |
-| CSE (cross-view Sampson error), px | {cse:.2f} | {cse_alone:.2f} | {cse_truth:.2f} | - |
-| warp PSNR over the views' overlap, dB | {warp:.2f} | {warp_alone:.2f} | {warp_truth:.2f} | - |
-| yaw-rate error from the front view, deg/s | {yaw_err:.1f} | - | {yaw_err_truth:.1f} | - |
+| | drive-views (joint) | each view alone | true renders | copy first frame | warp floor |
+|---|---|---|---|---|---|
+| PSNR per view (front, left, right), dB | {psnr} | {psnr_alone} | - | {psnr_copy} | {psnr_warp} |
+| CSE (cross-view Sampson error), px | {cse:.2f} | {cse_alone:.2f} | {cse_truth:.2f} | - | {cse_warp:.2f} |
+| warp PSNR over the views' overlap, dB | {warp:.2f} | {warp_alone:.2f} | {warp_truth:.2f} | - | {warp_warp:.2f} |
+| yaw-rate error from the front view, deg/s | {yaw_err:.1f} | - | {yaw_err_truth:.1f} | - | {yaw_err_warp:.1f} |
 
 Commanded left and right turns from the same first frames told apart by the yaw estimated from the generated front
-view: {left_right:.0%} of episodes (true renders {left_right_truth:.0%}); the generated front views are closer in
-pixels to their own manoeuvre's truth than to the other's {left_right_pixels:.0%} of the time. Full table:
-benchmarks/RESULTS.md (multiview section).
+view: {left_right:.0%} of episodes (true renders {left_right_truth:.0%}, warp floor {left_right_warp:.0%}); the
+generated front views are closer in pixels to their own manoeuvre's truth than to the other's {left_right_pixels:.0%}
+of the time. Full table: benchmarks/RESULTS.md (multiview section).
 
 ## Limits
 
-**It follows commanded turns only in a blur**: its left and right videos are closer to their own manoeuvre's truth
-than to the other's ({left_right_pixels:.0%}), but too blurred for the yaw read from SIFT matches to see the turn
-({left_right:.0%} told apart that way, against {left_right_truth:.0%} on the true renders), and its cross-view error
-is {cse_ratio:.1f}x the true renders' (issue 18 asks for 1.5x). What it does:
-three views more consistent with each other than views generated one at a time, and PSNR per view above copying
-the first frame. The tokenizer's own reconstruction of the same held-out frames scores 33.5, 30.9, 34.4 dB (front,
-left, right; benchmarks/RESULTS.md), so the model is far below what its tokenizer allows. 64x64, three
-front-facing cameras, 17-frame clips at 10 fps.
+Its cross-view error is {cse_ratio:.1f}x the true renders' (issue 18 asks for 1.5x) and above the warp floor's: the
+views are closest at the first generated frames (4-5 px, 16 episodes) and drift apart over the rollout (17 px by
+frame 16), with few SIFT matches per pair at 64 px (5-8). `arm-tokenizer`'s own reconstruction of the true frames already
+scores 2.9 px (1.7x the true renders'), so 1.5x is out of reach through this tokenizer. Commanded turns are told
+apart less often than on the true renders or the warp; it is better than the warp on PSNR, because the warp slides
+what stands off the road by the wrong amount. 64x64, three front-facing cameras, 17-frame clips at 10 fps.
 """
 
 

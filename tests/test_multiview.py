@@ -20,16 +20,21 @@ from worldsmith.data.dataset import make_loader
 from worldsmith.diffusion import losses
 from worldsmith.diffusion.condition import Condition
 from worldsmith.diffusion.config import PRESETS
-from worldsmith.diffusion.data import DiffusionDataConfig, dataset_config, read_latent_cache, rig_views
+from worldsmith.conditioning.warp import rig_path, typical_rig, warp_views
+from worldsmith.diffusion.data import (DiffusionDataConfig, clip_cameras, dataset_config, read_latent_cache, rig_of,
+                                       rig_views)
 from worldsmith.diffusion.generate import DiffusionGenerator
 from worldsmith.diffusion.model import DiffusionWorldModel
+from worldsmith.diffusion.multiview import rig_of as rig_of_model
 from worldsmith.diffusion.multiview import rollout_views
 from worldsmith.errors import ConfigError, DataError
 from worldsmith.families import FAMILIES
-from worldsmith.io.video import decode, encode_mp4
+from worldsmith.io.video import decode, encode_mp4, to_tensor
 from worldsmith.posttrain import posttrain_config
 from worldsmith.worlds.generate import simulate
-from worldsmith.worlds.manoeuvres import load_trajectory
+from worldsmith.worlds.base import WorldConfig
+from worldsmith.worlds.drive import DriveConfig, DriveWorld
+from worldsmith.worlds.manoeuvres import drive_actions, load_trajectory, manoeuvre_actions
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 QUICK = {"steps": 12, "batch_size": 4, "warmup_steps": 0, "log_every": 4, "progress": False, "tensorboard": False}
@@ -191,13 +196,23 @@ def test_one_view_data_still_trains(drive_runs, capsys):
     assert cfg.views == 1 and cfg.trajectory
 
 
-def test_the_shipped_drive_views_model_generates_every_view():
+def test_the_shipped_drive_views_model_follows_left_and_right_turns():
     gen = DiffusionGenerator.from_run("drive-views")
-    assert gen.model.cfg.views == 3 and gen.model.cfg.trajectory and gen.size == 64
-    first = torch.rand(1, 3, 3, 1, 64, 64) * 2 - 1
-    ego = torch.from_numpy(load_trajectory("right", 4))[None]
-    out = rollout_views(gen, first, ego, 4, [""], seed=0)
-    assert out.shape == (1, 3, 3, 4, 64, 64) and torch.isfinite(out).all() and out.abs().max() <= 1
+    m = gen.model.cfg
+    assert m.views == 3 and m.trajectory and m.warp and len(m.rig_mounts) == 3 and gen.size == 64
+    world = DriveWorld(WorldConfig(size=64, fps=10, views=3), DriveConfig(rig="overlap"))
+    try:  # the simulator's left and right turns from one held-out start
+        truth = {n: drive_actions(world, 900003, manoeuvre_actions(n, 9)) for n in ("left", "right")}
+    finally:
+        world.close()
+    first = to_tensor(truth["left"]["views"][:, :1])  # (V, 3, 1, H, W): the same first frames
+    out = {n: rollout_views(gen, first[None], torch.from_numpy(t["ego"])[None], 9, [""], seed=0)[0]
+           for n, t in truth.items()}  # fmt: skip
+    assert out["left"].shape == (3, 3, 9, 64, 64) and out["left"].abs().max() <= 1
+    for n, other in (("left", "right"), ("right", "left")):  # each front view nearer its own turn's truth
+        front = out[n][0, :, 4:]
+        own, wrong = (((front - to_tensor(truth[k]["views"][0])[:, 4:]) ** 2).mean() for k in (n, other))
+        assert own < 0.75 * wrong, (n, float(own), float(wrong))  # seed 900003: 0.54x and 0.06x
 
 
 def test_rollout_training_windows_carry_their_own_trajectory_and_cameras():
@@ -212,13 +227,20 @@ def test_rollout_training_windows_carry_their_own_trajectory_and_cameras():
     assert torch.equal(w["trajectory"][0, :, 0], torch.arange(1.0, 4.0))
 
 
-def test_posttrain_views_with_rollout_training(drive_runs):
-    family = FAMILIES["diffusion"]  # a base with frame stacking: its views post-training is next-frame-only
+@pytest.fixture(scope="module")
+def stacked_base(drive_runs):
+    """A tiny base with frame stacking on the drive clips' front views: its views post-training is next-frame-only."""
+    family = FAMILIES["diffusion"]
     flags = {"data": {"shards": str(drive_runs / "drive"), "tokenizer": "arm-tokenizer", "frames": 9, "size": 32,
                       "cache_latents": True, "cache_crops": 1, "window": 3}, "train": QUICK,
              "model": {"dit": {"anchor_frames": 2}, "video2world_prob": 1.0}}  # fmt: skip
     family.train(family.resolve("tiny", flags=flags), drive_runs / "stacked")
-    _, cfg = posttrain_config("views", drive_runs / "stacked", str(drive_runs / "drive"),
+    return drive_runs / "stacked"
+
+
+def test_posttrain_views_with_rollout_training(drive_runs, stacked_base):
+    family = FAMILIES["diffusion"]
+    _, cfg = posttrain_config("views", stacked_base, str(drive_runs / "drive"),
                               overrides=[*OVERRIDES, "model.rollout_depth=2", "data.window=5"])  # fmt: skip
     assert cfg.model.dit.next_frame_only and cfg.model.trajectory_reference == "previous"
     summary = family.train(cfg, drive_runs / "mv-rollout")
@@ -270,3 +292,51 @@ def test_posttrain_views_caches_every_clip_and_its_mirror_image(drive_runs):
     assert cache["captions"][n:] == [swap_left_right(c) for c in cache["captions"][:n]]
     assert not torch.allclose(cache["latents"][n:], cache["latents"][:n])
     assert DiffusionWorldModel.from_pretrained(drive_runs / "mv-mirror").cfg.views == 3
+
+
+def test_the_ego_trajectory_places_every_camera_of_the_rig(drive_runs):
+    data = DiffusionDataConfig(shards=str(drive_runs / "drive"), frames=9, size=32, views=True, trajectory=True,
+                               cache_latents=True, warp=True)  # fmt: skip
+    batch = next(iter(make_loader(dataset_config(data, 0, loop=False, shuffle=False), 4, 0)))
+    clips, c2w, K = clip_cameras(batch)
+    assert len(clips) == 3 and c2w.shape == (4, 9, 3, 4, 4) and K.shape == (4, 3, 3, 3)
+    mounts, Ks = rig_of(batch)  # each camera's pose on the car, measured at the clips' first frames
+    assert torch.allclose(mounts, mounts[:1].expand_as(mounts), atol=1e-4)  # one rig for every clip
+    assert torch.allclose(mounts[0, :, 2, 3], torch.full((3,), 1.4), atol=1e-4)  # 1.4 m above the road
+    # the simulator's cameras at every frame, from the ego states alone
+    assert torch.allclose(rig_path(batch["ego"].double(), mounts[0].double()), c2w.double(), atol=1e-3)
+    fitted = typical_rig(mounts, Ks)
+    assert len(fitted["rig_mounts"]) == 3 and len(fitted["rig_mounts"][0]) == 16 and len(fitted["rig_intrinsics"][2]) == 9
+    # the warp of each view: frame 0 is the frame itself; a moving car's later frames are not
+    warped = warp_views([c.double() for c in clips], c2w.double(), K.double())
+    assert torch.allclose(warped[1][:, :, 0], clips[1][:, :, 0].double(), atol=1e-4)
+    assert not torch.allclose(warped[1][:, :, -1], clips[1][:, :, 0].double(), atol=1e-2)
+    with pytest.raises(ConfigError, match="warp_views takes 2 views"):
+        warp_views(clips[:2], c2w, K)
+    with pytest.raises(ConfigError, match="data.warp caches"):
+        DiffusionDataConfig(views=True, warp=True)  # not cached
+
+
+def test_posttrain_views_anchored_at_the_warp(drive_runs, stacked_base):
+    _, cfg = posttrain_config("views", stacked_base, str(drive_runs / "drive"),
+                              overrides=[*OVERRIDES, "model.residual=true", "model.warp=true"])  # fmt: skip
+    FAMILIES["diffusion"].train(cfg, drive_runs / "mv-warp")
+    cache = read_latent_cache(drive_runs / "mv-warp" / "latent_cache.safetensors")
+    assert cache["warped"].shape == cache["latents"].shape and cache["rig"].shape == (6, 3, 4, 4)
+    assert torch.allclose(cache["warped"][:, :, 0], cache["latents"][:, :, 0], atol=1e-4)  # frame 0 of every view
+    gen = DiffusionGenerator.from_run(drive_runs / "mv-warp")
+    m = gen.model.cfg
+    assert m.warp and m.views == 3 and len(m.rig_mounts) == 3 and gen.default_sampling().steps == 1
+    first = torch.rand(1, 3, 3, 1, 32, 32) * 2 - 1
+    left, right = (torch.from_numpy(load_trajectory(n, 9))[None] for n in ("left", "right"))
+    a = rollout_views(gen, first, left, 9, [""], seed=0)
+    assert a.shape == (1, 3, 3, 9, 32, 32) and torch.equal(a, rollout_views(gen, first, left, 9, [""], seed=0))
+    b = rollout_views(gen, first, right, 9, [""], seed=0)
+    assert not torch.allclose(a[:, :, :, 1:], b[:, :, :, 1:], atol=1e-3)  # the warp follows the trajectory
+    alone = rollout_views(gen, first[:, 2:], left, 5, [""], seed=0, view_ids=[2])  # one view: its own camera
+    assert alone.shape == (1, 1, 3, 5, 32, 32)
+    with pytest.raises(ConfigError, match="model.warp carries each view"):
+        merge(PRESETS["tiny"](), {"views": 3, "residual": True, "warp": True, "dit": {"next_frame_only": True,
+                                  "anchor_frames": 1}, "video2world_prob": 1.0})  # fmt: skip
+    with pytest.raises(ConfigError, match="knows the rig of 3 views"):
+        rig_of_model(m, [0, 3])
