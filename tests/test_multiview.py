@@ -15,25 +15,24 @@ from helpers import run_cli
 from worldsmith.conditioning.views import (TrajectoryEmbedder, ViewEmbedder, mirror_clips, mirror_order,
                                            relative_trajectory, split_views, stack_views, swap_left_right,
                                            trajectory_per_latent_frame)  # fmt: skip
+from worldsmith.conditioning.warp import rig_path, typical_rig, warp_views
 from worldsmith.config import merge
 from worldsmith.data.dataset import make_loader
 from worldsmith.diffusion import losses
 from worldsmith.diffusion.condition import Condition
 from worldsmith.diffusion.config import PRESETS
-from worldsmith.conditioning.warp import rig_path, typical_rig, warp_views
 from worldsmith.diffusion.data import (DiffusionDataConfig, clip_cameras, dataset_config, read_latent_cache, rig_of,
                                        rig_views)
 from worldsmith.diffusion.generate import DiffusionGenerator
 from worldsmith.diffusion.model import DiffusionWorldModel
-from worldsmith.diffusion.multiview import rig_of as rig_of_model
-from worldsmith.diffusion.multiview import rollout_views
+from worldsmith.diffusion.multiview import rig_cameras, rollout_views
 from worldsmith.errors import ConfigError, DataError
 from worldsmith.families import FAMILIES
 from worldsmith.io.video import decode, encode_mp4, to_tensor
 from worldsmith.posttrain import posttrain_config
-from worldsmith.worlds.generate import simulate
 from worldsmith.worlds.base import WorldConfig
 from worldsmith.worlds.drive import DriveConfig, DriveWorld
+from worldsmith.worlds.generate import simulate
 from worldsmith.worlds.manoeuvres import drive_actions, load_trajectory, manoeuvre_actions
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -339,4 +338,4 @@ def test_posttrain_views_anchored_at_the_warp(drive_runs, stacked_base):
         merge(PRESETS["tiny"](), {"views": 3, "residual": True, "warp": True, "dit": {"next_frame_only": True,
                                   "anchor_frames": 1}, "video2world_prob": 1.0})  # fmt: skip
     with pytest.raises(ConfigError, match="knows the rig of 3 views"):
-        rig_of_model(m, [0, 3])
+        rig_cameras(m, [0, 3])

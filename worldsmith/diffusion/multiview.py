@@ -65,7 +65,7 @@ def rollout_views(gen, views: torch.Tensor, trajectory: torch.Tensor | None, fra
     context = min(s.context or model.cfg.max_cond_latents, window - 1)
     cond, uncond = gen.conditions(prompts, s)
     if model.cfg.warp:  # every camera of the rig along the trajectory, for the first frames' warps
-        mounts, K = rig_of(model.cfg, ids)
+        mounts, K = rig_cameras(model.cfg, ids)
         poses = rig_path(trajectory, mounts)  # (B, T, V, 4, 4)
     ids_t = torch.tensor(ids, device=gen.device).expand(b, v)
     gens = [torch.Generator(gen.device).manual_seed(seed + i) for i in range(b)]
@@ -90,7 +90,7 @@ def rollout_views(gen, views: torch.Tensor, trajectory: torch.Tensor | None, fra
     return torch.cat([video[:, :, :, :given], result[:, :, :, given:]], dim=3)
 
 
-def rig_of(cfg, ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+def rig_cameras(cfg, ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
     """A warp model's cameras ``ids``: their camera-to-car poses (V, 4, 4) and intrinsics (V, 3, 3) (float64)."""
     if len(cfg.rig_mounts) <= max(ids):
         raise ConfigError(f"this warp model knows the rig of {len(cfg.rig_mounts)} views (model.rig_mounts, measured "
