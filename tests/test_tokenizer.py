@@ -19,6 +19,7 @@ from worldsmith.tokenizer.losses import TokenizerLoss, TokenizerLossConfig, rand
 from worldsmith.tokenizer.train import TokenizerRunConfig, load_init_weights
 from worldsmith.tokenizer.wavelet import HaarPatcher
 from worldsmith.weights import load_tensors, save_tensors
+from worldsmith.zoo import resolve
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -388,6 +389,13 @@ def test_an_old_run_folder_with_the_loss_in_the_model_still_loads(tmp_path):
     fresh = CausalVideoTokenizer(model.cfg)
     load_init_weights(fresh, tmp_path / "old")  # --init-from an old run works too
     assert all(torch.equal(v, state[k]) for k, v in fresh.state_dict().items())
+
+
+def test_init_from_a_shipped_tokenizer_by_its_name():
+    shipped = CausalVideoTokenizer.from_pretrained(resolve("arm-tokenizer"))
+    fresh = CausalVideoTokenizer(shipped.cfg)
+    load_init_weights(fresh, "arm-tokenizer")  # `worldsmith train tokenizer --init-from arm-tokenizer`
+    assert all(torch.equal(v, shipped.state_dict()[k]) for k, v in fresh.state_dict().items())
 
 
 def test_clear_errors_on_bad_inputs():

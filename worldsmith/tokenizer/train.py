@@ -27,6 +27,7 @@ from worldsmith.train.runtime import init_runtime
 from worldsmith.train.train_config import TrainConfig
 from worldsmith.train.trainer import Trainer
 from worldsmith.weights import CONFIG, WEIGHTS, load_into, load_tensors, read_run_config
+from worldsmith.zoo import resolve
 
 
 @dataclass
@@ -79,7 +80,9 @@ def training_clips(data: TokenizerDataConfig, seed: int) -> DatasetConfig:
 
 
 def load_init_weights(model: CausalVideoTokenizer, run_dir: str | Path) -> None:
-    """Copy the tokenizer weights of another run (any layout, see ``CausalVideoTokenizer.upgrade``) into ``model``."""
+    """Copy the tokenizer weights of another run or a shipped tokenizer (any layout, see
+    ``CausalVideoTokenizer.upgrade``) into ``model``."""
+    run_dir = resolve(run_dir)
     config = read_run_config(run_dir)
     _, state = CausalVideoTokenizer.upgrade(dict(config.get("model") or {}), load_tensors(Path(run_dir) / WEIGHTS),
                                             run_dir)  # fmt: skip
