@@ -91,10 +91,16 @@ def warp_clip(video: torch.Tensor, c2w: torch.Tensor, K: torch.Tensor, *, plane=
     if video.ndim != 5 or c2w.ndim != 4 or c2w.shape[:2] != (video.shape[0], video.shape[2]):
         raise ConfigError(f"warp_clip takes video (B, 3, T, H, W) and c2w (B, T, 4, 4), got {tuple(video.shape)} and "
                           f"{tuple(c2w.shape)}.")  # fmt: skip
-    K = K[:, 0] if K.ndim == 4 else K
-    first = video[:, :, 0].double()
-    out = [plane_warp(first, K, c2w[:, 0], c2w[:, t], plane=plane, far=far) for t in range(video.shape[2])]
-    return torch.stack(out, 2).to(video.dtype)
+    return warp_first(video[:, :, 0], K[:, 0] if K.ndim == 4 else K, c2w[:, 0], c2w, plane=plane, far=far)
+
+
+def warp_first(first: torch.Tensor, K: torch.Tensor, c2w_src: torch.Tensor, c2w_dst: torch.Tensor, *, plane=GROUND,
+               far: float = 60.0) -> torch.Tensor:  # fmt: skip
+    """A frame (B, 3, H, W) seen by cameras c2w_src (B, 4, 4), intrinsics K (B, 3, 3) -> (B, 3, N, H, W): as seen
+    by each of the cameras c2w_dst (B, N, 4, 4) (``plane_warp``; a rollout's first frame carried to a window's poses)."""
+    src = first.double()
+    out = [plane_warp(src, K, c2w_src, c2w_dst[:, t], plane=plane, far=far) for t in range(c2w_dst.shape[1])]
+    return torch.stack(out, 2).to(first.dtype)
 
 
 def warp_views(views: list[torch.Tensor], c2w: torch.Tensor, K: torch.Tensor) -> list[torch.Tensor]:

@@ -27,7 +27,7 @@ from worldsmith.conditioning.camera import pack_camera, per_latent_frame, unpack
 from worldsmith.conditioning.origin import OriginState
 from worldsmith.conditioning.tip import BODY_DIM, tips
 from worldsmith.conditioning.text import default_text_encoder
-from worldsmith.conditioning.warp import place_path, warp_clip
+from worldsmith.conditioning.warp import place_path, warp_first
 from worldsmith import progress
 from worldsmith.diffusion import multiview
 from worldsmith.diffusion.condition import Condition, guided_branches
@@ -346,9 +346,8 @@ class DiffusionGenerator:
                 raise ConfigError("this model warps the first frame along the camera path: give it a first frame.")
             c2w, K = unpack_camera(camera.to(self.device).double())  # (B, N, 4, 4): from the path's first pose
             c2w = place_path(c2w, self.model.cfg.warp_height, self.model.cfg.warp_pitch)
-            poses = torch.cat([c2w[:, :1], c2w[:, idx]], 1)
-            clip = warp_clip(first.expand(-1, -1, len(idx) + 1, -1, -1), poses, K[:, 0])[:, :, 1:]
-            extras["warped"] = self.model.normalize(self.tokenizer.encode(clip.float()))
+            clip = warp_first(first[:, :, 0].float(), K[:, 0], c2w[:, 0], c2w[:, idx])  # to the window's poses
+            extras["warped"] = self.model.normalize(self.tokenizer.encode(clip))
         return replace(cond, extras=extras), None if uncond is None else replace(uncond, extras=extras)
 
     def conditions(self, prompts: list[str], s: SamplingConfig) -> tuple[Condition, Condition | None]:

@@ -19,7 +19,7 @@ import torch
 
 from worldsmith import progress
 from worldsmith.conditioning.views import split_views, stack_views
-from worldsmith.conditioning.warp import rig_path, warp_clip
+from worldsmith.conditioning.warp import rig_path, warp_first
 from worldsmith.diffusion.config import SamplingConfig
 from worldsmith.errors import ConfigError
 from worldsmith.family import GenerationRequest
@@ -104,12 +104,10 @@ def warped_window(gen, first: torch.Tensor, poses: torch.Tensor, idx: torch.Tens
     """Model-space latents (B, C, T', V*H', W'): each view's first frame (B, V, 3, H, W) warped from its camera at
     frame 0 of ``poses`` (B, T, V, 4, 4) to its cameras at video frames ``idx`` (intrinsics K (V, 3, 3)), encoded."""
     b, v = first.shape[:2]
-    sel = torch.cat([poses[:, :1], poses[:, idx]], dim=1)  # frame 0 first: warp_clip warps from a clip's first frame
     out = []
     for i in range(v):
-        clip = first[:, i, :, None].expand(-1, -1, sel.shape[1], -1, -1)
-        warped = warp_clip(clip, sel[:, :, i], K[i].to(first.device).expand(b, 3, 3))[:, :, 1:]
-        out.append(gen.model.normalize(gen.tokenizer.encode(warped.float())))
+        warped = warp_first(first[:, i].float(), K[i].to(first.device).expand(b, 3, 3), poses[:, 0, i], poses[:, idx, i])
+        out.append(gen.model.normalize(gen.tokenizer.encode(warped)))
     return stack_views(out)
 
 
