@@ -302,6 +302,22 @@ def test_the_shipped_orbit_camera_model_follows_named_paths_from_its_warp():
     assert np.abs(left[-1].astype(int) - right[-1]).mean() > 5  # the two orbits end in different views
 
 
+def test_a_next_frame_only_model_continues_in_latent_space_row_by_row():
+    gen = DiffusionGenerator.from_run(resolve("orbit-camera"))  # next-frame-only: stepwise.continue_video
+    rng = np.random.default_rng(0)
+    first = torch.from_numpy(rng.uniform(-1, 1, (2, 3, 1, 128, 128)).astype(np.float32))
+    K = torch.tensor([[110.0, 0, 64], [0, 110.0, 64], [0, 0, 1]], dtype=torch.float64)
+    paths = np.stack([named_path("orbit_left", 4), named_path("dolly_in", 4)])
+    camera = pack_camera(torch.from_numpy(paths), K.expand(2, 1, 3, 3))
+    sampling = merge(gen.Sampling(), {"steps": 1})
+    both = gen.generate_videos(["", ""], video=first, frames=4, sampling=sampling, seed=3, camera=camera)
+    alone = gen.generate_videos([""], video=first[1:], frames=4, sampling=sampling, seed=4, camera=camera[1:])
+    assert both.shape == (2, 3, 4, 128, 128) and torch.equal(both[:, :, :1], first)  # the given frame unchanged
+    assert torch.allclose(both[1], alone[0], atol=1e-4)  # row i draws from seed + i: no dependence on the batch
+    again = gen.generate_videos([""], video=first[1:], frames=4, sampling=sampling, seed=4, camera=camera[1:])
+    assert torch.equal(alone, again) and (both[0, :, 1:] - both[1, :, 1:]).abs().mean() > 0.05
+
+
 def test_a_camera_model_post_trained_further_is_scored_against_the_first_base_without_camera(
         tmp_path, capsys, orbit_shards, diffusion_base):  # fmt: skip
     quick = ["--set", "train.steps=2", "--set", "train.batch_size=2", "--set", "train.progress=false",

@@ -9,7 +9,8 @@ length the model was trained on:
    given video are encoded into k condition latents (k <= model.max_cond_latents) and the chunk is generated
    around them (the causal tokenizer makes the first of them an image latent, as in training);
 3. decode the chunk and append the frames after its condition frames;
-4. long videos: repeat 2-3, each chunk conditioned on the last frames generated so far, until ``frames``.
+4. long videos: repeat 2-3, each chunk conditioned on the last frames generated so far, until ``frames`` (a
+   next-frame-only model steps one latent frame at a time in latent space instead: stepwise.py).
 
 Returned videos include the given frames unchanged, followed by the generated ones. Nothing here imports training.
 """
@@ -29,7 +30,7 @@ from worldsmith.conditioning.tip import BODY_DIM, tips
 from worldsmith.conditioning.text import default_text_encoder
 from worldsmith.conditioning.warp import place_path, warp_first
 from worldsmith import progress
-from worldsmith.diffusion import multiview
+from worldsmith.diffusion import multiview, stepwise
 from worldsmith.diffusion.condition import Condition, guided_branches
 from worldsmith.diffusion.config import SamplingConfig
 from worldsmith.diffusion.model import DiffusionWorldModel, with_condition_frames
@@ -323,6 +324,8 @@ class DiffusionGenerator:
             with progress.span(0, chunks):  # 1. Text2World: the first chunk from noise
                 video = self.chunk(*self.posed(cond, uncond, camera, 0, None), None, size, s, generator)
             done = 1
+        if video.shape[2] < frames and self.model.cfg.dit.next_frame_only:  # latent frame by latent frame
+            return stepwise.continue_video(self, video, frames, prompts, s, seed, camera)
         while video.shape[2] < frames:  # 2. Video2World chunks, each on the last frames so far
             n = self.context_frames(video.shape[2])
             with progress.span(done, chunks):
