@@ -119,6 +119,8 @@ def test_long_videos_unseen_sizes_text2world_and_determinism(world, overfit):
     long = v2w(gen, first, "a blob drifts", seed=1, frames=13, steps=4)  # 3 chunks of 5 frames
     assert long.shape == (13, SIZE, SIZE, 3) and np.array_equal(long[0], first[0])
     assert np.array_equal(long, v2w(gen, first, "a blob drifts", seed=1, frames=13, steps=4))
+    noisier = v2w(gen, first, "a blob drifts", seed=1, frames=13, steps=4, context_sigma=2.0)  # the flag is used
+    assert np.array_equal(noisier[0], first[0]) and np.abs(noisier[1:].astype(int) - long[1:]).mean() > 0.5
     sampling = SamplingConfig(steps=3, guidance=2.0, negative_prompt="static")
     wide = gen.generate_videos(["a blob drifts"], size=(48, 64), sampling=sampling)
     assert wide.shape == (1, 3, FRAMES, 48, 64)  # a size the model never saw

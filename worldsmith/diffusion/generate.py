@@ -376,7 +376,7 @@ class DiffusionGenerator:
             z = self.model.normalize(self.tokenizer.encode(context))  # (B, C, k, H', W')
             b, k = z.shape[0], z.shape[2]
             full = torch.cat([z, z.new_zeros(b, z.shape[1], t_lat - k, *shape[1:])], dim=2)  # (B, C, T', H', W')
-            sigma = torch.full((b,), self.model.cfg.cond_sigma, device=self.device)
+            sigma = torch.full((b,), s.context_sigma or self.model.cfg.cond_sigma, device=self.device)
             noise = torch.randn(full.shape, generator=generator, device=self.device)
             given = torch.full((b,), k, device=self.device)
             cond = with_condition_frames(cond, full, given, sigma, noise)
