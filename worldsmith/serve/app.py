@@ -34,6 +34,7 @@ from worldsmith.serve.play import PlaySession, Sessions, png_data_url
 from worldsmith.serve.settings import ServeSettings
 from worldsmith.serve.uploads import NotMedia, TooLarge, Uploads
 from worldsmith.worlds.arm import ArmWorld
+from worldsmith.worlds.orbit import OrbitWorld
 from worldsmith.worlds.base import WorldConfig
 
 log = logging.getLogger("worldsmith.serve")
@@ -70,8 +71,8 @@ def create_app(settings: ServeSettings | None = None, *, guards: Sequence[Any] =
                      capacity=s.queue_size, timeout_s=s.job_timeout_s, keep=s.keep_jobs, threads=s.threads)  # fmt: skip
     sessions = Sessions(s.max_sessions, s.session_idle_s, s.session_max_s)
     starts_thread = ThreadPoolExecutor(1, thread_name_prefix="worldsmith-starts")  # owns the start renderer
-    start_cache: dict[tuple[int, int], str] = {}
-    start_worlds: dict[int, ArmWorld] = {}
+    start_cache: dict[tuple[str, int, int], str] = {}
+    start_worlds: dict[tuple[str, int], ArmWorld | OrbitWorld] = {}
     readers: dict[str, Any] = {}
     validating = asyncio.Semaphore(2)
 
@@ -217,22 +218,23 @@ def create_app(settings: ServeSettings | None = None, *, guards: Sequence[Any] =
         return FileResponse(job.folder / filename, media_type=media, filename=f"worldsmith-{job.id[:8]}-{filename}")
 
     # -- play -----------------------------------------------------------------------------------------------------
-    def render_start(size: int, seed: int) -> str:
-        if size not in start_worlds:
-            start_worlds[size] = ArmWorld(WorldConfig(size=size))
-        return png_data_url(start_worlds[size].reset(seed))
+    def render_start(world: str, size: int, seed: int) -> str:
+        if (world, size) not in start_worlds:
+            start_worlds[world, size] = (OrbitWorld(WorldConfig(size=size, views=1)) if world == "orbit"
+                                         else ArmWorld(WorldConfig(size=size)))  # fmt: skip
+        return png_data_url(start_worlds[world, size].reset(seed))
 
     @app.get("/api/starts", summary="Held-out simulator first frames to start from")
     async def starts(model: str, count: int = Query(8, ge=1, le=MAX_STARTS)) -> dict[str, Any]:
         m = model_or_404(model)
-        if m.world != "arm":
+        if m.world is None:
             fail(404, f"{m.name} was not trained on a built-in world, so it has no simulator starts.")
         out = []
         loop = asyncio.get_running_loop()
         for seed in eval_seeds(count):
-            key = (m.size, seed)
+            key = (m.world, m.size, seed)
             if key not in start_cache:
-                start_cache[key] = await loop.run_in_executor(starts_thread, render_start, m.size, seed)
+                start_cache[key] = await loop.run_in_executor(starts_thread, render_start, m.world, m.size, seed)
             out.append({"seed": seed, "image": start_cache[key]})
         return {"model": m.name, "starts": out}
 

@@ -14,6 +14,7 @@ from worldsmith.worlds.arm_control import MAX_ROTATION, MAX_TRANSLATION
 from worldsmith.zoo import resolve
 
 KINDS = ("text2world", "video2world", "action")
+ORBIT_ACTIONS = 5  # the orbit world's camera velocity (worlds/orbit.py)
 GENERIC_KEYS = (("w", "s"), ("d", "a"), ("r", "f"), ("e", "q"), ("t", "g"), ("y", "h"), ("u", "j"), ("i", "k"))
 
 
@@ -32,6 +33,25 @@ def arm_controls() -> list[dict[str, Any]]:
         {"key": "q", "label": "turn left", "index": 3, "value": r},
         {"key": "e", "label": "turn right", "index": 3, "value": -r},
         {"key": " ", "label": "open / close the gripper", "index": 6, "toggle": [1.0, -1.0]},
+    ]
+
+
+def camera_controls() -> list[dict[str, Any]]:
+    """Keys of a camera model's play page: the orbit world's camera velocity (forward, right, up in m/s; yaw and
+    pitch rates in rad/s: worlds/orbit.py), gentle enough (3 cm and 1.1 degrees a frame at 10 fps) to stay within the
+    motion the camera models were trained on."""
+    v, r = 0.3, 0.2
+    return [
+        {"key": "w", "label": "forward", "index": 0, "value": v},
+        {"key": "s", "label": "back", "index": 0, "value": -v},
+        {"key": "a", "label": "left", "index": 1, "value": -v},
+        {"key": "d", "label": "right", "index": 1, "value": v},
+        {"key": "r", "label": "up", "index": 2, "value": v},
+        {"key": "f", "label": "down", "index": 2, "value": -v},
+        {"key": "q", "label": "turn left", "index": 3, "value": r},
+        {"key": "e", "label": "turn right", "index": 3, "value": -r},
+        {"key": "t", "label": "tilt up", "index": 4, "value": r},
+        {"key": "g", "label": "tilt down", "index": 4, "value": -r},
     ]
 
 
@@ -54,17 +74,23 @@ class ServedModel:
     action_dim: int
     size: int
     fps: float
-    world: str | None  # the simulated world it was trained on, when known ("arm"): starts and reality checks
+    world: str | None  # the simulated world it was trained on, when known ("arm", "orbit"): starts, reality checks
     card: str
     playable: bool
     why_not_playable: str = ""
     controls: list[dict[str, Any]] = field(default_factory=list)
+    camera: bool = False  # a camera model: play keys move its camera (the orbit world's 5 velocities)
+
+    @property
+    def play_dim(self) -> int:
+        """Numbers per play step: the actions, or a camera model's 5 camera velocities."""
+        return self.action_dim or (ORBIT_ACTIONS if self.camera else 0)
 
     def describe(self, card: bool = False) -> dict[str, Any]:
-        conditions = ["text", "video"] + (["actions"] if self.action_dim else [])
+        conditions = ["text", "video"] + (["actions"] if self.action_dim else []) + (["camera"] if self.camera else [])
         out = {"name": self.name, "family": self.family, "kinds": list(self.kinds), "conditions": conditions,
-               "action_dim": self.action_dim, "size": self.size, "fps": self.fps, "world": self.world,
-               "playable": self.playable, "controls": self.controls}  # fmt: skip
+               "action_dim": self.action_dim, "play_dim": self.play_dim, "size": self.size, "fps": self.fps,
+               "world": self.world, "playable": self.playable, "controls": self.controls}  # fmt: skip
         if not self.playable:
             out["why_not_playable"] = self.why_not_playable
         if card:
@@ -74,7 +100,13 @@ class ServedModel:
 
 def why_not_playable(gen: Any) -> str:
     """Why a generator cannot be played one frame per action ("" when it can): either family, if it takes
-    actions and steps one frame at a time."""
+    actions and steps one frame at a time; a camera model that steps one frame per camera move."""
+    cfg = gen.model.cfg
+    if getattr(cfg, "camera", False):
+        if not cfg.dit.next_frame_only or gen.ct != 1:
+            return ("play moves the camera one frame at a time: it needs a next-frame-only camera model on a "
+                    "per-frame (ct=1) tokenizer.")
+        return ""
     if not int(getattr(gen.model.cfg, "action_dim", 0) or 0):
         return "it takes no actions; post-train it with `worldsmith posttrain action`."
     if not hasattr(gen, "start_rollout") or gen.ct != 1:
@@ -97,14 +129,15 @@ def load_model(spec: str, device: str = "cpu") -> ServedModel:
     size = gen.size
     why = why_not_playable(gen)
     playable = not why
-    world = "arm" if action_dim == 7 else None
+    camera = bool(getattr(gen.model.cfg, "camera", False))
+    world = "arm" if action_dim == 7 else "orbit" if camera else None  # camera models: the orbit world's poses
     card_path = run / "MODEL_CARD.md"
     name = spec if not Path(spec).is_dir() else Path(spec).absolute().name  # a run folder: its own name
-    controls = arm_controls() if world == "arm" else generic_controls(action_dim)
+    controls = arm_controls() if world == "arm" else camera_controls() if camera else generic_controls(action_dim)
     return ServedModel(name=name, run=run, family=family.name, generator=gen, kinds=kinds, action_dim=action_dim,
                        size=int(size), fps=float(gen.fps or 10.0), world=world,
                        card=card_path.read_text() if card_path.is_file() else "", playable=playable,
-                       why_not_playable=why, controls=controls if action_dim else [])  # fmt: skip
+                       why_not_playable=why, controls=controls if action_dim or camera else [], camera=camera)  # fmt: skip
 
 
 def load_models(specs: list[str], device: str = "cpu") -> dict[str, ServedModel]:

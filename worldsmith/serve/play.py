@@ -5,7 +5,10 @@ is not the main one runs slower on 2 OpenMP threads than on 1, 75 against 45 ms 
 parallelism from running sessions and jobs side by side instead) (every call of its world model, its simulator and its recording runs there: MuJoCo's GL
 context belongs to the thread that made it) and a ``BatchedWorldModelEnv`` of one rollout on the server's shared
 generator. Started from a held-out simulator episode, the simulator takes the same actions, so the page's reality
-check shows where the model is wrong; started from an uploaded image there is no simulator. Frames travel as PNG
+check shows where the model is wrong; started from an uploaded image there is no simulator. A camera model
+(``ServedModel.camera``) is played the same way with the orbit world's camera velocities as its actions: the session
+integrates them into poses (``worlds.orbit.move_camera``) and steps a ``CameraRollout``; from an orbit seed the
+simulator renders the same poses beside it. Frames travel as PNG
 data URLs (lossless: the page shows exactly the model's pixels). The session records every frame pair up to the
 server's limit; ``recording()`` encodes them side by side as mp4.
 """
@@ -25,13 +28,16 @@ import numpy as np
 import torch
 from PIL import Image
 
+from worldsmith.diffusion.stepwise import CameraRollout
 from worldsmith.envs.world_model import BatchedWorldModelEnv, Start, simulator_start
 from worldsmith.errors import ConfigError
 from worldsmith.io.encode import encode_mp4_bytes
+from worldsmith.io.frames import fit_frames, fit_intrinsics, pinhole_intrinsics
 from worldsmith.serve.jobs import Busy
 from worldsmith.serve.models import ServedModel
 from worldsmith.worlds.arm import ArmWorld
 from worldsmith.worlds.base import WorldConfig
+from worldsmith.worlds.orbit import OrbitWorld, camera_c2w, move_camera, velocity_bounds
 from worldsmith.worlds.tasks import make_task
 
 ID = re.compile(r"^[0-9a-f]{32}$")
@@ -62,8 +68,10 @@ class PlaySession:
             raise ConfigError(f"{model.name} cannot be played: {model.why_not_playable}")
         if (seed is None) == (image is None):
             raise ConfigError("a play session starts from a simulator seed or from an uploaded image (one of them).")
-        if seed is not None and model.world != "arm":
+        if seed is not None and model.world is None:
             raise ConfigError(f"{model.name} has no simulator to start from; upload an image instead.")
+        if task is not None and model.camera:
+            raise ConfigError(f"{model.name} is a camera model: it has no tasks; leave task empty.")
         if task is not None and seed is None:
             raise ConfigError("a task needs a simulator start (its scene and goal); leave task empty for an image.")
         self.id = uuid.uuid4().hex
@@ -79,8 +87,9 @@ class PlaySession:
         self._lock = threading.Lock()
         self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"play-{self.id[:8]}", initializer=torch.set_num_threads,
                                            initargs=(threads,))  # fmt: skip
-        self.env: BatchedWorldModelEnv | None = None
-        self.sim: ArmWorld | None = None
+        self.env: BatchedWorldModelEnv | CameraRollout | None = None
+        self.sim: ArmWorld | OrbitWorld | None = None
+        self.cam: np.ndarray | None = None  # a camera model's camera state (x, y, z, yaw, pitch)
         self.first = self.call(self._start)
 
     # -- on the session's thread ----------------------------------------------------------------------------------
@@ -89,6 +98,8 @@ class PlaySession:
         return self.executor.submit(fn, *args).result()
 
     def _start(self) -> dict[str, Any]:
+        if self.model.camera:
+            return self._start_camera()
         size = self.model.size
         if self.env is None:
             self.env = BatchedWorldModelEnv(self.model.generator, self.task, reader=self.reader if self.task else None)
@@ -105,18 +116,46 @@ class PlaySession:
             self.record_model, self.record_sim = [frames[0]], ([sim_frame] if sim_frame is not None else [])
         return self._message("ready", None, frames[0], sim_frame, 0.0, infos[0])
 
+    def _start_camera(self) -> dict[str, Any]:
+        """A camera model's start: an orbit scene's first frame and camera, or the uploaded image seen by a camera
+        at the model's typical height and pitch above the floor (as named paths start)."""
+        gen, size = self.model.generator, self.model.size
+        if self.env is None:
+            self.env = CameraRollout(gen)
+        if self.seed is not None:
+            if self.sim is None:
+                self.sim = OrbitWorld(WorldConfig(size=size, fps=self.model.fps, views=1))
+            frame = sim_frame = self.sim.reset(self.seed)
+            K, self.cam = self.sim.K, self.sim.cam.copy()
+        else:
+            h, w = self.image.shape[:2]
+            frame, sim_frame = fit_frames(self.image[None], size, gen.cs, square=True)[0], None
+            K = fit_intrinsics(pinhole_intrinsics(50.0, h, w), h, w, size, gen.cs, square=True)
+            cfg = gen.model.cfg
+            self.cam = np.array([0.0, 0.0, max(cfg.warp_height, 0.0), 0.0, np.deg2rad(cfg.warp_pitch)])
+        self.env.reset(frame, K, camera_c2w(self.cam))
+        self.steps = 0
+        with self._lock:
+            self.record_model, self.record_sim = [frame], ([sim_frame] if sim_frame is not None else [])
+        return self._message("ready", None, frame, sim_frame, 0.0, {"camera": self.cam})
+
     def step(self, action: np.ndarray, step_id: int | None = None) -> dict[str, Any]:
         t0 = time.perf_counter()
-        frames, rewards, _, _, infos = self.env.step(action[None])
+        if self.model.camera:  # the velocities move the camera; the model draws what it sees from there
+            self.cam = move_camera(self.cam, action, self.model.fps, *velocity_bounds())
+            frame, info = self.env.step(camera_c2w(self.cam)), {"camera": self.cam}
+        else:
+            frames, rewards, _, _, infos = self.env.step(action[None])
+            frame = frames[0]
+            info = infos[0] | ({"reward": float(rewards[0])} if self.task is not None else {})
         sim_frame = self.sim.step(action) if self.sim is not None else None
         self.steps += 1
         with self._lock:
             if len(self.record_model) < self.max_record:
-                self.record_model.append(frames[0])
+                self.record_model.append(frame)
                 if sim_frame is not None:
                     self.record_sim.append(sim_frame)
-        info = infos[0] | ({"reward": float(rewards[0])} if self.task is not None else {})
-        return self._message("frame", step_id, frames[0], sim_frame, (time.perf_counter() - t0) * 1000, info)
+        return self._message("frame", step_id, frame, sim_frame, (time.perf_counter() - t0) * 1000, info)
 
     def reset(self) -> dict[str, Any]:
         return self._start()
@@ -131,8 +170,8 @@ class PlaySession:
     # -- anywhere -------------------------------------------------------------------------------------------------
     def parse_action(self, values: Any) -> np.ndarray:
         a = np.asarray(values, dtype=np.float64) if isinstance(values, list) else None
-        if a is None or a.shape != (self.model.action_dim,) or not np.isfinite(a).all():
-            raise ConfigError(f"an action is a list of {self.model.action_dim} finite numbers.")
+        if a is None or a.shape != (self.model.play_dim,) or not np.isfinite(a).all():
+            raise ConfigError(f"an action is a list of {self.model.play_dim} finite numbers.")
         return a.astype(np.float32)
 
     def recording(self) -> bytes:
@@ -148,7 +187,7 @@ class PlaySession:
 
     def describe(self) -> dict[str, Any]:
         return {"session": self.id, "model": self.model.name, "seed": self.seed, "size": self.model.size,
-                "fps": self.model.fps, "action_dim": self.model.action_dim, "controls": self.model.controls,
+                "fps": self.model.fps, "action_dim": self.model.play_dim, "controls": self.model.controls,
                 "simulator": self.seed is not None, "task": self.task.name if self.task else None,
                 "goal_px": (self.env.starts[0].goal.pixel.tolist() if self.task and self.env.starts[0].goal else None)}  # fmt: skip
 

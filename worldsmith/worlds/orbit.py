@@ -28,6 +28,33 @@ mujoco = render.mujoco
 MOVES = ("orbit", "dolly", "pan", "crane")
 
 
+def velocity_bounds(c: "OrbitConfig | None" = None) -> tuple[np.ndarray, np.ndarray]:
+    """The action's bounds: |v| <= max_speed per axis, |yaw_rate|, |pitch_rate| <= max_rate."""
+    c = c or OrbitConfig()
+    high = np.array([c.max_speed] * 3 + [c.max_rate] * 2, dtype=np.float32)
+    return -high, high
+
+
+def move_camera(cam: np.ndarray, action: np.ndarray, fps: float, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """The camera state (x, y, z, yaw, pitch) one frame after ``cam`` under ``action`` (the velocity, clipped to
+    [lo, hi]; see the module docstring): what ``OrbitWorld.step`` does, and play sessions without the simulator."""
+    v = np.clip(np.asarray(action, dtype=np.float64).reshape(5), lo, hi)
+    dt, out = 1.0 / fps, np.asarray(cam, dtype=np.float64).copy()
+    fwd, right = np.array([np.cos(out[3]), np.sin(out[3]), 0.0]), np.array([np.sin(out[3]), -np.cos(out[3]), 0.0])
+    out[:3] += dt * (v[0] * fwd + v[1] * right + v[2] * np.array([0.0, 0.0, 1.0]))
+    out[3] += dt * v[3]
+    out[4] = np.clip(out[4] + dt * v[4], -np.deg2rad(89), np.deg2rad(89))
+    return out
+
+
+def camera_c2w(cam: np.ndarray) -> np.ndarray:
+    """OpenCV camera-to-world (4, 4) of a camera state (x, y, z, yaw, pitch), as the simulator renders it."""
+    c2w = np.eye(4)
+    c2w[:3, :3] = camera.yaw_pitch_matrix(cam[3], cam[4]) @ np.diag([1.0, -1.0, -1.0])  # MuJoCo -> OpenCV axes
+    c2w[:3, 3] = cam[:3]
+    return c2w
+
+
 @dataclass
 class OrbitConfig:
     num_objects: tuple[int, int] = (4, 8)
@@ -51,9 +78,7 @@ class OrbitWorld(MujocoWorld):
         self.first_identity = first_identity
 
     def action_bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        c = self.ocfg
-        high = np.array([c.max_speed] * 3 + [c.max_rate] * 2, dtype=np.float32)
-        return -high, high
+        return velocity_bounds(self.ocfg)
 
     # -- episode construction ----------------------------------------------------------------------------------
     def _build(self, rng: np.random.Generator) -> mjcf.MJCF:
@@ -136,14 +161,7 @@ class OrbitWorld(MujocoWorld):
         return self._update()
 
     def step(self, action: np.ndarray) -> np.ndarray:
-        lo, hi = self.action_bounds()
-        v = np.clip(np.asarray(action, dtype=np.float64).reshape(5), lo, hi)
-        dt = 1.0 / self.cfg.fps
-        yaw = self.cam[3]
-        fwd, right = np.array([np.cos(yaw), np.sin(yaw), 0.0]), np.array([np.sin(yaw), -np.cos(yaw), 0.0])
-        self.cam[:3] += dt * (v[0] * fwd + v[1] * right + v[2] * np.array([0.0, 0.0, 1.0]))
-        self.cam[3] += dt * v[3]
-        self.cam[4] = np.clip(self.cam[4] + dt * v[4], -np.deg2rad(89), np.deg2rad(89))
+        self.cam = move_camera(self.cam, action, self.cfg.fps, *self.action_bounds())
         self.frame_index += 1
         return self._update()
 

@@ -59,8 +59,8 @@ async function loadModels() {
   S.models = all.filter((m) => m.playable);
   const select = $("model");
   select.innerHTML = "";
-  for (const m of S.models) select.add(new Option(`${m.name} (${m.size}px, ${m.action_dim} actions)`, m.name));
-  if (!S.models.length) { showError("no playable model is served: start the server with an action model."); return; }
+  for (const m of S.models) select.add(new Option(`${m.name} (${m.size}px, ${m.action_dim ? `${m.action_dim} actions` : "camera"})`, m.name));
+  if (!S.models.length) { showError("no playable model is served: start the server with an action or camera model."); return; }
   const wanted = params.get("model");
   if (wanted && S.models.some((m) => m.name === wanted)) select.value = wanted;
   await chooseModel();
