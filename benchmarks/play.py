@@ -1,4 +1,4 @@
-"""Play the shipped arm model through the real page: frames per second and key-to-frame latency.
+"""Play a shipped model through the real page: frames per second and key-to-frame latency.
 
 Starts ``worldsmith serve`` (a separate process, as a user would) and drives the play page in headless Chromium
 (Debian's chromium + chromium-driver) on the same machine: a held-out start scene with the reality check on (the
@@ -13,6 +13,10 @@ side by side; PSNR against the simulator per 20-step bucket, with the floor of c
     python benchmarks/play.py                      # writes the ``play`` section of benchmarks/RESULTS.md
     python benchmarks/play.py --screenshot docs/play.png
     python benchmarks/play.py --model runs/other --no-results   # another arm model (a run folder), same protocol
+    python benchmarks/play.py --model orbit-camera   # a camera model: keys move its camera; section ``play-camera``
+
+A camera model (``orbit-camera``) is played the same way with its camera keys (no task) beside the orbit simulator,
+and its drift is measured with ``CameraRollout`` against ``OrbitWorld`` under the same random camera keys.
 """
 
 from __future__ import annotations
@@ -41,11 +45,14 @@ from results_md import machine, markers, publish  # noqa: E402
 from worldsmith.envs.evaluate import eval_seeds  # noqa: E402
 from worldsmith.envs.world_model import BatchedWorldModelEnv  # noqa: E402
 from worldsmith.eval.metrics import psnr  # noqa: E402
-from worldsmith.serve.models import arm_controls, load_model  # noqa: E402
+from worldsmith.diffusion.stepwise import CameraRollout  # noqa: E402
+from worldsmith.serve.models import arm_controls, camera_controls, load_model  # noqa: E402
 from worldsmith.worlds.arm import ArmWorld  # noqa: E402
 from worldsmith.worlds.base import WorldConfig  # noqa: E402
+from worldsmith.worlds.orbit import OrbitWorld, camera_c2w, move_camera, velocity_bounds  # noqa: E402
 
 KEYS = "wasdrfqe"
+CAMERA_KEYS = "wasdrfqetg"
 
 
 def free_port() -> int:
@@ -79,14 +86,16 @@ def browser() -> webdriver.Chrome:
     return webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=options)
 
 
-def key_actions(rng: np.random.Generator, n: int) -> np.ndarray:
-    """(n, 7) actions of a random key pattern: a key held 2-7 frames, then 1-4 frames of nothing; gripper open."""
-    moves = [c for c in arm_controls() if not c.get("toggle")]
+def key_actions(rng: np.random.Generator, n: int, camera: bool = False) -> np.ndarray:
+    """(n, 7) actions of a random key pattern: a key held 2-7 frames, then 1-4 frames of nothing; gripper open.
+    ``camera``: (n, 5) camera velocities from the camera keys instead."""
+    moves = camera_controls() if camera else [c for c in arm_controls() if not c.get("toggle")]
     out: list[np.ndarray] = []
     while len(out) < n:
         c = moves[rng.integers(len(moves))]
-        a = np.zeros(7, np.float32)
-        a[6] = 1.0
+        a = np.zeros(5 if camera else 7, np.float32)
+        if not camera:
+            a[6] = 1.0
         idle = a.copy()
         a[c["index"]] = c["value"]
         out += [a] * int(rng.integers(2, 8)) + [idle] * int(rng.integers(1, 5))
@@ -112,13 +121,40 @@ def drift(episodes: int, steps: int, bucket: int = 20, model: str = "arm-action"
             copy[t, i] = float(psnr(first[i], truth))
     for w in worlds:
         w.close()
+    return {"episodes": episodes, "steps": steps, "buckets": buckets(model, copy, bucket)}
+
+
+def camera_drift(episodes: int, steps: int, bucket: int = 20, model: str = "orbit-camera") -> dict:
+    """``drift`` for a camera model: each held-out orbit scene under its own random camera keys, the model
+    (``CameraRollout``, as the page steps it) against the simulator rendering the same poses."""
+    gen = load_model(model).generator
+    acts = [key_actions(np.random.default_rng(1000 + i), steps, camera=True) for i in range(episodes)]
+    out, copy = np.zeros((steps, episodes)), np.zeros((steps, episodes))
+    world = OrbitWorld(WorldConfig(size=gen.size, fps=gen.fps or 10.0, views=1))
+    rollout = CameraRollout(gen)
+    try:
+        for i, seed in enumerate(eval_seeds(episodes)):
+            first = world.reset(seed)
+            cam = world.cam.copy()
+            rollout.reset(first, world.K, camera_c2w(cam))
+            for t in range(steps):
+                cam = move_camera(cam, acts[i][t], world.cfg.fps, *velocity_bounds())
+                frame, truth = rollout.step(camera_c2w(cam)), world.step(acts[i][t])
+                out[t, i], copy[t, i] = float(psnr(frame, truth)), float(psnr(first, truth))
+    finally:
+        world.close()
+    return {"episodes": episodes, "steps": steps, "buckets": buckets(out, copy, bucket)}
+
+
+def buckets(model: np.ndarray, copy: np.ndarray, bucket: int) -> list[dict]:
+    steps, episodes = model.shape
     rows = []
     for b in range(0, steps, bucket):
         per_episode = model[b : b + bucket].mean(0)
         rows.append({"steps": f"{b + 1}-{min(b + bucket, steps)}", "model_db": float(per_episode.mean()),
                      "model_sem_db": float(per_episode.std(ddof=1) / np.sqrt(episodes)),
                      "copy_first_db": float(copy[b : b + bucket].mean())})  # fmt: skip
-    return {"episodes": episodes, "steps": steps, "buckets": rows}
+    return rows
 
 
 def main() -> None:
@@ -137,10 +173,13 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="worldsmith-play-"))
     server = start_server(port, work, ["--models", a.model])
     served = a.model if not Path(a.model).is_dir() else Path(a.model).absolute().name  # the server's name for it
+    camera = load_model(a.model).camera
+    keys = CAMERA_KEYS if camera else KEYS
     driver = browser()
     rng = np.random.default_rng(a.seed)
     try:
-        driver.get(f"http://127.0.0.1:{port}/play?model={served}&autostart=1&reality=1&task=reach")
+        task = "" if camera else "&task=reach"  # a camera model has no task
+        driver.get(f"http://127.0.0.1:{port}/play?model={served}&autostart=1&reality=1{task}")
         deadline = time.monotonic() + 60
         while not driver.execute_script("return window.play && window.play.stats().frames >= 10"):
             if time.monotonic() > deadline:
@@ -152,10 +191,10 @@ def main() -> None:
         start = time.monotonic()
         presses, shot = 0, False
         while time.monotonic() - start < a.seconds:
-            key = KEYS[rng.integers(len(KEYS))]
+            key = keys[rng.integers(len(keys))]
             hold, gap = float(rng.uniform(0.2, 0.8)), float(rng.uniform(0.15, 0.5))
             chain = ActionChains(driver).key_down(key).pause(hold).key_up(key).pause(gap)
-            if rng.random() < 0.1:
+            if rng.random() < 0.1 and not camera:
                 chain = chain.key_down(" ").key_up(" ")
             chain.perform()
             presses += 1
@@ -180,18 +219,23 @@ def main() -> None:
         "latency_max_ms": max(lat), "server_compute_median_ms": stats["compute_median_ms"],
         "server_cpu_cores": server_cpu, "server_rss_mb": rss,
     }  # fmt: skip
-    results["drift"] = drift(a.drift_episodes, a.drift_steps, model=a.model)
-    publish("play", render(results), results, a.json, not a.no_results)
+    results["camera"] = camera
+    results["drift"] = (camera_drift if camera else drift)(a.drift_episodes, a.drift_steps, model=a.model)
+    name = "play-camera" if camera else "play"
+    publish(name, render(results, name), results, a.json, not a.no_results)
 
 
-def render(r: dict) -> str:
-    begin, end = markers("play")
+def render(r: dict, name: str = "play") -> str:
+    begin, end = markers(name)
     ok = r["fps"] >= 10 and r["latency_median_ms"] <= 150
+    title = ("## Play: the shipped camera model in the browser (`python benchmarks/play.py --model orbit-camera`)"
+             if r.get("camera") else "## Play: the shipped arm model in the browser (`python benchmarks/play.py`)")
     return "\n".join([
-        begin, "## Play: the shipped arm model in the browser (`python benchmarks/play.py`)", "",
+        begin, title, "",
         f"{time.strftime('%Y-%m-%d')}, {r['machine']}, {r['cores']} cores shared by the server (`worldsmith serve`, "
         "its own process) and headless Chromium driving the real page; a held-out start, the reality check on (the "
-        "simulator steps beside the model), the reach task's goal shown, keys held 0.2-0.8 s in a random pattern.", "",
+        "simulator steps beside the model), " + ("the camera keys (move, turn, tilt)," if r.get("camera") else
+        "the reach task's goal shown,") + " keys held 0.2-0.8 s in a random pattern.", "",
         "| frames per second | key-to-frame latency median | p95 | max | server compute per step | server CPU | server RSS |",
         "|---|---|---|---|---|---|---|",
         f"| **{r['fps']:.1f}** | **{r['latency_median_ms']:.0f} ms** | {r['latency_p95_ms']:.0f} ms | "
@@ -199,8 +243,10 @@ def render(r: dict) -> str:
         f"{r['server_rss_mb']:.0f} MB |", "",
         f"{r['frames']} frames in {r['seconds']:.0f} s, {r['key_presses']} key presses, {r['latency_samples']} latency "
         f"samples. Goal (>= 10 fps, <= 150 ms median): **{'met' if ok else 'not met'}**. A step is one world-model "
-        "frame (3 Euler steps of the DiT, one tokenizer decode), the state reader, one simulator step and two PNG "
-        "encodes; the latency adds the wait for the step in flight when the key goes down.", "",
+        + ("frame (1 Euler step of the DiT, the first frame warped to the new pose and encoded, one tokenizer decode), one "
+         "simulator render and two PNG " if r.get("camera") else "frame (3 Euler steps of the DiT, one tokenizer "
+         "decode), the state reader, one simulator step and two PNG ") + "encodes; the latency adds the wait for the "
+        "step in flight when the key goes down.", "",
         f"**Long play drifts.** {r['drift']['episodes']} held-out starts, each under its own random key pattern "
         f"(keys held 2-7 steps, then 1-4 idle), model and simulator side by side for {r['drift']['steps']} steps; "
         "PSNR against the simulator (mean ± s.e.m. over episodes) and the floor of copying the first frame:", "",

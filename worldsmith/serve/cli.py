@@ -85,10 +85,12 @@ def serve(
 
 
 def play(
-    model: str = typer.Option("arm-action", "--model", "-m", help="An action model: a run folder or shipped name."),
+    model: str = typer.Option("arm-action", "--model", "-m", help="An action model or a camera model (orbit-camera: "
+                              "keys move the camera): a run folder or shipped name."),
     port: int = typer.Option(8000, "--port", "-p", min=1, max=65535),
     work: Path = typer.Option(Path("worldsmith-serve"), "--work", help="Folder for uploads and job results."),
 ) -> None:  # fmt: skip
     """Play a world model in the browser: starts the server on localhost with the shipped arm model and prints
-    the page's address. Keys move the arm; the reality check shows the simulator under the same actions."""
+    the page's address. Keys move the arm (or, with --model orbit-camera, the camera); the reality check shows the
+    simulator under the same actions."""
     _run(ServeSettings(work=work, models=[model]), port)

@@ -69,6 +69,9 @@ async function loadModels() {
 async function chooseModel() {
   S.model = S.models.find((m) => m.name === $("model").value);
   $("model-name").textContent = S.model ? S.model.name : "";
+  const tasks = Boolean(S.model && S.model.world === "arm");  // tasks are the arm world's; a camera model has none
+  $("task").disabled = !tasks;
+  if (!tasks) $("task").value = "";
   renderKeys();
   const box = $("starts");
   box.innerHTML = "";
