@@ -104,6 +104,25 @@ def test_keys_turn_the_generated_camera_beside_the_simulator(client, served):
     assert np.abs(left[-1].astype(int) - truth[-1]).mean() < np.abs(right[-1].astype(int) - truth[-1]).mean()
 
 
+def test_camera_play_from_an_uploaded_image_has_no_simulator(client):
+    rng = np.random.default_rng(0)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (96, 160, 3), dtype=np.uint8)).save(buf, format="PNG")
+    upload = client.post("/api/uploads", content=buf.getvalue()).json()
+    session = client.post("/api/play", json={"model": "orbit-camera", "input": upload["id"]}).json()
+    try:
+        assert not session["simulator"] and session["first"]["sim"] is None
+        assert frame_of(session["first"]["frame"]).shape == (128, 128, 3)  # the image fitted to the model
+        with client.websocket_connect(f"/api/play/{session['session']}/ws") as ws:
+            ws.receive_json()
+            ws.send_json({"type": "step", "id": 1, "action": [0.3, 0.0, 0.0, 0.0, 0.0]})
+            msg = ws.receive_json()
+            assert msg["sim"] is None and frame_of(msg["frame"]).shape == (128, 128, 3)
+            assert msg["info"]["camera"][2] > 0.3  # placed at the model's typical height above the floor
+    finally:
+        client.delete(f"/api/play/{session['session']}")
+
+
 def test_camera_play_errors(client, served):
     r = client.post("/api/play", json={"model": "orbit-camera", "seed": SEED, "task": "reach"})
     assert r.status_code == 422 and "no tasks" in r.json()["error"]
