@@ -16,15 +16,17 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 
+from worldsmith.diffusion.stepwise import CameraRollout
 from worldsmith.envs.evaluate import eval_seeds
 from worldsmith.envs.world_model import BatchedWorldModelEnv
 from worldsmith.io.video import decode
 from worldsmith.serve.app import create_app
 from worldsmith.serve.background import BackgroundServer
-from worldsmith.serve.models import arm_controls, load_models
+from worldsmith.serve.models import arm_controls, camera_controls, load_models
 from worldsmith.serve.settings import ServeSettings
 from worldsmith.worlds.arm import ArmWorld
 from worldsmith.worlds.base import WorldConfig
+from worldsmith.worlds.orbit import OrbitWorld, camera_c2w, move_camera, velocity_bounds
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
@@ -76,8 +78,8 @@ def browser(downloads):
     driver.quit()
 
 
-def canvas(driver, which: str) -> np.ndarray:
-    return np.asarray(driver.execute_script(f"return window.play.pixels('{which}')"), np.uint8).reshape(64, 64, 3)
+def canvas(driver, which: str, size: int = 64) -> np.ndarray:
+    return np.asarray(driver.execute_script(f"return window.play.pixels('{which}')"), np.uint8).reshape(size, size, 3)
 
 
 def action_of(key: str) -> np.ndarray:
@@ -141,6 +143,32 @@ def test_play_page_runs_continuously_and_measures_latency(server, browser):
     stats = wait_for(browser, "const s = window.play.stats(); return s.latency_median_ms !== null && s")
     assert stats["fps"] > 0 and stats["latency_median_ms"] > 0 and browser.find_element(By.ID, "error").text == ""
     assert browser.find_element(By.ID, "s-fps").text != "–"
+
+
+def test_play_page_a_key_turns_a_camera_models_camera(browser, tmp_path):
+    served = load_models(["orbit-camera"])
+    with BackgroundServer(create_app(ServeSettings(work=tmp_path), models=served)) as url:
+        browser.get(f"{url}/play?model=orbit-camera&seed={SEED}&mode=step&autostart=1")
+        wait_for(browser, "return window.play.stats().connected")
+        keys = {k.text for k in browser.find_elements(By.CSS_SELECTOR, "#keys kbd")}
+        assert {"W", "A", "S", "D", "Q", "E", "T", "G"} <= keys and "space" not in keys
+        assert browser.find_element(By.ID, "task").get_attribute("disabled")  # camera models have no tasks
+        world = OrbitWorld(WorldConfig(size=128, fps=served["orbit-camera"].fps, views=1))
+        try:
+            first = world.reset(SEED)
+            K, cam = world.K, world.cam.copy()
+        finally:
+            world.close()
+        assert np.array_equal(canvas(browser, "frame", 128), first)  # the orbit room's own first frame
+        turn = np.zeros(5)
+        turn[[c["index"] for c in camera_controls() if c["key"] == "q"][0]] = 0.2
+        rollout = CameraRollout(served["orbit-camera"].generator)
+        rollout.reset(first, K, camera_c2w(cam))
+        want = rollout.step(camera_c2w(move_camera(cam, turn, served["orbit-camera"].fps, *velocity_bounds())))
+        ActionChains(browser).key_down("q").key_up("q").perform()  # one step: "q" turns the camera left
+        wait_for(browser, "return window.play.stats().step === 1")
+        shown = canvas(browser, "frame", 128)
+        assert np.abs(shown.astype(int) - want.astype(int)).mean() < 0.5 and not np.array_equal(shown, first)
 
 
 def test_gallery_runs_an_action_job_to_its_video(server, browser):
