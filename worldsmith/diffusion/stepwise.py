@@ -23,6 +23,12 @@ from worldsmith.errors import ConfigError
 from worldsmith.io.video import to_tensor, to_uint8
 
 
+def window_and_context(gen, sampling: SamplingConfig) -> tuple[int, int]:
+    """(latent frames per model call, as in training; latent frames given per call) for ``gen`` under ``sampling``."""
+    window = 1 + (gen.chunk_frames - 1) // gen.ct
+    return window, min(sampling.context or gen.model.cfg.max_cond_latents, window - 1)
+
+
 def continue_video(gen, video: torch.Tensor, frames: int, prompts: list[str], sampling: SamplingConfig,
                    seed: int, camera: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
     """Videos (B, 3, frames, H, W) in [-1, 1]: ``video`` (B, 3, k, H, W) unchanged, then the frames that follow,
@@ -31,8 +37,7 @@ def continue_video(gen, video: torch.Tensor, frames: int, prompts: list[str], sa
     model, ct = gen.model, gen.ct
     given = video[:, :, : 1 + (video.shape[2] - 1) // ct * ct].to(gen.device, torch.float32)
     latents = 1 + (frames - 1 + ct - 1) // ct
-    window = 1 + (gen.chunk_frames - 1) // ct
-    context = min(sampling.context or model.cfg.max_cond_latents, window - 1)
+    window, context = window_and_context(gen, sampling)
     cond, uncond = gen.conditions(prompts, sampling)
     gens = [torch.Generator(gen.device).manual_seed(seed + i) for i in range(len(prompts))]
     out = [model.normalize(gen.tokenizer.encode(given))]
@@ -42,7 +47,7 @@ def continue_video(gen, video: torch.Tensor, frames: int, prompts: list[str], sa
             z = torch.cat(out, dim=2)
             k = min(context, z.shape[2])
             posed, _ = gen.posed(cond, None, camera, (z.shape[2] - k) * ct, given[:, :, :1])
-            out.append(gen.window_step(z[:, :, -k:], window, posed.extras or {}, cond, uncond, sampling, gens))
+            out.append(gen.window_step(z[:, :, -k:], window, posed.extras, cond, uncond, sampling, gens))
     x = gen.tokenizer.decode(model.denormalize(torch.cat(out, dim=2))).clamp(-1, 1)[:, :, :frames]
     keep = min(video.shape[2], frames)
     return torch.cat([video[:, :, :keep].to(x), x[:, :, keep:]], dim=2)
@@ -62,8 +67,7 @@ class CameraRollout:
             raise ConfigError("stepping a camera one pose at a time needs a next-frame-only camera model on a "
                               "per-frame (ct=1) tokenizer, such as orbit-camera.")  # fmt: skip
         self.gen, self.sampling, self.seed = gen, sampling or gen.default_sampling(), seed
-        self.window = 1 + (gen.chunk_frames - 1) // gen.ct
-        self.context = min(self.sampling.context or cfg.max_cond_latents, self.window - 1)
+        self.window, self.context = window_and_context(gen, self.sampling)
         self.cond, self.uncond = gen.conditions([""], self.sampling)
         self.first = self.z = None
         self.poses: list[np.ndarray] = []
@@ -78,8 +82,7 @@ class CameraRollout:
         self.first = to_tensor(frame[None])[None].to(gen.device)  # (1, 3, 1, S, S)
         self.z = gen.model.normalize(gen.tokenizer.encode(self.first))
         self.K, self.first_pose = np.asarray(K, dtype=np.float64), np.asarray(c2w, dtype=np.float64)
-        self.poses = [self.first_pose]
-        self.count = 1  # frames so far
+        self.poses = [self.first_pose]  # the last context + 1 poses
         self.generators = [torch.Generator(gen.device).manual_seed(self.seed)]
 
     @torch.no_grad()
@@ -88,13 +91,11 @@ class CameraRollout:
         if self.z is None:
             raise ConfigError("call reset() before step() on a camera rollout.")
         gen, k = self.gen, min(self.context, self.z.shape[2])
-        self.poses = (self.poses + [np.asarray(c2w, dtype=np.float64)])[-(self.window + k) :]
-        window = self.poses[len(self.poses) - 1 - k :]  # the context's poses, then the new one
-        camera = pack_camera(torch.from_numpy(np.stack([self.first_pose] + window))[None],
+        self.poses = (self.poses + [np.asarray(c2w, dtype=np.float64)])[-(k + 1) :]  # the context's, then the new
+        camera = pack_camera(torch.from_numpy(np.stack([self.first_pose] + self.poses))[None],
                              torch.from_numpy(self.K)[None, None])  # fmt: skip
         posed, _ = gen.posed(self.cond, None, camera, 1, self.first)  # frame 0: the first pose (for the warp)
         new = gen.window_step(self.z[:, :, -k:], self.window, posed.extras, self.cond, self.uncond, self.sampling,
                               self.generators)  # fmt: skip
         self.z = torch.cat([self.z, new], dim=2)[:, :, -self.context :]
-        self.count += 1
         return to_uint8(gen.tokenizer.decode(gen.model.denormalize(new)).clamp(-1, 1)[0].cpu())[0]
