@@ -195,6 +195,30 @@ def test_residual_video2world_generates_differences_from_the_last_given_frame():
     torch.testing.assert_close(model.from_residual(r, c), x)
 
 
+def test_a_low_start_noise_keeps_a_residual_model_near_its_anchor():
+    """SamplingConfig.sigma_max: sampling from a low level starts at the anchor (SDEdit from it); the lower the
+    start, the closer the generated frames stay to the last given frame. A model without an anchor refuses."""
+    from worldsmith.diffusion.model import with_condition_frames
+
+    model = tiny(residual=True)
+    latents = torch.randn(2, 16, 3, 4, 4).cumsum(dim=2)
+    model.set_latent_stats(latents)
+    x = model.normalize(latents)
+    c = with_condition_frames(cond(2), x, torch.tensor([1, 1]), torch.full((2,), 0.05))
+    noise = torch.randn(2, 16, 3, 4, 4)
+
+    def gap(sigma_max: float) -> float:  # generated frames' distance from the given one, one Euler step
+        out = model.generate(c, (3, 4, 4), steps=1, sampler="euler", noise=noise, sigma_max=sigma_max)
+        return float((out[:, :, 1:] - x[:, :, :1]).abs().mean())
+
+    near, mid, full = gap(0.01), gap(1.0), gap(0.0)  # 0: the model's own 80
+    assert near < 0.02 and mid > 5 * near and full > 5 * near
+    with pytest.raises(ConfigError, match="anchor of a residual model"):
+        tiny().generate(c, (3, 4, 4), steps=1, sampler="euler", noise=noise, sigma_max=1.0)
+    with pytest.raises(ConfigError, match="sigma_max >= 0"):
+        SamplingConfig(sigma_max=-1.0)
+
+
 def test_actions_are_scaled_by_their_std_on_the_data():
     e = ActionEmbedder(A, 32)
     data = torch.randn(100, 10, A) * torch.tensor([0.01, 0.01, 0.01, 0.04, 0.01, 0.01, 0.2])

@@ -326,6 +326,7 @@ def test_posttrain_views_anchored_at_the_warp(drive_runs, stacked_base):
     gen = DiffusionGenerator.from_run(drive_runs / "mv-warp")
     m = gen.model.cfg
     assert m.warp and m.views == 3 and len(m.rig_mounts) == 3 and gen.default_sampling().steps == 1
+    assert gen.default_sampling().sigma_max == 0  # multi-view: from the model's own sigma_max (RESULTS.md)
     first = torch.rand(1, 3, 3, 1, 32, 32) * 2 - 1
     left, right = (torch.from_numpy(load_trajectory(n, 9))[None] for n in ("left", "right"))
     a = rollout_views(gen, first, left, 9, [""], seed=0)

@@ -211,10 +211,14 @@ class SamplingConfig:
     # guidance on the actions / camera / trajectory instead of the text: D = D_without + w (D_with - D_without), where
     # "without" drops those embedders' contributions; 1 = none (benchmarks/RESULTS.md: condition guidance)
     condition_guidance: float = 1.0
+    # the noise level sampling starts from (0: the model's edm.sigma_max). A residual model starts at its anchor (the
+    # last given frame, or the warp), so a low start keeps more of it: SDEdit from the anchor (RESULTS.md: "Sampling
+    # from the warp")
+    sigma_max: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.context < 0 or self.context_sigma < 0:
-            raise ConfigError("sampling needs context >= 0 and context_sigma >= 0.")
+        if self.context < 0 or self.context_sigma < 0 or not self.sigma_max >= 0:
+            raise ConfigError("sampling needs context >= 0, context_sigma >= 0 and sigma_max >= 0 (0: the model's own).")
         if self.steps < 1 or not self.guidance >= 0:
             raise ConfigError(f"sampling needs steps >= 1 and guidance >= 0, got {self.steps} and {self.guidance}.")
         if not self.condition_guidance >= 0 or (self.condition_guidance != 1.0 and self.guidance != 1.0):

@@ -103,10 +103,11 @@ class DiffusionGenerator:
         """The defaults this model samples with: few Euler steps for a conditioned or step-by-step model (actions,
         camera, views, or next-frame-only: an instruction model steps one frame at a time too), else SamplingConfig's.
         A warp-anchored model (``model.warp``) takes one step, the posterior mean of its correction to the warp (on
-        orbit-camera better than 3 on every figure of `eval camera`; benchmarks/RESULTS.md, "Pans get a pose")."""
+        orbit-camera better than 3 on every figure of `eval camera`; benchmarks/RESULTS.md, "Pans get a pose"); a
+        camera one starts it at sigma 1, not 80, a level training saw (RESULTS.md: "Sampling from the warp")."""
         cfg = self.model.cfg
         stepwise = cfg.action_dim or cfg.camera or cfg.views or cfg.dit.next_frame_only
-        steps = {"steps": 1} if cfg.warp else {}
+        steps = ({"steps": 1} | ({"sigma_max": 1.0} if cfg.camera else {})) if cfg.warp else {}
         return SamplingConfig(**ACTION_SAMPLING | steps) if stepwise else SamplingConfig()
 
     def planning_sampling(self) -> SamplingConfig:
@@ -279,7 +280,7 @@ class DiffusionGenerator:
         step_cond = with_condition_frames(cond, full, count, sigma, aug)
         step_uncond = None if uncond is None else with_condition_frames(uncond, full, count, sigma, aug)
         x = self.model.generate(step_cond, tuple(full.shape[2:]), steps=s.steps, guidance=scale,
-                                uncond=step_uncond, sampler=s.sampler, noise=noise)  # fmt: skip
+                                uncond=step_uncond, sampler=s.sampler, noise=noise, sigma_max=s.sigma_max)  # fmt: skip
         return x[:, :, k : k + 1]
 
     @torch.no_grad()
@@ -383,7 +384,7 @@ class DiffusionGenerator:
             if uncond is not None:
                 uncond = with_condition_frames(uncond, full, given, sigma, noise)
         x = self.model.generate(cond, shape, steps=s.steps, guidance=scale, uncond=uncond, sampler=s.sampler,
-                                generator=generator)  # fmt: skip
+                                generator=generator, sigma_max=s.sigma_max)  # fmt: skip
         return self.tokenizer.decode(self.model.denormalize(x)).clamp(-1, 1)
 
     def new_frames(self, available: int) -> int:

@@ -123,16 +123,26 @@ class DiffusionWorldModel(nn.Module, Pretrained):
     def generate(
         self, cond: Condition, shape: tuple[int, int, int], *, steps: int = 10, guidance: float = 1.0,
         uncond: Condition | None = None, sampler: str = "dpm++2m", generator: torch.Generator | None = None,
-        noise: torch.Tensor | None = None,
+        noise: torch.Tensor | None = None, sigma_max: float = 0.0,
     ) -> torch.Tensor:  # fmt: skip
         """Model-space latents (B, C, T', H', W') for a (T', H', W') grid; Video2World when ``cond.mask`` is set.
-        ``noise``: the starting noise (B, C, T', H', W') instead of a draw from ``generator``."""
+        ``noise``: the starting noise (B, C, T', H', W') instead of a draw from ``generator``. ``sigma_max``: the
+        level sampling starts from (0: ``edm.sigma_max``); a lower one needs a residual model, whose sampling starts
+        at its anchor (SDEdit from the anchor), not at zero latents."""
         b, dev = cond.batch, cond.text.device
         if noise is None:
             noise = torch.randn((b, self.cfg.dit.latent_channels, *shape), generator=generator, device=dev)
         edm = self.cfg.edm
+        start = sigma_max or edm.sigma_max
+        anchor = self._anchor(cond) if start < edm.sigma_max else True
+        if anchor is None or (anchor is not True and not bool(anchor[1].any())):
+            raise ConfigError(f"sampling from sigma_max={sigma_max} (below the model's {edm.sigma_max}) starts from "
+                              f"the anchor of a residual model given frames; this model or request has none: leave "
+                              f"sigma_max at 0.")  # fmt: skip
+        if start <= edm.sigma_min:
+            raise ConfigError(f"sampling needs sigma_max above the model's sigma_min ({edm.sigma_min}), got {start}.")
         x = sample(self.denoiser, noise, cond, steps=steps, guidance=guidance, uncond=uncond, sampler=sampler,
-                   sigma_min=edm.sigma_min, sigma_max=edm.sigma_max, rho=edm.rho)  # fmt: skip
+                   sigma_min=edm.sigma_min, sigma_max=start, rho=edm.rho)  # fmt: skip
         return self.from_residual(x, cond)
 
     # -- residual Video2World ---------------------------------------------------------------------------------
