@@ -134,11 +134,12 @@ class DiffusionWorldModel(nn.Module, Pretrained):
             noise = torch.randn((b, self.cfg.dit.latent_channels, *shape), generator=generator, device=dev)
         edm = self.cfg.edm
         start = sigma_max or edm.sigma_max
-        anchor = self._anchor(cond) if start < edm.sigma_max else True
-        if anchor is None or (anchor is not True and not bool(anchor[1].any())):
-            raise ConfigError(f"sampling from sigma_max={sigma_max} (below the model's {edm.sigma_max}) starts from "
-                              f"the anchor of a residual model given frames; this model or request has none: leave "
-                              f"sigma_max at 0.")  # fmt: skip
+        if start < edm.sigma_max:  # the sampler starts at zero residual, i.e. at the anchor, which must exist
+            found = self._anchor(cond)
+            if found is None or not bool(found[1].any()):
+                raise ConfigError(f"sampling from sigma_max={sigma_max} (below the model's {edm.sigma_max}) starts "
+                                  f"from the anchor of a residual model given frames; this model or request has none: "
+                                  f"leave sigma_max at 0.")  # fmt: skip
         if start <= edm.sigma_min:
             raise ConfigError(f"sampling needs sigma_max above the model's sigma_min ({edm.sigma_min}), got {start}.")
         x = sample(self.denoiser, noise, cond, steps=steps, guidance=guidance, uncond=uncond, sampler=sampler,
