@@ -112,16 +112,16 @@ def drift(episodes: int, steps: int, bucket: int = 20, model: str = "arm-action"
     for w, seed in zip(worlds, seeds):
         w.reset(seed)
     acts = np.stack([key_actions(np.random.default_rng(1000 + i), steps) for i in range(episodes)])
-    model, copy = np.zeros((steps, episodes)), np.zeros((steps, episodes))
+    out, copy = np.zeros((steps, episodes)), np.zeros((steps, episodes))
     for t in range(steps):
         frames = env.step(acts[:, t])[0]
         for i, w in enumerate(worlds):
             truth = w.step(acts[i, t])
-            model[t, i] = float(psnr(frames[i], truth))
+            out[t, i] = float(psnr(frames[i], truth))
             copy[t, i] = float(psnr(first[i], truth))
     for w in worlds:
         w.close()
-    return {"episodes": episodes, "steps": steps, "buckets": buckets(model, copy, bucket)}
+    return {"episodes": episodes, "steps": steps, "buckets": buckets(out, copy, bucket)}
 
 
 def camera_drift(episodes: int, steps: int, bucket: int = 20, model: str = "orbit-camera") -> dict:
