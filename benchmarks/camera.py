@@ -178,8 +178,10 @@ On {episodes} of these held-out scenes, six camera paths each (the scene's own m
 | Sampson error, px | {sampson:.3f} | {sampson_truth:.3f} | {floor_sampson:.3f} | {warp_sampson:.3f} |
 | PSNR against the truth, dB | {psnr:.2f} | - | {floor:.2f} | {warp_psnr:.2f} |
 
-Orbit left and right from the same frame told apart by the estimated poses: {left_right:.0%} of scenes (true
-renders {left_right_truth:.0%}); generated videos closer in pixels to their own path's truth than to the other's:
+Orbit left and right from the same frame told apart by the estimated poses (each video's recovered rotations
+nearer its own commanded path than the other's): {left_right:.0%} of scenes (true renders {left_right_truth:.0%});
+both turning the commanded way by summed estimated yaw: {left_right_yaw:.0%} (true renders
+{left_right_yaw_truth:.0%}); generated videos closer in pixels to their own path's truth than to the other's:
 {left_right_pixels:.0%}. Per path: benchmarks/RESULTS.md (camera section).
 
 ## Limits
@@ -236,6 +238,8 @@ def render(r: dict, a: argparse.Namespace) -> str:
               f"{e.get('floor_psnr', float('nan')):.2f} and copy-first {e['floor_copy_first_psnr']:.2f}. Orbit left "
               f"and right from the same frame told apart by the estimated poses: {e['left_right']:.0%} of scenes "
               f"(true renders {e['left_right_truth']:.0%}, the warp floor {e.get('left_right_warp', float('nan')):.0%}); "
+              f"both turning the commanded way by summed estimated yaw: {e.get('left_right_yaw', float('nan')):.0%} "
+              f"(true renders {e.get('left_right_yaw_truth', float('nan')):.0%}); "
               f"generated videos closer in pixels to their own path's "
               f"truth than to the other's: {e['left_right_pixels']:.0%}.", "", end]  # fmt: skip
     return "\n".join(lines)

@@ -23,12 +23,15 @@ from worldsmith.diffusion.data import read_latent_cache
 from worldsmith.diffusion.model import DiffusionWorldModel, with_condition_frames
 from worldsmith.diffusion.train import CACHE_FILE
 from worldsmith.errors import ConfigError
+from worldsmith.eval.camera import left_right, nearest_path
 from worldsmith.family import GenerationRequest
 from worldsmith.io.frames import fit_frames, fit_intrinsics
 from worldsmith.jobs import request_for
 from worldsmith.train.checkpoint import check_resumable
 from worldsmith.worlds.camera_paths import named_path
+from worldsmith.worlds.base import WorldConfig
 from worldsmith.worlds.generate import simulate
+from worldsmith.worlds.orbit import OrbitWorld
 from worldsmith.zoo import resolve
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -208,7 +211,7 @@ def test_posttrain_camera_generates_along_a_path_and_is_evaluated(tmp_path, caps
     r = json.loads(report.read_text())
     for key in ("sampson", "sampson_truth", "pose_success", "pose_success_truth", "rot_err_deg", "trans_err_deg",
                 "psnr", "floor_psnr", "floor_copy_first_psnr", "left_right", "left_right_pixels", "episodes",
-                "frames", "warp_psnr", "warp_pose_success", "left_right_warp"):  # fmt: skip
+                "frames", "warp_psnr", "warp_pose_success", "left_right_warp", "left_right_yaw", "left_right_yaw_truth"):  # fmt: skip
         assert key in r, key
     assert r["episodes"] == 2 and set(r["paths"]) == {"own", "orbit_left", "orbit_right"}
     assert "own / warp" in out and 10 < r["warp_psnr"] < 60
@@ -300,6 +303,23 @@ def test_the_shipped_orbit_camera_model_follows_named_paths_from_its_warp():
                    for n in ("orbit_left", "orbit_right"))  # fmt: skip
     assert left.shape == (4, 128, 128, 3) and np.array_equal(left[0], first[0])
     assert np.abs(left[-1].astype(int) - right[-1]).mean() > 5  # the two orbits end in different views
+
+
+def test_left_and_right_orbits_are_told_apart_by_their_estimated_poses():
+    names = ("orbit_left", "orbit_right")
+    paths = [named_path(n, 17) for n in names]
+    world = OrbitWorld(WorldConfig(size=64, fps=10.0, views=1))
+    try:  # the simulator's true renders of both orbits from one scene's first camera
+        (left, info), (right, _) = (world.render_path(1402720682, p) for p in paths)
+    finally:
+        world.close()
+    K = info["intrinsics"].astype(np.float64)
+    assert nearest_path(left, K, paths) == 0 and nearest_path(right, K, paths) == 1
+    assert nearest_path(right, K, paths[::-1]) == 0  # the index is into the paths given
+    assert nearest_path(np.repeat(left[:1], 17, 0), K, paths) == -1  # a frozen video is as far from both
+    videos, c2w = {"orbit_left": left[None], "orbit_right": right[None]}, {n: p[None] for n, p in zip(names, paths)}
+    assert left_right(videos, K[None], c2w) == 1.0
+    assert left_right({"orbit_left": right[None], "orbit_right": left[None]}, K[None], c2w) == 0.0
 
 
 def test_a_next_frame_only_model_continues_in_latent_space_row_by_row():
