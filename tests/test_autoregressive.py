@@ -13,7 +13,7 @@ from worldsmith.autoregressive.config import PRESETS, GPTConfig, SamplingConfig
 from worldsmith.autoregressive.heads import ce_and_z
 from worldsmith.autoregressive.kv_cache import KVCache
 from worldsmith.autoregressive.losses import cross_entropy_z_loss, next_token_loss, shift_right
-from worldsmith.autoregressive.model import VideoGPT
+from worldsmith.autoregressive.model import CAUSAL_CHUNK, VideoGPT, causal_attention
 from worldsmith.autoregressive.rollout import CachedStepper, _static_step, generate_tokens
 from worldsmith.autoregressive.sampling import filter_logits, sample_logits
 from worldsmith.errors import ConfigError, DataError
@@ -323,3 +323,22 @@ def test_presets_and_config_errors():
         GPTConfig(dim=16, heads=4, kv_heads=2)  # head width 4 is too narrow for three axes
     with pytest.raises(ConfigError, match="preset"):
         FAMILIES["autoregressive"].preset("huge")
+
+
+@pytest.mark.parametrize("slots", [CAUSAL_CHUNK, CAUSAL_CHUNK + 1, 3 * CAUSAL_CHUNK + 17])
+def test_chunked_causal_attention_equals_one_causal_call_forward_and_backward(slots):
+    torch.manual_seed(0)
+    q = torch.randn(2, 4, slots, 16, dtype=torch.float64, requires_grad=True)
+    k, v = (torch.randn(2, 2, slots, 16, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    w = torch.randn(2, 4, slots, 16, dtype=torch.float64)  # a loss that weighs every output differently
+    got = causal_attention(q, k, v)
+    grads = torch.autograd.grad((got * w).sum(), (q, k, v))
+    want = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+    expected = torch.autograd.grad((want * w).sum(), (q, k, v))
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+    for g, e in zip(grads, expected):
+        torch.testing.assert_close(g, e, rtol=1e-10, atol=1e-10)
+    k2 = k.detach().clone()
+    k2[:, :, -1] += 1.0  # the last key is seen by the last query alone
+    changed = (causal_attention(q, k2, v) - got).abs().amax(dim=(0, 1, 3))
+    assert changed[-1] > 0 and changed[:-1].max() == 0

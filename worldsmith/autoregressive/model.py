@@ -40,6 +40,27 @@ from worldsmith.weights import Pretrained
 
 # cross-attention context of one block: keys, values (B, Hkv, L, hd) and an additive mask (B, 1, 1, L) or None
 CrossKV = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
+CAUSAL_CHUNK = 128  # on a CPU, queries per chunk of a causal self-attention over more slots (causal_attention)
+
+
+def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Causal attention of q (B, H, S, hd) over k, v (B, Hkv, S, hd) (grouped-query).
+
+    On a CPU, PyTorch's flash kernel takes up to 512 keys as one block, so below that length its causal mask skips
+    no work: every query is scored against every key. Chunks of CAUSAL_CHUNK queries, each against the keys up to
+    its own end (the last block masked), skip the upper triangle instead: the same values (to float rounding),
+    forward and backward about 30 % faster at 512 slots and head width 32 (benchmarks/RESULTS.md, "Autoregressive
+    head"). Elsewhere (GPU kernels skip masked blocks themselves) and for short sequences: one call."""
+    s = q.shape[2]
+    if q.device.type != "cpu" or s <= CAUSAL_CHUNK:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+    out = []
+    for a in range(0, s, CAUSAL_CHUNK):
+        e = min(a + CAUSAL_CHUNK, s)
+        mask = torch.ones(e - a, e, dtype=torch.bool, device=q.device).tril(a) if a else None
+        out.append(F.scaled_dot_product_attention(q[:, :, a:e], k[:, :, :e], v[:, :, :e], attn_mask=mask,
+                                                  is_causal=not a, enable_gqa=True))  # fmt: skip
+    return torch.cat(out, dim=2)
 
 
 @dataclass
@@ -81,7 +102,10 @@ class SelfAttention(nn.Module):
             k, v = cache.update(layer, start, k, v)  # (B, Hkv, start + S, hd)
             if s > 1 and start > 0:  # a chunk after cached slots: causal with an offset
                 mask, causal = torch.ones(s, start + s, dtype=torch.bool, device=x.device).tril(start), False
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, enable_gqa=True)
+        if causal and k.shape[2] == s:  # the whole window at once (training, a prefill from slot 0)
+            out = causal_attention(q, k, v)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, enable_gqa=True)
         return self.proj(out.transpose(1, 2).reshape(b, s, -1))  # (B, S, D)
 
 
