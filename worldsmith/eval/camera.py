@@ -125,7 +125,8 @@ def turn(video: np.ndarray, K: np.ndarray, step: int = 4) -> float:
     return float(np.sum(yaws)) if yaws else float("nan")
 
 
-def nearest_path(video: np.ndarray, K: np.ndarray, paths: list[np.ndarray], margin_deg: float = NEAREST_MARGIN_DEG) -> int:
+def nearest_path(video: np.ndarray, K: np.ndarray, paths: list[np.ndarray],
+                 margin_deg: float = NEAREST_MARGIN_DEG) -> int:
     """Index of the camera path (each (T, 4, 4) c2w) whose relative rotations between the video's frame pairs
     (``default_pairs``) the rotations estimated from the video (``estimate_pose``) match best: the smallest median
     geodesic error, nearer than every other path's by ``margin_deg``; -1 when no pair gives a pose or no path wins
